@@ -1,0 +1,70 @@
+// Shared helpers for benchmarks: gold trees, timing with peak RSS, result files.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const cache = join(root, '.cache');
+export const resultsDir = join(root, 'bench', 'results');
+
+/** deb lines for the machine's apt sources, via aim's own reader (dist must be built). */
+async function sources() {
+  const { readHostAptSources, sourcesForSuite } = await import(join(root, 'dist', 'src', 'core', 'import', 'apt-sources.js'));
+  return sourcesForSuite(await readHostAptSources(), 'bookworm').join('\n') + '\n';
+}
+
+/** A cached mmdebstrap minbase tar with the given packages (built once; never committed). */
+export async function goldTar(name, packages) {
+  const out = join(cache, 'gold', `${name}.tar`);
+  if (existsSync(out)) return out;
+  mkdirSync(dirname(out), { recursive: true });
+  console.error(`bench: building gold tree ${name} (${packages.join(',')}) with mmdebstrap…`);
+  execFileSync('mmdebstrap', ['--variant=minbase', `--include=${packages.join(',')}`, '--format=tar', 'bookworm', `${out}.partial`, '-'], {
+    input: await sources(),
+    stdio: ['pipe', 'inherit', 'inherit'],
+  });
+  renameSync(`${out}.partial`, out);
+  return out;
+}
+
+/** Extracts a tar exactly (as root) into dir once. */
+export function extracted(tar, dir) {
+  if (existsSync(join(dir, '.complete'))) return dir;
+  execFileSync('rm', ['-rf', dir]);
+  mkdirSync(dir, { recursive: true });
+  execFileSync('tar', ['-xpf', tar, '-C', dir, '--xattrs', '--xattrs-include=*', '--numeric-owner']);
+  writeFileSync(join(dir, '.complete'), '');
+  return dir;
+}
+
+/** Runs a command under GNU time: wall seconds and peak RSS (MB) of the process tree's largest member. */
+export function timed(cmd, args, options = {}) {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 28, ...options });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  const last = r.stderr.trim().split('\n').pop();
+  const [secs, kb] = last.split(' ').map(Number);
+  return { seconds: secs, peakRssMB: Math.round(kb / 1024), stdout: r.stdout };
+}
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+export function duBytes(path, apparent = true) {
+  const out = execFileSync('du', ['-s', apparent ? '--bytes' : '--block-size=1', path], { encoding: 'utf8' });
+  return Number(out.split('\t')[0]);
+}
+
+export function writeResults(name, data, markdown) {
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, `${name}.json`), JSON.stringify(data, null, 2) + '\n');
+  writeFileSync(join(resultsDir, `${name}.md`), markdown);
+  console.log(markdown);
+}
+
+export function machine() {
+  const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown';
+  return { cpu, cores: Number(execFileSync('nproc', { encoding: 'utf8' }).trim()), node: process.version, date: new Date().toISOString() };
+}

@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { finished } from 'node:stream/promises';
+import { ConfigError, PermissionError, errnoCode } from '../../lib/errors.js';
+import { spawnTool } from '../../lib/exec.js';
+import { decodePath } from '../../lib/path-codec.js';
+import type { Reporter } from '../../lib/reporter.js';
+import type { Entry } from '../model/entry.js';
+import type { BlobStore } from '../repository/types.js';
+import type { Repository } from '../repository/repository.js';
+import { writeXattrs } from '../import/xattr-dump.js';
+import { writeTar, type TarWriteEntry } from './tar-writer.js';
+
+export const EXPORT_FORMATS = ['tar', 'dir'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export interface ExportResult {
+  id: string;
+  format: ExportFormat;
+  out: string;
+  entries: number;
+  bytes: number;
+}
+
+const DOT_SLASH = Buffer.from('./');
+
+/** Archive member name: "./" + the path without its leading slash ("./" for the root). */
+function memberName(path: string): Buffer {
+  return Buffer.concat([DOT_SLASH, decodePath(path.slice(1))]);
+}
+
+/** The image as tar entries, contents streamed from the blob store in manifest order. */
+export async function* tarEntries(entries: Entry[], blobs: BlobStore): AsyncGenerator<TarWriteEntry> {
+  for (const e of entries) {
+    const t: TarWriteEntry = { name: memberName(e.path), type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime };
+    if (e.mtimeNsec) t.mtimeNsec = e.mtimeNsec;
+    if (e.xattrs) t.xattrs = Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+    if (e.type === 'file') {
+      t.size = e.size ?? 0;
+      t.content = blobs.createReadStream(e.blob!);
+    } else if (e.type === 'symlink') t.linkName = decodePath(e.target!);
+    else if (e.type === 'hardlink') t.linkName = memberName(e.target!);
+    else if (e.type === 'char' || e.type === 'block') {
+      t.devMajor = e.devMajor;
+      t.devMinor = e.devMinor;
+    }
+    yield t;
+  }
+}
+
+async function emptyOrAbsent(out: string): Promise<'absent' | 'empty'> {
+  try {
+    const st = await stat(out);
+    if (!st.isDirectory()) throw new ConfigError(`${out} exists and is not a directory`);
+    if ((await readdir(out)).length > 0) throw new ConfigError(`${out} is not empty`, { hint: 'export into a new or empty directory' });
+    return 'empty';
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return 'absent';
+    throw e;
+  }
+}
+
+/**
+ * Writes an image back out, exactly: as a pax tar, or as a directory tree (through GNU tar, which
+ * restores owners, modes, nanosecond times, devices and xattrs). On failure everything written is
+ * removed.
+ */
+export async function exportImage(
+  repo: Repository,
+  id: string,
+  request: { format: ExportFormat; out: string },
+  reporter: Reporter,
+): Promise<ExportResult> {
+  const out = resolve(request.out);
+  const entries = await repo.catalog.entries(id);
+  const bytes = entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0);
+  reporter.emit({ type: 'stage', stage: 'export', status: 'start', detail: `${request.format} → ${out}` });
+  if (request.format === 'tar') await exportTar(entries, repo.blobs, out);
+  else await exportDir(entries, repo.blobs, out, reporter);
+  reporter.emit({ type: 'stage', stage: 'export', status: 'done' });
+  return { id, format: request.format, out, entries: entries.length, bytes };
+}
+
+async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promise<void> {
+  try {
+    await stat(out);
+    throw new ConfigError(`${out} already exists`, { hint: 'choose a new file name or remove it first' });
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOENT') throw e;
+  }
+  const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(4).toString('hex')}.partial`);
+  try {
+    const file = createWriteStream(tmp, { flags: 'wx' });
+    await writeTar(tarEntries(entries, blobs), file);
+    file.end();
+    await finished(file);
+    await rename(tmp, out);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+async function exportDir(entries: Entry[], blobs: BlobStore, out: string, reporter: Reporter): Promise<void> {
+  const root = process.getuid?.() === 0;
+  if (!root) {
+    const dev = entries.find((e) => e.type === 'char' || e.type === 'block');
+    if (dev) {
+      throw new PermissionError(`${dev.path} is a device node: creating it needs root (CAP_MKNOD)`, {
+        hint: 'run as root, or export --format tar, which needs no privileges',
+      });
+    }
+    if (entries.some((e) => e.uid !== process.getuid?.() || e.gid !== process.getgid?.())) {
+      reporter.emit({ type: 'warn', code: 'W_OWNERS_NOT_KEPT', message: 'not root: files are owned by you, not by the owners recorded in the image' });
+    }
+  }
+  const state = await emptyOrAbsent(out);
+  await mkdir(out, { recursive: true });
+  try {
+    const args = ['-x', '-f', '-', '-C', out, '--xattrs', "--xattrs-include=*", '--numeric-owner', '--no-overwrite-dir'];
+    if (root) args.push('-p', '--same-owner');
+    const child = spawnTool('tar', args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe' });
+    const stderr: Buffer[] = [];
+    child.stderr?.on('data', (d: Buffer) => stderr.push(d));
+    const writing = writeTar(tarEntries(entries, blobs), child.stdin!).then(() => child.stdin!.end());
+    const [, result] = await Promise.all([writing.catch((e: unknown) => { child.kill(); throw e; }), child]);
+    if (result.exitCode !== 0) {
+      throw new ConfigError(`extracting into ${out} failed: ${Buffer.concat(stderr).toString().trim().split('\n').slice(-3).join('; ')}`);
+    }
+    // chown by tar clears security.capability on some versions; write xattrs again, last.
+    if (root) {
+      const withCaps = entries.filter((e) => e.type === 'file' && e.xattrs?.['security.capability']);
+      await writeXattrs(
+        withCaps.map((e) => ({
+          path: Buffer.concat([Buffer.from(out), decodePath(e.path)]),
+          xattrs: { 'security.capability': Buffer.from(e.xattrs!['security.capability']!, 'base64') },
+        })),
+      );
+    }
+  } catch (e) {
+    if (state === 'absent') await rm(out, { recursive: true, force: true });
+    else for (const name of await readdir(out).catch(() => [] as string[])) await rm(join(out, name), { recursive: true, force: true });
+    throw e;
+  }
+}

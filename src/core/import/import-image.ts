@@ -1,0 +1,97 @@
+import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ConfigError, InputError, errnoCode } from '../../lib/errors.js';
+import type { Reporter } from '../../lib/reporter.js';
+import type { Repository } from '../repository/repository.js';
+import { commitImage, type CommittedImage } from './commit.js';
+import { dirSource } from './dir-reader.js';
+import { diskSource, isDiskImage } from './disk/disk-reader.js';
+import { ingestSource } from './ingest.js';
+import { detectArchiveKind, dockerArchiveSource, ociSource } from './oci-reader.js';
+import type { Source, SourceReader } from './source.js';
+import { parseTag } from './tags.js';
+import { tarSource } from './tar-reader.js';
+
+export const SOURCE_KINDS = ['auto', 'dir', 'tar', 'oci', 'docker-archive', 'disk'] as const;
+export type SourceKind = (typeof SOURCE_KINDS)[number];
+
+const READERS: Record<Exclude<SourceKind, 'auto'>, SourceReader> = {
+  dir: dirSource,
+  tar: tarSource,
+  oci: ociSource,
+  'docker-archive': dockerArchiveSource,
+  disk: diskSource,
+};
+
+export interface ImportRequest {
+  source: string;
+  kind?: SourceKind;
+  tags?: string[];
+  /** Disk images: the partition holding the root filesystem (default: found automatically). */
+  partition?: number;
+}
+
+export interface ImportResult extends CommittedImage {
+  source: string;
+  sourceKind: string;
+  skipped: { path: string; reason: string }[];
+  durationMs: number;
+}
+
+/** Works out what a source path holds, by content and never by file name. */
+export async function detectSourceKind(path: string): Promise<Exclude<SourceKind, 'auto'>> {
+  const st = await stat(path).catch((e: unknown) => {
+    if (errnoCode(e) === 'ENOENT') throw new InputError('E_NOT_FOUND', `${path} does not exist`);
+    throw e;
+  });
+  if (st.isDirectory()) return existsSync(join(path, 'oci-layout')) ? 'oci' : 'dir';
+  if (!st.isFile()) throw new InputError('E_UNSUPPORTED_SOURCE', `${path} is neither a directory nor a file`);
+  if (st.size === 0) throw new InputError('E_EMPTY_INPUT', `${path} is empty`);
+  if (await isDiskImage(path)) return 'disk';
+  return detectArchiveKind(path);
+}
+
+/**
+ * Imports a source into the repository as one image. Holds the repository's write lock (so gc
+ * cannot remove blobs this import relies on); on any failure the catalog is untouched and the
+ * blobs already written are unreferenced garbage for gc.
+ */
+export async function importImage(repo: Repository, request: ImportRequest, reporter: Reporter): Promise<ImportResult> {
+  const started = Date.now();
+  const tags = (request.tags ?? []).map(parseTag);
+  const source = resolve(request.source);
+  const kind = request.kind && request.kind !== 'auto' ? request.kind : await detectSourceKind(source);
+  if (request.partition !== undefined && kind !== 'disk') throw new ConfigError('--partition applies to disk images only');
+  const lock = await repo.lockForWrite();
+  try {
+    reporter.emit({ type: 'stage', stage: 'import', status: 'start', detail: `${kind} ${source}` });
+    const reader = READERS[kind];
+    const entries = reader.read(source, {
+      reporter,
+      scratchDir: await repo.blobs.scratchDir(),
+      storeBlob: (content) => repo.blobs.put(content),
+      partition: request.partition,
+    });
+    const result = await importSource(repo, entries, { source, sourceKind: kind, tags }, reporter);
+    return { ...result, durationMs: Date.now() - started };
+  } catch (e) {
+    await repo.rollbackBlobs(lock);
+    throw e;
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Ingests and commits any source stream (used by import and by gold builds). Caller holds the write lock. */
+export async function importSource(
+  repo: Repository,
+  entries: Source,
+  meta: { source: string; sourceKind: string; tags: string[] },
+  reporter: Reporter,
+): Promise<Omit<ImportResult, 'durationMs'>> {
+  const ingested = await ingestSource(entries, { blobs: repo.blobs, reporter, label: meta.source });
+  reporter.emit({ type: 'stage', stage: 'import', status: 'done', detail: `${ingested.entries.length} entries, ${ingested.fileCount} files` });
+  const committed = await commitImage(repo, ingested, meta, reporter);
+  return { ...committed, source: meta.source, sourceKind: meta.sourceKind, skipped: ingested.skipped };
+}

@@ -1,0 +1,67 @@
+import type { Readable } from 'node:stream';
+import type { Reporter } from '../../lib/reporter.js';
+import type { EntryType } from '../model/entry.js';
+
+/**
+ * What every source reader (directory, tar, OCI, disk image) yields: entries in source order with
+ * names as raw bytes exactly as the source stores them. The ingest step (ingest.ts) normalises and
+ * validates names, rejects unsafe ones and stores content; readers only decode their format.
+ */
+export interface SourceEntry {
+  /** Raw name as stored in the source ("./etc/passwd", "etc/passwd", "/etc/passwd", "" for the root). */
+  name: Buffer;
+  type: EntryType | 'socket';
+  /** Permission bits incl. setuid/setgid/sticky (type bits are ignored). */
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  mtimeNsec?: number;
+  /** Regular files: declared content length. */
+  size?: number;
+  /** Symlink text, or for hardlinks the raw name of the entry linked to. */
+  linkName?: Buffer;
+  devMajor?: number;
+  devMinor?: number;
+  /** Extended attributes with binary values (security.capability is binary). */
+  xattrs?: Record<string, Buffer>;
+  /**
+   * Regular files: the content. Streaming readers (tar) require it to be consumed before the next
+   * entry is requested; ingest always consumes it.
+   */
+  content?: Readable | AsyncIterable<Buffer>;
+  /**
+   * Regular files whose content the reader already stored through `SourceReadOptions.storeBlob`
+   * (readers that must look at all input before they know the final tree, such as OCI layers).
+   */
+  blob?: StoredBlob;
+  /**
+   * True when `content` may be consumed later and in any order (directory sources open files
+   * lazily), so ingest can store several files at once.
+   */
+  randomAccess?: boolean;
+}
+
+export interface StoredBlob {
+  hash: string;
+  size: number;
+}
+
+export type Source = AsyncIterable<SourceEntry>;
+
+/** A source reader: opens a path and yields its entries. Throws InputError on bad input. */
+export interface SourceReader {
+  /** Short name for messages and JSON ("dir", "tar", "oci", "docker-archive", "disk"). */
+  readonly kind: string;
+  read(path: string, options: SourceReadOptions): Source;
+}
+
+export interface SourceReadOptions {
+  reporter?: Reporter;
+  /** Scratch directory inside the repository for readers that must stage data. */
+  scratchDir?: string;
+  /** Stores content in the repository's blob store and returns its hash and size. */
+  storeBlob?: (content: Readable | AsyncIterable<Buffer>) => Promise<StoredBlob>;
+  /** Disk images: the partition number holding the root filesystem. */
+  partition?: number;
+}

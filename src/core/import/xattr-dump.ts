@@ -1,0 +1,94 @@
+import { InputError } from '../../lib/errors.js';
+import { runTool } from '../../lib/exec.js';
+
+/**
+ * Extended attributes through getfattr/setfattr's dump format (Node has no xattr API). One
+ * getfattr run reads a whole tree; names in "# file:" lines are raw bytes with backslash, newline
+ * and other control bytes written as octal escapes.
+ */
+function unescapeName(b: Buffer): Buffer {
+  if (!b.includes(0x5c)) return b;
+  const out: number[] = [];
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c === 0x5c && i + 1 < b.length) {
+      if (b[i + 1] === 0x5c) {
+        out.push(0x5c);
+        i += 1;
+        continue;
+      }
+      const oct = b.subarray(i + 1, i + 4).toString('latin1');
+      if (/^[0-7]{3}$/.test(oct)) {
+        out.push(parseInt(oct, 8));
+        i += 3;
+        continue;
+      }
+    }
+    out.push(c);
+  }
+  return Buffer.from(out);
+}
+
+function escapeName(b: Buffer): Buffer {
+  const out: number[] = [];
+  for (const c of b) {
+    if (c === 0x5c) out.push(0x5c, 0x5c);
+    else if (c < 0x20 || c === 0x7f || c === 0x3d) {
+      for (const ch of `\\${c.toString(8).padStart(3, '0')}`) out.push(ch.charCodeAt(0));
+    } else out.push(c);
+  }
+  return Buffer.from(out);
+}
+
+function decodeValue(v: string): Buffer {
+  if (v.startsWith('0s')) return Buffer.from(v.slice(2), 'base64');
+  if (v.startsWith('0x')) return Buffer.from(v.slice(2), 'hex');
+  if (v.startsWith('"') && v.endsWith('"')) return Buffer.from(v.slice(1, -1), 'latin1');
+  return Buffer.from(v, 'latin1');
+}
+
+/** Reads every xattr under `root` (not following symlinks). Keys are absolute host paths as bytes (latin1 strings). */
+export async function readTreeXattrs(root: string): Promise<Map<string, Record<string, Buffer>>> {
+  const { stdout } = await runTool('getfattr', ['-R', '-P', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '--', root], {
+    encoding: 'buffer',
+    stripFinalNewline: false,
+  }).catch((e: unknown) => {
+    throw new InputError('E_XATTR_READ', `cannot read extended attributes under ${root}: ${(e as Error).message}`, { cause: e });
+  });
+  const buf = stdout as unknown as Buffer;
+  const out = new Map<string, Record<string, Buffer>>();
+  let current: Record<string, Buffer> | undefined;
+  let start = 0;
+  while (start < buf.length) {
+    let end = buf.indexOf(0x0a, start);
+    if (end < 0) end = buf.length;
+    const line = buf.subarray(start, end);
+    start = end + 1;
+    if (line.length === 0) {
+      current = undefined;
+      continue;
+    }
+    if (line.subarray(0, 8).toString('latin1') === '# file: ') {
+      current = {};
+      out.set(unescapeName(line.subarray(8)).toString('latin1'), current);
+      continue;
+    }
+    if (!current) continue;
+    const eq = line.indexOf(0x3d);
+    if (eq < 0) continue;
+    current[unescapeName(line.subarray(0, eq)).toString('latin1')] = decodeValue(line.subarray(eq + 1).toString('latin1'));
+  }
+  return out;
+}
+
+/** Writes xattrs with one `setfattr --restore` run. Paths are host paths as bytes. */
+export async function writeXattrs(items: { path: Buffer; xattrs: Record<string, Buffer> }[]): Promise<void> {
+  if (items.length === 0) return;
+  const parts: Buffer[] = [];
+  for (const it of items) {
+    parts.push(Buffer.from('# file: '), escapeName(it.path), Buffer.from('\n'));
+    for (const [k, v] of Object.entries(it.xattrs)) parts.push(Buffer.from(`${k}=0s${v.toString('base64')}\n`));
+    parts.push(Buffer.from('\n'));
+  }
+  await runTool('setfattr', ['-h', '--restore=-'], { input: Buffer.concat(parts) });
+}

@@ -1,0 +1,113 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BusyError, errnoCode } from '../../lib/errors.js';
+
+/**
+ * Writers (imports) and the collector (gc) exclude each other with lock files, Dekker style: each
+ * side first publishes its own file, then looks for the other's. At least one of two racing
+ * processes therefore sees the other and backs off. Many writers may run at once. A lock whose
+ * process is gone (killed import) is stale and ignored.
+ */
+export interface Lock {
+  release(): Promise<void>;
+  /** True while another live process holds a write lock on the same repository. */
+  othersWriting(): Promise<boolean>;
+}
+
+interface LockInfo {
+  pid: number;
+  kind: 'write' | 'gc';
+  startedAt: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errnoCode(e) === 'EPERM';
+  }
+}
+
+async function readLocks(dir: string): Promise<{ file: string; info: LockInfo }[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return [];
+    throw e;
+  }
+  const out: { file: string; info: LockInfo }[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.lock')) continue;
+    const file = join(dir, name);
+    try {
+      out.push({ file, info: JSON.parse(await readFile(file, 'utf8')) as LockInfo });
+    } catch {
+      // being written or removed right now; the writer checks again after publishing
+    }
+  }
+  return out;
+}
+
+async function publish(dir: string, kind: LockInfo['kind']): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${kind}-${process.pid}-${randomBytes(4).toString('hex')}.lock`);
+  const info: LockInfo = { pid: process.pid, kind, startedAt: new Date().toISOString() };
+  await writeFile(file, JSON.stringify(info), { flag: 'wx' });
+  return file;
+}
+
+async function liveOthers(dir: string, kind: LockInfo['kind'], own: string): Promise<LockInfo[]> {
+  const locks = await readLocks(dir);
+  const live: LockInfo[] = [];
+  for (const l of locks) {
+    if (l.file === own || l.info.kind !== kind) continue;
+    if (alive(l.info.pid)) live.push(l.info);
+    else await unlink(l.file).catch(() => {});
+  }
+  return live;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Taken by imports for their whole run. Waits while a gc runs (up to waitMs). */
+export async function acquireWriteLock(dir: string, waitMs = 10 * 60_000): Promise<Lock> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const own = await publish(dir, 'write');
+    if ((await liveOthers(dir, 'gc', own)).length === 0) {
+      return {
+        release: () => unlink(own).catch(() => {}),
+        othersWriting: async () => (await liveOthers(dir, 'write', own)).length > 0,
+      };
+    }
+    await unlink(own).catch(() => {});
+    if (Date.now() > deadline) throw new BusyError('the repository is being garbage-collected', { hint: 'wait for `aim repo gc` to finish, then retry' });
+    await sleep(250);
+  }
+}
+
+/** Taken by gc. Fails at once (or after waitMs) while any import or other gc is live. */
+export async function acquireGcLock(dir: string, waitMs = 0): Promise<Lock> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const own = await publish(dir, 'gc');
+    const writers = await liveOthers(dir, 'write', own);
+    const collectors = await liveOthers(dir, 'gc', own);
+    if (writers.length === 0 && collectors.length === 0) {
+      return { release: () => unlink(own).catch(() => {}), othersWriting: async () => false };
+    }
+    await unlink(own).catch(() => {});
+    if (Date.now() >= deadline) {
+      const who = writers.length > 0 ? `${writers.length} import(s) running (pid ${writers.map((w) => w.pid).join(', ')})` : 'another gc is running';
+      throw new BusyError(`cannot collect garbage now: ${who}`, { hint: 'retry when they finish, or pass --wait SECONDS' });
+    }
+    await sleep(250 + Math.random() * 250);
+  }
+}
+
+export function isProcessAlive(pid: number): boolean {
+  return alive(pid);
+}

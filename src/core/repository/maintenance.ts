@@ -1,0 +1,205 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Reporter } from '../../lib/reporter.js';
+import { manifestId, parseManifest } from '../model/manifest.js';
+import { isProcessAlive } from './locks.js';
+import type { Repository } from './repository.js';
+
+export interface RepoStats {
+  root: string;
+  images: number;
+  tags: number;
+  /** Sum over images of their regular file bytes: what the images would take stored apart. */
+  logicalBytes: number;
+  logicalFiles: number;
+  /** Unique blobs referenced by images, and their bytes (content stored once). */
+  uniqueBlobs: number;
+  uniqueBytes: number;
+  /** Everything in the object store (incl. manifests and unreferenced garbage). */
+  storedBlobs: number;
+  storedBytes: number;
+  /** Bytes the object store occupies on disk (allocated blocks). */
+  diskBytes: number;
+  /** logicalBytes / uniqueBytes: how many times deduplication shrinks the images. */
+  dedupRatio: number;
+}
+
+export async function repoStats(repo: Repository): Promise<RepoStats> {
+  const images = await repo.catalog.listImages();
+  const referenced = await repo.catalog.referencedBlobs();
+  let logicalBytes = 0;
+  let logicalFiles = 0;
+  for (const img of images) {
+    logicalBytes += img.totalSize;
+    logicalFiles += img.fileCount;
+  }
+  const manifestIds = new Set(images.map((i) => i.id));
+  let storedBlobs = 0;
+  let storedBytes = 0;
+  let uniqueBlobs = 0;
+  let uniqueBytes = 0;
+  let diskBytes = 0;
+  for await (const b of repo.blobs.list()) {
+    storedBlobs++;
+    storedBytes += b.size;
+    if (referenced.has(b.hash) && !manifestIds.has(b.hash)) {
+      uniqueBlobs++;
+      uniqueBytes += b.size;
+    }
+    if (repo.blobs.localPath) {
+      const st = await stat(repo.blobs.localPath(b.hash)).catch(() => undefined);
+      if (st) diskBytes += st.blocks * 512;
+    }
+  }
+  const tags = images.reduce((n, i) => n + i.tags.length, 0);
+  return {
+    root: repo.root,
+    images: images.length,
+    tags,
+    logicalBytes,
+    logicalFiles,
+    uniqueBlobs,
+    uniqueBytes,
+    storedBlobs,
+    storedBytes,
+    diskBytes,
+    dedupRatio: uniqueBytes > 0 ? Math.round((logicalBytes / uniqueBytes) * 1000) / 1000 : 1,
+  };
+}
+
+export interface FsckProblem {
+  kind: 'corrupt-blob' | 'missing-blob' | 'bad-manifest' | 'catalog-mismatch';
+  blob?: string;
+  image?: string;
+  path?: string;
+  message: string;
+}
+
+export interface FsckReport {
+  ok: boolean;
+  imagesChecked: number;
+  blobsChecked: number;
+  bytesHashed: number;
+  problems: FsckProblem[];
+  /** Not errors: garbage that `aim repo gc` removes. */
+  unreferencedBlobs: number;
+  staleScratchDirs: number;
+}
+
+async function hashFile(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+async function staleScratch(repo: Repository): Promise<string[]> {
+  const names = await readdir(repo.tmpRoot).catch(() => [] as string[]);
+  return names.filter((n) => {
+    const pid = Number(n.split('-')[0]);
+    return !Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && !isProcessAlive(pid));
+  });
+}
+
+/**
+ * Re-hashes every blob and checks every reference: each image's manifest hashes to its id and
+ * matches the catalog, each referenced blob exists with the size the manifest says.
+ */
+export async function fsckRepository(repo: Repository, reporter: Reporter, options: { rehash?: boolean } = {}): Promise<FsckReport> {
+  const problems: FsckProblem[] = [];
+  const rehash = options.rehash ?? true;
+  const sizes = new Map<string, number>();
+  let bytesHashed = 0;
+  let checked = 0;
+  reporter.emit({ type: 'stage', stage: 'fsck-blobs', status: 'start' });
+  for await (const b of repo.blobs.list()) {
+    sizes.set(b.hash, b.size);
+    if (rehash && repo.blobs.localPath) {
+      const actual = await hashFile(repo.blobs.localPath(b.hash));
+      bytesHashed += b.size;
+      if (actual !== b.hash) problems.push({ kind: 'corrupt-blob', blob: b.hash, message: `blob ${b.hash} has content hashing to ${actual}` });
+    }
+    if (++checked % 2000 === 0) reporter.emit({ type: 'progress', stage: 'fsck-blobs', done: checked, unit: 'blobs' });
+  }
+  reporter.emit({ type: 'stage', stage: 'fsck-blobs', status: 'done', detail: `${checked} blobs` });
+
+  const images = await repo.catalog.listImages();
+  const referenced = new Set<string>();
+  for (const img of images) {
+    referenced.add(img.id);
+    if (!sizes.has(img.id)) {
+      problems.push({ kind: 'bad-manifest', image: img.id, message: `image ${img.id}: manifest blob is missing` });
+      continue;
+    }
+    const bytes = await repo.blobs.read(img.id);
+    if (manifestId(bytes) !== img.id) {
+      problems.push({ kind: 'bad-manifest', image: img.id, message: `image ${img.id}: manifest does not hash to the image id` });
+      continue;
+    }
+    const manifest = parseManifest(bytes);
+    const catalogEntries = await repo.catalog.entries(img.id);
+    if (catalogEntries.length !== manifest.entries.length) {
+      problems.push({
+        kind: 'catalog-mismatch',
+        image: img.id,
+        message: `image ${img.id}: catalog has ${catalogEntries.length} entries, manifest ${manifest.entries.length}`,
+      });
+    }
+    for (const e of manifest.entries) {
+      if (e.type !== 'file' || !e.blob) continue;
+      referenced.add(e.blob);
+      const size = sizes.get(e.blob);
+      if (size === undefined) problems.push({ kind: 'missing-blob', image: img.id, blob: e.blob, path: e.path, message: `image ${img.id}: ${e.path} needs missing blob ${e.blob}` });
+      else if (size !== e.size) problems.push({ kind: 'corrupt-blob', image: img.id, blob: e.blob, path: e.path, message: `image ${img.id}: ${e.path} expects ${e.size} bytes, blob has ${size}` });
+    }
+  }
+  let unreferenced = 0;
+  for (const h of sizes.keys()) if (!referenced.has(h)) unreferenced++;
+  return {
+    ok: problems.length === 0,
+    imagesChecked: images.length,
+    blobsChecked: checked,
+    bytesHashed,
+    problems,
+    unreferencedBlobs: unreferenced,
+    staleScratchDirs: (await staleScratch(repo)).length,
+  };
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  removedBlobs: number;
+  removedBytes: number;
+  keptBlobs: number;
+  removedScratchDirs: number;
+}
+
+/**
+ * Removes blobs no image references, and scratch directories of dead processes. Takes the gc
+ * lock, so it never runs while an import is writing blobs the catalog does not know yet.
+ */
+export async function gcRepository(repo: Repository, reporter: Reporter, options: { dryRun?: boolean; waitMs?: number } = {}): Promise<GcReport> {
+  const lock = await repo.lockForGc(options.waitMs ?? 0);
+  try {
+    const referenced = await repo.catalog.referencedBlobs();
+    let removedBlobs = 0;
+    let removedBytes = 0;
+    let keptBlobs = 0;
+    for await (const b of repo.blobs.list()) {
+      if (referenced.has(b.hash)) {
+        keptBlobs++;
+        continue;
+      }
+      removedBlobs++;
+      removedBytes += b.size;
+      if (!options.dryRun) await repo.blobs.remove(b.hash);
+    }
+    const stale = await staleScratch(repo);
+    if (!options.dryRun) for (const d of stale) await rm(join(repo.tmpRoot, d), { recursive: true, force: true });
+    reporter.emit({ type: 'info', message: `${options.dryRun ? 'would remove' : 'removed'} ${removedBlobs} blobs (${removedBytes} bytes)` });
+    return { dryRun: options.dryRun ?? false, removedBlobs, removedBytes, keptBlobs, removedScratchDirs: stale.length };
+  } finally {
+    await lock.release();
+  }
+}

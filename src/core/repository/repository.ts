@@ -1,0 +1,104 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ConfigError, NotFoundError, errnoCode } from '../../lib/errors.js';
+import { FsBlobStore } from './fs-blob-store.js';
+import { acquireGcLock, acquireWriteLock, type Lock } from './locks.js';
+import { SqliteCatalog } from './sqlite-catalog.js';
+import type { BlobStore, Catalog } from './types.js';
+
+const MARKER = 'aim-repo.json';
+const FORMAT = { format: 'aim-repository', version: 1 };
+
+/** An opened repository: the blob store and catalog every stage reads and writes. */
+export interface Repository {
+  root: string;
+  blobs: BlobStore & { scratchDir(): Promise<string>; disposeScratch(): Promise<void>; readonly created: Set<string> };
+  catalog: Catalog;
+  lockForWrite(waitMs?: number): Promise<Lock>;
+  lockForGc(waitMs?: number): Promise<Lock>;
+  tmpRoot: string;
+  /**
+   * After a failed write: removes the blobs this process added, so the repository is exactly as
+   * before. Skipped while another import runs (it may already count on one of them); gc then
+   * collects them.
+   */
+  rollbackBlobs(lock: Lock): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** --repo flag > AIM_REPO > $XDG_DATA_HOME/aim/repo > ~/.local/share/aim/repo. */
+export function defaultRepoPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.AIM_REPO) return resolve(env.AIM_REPO);
+  const data = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(data, 'aim', 'repo');
+}
+
+function layout(root: string) {
+  return {
+    objects: join(root, 'objects'),
+    tmp: join(root, 'tmp'),
+    locks: join(root, 'locks'),
+    catalog: join(root, 'catalog.db'),
+    marker: join(root, MARKER),
+  };
+}
+
+export async function initRepository(dir: string): Promise<{ root: string; created: boolean }> {
+  const root = resolve(dir);
+  const l = layout(root);
+  if (existsSync(l.marker)) {
+    await openRepository(root).then((r) => r.close());
+    return { root, created: false };
+  }
+  await mkdir(root, { recursive: true });
+  await FsBlobStore.create(l.objects, l.tmp);
+  await mkdir(l.locks, { recursive: true });
+  const catalog = new SqliteCatalog(l.catalog);
+  catalog.migrate();
+  await catalog.close();
+  // The marker is written last: a directory without it is not a repository yet.
+  await writeFile(l.marker, JSON.stringify(FORMAT, null, 2) + '\n');
+  return { root, created: true };
+}
+
+export async function openRepository(dir: string): Promise<Repository> {
+  const root = resolve(dir);
+  const l = layout(root);
+  let marker: { format?: string; version?: number };
+  try {
+    marker = JSON.parse(await readFile(l.marker, 'utf8')) as typeof marker;
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') {
+      throw new NotFoundError(`no aim repository at ${root}`, { hint: `create one with: aim repo init --repo ${root}` });
+    }
+    throw new ConfigError(`${l.marker} is unreadable: ${(e as Error).message}`);
+  }
+  if (marker.format !== FORMAT.format || marker.version !== FORMAT.version) {
+    throw new ConfigError(`${root} holds an unsupported repository format (${marker.format} v${marker.version})`);
+  }
+  const blobs = new FsBlobStore(l.objects, l.tmp);
+  const catalog = new SqliteCatalog(l.catalog);
+  catalog.migrate();
+  return {
+    root,
+    blobs,
+    catalog,
+    tmpRoot: l.tmp,
+    lockForWrite: (waitMs) => acquireWriteLock(l.locks, waitMs),
+    lockForGc: (waitMs) => acquireGcLock(l.locks, waitMs),
+    async rollbackBlobs(lock) {
+      const created = [...blobs.created];
+      blobs.created.clear();
+      await blobs.disposeScratch();
+      if (created.length === 0 || (await lock.othersWriting())) return 0;
+      for (const hash of created) await blobs.remove(hash);
+      return created.length;
+    },
+    async close() {
+      await blobs.disposeScratch();
+      await catalog.close();
+    },
+  };
+}

@@ -1,0 +1,103 @@
+import type { Readable } from 'node:stream';
+import type { Entry } from '../model/entry.js';
+import type { StoredBlob } from '../import/source.js';
+
+/**
+ * Content-addressed blob storage. The embedded backend keeps files under objects/; an S3 backend
+ * can satisfy the same interface. Callers never learn which one is in use, except through the
+ * optional `localPath` that lets fast paths hardlink or reflink blobs.
+ */
+export interface BlobStore {
+  /** Streams content in; the blob is durable (fsynced) before the promise resolves. */
+  put(content: Readable | AsyncIterable<Buffer>): Promise<StoredBlob>;
+  putBuffer(content: Buffer): Promise<StoredBlob>;
+  has(hash: string): Promise<boolean>;
+  /** Size in bytes, or undefined when absent. */
+  size(hash: string): Promise<number | undefined>;
+  read(hash: string): Promise<Buffer>;
+  readRange(hash: string, offset: number, length: number): Promise<Buffer>;
+  createReadStream(hash: string): Readable;
+  /** Every stored blob, in no particular order. */
+  list(): AsyncIterable<StoredBlob>;
+  remove(hash: string): Promise<void>;
+  /** Makes renames done by put() durable (fsync of the touched directories). */
+  flush(): Promise<void>;
+  /** Path of the blob on the local filesystem, when the backend has one. */
+  localPath?(hash: string): string;
+}
+
+export interface ImageRecord {
+  id: string;
+  createdAt: string;
+  /** Where the image came from: a path, "mmdebstrap bookworm minbase +nginx", "slim of …". */
+  source: string;
+  sourceKind: string;
+  entryCount: number;
+  fileCount: number;
+  /** Sum of regular file sizes (hardlinks counted once). */
+  totalSize: number;
+  distro?: string;
+  osRelease?: Record<string, string>;
+}
+
+export interface PackageRecord {
+  name: string;
+  version: string;
+  arch: string;
+  source?: string;
+  sourceVersion?: string;
+  status?: string;
+  manager: string;
+  installedSize?: number;
+}
+
+export interface LicenseRecord {
+  package: string;
+  spdx: string[];
+  expression?: string;
+  declared: string[];
+  machineReadable: boolean;
+}
+
+export interface ImageFactsRecord {
+  packages: PackageRecord[];
+  /** Image path → owning package names. */
+  owners: Map<string, string[]>;
+  /** Blob → ELF facts (JSON-serialisable). */
+  elf: Map<string, unknown>;
+  licenses: LicenseRecord[];
+}
+
+export interface TagRecord {
+  name: string;
+  imageId: string;
+  updatedAt: string;
+}
+
+/**
+ * The catalog: images, tags, entries and facts. The embedded backend is SQLite; a PostgreSQL
+ * backend can satisfy the same interface.
+ */
+export interface Catalog {
+  /** Adds an image with its entries and facts atomically (no-op when the id exists) and sets tags. */
+  addImage(record: ImageRecord, entries: Entry[], facts: ImageFactsRecord | undefined, tags: string[]): Promise<{ created: boolean }>;
+  getImage(id: string): Promise<ImageRecord | undefined>;
+  listImages(): Promise<(ImageRecord & { tags: string[] })[]>;
+  /** Resolves "name:tag", a full id or a unique id prefix (at least 8 hex digits). */
+  resolve(ref: string): Promise<string | undefined>;
+  /** Ids starting with the prefix. */
+  findIdsByPrefix(prefix: string): Promise<string[]>;
+  setTag(name: string, imageId: string): Promise<void>;
+  removeTag(name: string): Promise<boolean>;
+  tagsOf(imageId: string): Promise<string[]>;
+  /** Removes an image and everything that hangs off it (not its blobs). */
+  removeImage(id: string): Promise<void>;
+  entries(imageId: string): Promise<Entry[]>;
+  packages(imageId: string): Promise<PackageRecord[]>;
+  owners(imageId: string): Promise<Map<string, string[]>>;
+  licenses(imageId: string): Promise<LicenseRecord[]>;
+  elfFacts(blobs: string[]): Promise<Map<string, unknown>>;
+  /** Every blob referenced by any image (entries and manifests). */
+  referencedBlobs(): Promise<Set<string>>;
+  close(): Promise<void>;
+}

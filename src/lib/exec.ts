@@ -1,0 +1,93 @@
+import { execa, type Options, type ResultPromise } from 'execa';
+import { MissingToolError, ToolFailedError } from './errors.js';
+import { debugLog } from './log.js';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+const debug = debugLog('exec');
+
+/** The Debian package and purpose for each external tool aim runs, for "not found" errors. */
+export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
+  mmdebstrap: { pkg: 'mmdebstrap', purpose: 'build gold images from Debian packages' },
+  xz: { pkg: 'xz-utils', purpose: 'read .tar.xz archives' },
+  zstd: { pkg: 'zstd', purpose: 'read .tar.zst archives' },
+  getfattr: { pkg: 'attr', purpose: 'read extended attributes (file capabilities) of directory sources' },
+  setfattr: { pkg: 'attr', purpose: 'write extended attributes (file capabilities) when exporting' },
+  'qemu-img': { pkg: 'qemu-utils', purpose: 'read qcow2 disk images' },
+  tar: { pkg: 'tar', purpose: 'extract images into directories' },
+  ostree: { pkg: 'ostree', purpose: 'run the ostree comparison benchmark' },
+};
+
+const found = new Map<string, string | undefined>();
+
+/** Looks a tool up on PATH (and the sbin directories), cached. */
+export function whichTool(tool: string): string | undefined {
+  if (found.has(tool)) return found.get(tool);
+  const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin']);
+  let hit: string | undefined;
+  for (const dir of dirs) {
+    if (!dir) continue;
+    const candidate = join(dir, tool);
+    try {
+      accessSync(candidate, constants.X_OK);
+      hit = candidate;
+      break;
+    } catch {
+      // not here
+    }
+  }
+  found.set(tool, hit);
+  return hit;
+}
+
+/** Fails with a MissingToolError naming the Debian package when the tool is absent. */
+export function requireTool(tool: string, purpose?: string): string {
+  const path = whichTool(tool);
+  if (!path) {
+    const info = TOOLS[tool] ?? { pkg: tool, purpose: 'run this command' };
+    throw new MissingToolError(tool, purpose ?? info.purpose, info.pkg);
+  }
+  return path;
+}
+
+/**
+ * Runs an external tool with an argument array (never a shell string). Resolves to the execa
+ * result; a non-zero exit becomes a ToolFailedError carrying the tail of stderr.
+ */
+export async function runTool(
+  tool: string,
+  args: readonly string[],
+  options: Options = {},
+): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+  const bin = requireTool(tool);
+  debug('%s %o', tool, args);
+  const result = await execa(bin, args, { reject: false, stripFinalNewline: false, ...options });
+  const stderr = typeof result.stderr === 'string' ? result.stderr : '';
+  const stdout = typeof result.stdout === 'string' ? result.stdout : '';
+  if (result.failed || result.exitCode !== 0) {
+    throw new ToolFailedError([tool, ...args], result.exitCode, stderr || String(result.message ?? ''));
+  }
+  return { stdout, stderr, exitCode: result.exitCode ?? 0 };
+}
+
+export interface SpawnOptions {
+  stdin?: 'pipe' | 'ignore';
+  stdout?: 'pipe' | 'ignore';
+  stderr?: 'pipe' | 'ignore' | 'inherit';
+  input?: string | Uint8Array;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export type StreamingProcess = ResultPromise<{ reject: false; buffer: false }>;
+
+/**
+ * Starts a tool without waiting, for streaming its stdin/stdout (decompressors, mmdebstrap, tar).
+ * Not async on purpose: the returned subprocess is itself a promise of the result. Streams set to
+ * 'ignore' are null at run time.
+ */
+export function spawnTool(tool: string, args: readonly string[], options: SpawnOptions = {}): StreamingProcess {
+  const bin = requireTool(tool);
+  debug('spawn %s %o', tool, args);
+  return execa(bin, args, { ...options, reject: false, buffer: false }) as unknown as StreamingProcess;
+}

@@ -1,0 +1,107 @@
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ingestSource, normalizeName } from '../../src/core/import/ingest.js';
+import type { SourceEntry } from '../../src/core/import/source.js';
+import { FsBlobStore } from '../../src/core/repository/fs-blob-store.js';
+import { RecordingReporter } from '../../src/lib/reporter.js';
+import { InputError } from '../../src/lib/errors.js';
+import { tempDir } from '../helpers/tmp.js';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const meta = { mode: 0o644, uid: 0, gid: 0, mtime: 1 };
+const file = (name: string, text: string): SourceEntry => ({
+  name: Buffer.from(name),
+  type: 'file',
+  ...meta,
+  size: Buffer.byteLength(text),
+  content: Readable.from([Buffer.from(text)]),
+});
+const dir = (name: string): SourceEntry => ({ name: Buffer.from(name), type: 'dir', ...meta, mode: 0o755 });
+async function* gen(entries: SourceEntry[]) {
+  for (const e of entries) yield e;
+}
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let blobs: FsBlobStore;
+beforeEach(async () => {
+  tmp = await tempDir();
+  await FsBlobStore.create(join(tmp.dir, 'objects'), join(tmp.dir, 'tmp'));
+  blobs = new FsBlobStore(join(tmp.dir, 'objects'), join(tmp.dir, 'tmp'));
+});
+afterEach(async () => tmp.cleanup());
+
+const run = (entries: SourceEntry[]) => ingestSource(gen(entries), { blobs, reporter: new RecordingReporter(), label: 'test' });
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(InputError);
+    return (e as InputError).code;
+  }
+  return 'no error';
+}
+
+describe('normalizeName', () => {
+  it('drops ./ and . components', () => {
+    expect(normalizeName(Buffer.from('./etc/./passwd'), 't')).toBe('/etc/passwd');
+    expect(normalizeName(Buffer.from('./'), 't')).toBe('/');
+    expect(normalizeName(Buffer.from(''), 't')).toBe('/');
+  });
+  it('rejects absolute names and ..', () => {
+    expect(() => normalizeName(Buffer.from('/etc/passwd'), 't')).toThrow(/absolute/);
+    expect(() => normalizeName(Buffer.from('a/../../etc'), 't')).toThrow(/escape/);
+  });
+});
+
+describe('ingestSource', () => {
+  it('stores contents once and synthesises missing parents', async () => {
+    const r = await run([file('a/b/one', 'same'), file('two', 'same'), dir('c')]);
+    expect(r.entries.map((e) => e.path)).toEqual(['/', '/a', '/a/b', '/a/b/one', '/c', '/two']);
+    const one = r.entries.find((e) => e.path === '/a/b/one')!;
+    const two = r.entries.find((e) => e.path === '/two')!;
+    expect(one.blob).toBe(two.blob);
+    expect(one.size).toBe(4);
+    expect(await blobs.read(one.blob!)).toEqual(Buffer.from('same'));
+    expect(r.totalSize).toBe(8);
+  });
+
+  it('rejects a file written through a symlink', async () => {
+    const link: SourceEntry = { name: Buffer.from('etc'), type: 'symlink', ...meta, linkName: Buffer.from('/etc') };
+    expect(await codeOf(run([link, file('etc/passwd', 'x')]))).toBe('E_PATH_THROUGH_SYMLINK');
+  });
+
+  it('rejects a hardlink to something outside the image', async () => {
+    const hl: SourceEntry = { name: Buffer.from('shadow'), type: 'hardlink', ...meta, linkName: Buffer.from('../../etc/shadow') };
+    expect(await codeOf(run([hl]))).toBe('E_PATH_TRAVERSAL');
+    const hl2: SourceEntry = { name: Buffer.from('shadow'), type: 'hardlink', ...meta, linkName: Buffer.from('etc/shadow') };
+    expect(await codeOf(run([hl2]))).toBe('E_HARDLINK_OUTSIDE');
+  });
+
+  it('rejects duplicates and a size that does not match the content', async () => {
+    expect(await codeOf(run([file('x', 'a'), file('x', 'b')]))).toBe('E_DUPLICATE_ENTRY');
+    expect(await codeOf(run([{ ...file('x', 'abc'), size: 10 }]))).toBe('E_SIZE_MISMATCH');
+  });
+
+  it('skips sockets with a warning', async () => {
+    const reporter = new RecordingReporter();
+    const r = await ingestSource(gen([{ name: Buffer.from('run/s'), type: 'socket', ...meta }]), { blobs, reporter, label: 't' });
+    expect(r.skipped).toEqual([{ path: '/run/s', reason: 'socket' }]);
+    expect(reporter.warnings()[0]!.code).toBe('W_SOCKET_SKIPPED');
+  });
+
+  it('flags ELF blobs by their first bytes', async () => {
+    const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.alloc(60)]);
+    const r = await run([{ name: Buffer.from('bin'), type: 'file', ...meta, size: elf.length, content: Readable.from([elf]) }, file('txt', 'hello')]);
+    expect(r.elfBlobs.size).toBe(1);
+    expect(r.elfBlobs.has(r.entries.find((e) => e.path === '/bin')!.blob!)).toBe(true);
+  });
+
+  it('leaves no scratch files after a failure', async () => {
+    const big = Buffer.alloc(3 << 20, 7);
+    await codeOf(run([{ name: Buffer.from('big'), type: 'file', ...meta, size: 5 << 20, content: Readable.from([big]) }]));
+    const scratch = await blobs.scratchDir();
+    expect(await readdir(scratch)).toEqual([]);
+  });
+});
