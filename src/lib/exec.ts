@@ -14,6 +14,8 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   getfattr: { pkg: 'attr', purpose: 'read extended attributes (file capabilities) of directory sources' },
   setfattr: { pkg: 'attr', purpose: 'write extended attributes (file capabilities) when exporting' },
   'qemu-img': { pkg: 'qemu-utils', purpose: 'read qcow2 disk images' },
+  sync: { pkg: 'coreutils', purpose: 'make written blobs durable' },
+  bzip2: { pkg: 'bzip2', purpose: 'read .tar.bz2 archives' },
   tar: { pkg: 'tar', purpose: 'extract images into directories' },
   ostree: { pkg: 'ostree', purpose: 'run the ostree comparison benchmark' },
 };
@@ -58,16 +60,17 @@ export async function runTool(
   tool: string,
   args: readonly string[],
   options: Options = {},
-): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+): Promise<{ stdout: string; stdoutBytes: Buffer; stderr: string; exitCode: number }> {
   const bin = requireTool(tool);
   debug('%s %o', tool, args);
   const result = await execa(bin, args, { reject: false, stripFinalNewline: false, ...options });
-  const stderr = typeof result.stderr === 'string' ? result.stderr : '';
-  const stdout = typeof result.stdout === 'string' ? result.stdout : '';
+  const text = (v: unknown): string => (typeof v === 'string' ? v : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : '');
+  const stdoutBytes = result.stdout instanceof Uint8Array ? Buffer.from(result.stdout) : Buffer.from(text(result.stdout));
+  const stderr = text(result.stderr);
   if (result.failed || result.exitCode !== 0) {
     throw new ToolFailedError([tool, ...args], result.exitCode, stderr || String(result.message ?? ''));
   }
-  return { stdout, stderr, exitCode: result.exitCode ?? 0 };
+  return { stdout: text(result.stdout), stdoutBytes, stderr, exitCode: result.exitCode ?? 0 };
 }
 
 export interface SpawnOptions {

@@ -23,7 +23,7 @@ export interface NodeInfo {
 export async function snapshotTree(root: string): Promise<Map<string, NodeInfo>> {
   const out = new Map<string, NodeInfo>();
   const inodes = new Map<string, string[]>();
-  const { stdout } = await execa('getfattr', ['-R', '-P', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], { encoding: 'buffer', reject: false });
+  const { stdout } = await execa('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], { encoding: 'buffer', reject: false });
   const xattrs = new Map<string, Record<string, string>>();
   let cur: Record<string, string> | undefined;
   for (const line of Buffer.from(stdout as Uint8Array).toString('latin1').split('\n')) {

@@ -19,6 +19,8 @@ exactly. An import that fails or is killed leaves the repository as it was.`;
     tag: Flags.string({ char: 't', description: 'name:tag to point at the image (repeatable)', multiple: true, default: [] }),
     kind: Flags.string({ description: 'source kind (default: detected)', options: [...SOURCE_KINDS], default: 'auto' }),
     partition: Flags.integer({ description: 'disk images: partition number of the root filesystem', min: 1 }),
+    ref: Flags.string({ description: 'OCI layouts / docker archives with several images: the image name[:tag]' }),
+    platform: Flags.string({ description: 'OCI image indexes: os/arch[/variant] to pick (default linux/amd64)' }),
   };
 
   async run(): Promise<ImportResult> {
@@ -26,7 +28,14 @@ exactly. An import that fails or is killed leaves the repository as it was.`;
     const repo = await this.repository(flags.repo);
     const result = await importImage(
       repo,
-      { source: args.source, kind: flags.kind as (typeof SOURCE_KINDS)[number], tags: flags.tag, partition: flags.partition },
+      {
+        source: args.source,
+        kind: flags.kind as (typeof SOURCE_KINDS)[number],
+        tags: flags.tag,
+        partition: flags.partition,
+        ref: flags.ref,
+        platform: flags.platform,
+      },
       this.reporter(),
     );
     this.log(

@@ -55,6 +55,8 @@ export interface AnalyzeOptions {
   reporter?: Reporter;
   /** Blobs known to start with the ELF magic; when given, only these are parsed and no heads are read. */
   elfCandidates?: ReadonlySet<string>;
+  /** ELF facts already parsed (by ingest, from contents it held in memory): not read again. */
+  knownElf?: ReadonlyMap<string, ElfFacts>;
   /** Reads in flight at once (default 16). */
   concurrency?: number;
 }
@@ -149,7 +151,7 @@ export async function analyzeImage(view: ImageView, options: AnalyzeOptions = {}
     detail: `${facts.packages.length} packages, ${facts.owners.size} owned paths`,
   });
 
-  facts.elf = await analyzeElf(view, options.elfCandidates, concurrency, reporter);
+  facts.elf = await analyzeElf(view, options.elfCandidates, options.knownElf, concurrency, reporter);
   facts.licenses = await analyzeLicenses(facts.packages, entries, readFile, concurrency, reporter);
   return facts;
 }
@@ -198,6 +200,7 @@ function computeOwners(entries: ReadonlyMap<string, Entry>, databases: PackageDa
 async function analyzeElf(
   view: ImageView,
   candidates: ReadonlySet<string> | undefined,
+  known: ReadonlyMap<string, ElfFacts> | undefined,
   concurrency: number,
   reporter: Reporter,
 ): Promise<Map<string, ElfFacts>> {
@@ -208,9 +211,10 @@ async function analyzeElf(
     const size = e.size ?? 0;
     if (size < 16 || (candidates && !candidates.has(e.blob))) continue;
     sizes.set(e.blob, size);
+    if (known?.has(e.blob)) continue;
     paths.set(e.blob, e.path);
   }
-  const blobs = [...sizes.keys()];
+  const blobs = [...sizes.keys()].filter((b) => !known?.has(b));
   const total = blobs.length;
   reporter.emit({ type: 'stage', stage: `${STAGE}.elf`, status: 'start', detail: `${total} ${candidates ? 'ELF files' : 'files to check'}` });
   const found = new Map<string, ElfFacts>();
@@ -233,8 +237,8 @@ async function analyzeElf(
   reporter.emit({ type: 'progress', stage: `${STAGE}.elf`, done: total, total, unit: 'files' });
   // Insertion order follows completion; make it deterministic.
   const ordered = new Map<string, ElfFacts>();
-  for (const blob of blobs) {
-    const f = found.get(blob);
+  for (const blob of sizes.keys()) {
+    const f = found.get(blob) ?? known?.get(blob);
     if (f) ordered.set(blob, f);
   }
   reporter.emit({ type: 'stage', stage: `${STAGE}.elf`, status: 'done', detail: `${ordered.size} ELF objects` });

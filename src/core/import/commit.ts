@@ -42,7 +42,7 @@ export function imageView(repo: Repository, entries: Entry[]) {
  */
 export async function commitImage(repo: Repository, ingested: IngestResult, request: CommitRequest, reporter: Reporter): Promise<CommittedImage> {
   reporter.emit({ type: 'stage', stage: 'analyze', status: 'start' });
-  const facts = await analyzeImage(imageView(repo, ingested.entries), { reporter, elfCandidates: ingested.elfBlobs });
+  const facts = await analyzeImage(imageView(repo, ingested.entries), { reporter, elfCandidates: ingested.elfBlobs, knownElf: ingested.elfFacts });
   reporter.emit({ type: 'stage', stage: 'analyze', status: 'done', detail: `${facts.packages.length} packages, ${facts.elf.size} ELF objects` });
 
   faultPoint('analyzed');

@@ -1,6 +1,6 @@
 import { createReadStream, type BigIntStats, type Dirent } from 'node:fs';
 import { lstat, opendir, readlink } from 'node:fs/promises';
-import { InputError, PermissionError, errnoCode } from '../../lib/errors.js';
+import { InputError, NotFoundError, PermissionError, errnoCode } from '../../lib/errors.js';
 import type { EntryType } from '../model/entry.js';
 import type { Source, SourceEntry, SourceReader } from './source.js';
 import { readTreeXattrs } from './xattr-dump.js';
@@ -45,7 +45,7 @@ export const dirSource: SourceReader = {
 async function* walk(rootPath: string): AsyncGenerator<SourceEntry> {
   const root = Buffer.from(rootPath.replace(/\/+$/, '') || '/');
   const rootStat = await lstat(root, { bigint: true }).catch((e: unknown) => {
-    if (errnoCode(e) === 'ENOENT') throw new InputError('E_NOT_FOUND', `${rootPath} does not exist`);
+    if (errnoCode(e) === 'ENOENT') throw new NotFoundError(`${rootPath} does not exist`);
     return denied(e, root);
   });
   if (!rootStat.isDirectory()) throw new InputError('E_NOT_A_DIRECTORY', `${rootPath} is not a directory`);

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ConfigError, InputError, errnoCode } from '../../lib/errors.js';
+import { ConfigError, InputError, NotFoundError, errnoCode } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Repository } from '../repository/repository.js';
 import { commitImage, type CommittedImage } from './commit.js';
@@ -30,6 +30,10 @@ export interface ImportRequest {
   tags?: string[];
   /** Disk images: the partition holding the root filesystem (default: found automatically). */
   partition?: number;
+  /** OCI layouts and docker archives holding several images: which one (name or name:tag). */
+  ref?: string;
+  /** OCI image indexes: the platform to pick, "os/arch[/variant]" (default linux/amd64). */
+  platform?: string;
 }
 
 export interface ImportResult extends CommittedImage {
@@ -42,7 +46,7 @@ export interface ImportResult extends CommittedImage {
 /** Works out what a source path holds, by content and never by file name. */
 export async function detectSourceKind(path: string): Promise<Exclude<SourceKind, 'auto'>> {
   const st = await stat(path).catch((e: unknown) => {
-    if (errnoCode(e) === 'ENOENT') throw new InputError('E_NOT_FOUND', `${path} does not exist`);
+    if (errnoCode(e) === 'ENOENT') throw new NotFoundError(`${path} does not exist`);
     throw e;
   });
   if (st.isDirectory()) return existsSync(join(path, 'oci-layout')) ? 'oci' : 'dir';
@@ -63,6 +67,9 @@ export async function importImage(repo: Repository, request: ImportRequest, repo
   const source = resolve(request.source);
   const kind = request.kind && request.kind !== 'auto' ? request.kind : await detectSourceKind(source);
   if (request.partition !== undefined && kind !== 'disk') throw new ConfigError('--partition applies to disk images only');
+  if ((request.ref || request.platform) && kind !== 'oci' && kind !== 'docker-archive') {
+    throw new ConfigError('--ref and --platform apply to OCI layouts and docker archives only');
+  }
   const lock = await repo.lockForWrite();
   try {
     reporter.emit({ type: 'stage', stage: 'import', status: 'start', detail: `${kind} ${source}` });
@@ -72,6 +79,8 @@ export async function importImage(repo: Repository, request: ImportRequest, repo
       scratchDir: await repo.blobs.scratchDir(),
       storeBlob: (content) => repo.blobs.put(content),
       partition: request.partition,
+      ref: request.ref,
+      platform: request.platform,
     });
     const result = await importSource(repo, entries, { source, sourceKind: kind, tags }, reporter);
     return { ...result, durationMs: Date.now() - started };

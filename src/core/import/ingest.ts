@@ -3,6 +3,7 @@ import { InputError } from '../../lib/errors.js';
 import { faultPoint } from '../../lib/fault.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { Reporter } from '../../lib/reporter.js';
+import { parseElf, type ElfFacts } from '../analyze/elf.js';
 import { MODE_BITS, parentPath, type Entry } from '../model/entry.js';
 import { canonicalizeHardlinks, sortEntries } from '../model/manifest.js';
 import type { BlobStore } from '../repository/types.js';
@@ -12,6 +13,8 @@ export interface IngestResult {
   entries: Entry[];
   /** Blobs whose first bytes are the ELF magic (saves re-reading heads during analysis). */
   elfBlobs: Set<string>;
+  /** ELF facts of the ELF blobs ingest held in memory whole (most of them). */
+  elfFacts: Map<string, ElfFacts>;
   fileCount: number;
   totalSize: number;
   skipped: { path: string; reason: string }[];
@@ -22,7 +25,7 @@ export interface IngestOptions {
   reporter: Reporter;
   /** Label for messages (the source path). */
   label: string;
-  /** How many files to store at once when the source allows random access. */
+  /** Files stored at once (small contents of streaming sources are buffered meanwhile: at most this many MiB). */
   concurrency?: number;
 }
 
@@ -85,9 +88,10 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   const { blobs, reporter, label } = options;
   const byPath = new Map<string, Entry>();
   const elfBlobs = new Set<string>();
+  const elfFacts = new Map<string, ElfFacts>();
   const skipped: IngestResult['skipped'] = [];
   const pending = new Set<Promise<void>>();
-  const limit = options.concurrency ?? 16;
+  const limit = options.concurrency ?? 64;
   let fileCount = 0;
   let totalSize = 0;
   let count = 0;
@@ -128,7 +132,12 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   };
 
   const storeBuffer = async (entry: Entry, content: Buffer, declared: number | undefined) => {
-    record(entry, await blobs.putBuffer(content), content, declared);
+    const stored = await blobs.putBuffer(content);
+    record(entry, stored, content, declared);
+    if (isElfHead(content) && !elfFacts.has(stored.hash)) {
+      const facts = await parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content });
+      if (facts) elfFacts.set(stored.hash, facts);
+    }
   };
 
   const track = (job: Promise<void>) => {
@@ -140,79 +149,85 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
     return p;
   };
 
-  for await (const se of source) {
-    if (failure) break;
-    const path = normalizeName(se.name, label);
-    if (se.type === 'socket') {
-      skipped.push({ path, reason: 'socket' });
-      reporter.emit({ type: 'warn', code: 'W_SOCKET_SKIPPED', message: `skipped socket ${path} (sockets are created by programs at run time)`, path });
-      continue;
-    }
-    const existing = byPath.get(path);
-    if (existing) {
-      if (path === '/' && existing.type === 'dir' && se.type === 'dir') byPath.delete(path);
-      else throw new InputError('E_DUPLICATE_ENTRY', `${label}: "${path}" appears twice`, { hint: 'an archive must list each path once' });
-    }
-    checkParents(path);
-    const entry: Entry = { path, type: se.type, mode: se.mode & MODE_BITS, uid: se.uid, gid: se.gid, mtime: se.mtime };
-    if (se.mtimeNsec) entry.mtimeNsec = se.mtimeNsec;
-    if (se.xattrs && Object.keys(se.xattrs).length > 0) {
-      entry.xattrs = Object.fromEntries(Object.entries(se.xattrs).map(([k, v]) => [k, v.toString('base64')]));
-    }
-    switch (se.type) {
-      case 'file':
-        fileCount++;
-        if (se.blob) {
-          entry.blob = se.blob.hash;
-          entry.size = se.blob.size;
-          totalSize += se.blob.size;
-        } else if (se.content) {
-          if (se.randomAccess) {
-            track(storeStream(entry, se.content, se.size));
-          } else if (se.size !== undefined && se.size <= SMALL_FILE) {
-            // A streaming source must be read in order, but small contents can be held in memory
-            // and written (and fsynced) in the background while the stream moves on.
-            const buf = await collect(se.content);
-            track(storeBuffer(entry, buf, se.size));
-          } else {
-            await track(storeStream(entry, se.content, se.size));
-          }
-          if (pending.size >= limit) await Promise.race(pending);
-        } else {
-          entry.blob = (await blobs.putBuffer(Buffer.alloc(0))).hash;
-          entry.size = 0;
-          if ((se.size ?? 0) !== 0) throw new InputError('E_SIZE_MISMATCH', `${label}: "${path}" declared ${se.size} bytes but has no content`);
-        }
-        break;
-      case 'symlink':
-        await drain(se.content);
-        if (!se.linkName || se.linkName.length === 0) throw new InputError('E_BAD_SYMLINK', `${label}: symlink "${path}" has an empty target`);
-        entry.target = encodePath(se.linkName);
-        break;
-      case 'hardlink': {
-        await drain(se.content);
-        if (!se.linkName) throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" has no target`);
-        const target = normalizeName(se.linkName, label, `hardlink target of "${path}"`);
-        const t = byPath.get(target);
-        if (!t) {
-          throw new InputError('E_HARDLINK_OUTSIDE', `${label}: hardlink "${path}" points at "${target}", which is not an earlier file of the image`);
-        }
-        if (t.type !== 'file' && t.type !== 'hardlink') {
-          throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" points at "${target}", a ${t.type}`);
-        }
-        entry.target = target;
-        break;
+  try {
+    for await (const se of source) {
+      if (failure) break;
+      const path = normalizeName(se.name, label);
+      if (se.type === 'socket') {
+        skipped.push({ path, reason: 'socket' });
+        reporter.emit({ type: 'warn', code: 'W_SOCKET_SKIPPED', message: `skipped socket ${path} (sockets are created by programs at run time)`, path });
+        continue;
       }
-      case 'char':
-      case 'block':
-        entry.devMajor = se.devMajor ?? 0;
-        entry.devMinor = se.devMinor ?? 0;
-        break;
-      default:
-        await drain(se.content);
+      const existing = byPath.get(path);
+      if (existing) {
+        if (path === '/' && existing.type === 'dir' && se.type === 'dir') byPath.delete(path);
+        else throw new InputError('E_DUPLICATE_ENTRY', `${label}: "${path}" appears twice`, { hint: 'an archive must list each path once' });
+      }
+      checkParents(path);
+      const entry: Entry = { path, type: se.type, mode: se.mode & MODE_BITS, uid: se.uid, gid: se.gid, mtime: se.mtime };
+      if (se.mtimeNsec) entry.mtimeNsec = se.mtimeNsec;
+      if (se.xattrs && Object.keys(se.xattrs).length > 0) {
+        entry.xattrs = Object.fromEntries(Object.entries(se.xattrs).map(([k, v]) => [k, v.toString('base64')]));
+      }
+      switch (se.type) {
+        case 'file':
+          fileCount++;
+          if (se.blob) {
+            entry.blob = se.blob.hash;
+            entry.size = se.blob.size;
+            totalSize += se.blob.size;
+          } else if (se.content) {
+            if (se.randomAccess) {
+              track(storeStream(entry, se.content, se.size));
+            } else if (se.size !== undefined && se.size <= SMALL_FILE) {
+              // A streaming source must be read in order, but small contents can be held in memory
+              // and written (and fsynced) in the background while the stream moves on.
+              const buf = await collect(se.content);
+              track(storeBuffer(entry, buf, se.size));
+            } else {
+              await track(storeStream(entry, se.content, se.size));
+            }
+            if (pending.size >= limit) await Promise.race(pending);
+          } else {
+            entry.blob = (await blobs.putBuffer(Buffer.alloc(0))).hash;
+            entry.size = 0;
+            if ((se.size ?? 0) !== 0) throw new InputError('E_SIZE_MISMATCH', `${label}: "${path}" declared ${se.size} bytes but has no content`);
+          }
+          break;
+        case 'symlink':
+          await drain(se.content);
+          if (!se.linkName || se.linkName.length === 0) throw new InputError('E_BAD_SYMLINK', `${label}: symlink "${path}" has an empty target`);
+          entry.target = encodePath(se.linkName);
+          break;
+        case 'hardlink': {
+          await drain(se.content);
+          if (!se.linkName) throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" has no target`);
+          const target = normalizeName(se.linkName, label, `hardlink target of "${path}"`);
+          const t = byPath.get(target);
+          if (!t) {
+            throw new InputError('E_HARDLINK_OUTSIDE', `${label}: hardlink "${path}" points at "${target}", which is not an earlier file of the image`);
+          }
+          if (t.type !== 'file' && t.type !== 'hardlink') {
+            throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" points at "${target}", a ${t.type}`);
+          }
+          entry.target = target;
+          break;
+        }
+        case 'char':
+        case 'block':
+          entry.devMajor = se.devMajor ?? 0;
+          entry.devMinor = se.devMinor ?? 0;
+          break;
+        default:
+          await drain(se.content);
+      }
+      byPath.set(path, entry);
+      if (++count % 2000 === 0) reporter.emit({ type: 'progress', stage: 'import', done: count, unit: 'entries' });
     }
-    byPath.set(path, entry);
-    if (++count % 2000 === 0) reporter.emit({ type: 'progress', stage: 'import', done: count, unit: 'entries' });
+  } catch (e) {
+    // Blobs being written in the background must land before the caller rolls back.
+    await Promise.allSettled(pending);
+    throw e;
   }
   await Promise.all(pending);
   if (failure) throw failure;
@@ -229,5 +244,5 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   const entries = sortEntries([...byPath.values()]);
   canonicalizeHardlinks(entries);
   reporter.emit({ type: 'progress', stage: 'import', done: count, total: count, unit: 'entries' });
-  return { entries, elfBlobs, fileCount, totalSize, skipped };
+  return { entries, elfBlobs, elfFacts, fileCount, totalSize, skipped };
 }

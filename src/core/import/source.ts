@@ -64,4 +64,8 @@ export interface SourceReadOptions {
   storeBlob?: (content: Readable | AsyncIterable<Buffer>) => Promise<StoredBlob>;
   /** Disk images: the partition number holding the root filesystem. */
   partition?: number;
+  /** Multi-image archives (OCI, docker): the image name[:tag] to read. */
+  ref?: string;
+  /** OCI image indexes: "os/arch[/variant]". */
+  platform?: string;
 }

@@ -49,13 +49,12 @@ function decodeValue(v: string): Buffer {
 
 /** Reads every xattr under `root` (not following symlinks). Keys are absolute host paths as bytes (latin1 strings). */
 export async function readTreeXattrs(root: string): Promise<Map<string, Record<string, Buffer>>> {
-  const { stdout } = await runTool('getfattr', ['-R', '-P', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '--', root], {
+  const { stdoutBytes: buf } = await runTool('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '--', root], {
     encoding: 'buffer',
     stripFinalNewline: false,
   }).catch((e: unknown) => {
     throw new InputError('E_XATTR_READ', `cannot read extended attributes under ${root}: ${(e as Error).message}`, { cause: e });
   });
-  const buf = stdout as unknown as Buffer;
   const out = new Map<string, Record<string, Buffer>>();
   let current: Record<string, Buffer> | undefined;
   let start = 0;

@@ -4,6 +4,7 @@ import { mkdir, open, readdir, rename, rm, stat, unlink, readFile, type FileHand
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { IntegrityError, NotFoundError, errnoCode } from '../../lib/errors.js';
+import { runTool } from '../../lib/exec.js';
 import type { StoredBlob } from '../import/source.js';
 import type { BlobStore } from './types.js';
 
@@ -13,21 +14,28 @@ const MEMORY_LIMIT = 1 << 20;
 
 /**
  * Blobs as files: objects/sha256/ab/cdef… (two hex digits of fan-out). A blob is written to a
- * temporary file in the writer's own tmp directory, fsynced, then renamed into place; a reader
- * therefore sees either nothing or the whole blob. Killed writers leave only their tmp directory,
- * which gc removes.
+ * temporary file in the writer's own tmp directory, then renamed into place; a reader therefore
+ * sees either nothing or the whole blob. Killed writers leave only their tmp directory, which gc
+ * removes.
+ *
+ * Durability is batched, as ostree does it: instead of one fsync per blob (which made imports
+ * 40% slower here), flush() syncs the whole filesystem once, and the catalog commit that makes an
+ * image visible comes only after it. After a power loss a blob renamed but not yet synced can be
+ * short or empty; put() therefore trusts an existing blob only when its size matches, and
+ * rewrites it otherwise.
  */
 export class FsBlobStore implements BlobStore {
   private readonly dirty = new Set<string>();
   /** Blobs this instance added to the store (not those it found already there). */
   readonly created = new Set<string>();
-  private tmpDir: string | undefined;
+  private tmpDir: Promise<string> | undefined;
 
   constructor(
     readonly objectsDir: string,
     private readonly tmpRoot: string,
-    private readonly durable = true,
   ) {}
+
+  private counter = 0;
 
   static async create(objectsDir: string, tmpRoot: string): Promise<void> {
     const base = join(objectsDir, 'sha256');
@@ -44,16 +52,17 @@ export class FsBlobStore implements BlobStore {
   }
 
   /** This process's scratch directory, named by pid so gc can tell live writers from dead ones. */
-  async scratchDir(): Promise<string> {
-    if (!this.tmpDir) {
-      this.tmpDir = join(this.tmpRoot, `${process.pid}-${randomBytes(4).toString('hex')}`);
-      await mkdir(this.tmpDir, { recursive: true });
-    }
+  scratchDir(): Promise<string> {
+    this.tmpDir ??= (async () => {
+      const dir = join(this.tmpRoot, `${process.pid}-${randomBytes(4).toString('hex')}`);
+      await mkdir(dir, { recursive: true });
+      return dir;
+    })();
     return this.tmpDir;
   }
 
   async disposeScratch(): Promise<void> {
-    if (this.tmpDir) await rm(this.tmpDir, { recursive: true, force: true });
+    if (this.tmpDir) await rm(await this.tmpDir, { recursive: true, force: true });
     this.tmpDir = undefined;
   }
 
@@ -72,7 +81,7 @@ export class FsBlobStore implements BlobStore {
 
   async putBuffer(content: Buffer): Promise<StoredBlob> {
     const hash = createHash('sha256').update(content).digest('hex');
-    if (!(await this.has(hash))) await this.commit(hash, [content]);
+    if ((await this.size(hash)) !== content.length) await this.commit(hash, [content]);
     return { hash, size: content.length };
   }
 
@@ -100,13 +109,12 @@ export class FsBlobStore implements BlobStore {
       }
       const hash = hasher.digest('hex');
       if (!fh) {
-        if (!(await this.has(hash))) await this.commit(hash, head);
+        if ((await this.size(hash)) !== size) await this.commit(hash, head);
         return { hash, size };
       }
-      if (this.durable) await fh.sync();
       await fh.close();
       fh = undefined;
-      await this.place(tmp!, hash);
+      await this.place(tmp!, hash, size);
       tmp = undefined;
       return { hash, size };
     } finally {
@@ -116,7 +124,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   private async tmpName(): Promise<string> {
-    return join(await this.scratchDir(), randomBytes(8).toString('hex'));
+    return join(await this.scratchDir(), String(++this.counter));
   }
 
   private async commit(hash: string, chunks: Buffer[]): Promise<void> {
@@ -124,16 +132,16 @@ export class FsBlobStore implements BlobStore {
     const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444);
     try {
       await writeAll(fh, chunks);
-      if (this.durable) await fh.sync();
     } finally {
       await fh.close();
     }
-    await this.place(tmp, hash);
+    await this.place(tmp, hash, chunks.reduce((n, c) => n + c.length, 0));
   }
 
-  private async place(tmp: string, hash: string): Promise<void> {
+  private async place(tmp: string, hash: string, size: number): Promise<void> {
     const dest = this.localPath(hash);
-    if (await this.has(hash)) {
+    if ((await this.size(hash)) === size) {
+      // another writer got there first
       await unlink(tmp);
       return;
     }
@@ -142,11 +150,11 @@ export class FsBlobStore implements BlobStore {
     this.created.add(hash);
   }
 
+  /** One syncfs of the filesystem holding the objects: every blob written so far is durable. */
   async flush(): Promise<void> {
-    if (!this.durable) return;
-    const dirs = [...this.dirty];
+    if (this.dirty.size === 0) return;
     this.dirty.clear();
-    await Promise.all(dirs.map((d) => syncDir(join(this.objectsDir, 'sha256', d))));
+    await runTool('sync', ['--file-system', this.objectsDir]);
   }
 
   async read(hash: string): Promise<Buffer> {
@@ -201,13 +209,4 @@ export class FsBlobStore implements BlobStore {
 async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {
   if (chunks.length === 1) await fh.write(chunks[0]!);
   else if (chunks.length > 1) await fh.writev(chunks);
-}
-
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -8,7 +8,7 @@ import type { StoredBlob } from '../import/source.js';
  * optional `localPath` that lets fast paths hardlink or reflink blobs.
  */
 export interface BlobStore {
-  /** Streams content in; the blob is durable (fsynced) before the promise resolves. */
+  /** Streams content in; complete and visible when the promise resolves, durable after flush(). */
   put(content: Readable | AsyncIterable<Buffer>): Promise<StoredBlob>;
   putBuffer(content: Buffer): Promise<StoredBlob>;
   has(hash: string): Promise<boolean>;
@@ -20,7 +20,7 @@ export interface BlobStore {
   /** Every stored blob, in no particular order. */
   list(): AsyncIterable<StoredBlob>;
   remove(hash: string): Promise<void>;
-  /** Makes renames done by put() durable (fsync of the touched directories). */
+  /** Makes every blob put so far durable (one filesystem sync); call before committing a catalog change. */
   flush(): Promise<void>;
   /** Path of the blob on the local filesystem, when the backend has one. */
   localPath?(hash: string): string;

@@ -1,0 +1,689 @@
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { InputError, InternalError } from '../../lib/errors.js';
+import { encodePath } from '../../lib/path-codec.js';
+import type { EntryType } from '../model/entry.js';
+import { openDecompressed } from './decompress.js';
+import type { Source, SourceEntry, SourceReadOptions, SourceReader } from './source.js';
+
+/**
+ * A streaming tar parser of our own: ustar, GNU (long names and links, base-256 numbers) and pax
+ * (path, linkpath, size, uid, gid, mtime with nanoseconds, SCHILY/LIBARCHIVE xattrs with binary
+ * values, SCHILY device numbers). Names and pax values are kept as raw bytes: nothing is decoded
+ * as text, so non-UTF-8 names and binary capabilities survive. Every header's checksum is
+ * verified; truncation is an InputError.
+ */
+
+const BLOCK = 512;
+/** Largest pax or GNU long-name payload held in memory (xattrs are at most 64 KiB on Linux). */
+const MAX_META = 16 << 20;
+/** Largest content chunk handed out at once (a subarray of the input chunk, never a copy). */
+const MAX_CHUNK = 1 << 20;
+
+export interface TarEntry extends SourceEntry {
+  /** Offset of the entry's first header (pax and GNU extension headers included) in the tar stream. */
+  headerOffset: number;
+  /** Offset of the entry's data (content of a file) in the tar stream. */
+  dataOffset: number;
+}
+
+export interface ReadTarOptions {
+  /** Name of the input for messages (a file path). */
+  label?: string;
+  /**
+   * Length of the uncompressed tar when known (a plain tar file): a header declaring more data
+   * than remains fails at once instead of at the end of the input.
+   */
+  inputSize?: number;
+  /** After the end-of-archive marker, read the input to its end (default true). */
+  drainTrailing?: boolean;
+}
+
+const padding = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
+
+// ---------------------------------------------------------------------------------------------
+// Header fields
+
+interface RawHeader {
+  name: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: number;
+  linkName: Buffer;
+  devMajor: number;
+  devMinor: number;
+  /** 'posix' (ustar\0, has a prefix field), 'gnu' (ustar  \0), 'v7' (no magic). */
+  flavour: 'posix' | 'gnu' | 'v7';
+}
+
+interface Ctx {
+  label: string;
+  offset: number;
+}
+
+function corrupt(ctx: Ctx, what: string): InputError {
+  return new InputError('E_CORRUPT_ARCHIVE', `${ctx.label}: corrupt tar archive: ${what} (header at byte ${ctx.offset})`, {
+    hint: 'the archive is damaged; create or download it again',
+  });
+}
+
+function truncated(label: string, what: string): InputError {
+  return new InputError('E_TRUNCATED', `${label}: truncated tar archive: ${what}`, {
+    hint: 'the archive is incomplete (an interrupted download or copy?); get a complete copy',
+  });
+}
+
+function cString(b: Buffer, off: number, len: number): Buffer {
+  let end = b.indexOf(0, off);
+  if (end < 0 || end > off + len) end = off + len;
+  return Buffer.from(b.subarray(off, end));
+}
+
+/** Octal (ASCII, space/NUL padded) or GNU base-256 number. */
+function parseNumber(b: Buffer, off: number, len: number, field: string, ctx: Ctx): number {
+  const first = b[off]!;
+  if (first & 0x80) {
+    // Two's complement: for negative numbers (first byte 0xff) sum the inverted bytes.
+    const negative = first === 0xff;
+    let v = 0;
+    for (let i = 1; i < len; i++) {
+      const byte = b[off + i]!;
+      v = v * 256 + (negative ? byte ^ 0xff : byte);
+      if (v > Number.MAX_SAFE_INTEGER) throw corrupt(ctx, `${field} is out of range`);
+    }
+    return negative ? -(v + 1) : v;
+  }
+  let i = off;
+  const end = off + len;
+  while (i < end && (b[i] === 0x20 || b[i] === 0)) i++;
+  let v = 0;
+  while (i < end) {
+    const c = b[i]!;
+    if (c === 0x20 || c === 0) break;
+    if (c < 0x30 || c > 0x37) throw corrupt(ctx, `${field} field is not an octal number`);
+    v = v * 8 + (c - 0x30);
+    i++;
+  }
+  for (; i < end; i++) if (b[i] !== 0x20 && b[i] !== 0) throw corrupt(ctx, `${field} field is not an octal number`);
+  return v;
+}
+
+/** Parses a 512-byte header; null for an all-zero block (end of archive). */
+function parseHeader(b: Buffer, ctx: Ctx): RawHeader | null {
+  let unsigned = 0;
+  let signed = 0;
+  let any = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const raw = b[i]!;
+    any |= raw;
+    const v = i >= 148 && i < 156 ? 0x20 : raw;
+    unsigned += v;
+    signed += v > 127 ? v - 256 : v;
+  }
+  if (any === 0) return null;
+  let stored: number;
+  try {
+    stored = parseNumber(b, 148, 8, 'checksum', ctx);
+  } catch {
+    stored = -1;
+  }
+  if (stored !== unsigned && stored !== signed) throw corrupt(ctx, `header checksum mismatch (stored ${stored}, computed ${unsigned})`);
+
+  const magic = b.toString('latin1', 257, 265);
+  const flavour = magic === 'ustar  \0' ? 'gnu' : magic.startsWith('ustar\0') ? 'posix' : 'v7';
+  let name = cString(b, 0, 100);
+  if (flavour === 'posix' && b[345] !== 0) {
+    const prefix = cString(b, 345, 155);
+    name = Buffer.concat([prefix, Buffer.from('/'), name]);
+  }
+  return {
+    name,
+    mode: parseNumber(b, 100, 8, 'mode', ctx),
+    uid: parseNumber(b, 108, 8, 'uid', ctx),
+    gid: parseNumber(b, 116, 8, 'gid', ctx),
+    size: parseNumber(b, 124, 12, 'size', ctx),
+    mtime: parseNumber(b, 136, 12, 'mtime', ctx),
+    typeflag: b[156]!,
+    linkName: cString(b, 157, 100),
+    devMajor: flavour === 'v7' ? 0 : parseNumber(b, 329, 8, 'devmajor', ctx),
+    devMinor: flavour === 'v7' ? 0 : parseNumber(b, 337, 8, 'devminor', ctx),
+    flavour,
+  };
+}
+
+/** pax extended header records: "<len> <key>=<value>\n"; values stay raw bytes. */
+function parsePax(buf: Buffer, ctx: Ctx): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let pos = 0;
+  while (pos < buf.length) {
+    if (buf[pos] === 0) break; // NUL padding written by some tools
+    let p = pos;
+    let len = 0;
+    while (p < buf.length && buf[p]! >= 0x30 && buf[p]! <= 0x39) {
+      len = len * 10 + (buf[p]! - 0x30);
+      if (len > buf.length) throw corrupt(ctx, 'pax record length exceeds the header');
+      p++;
+    }
+    if (p === pos || buf[p] !== 0x20 || pos + len > buf.length || buf[pos + len - 1] !== 0x0a) {
+      throw corrupt(ctx, `malformed pax record at offset ${pos}`);
+    }
+    const eq = buf.indexOf(0x3d, p + 1);
+    if (eq < 0 || eq >= pos + len - 1) throw corrupt(ctx, `pax record without "=" at offset ${pos}`);
+    out.set(buf.toString('utf8', p + 1, eq), Buffer.from(buf.subarray(eq + 1, pos + len - 1)));
+    pos += len;
+  }
+  return out;
+}
+
+function paxInt(v: Buffer, key: string, ctx: Ctx): number {
+  const s = v.toString('latin1');
+  if (!/^\d+$/.test(s)) throw corrupt(ctx, `pax ${key} "${s}" is not a number`);
+  const n = Number(s);
+  if (!Number.isSafeInteger(n)) throw corrupt(ctx, `pax ${key} ${s} is out of range`);
+  return n;
+}
+
+/** "1700000000.123456789" or "-1.5" to whole seconds (floor) and nanoseconds 0..999999999. */
+function paxTime(v: Buffer, ctx: Ctx): { sec: number; nsec: number } {
+  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(v.toString('latin1'));
+  if (!m) throw corrupt(ctx, `pax mtime "${v.toString('latin1')}" is not a time`);
+  const whole = Number(m[2]);
+  if (!Number.isSafeInteger(whole)) throw corrupt(ctx, 'pax mtime out of range');
+  const frac = Number(((m[3] ?? '') + '000000000').slice(0, 9));
+  if (m[1] !== '-') return { sec: whole, nsec: frac };
+  return frac === 0 ? { sec: -whole, nsec: 0 } : { sec: -whole - 1, nsec: 1_000_000_000 - frac };
+}
+
+/** LIBARCHIVE.xattr names are URL-encoded. */
+function urlDecode(s: string): string {
+  if (!s.includes('%')) return s;
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(s.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else for (const b of Buffer.from(s[i]!, 'utf8')) bytes.push(b);
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+const TYPES: Record<string, EntryType | undefined> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'dir',
+  '6': 'fifo',
+  D: 'dir', // GNU incremental dump directory: its data (a name list) is skipped
+};
+
+/** Extension headers seen before the entry they describe. */
+interface Pending {
+  headerOffset?: number;
+  longName?: Buffer;
+  longLink?: Buffer;
+  pax?: Map<string, Buffer>;
+}
+
+type HeaderKind = 'entry' | 'pax' | 'global' | 'longname' | 'longlink' | 'skip';
+
+function headerKind(h: RawHeader, ctx: Ctx): HeaderKind {
+  const t = String.fromCharCode(h.typeflag);
+  if (TYPES[t]) return 'entry';
+  switch (t) {
+    case 'x':
+    case 'X': // Solaris pax
+      return 'pax';
+    case 'g':
+      return 'global';
+    case 'L':
+      return 'longname';
+    case 'K':
+      return 'longlink';
+    case 'V': // volume label
+      return 'skip';
+    case 'S':
+      throw new InputError('E_UNSUPPORTED_SPARSE', `${ctx.label}: "${encodePath(h.name)}" is a GNU sparse file, which aim does not read`, {
+        hint: 'recreate the archive without --sparse (-S)',
+      });
+    case 'M':
+    case 'N':
+      throw new InputError('E_UNSUPPORTED_ENTRY', `${ctx.label}: GNU ${t === 'M' ? 'multi-volume' : 'old long-name'} header at byte ${ctx.offset} is not supported`);
+    default:
+      throw new InputError(
+        'E_UNSUPPORTED_ENTRY',
+        `${ctx.label}: "${encodePath(h.name)}" has the unknown tar entry type '${t.charCodeAt(0) < 32 ? `\\x${h.typeflag.toString(16)}` : t}'`,
+      );
+  }
+}
+
+/** Combines a header with preceding extension headers into a SourceEntry (without content). */
+function buildEntry(h: RawHeader, pending: Pending, global: Map<string, Buffer>, ctx: Ctx): { entry: SourceEntry; dataSize: number } {
+  const pax = new Map(global);
+  for (const [k, v] of pending.pax ?? []) {
+    if (v.length === 0) pax.delete(k);
+    else pax.set(k, v);
+  }
+  let name = pending.longName ?? h.name;
+  let linkName = pending.longLink ?? h.linkName;
+  let size = h.size;
+  let { uid, gid, mtime, devMajor, devMinor } = h;
+  let mtimeNsec = 0;
+  let xattrs: Record<string, Buffer> | undefined;
+  const libarchiveXattrs: Record<string, Buffer> = {};
+  for (const [key, v] of pax) {
+    switch (key) {
+      case 'path':
+        name = v;
+        break;
+      case 'linkpath':
+        linkName = v;
+        break;
+      case 'size':
+        size = paxInt(v, key, ctx);
+        break;
+      case 'uid':
+        uid = paxInt(v, key, ctx);
+        break;
+      case 'gid':
+        gid = paxInt(v, key, ctx);
+        break;
+      case 'mtime': {
+        const t = paxTime(v, ctx);
+        mtime = t.sec;
+        mtimeNsec = t.nsec;
+        break;
+      }
+      case 'SCHILY.devmajor':
+        devMajor = paxInt(v, key, ctx);
+        break;
+      case 'SCHILY.devminor':
+        devMinor = paxInt(v, key, ctx);
+        break;
+      case 'RHT.security.selinux':
+        (xattrs ??= {})['security.selinux'] = v;
+        break;
+      default:
+        if (key.startsWith('SCHILY.xattr.')) (xattrs ??= {})[key.slice(13)] = v;
+        else if (key.startsWith('LIBARCHIVE.xattr.')) libarchiveXattrs[urlDecode(key.slice(17))] = Buffer.from(v.toString('latin1'), 'base64');
+        else if (key.startsWith('GNU.sparse.')) {
+          throw new InputError('E_UNSUPPORTED_SPARSE', `${ctx.label}: "${encodePath(name)}" is a GNU sparse file, which aim does not read`, {
+            hint: 'recreate the archive without --sparse (-S)',
+          });
+        }
+    }
+  }
+  // SCHILY values are the raw bytes; LIBARCHIVE ones only fill in names SCHILY did not give.
+  for (const [k, v] of Object.entries(libarchiveXattrs)) if (!xattrs?.[k]) (xattrs ??= {})[k] = v;
+
+  let type = TYPES[String.fromCharCode(h.typeflag)]!;
+  // Old (pre-POSIX) archives mark directories only by a trailing slash.
+  if (type === 'file' && (h.typeflag === 0 || h.flavour === 'v7') && name.length > 0 && name[name.length - 1] === 0x2f) type = 'dir';
+
+  const entry: SourceEntry = { name, type, mode: h.mode & 0o7777, uid, gid, mtime };
+  if (mtimeNsec) entry.mtimeNsec = mtimeNsec;
+  if (xattrs) entry.xattrs = xattrs;
+  if (type === 'file') entry.size = size;
+  if (type === 'symlink' || type === 'hardlink') entry.linkName = linkName;
+  if (type === 'char' || type === 'block') {
+    entry.devMajor = devMajor;
+    entry.devMinor = devMinor;
+  }
+  return { entry, dataSize: size };
+}
+
+function mergeGlobal(global: Map<string, Buffer>, records: Map<string, Buffer>): Map<string, Buffer> {
+  const next = new Map(global);
+  for (const [k, v] of records) {
+    // A global path, link or size cannot sensibly apply to every later entry.
+    if (k === 'path' || k === 'linkpath' || k === 'size') continue;
+    if (v.length === 0) next.delete(k);
+    else next.set(k, v);
+  }
+  return next;
+}
+
+function pendingIsEmpty(p: Pending): boolean {
+  return !p.longName && !p.longLink && !p.pax;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming reader
+
+const EMPTY = Buffer.alloc(0);
+
+/** Pulls bytes from an async iterator; hands out subarrays of its chunks (no copies). */
+class ByteReader {
+  private chunk: Buffer = EMPTY;
+  private pos = 0;
+  private eof = false;
+  /** Bytes consumed so far. */
+  offset = 0;
+
+  constructor(private readonly it: AsyncIterator<Buffer | Uint8Array | string>) {}
+
+  private async fill(): Promise<boolean> {
+    while (this.pos >= this.chunk.length) {
+      if (this.eof) return false;
+      const r = await this.it.next();
+      if (r.done) {
+        this.eof = true;
+        return false;
+      }
+      const c = r.value;
+      if (typeof c === 'string') throw new InternalError('tar input stream must not have an encoding set');
+      this.chunk = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+      this.pos = 0;
+    }
+    return true;
+  }
+
+  /** Up to `max` bytes; null at the end of the input. */
+  async read(max: number): Promise<Buffer | null> {
+    if (this.pos >= this.chunk.length && !(await this.fill())) return null;
+    const n = Math.min(max, this.chunk.length - this.pos);
+    const out = this.chunk.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    this.offset += n;
+    return out;
+  }
+
+  /** Exactly `n` bytes, or fewer when the input ends first. */
+  async readExact(n: number): Promise<Buffer> {
+    if (this.chunk.length - this.pos >= n) {
+      const out = this.chunk.subarray(this.pos, this.pos + n);
+      this.pos += n;
+      this.offset += n;
+      return out;
+    }
+    const parts: Buffer[] = [];
+    let got = 0;
+    while (got < n) {
+      const b = await this.read(n - got);
+      if (!b) break;
+      parts.push(b);
+      got += b.length;
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, got);
+  }
+
+  /** Skips up to `n` bytes; returns how many were skipped (fewer only at the end of the input). */
+  async skip(n: number): Promise<number> {
+    let done = 0;
+    while (done < n) {
+      const b = await this.read(n - done);
+      if (!b) break;
+      done += b.length;
+    }
+    return done;
+  }
+}
+
+/** One file's content: must be read before the next entry is requested, or it is skipped. */
+class EntryContent implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
+  remaining: number;
+  private inFlight: Promise<unknown> | undefined;
+  private detached = false;
+
+  constructor(
+    private readonly reader: ByteReader,
+    readonly size: number,
+    private readonly label: string,
+    private readonly name: Buffer,
+  ) {
+    this.remaining = size;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<Buffer>> {
+    if (this.detached) throw new InternalError(`content of tar entry "${encodePath(this.name)}" read after the next entry was requested`);
+    if (this.remaining === 0) return { done: true, value: undefined };
+    const p = this.reader.read(Math.min(this.remaining, MAX_CHUNK));
+    this.inFlight = p;
+    const b = await p;
+    if (!b) {
+      throw truncated(this.label, `"${encodePath(this.name)}" ends ${this.remaining} bytes short of its declared size ${this.size}`);
+    }
+    this.remaining -= b.length;
+    return { done: false, value: b };
+  }
+
+  async return(): Promise<IteratorResult<Buffer>> {
+    return { done: true, value: undefined };
+  }
+
+  /** Stops this content from being read; waits for a read in progress. */
+  async detach(): Promise<void> {
+    this.detached = true;
+    if (this.inFlight) await this.inFlight.catch(() => {});
+  }
+}
+
+/**
+ * Reads a tar stream entry by entry. File entries carry `content`, an async iterable of the data
+ * (subarrays of the input chunks) that must be consumed before the next entry is requested; if it
+ * is not, it is skipped. Memory stays bounded by the input's chunk size. The input is not
+ * destroyed when iteration stops: its owner does that.
+ */
+export async function* readTar(input: Readable | AsyncIterable<Buffer>, options: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
+  const label = options.label ?? 'tar stream';
+  const r = new ByteReader((input as AsyncIterable<Buffer>)[Symbol.asyncIterator]());
+  let global = new Map<string, Buffer>();
+  let pending: Pending = {};
+  let content: EntryContent | undefined;
+  let skipAfter = 0;
+
+  const readData = async (size: number, ctx: Ctx, what: string): Promise<Buffer> => {
+    if (size > MAX_META) throw corrupt(ctx, `${what} of ${size} bytes is too large`);
+    const data = await r.readExact(size);
+    if (data.length < size) throw truncated(label, `input ends inside a ${what}`);
+    const pad = padding(size);
+    if ((await r.skip(pad)) < pad) throw truncated(label, `input ends inside a ${what}`);
+    return data;
+  };
+
+  try {
+    for (;;) {
+      if (content) {
+        await content.detach();
+        skipAfter = content.remaining + padding(content.size);
+        content = undefined;
+      }
+      if (skipAfter > 0) {
+        const want = skipAfter;
+        skipAfter = 0;
+        if ((await r.skip(want)) < want) throw truncated(label, 'input ends inside an entry\'s data');
+      }
+      const at = r.offset;
+      const ctx: Ctx = { label, offset: at };
+      const block = await r.readExact(BLOCK);
+      if (block.length === 0) {
+        if (!pendingIsEmpty(pending)) throw truncated(label, 'input ends after an extended header');
+        break; // clean end at a block boundary without end-of-archive marker
+      }
+      if (block.length < BLOCK) throw truncated(label, `input ends inside a header at byte ${at}`);
+      const h = parseHeader(block, ctx);
+      if (h === null) {
+        if (!pendingIsEmpty(pending)) throw corrupt(ctx, 'end of archive right after an extended header');
+        break;
+      }
+      if (options.inputSize !== undefined && h.size > options.inputSize - r.offset) {
+        throw truncated(label, `"${encodePath(h.name)}" declares ${h.size} bytes but only ${Math.max(0, options.inputSize - r.offset)} remain`);
+      }
+      pending.headerOffset ??= at;
+      const kind = headerKind(h, ctx);
+      if (kind === 'pax') {
+        pending.pax = parsePax(await readData(h.size, ctx, 'pax header'), ctx);
+        continue;
+      }
+      if (kind === 'global') {
+        global = mergeGlobal(global, parsePax(await readData(h.size, ctx, 'pax global header'), ctx));
+        if (pendingIsEmpty(pending)) pending = {};
+        continue;
+      }
+      if (kind === 'longname' || kind === 'longlink') {
+        const data = await readData(h.size, ctx, 'GNU long name');
+        const end = data.indexOf(0);
+        const value = Buffer.from(end < 0 ? data : data.subarray(0, end));
+        if (kind === 'longname') pending.longName = value;
+        else pending.longLink = value;
+        continue;
+      }
+      if (kind === 'skip') {
+        skipAfter = h.size + padding(h.size);
+        continue;
+      }
+      const { entry, dataSize } = buildEntry(h, pending, global, ctx);
+      if (options.inputSize !== undefined && dataSize > options.inputSize - r.offset) {
+        throw truncated(label, `"${encodePath(entry.name)}" declares ${dataSize} bytes but only ${Math.max(0, options.inputSize - r.offset)} remain`);
+      }
+      const tarEntry = entry as TarEntry;
+      tarEntry.headerOffset = pending.headerOffset;
+      tarEntry.dataOffset = r.offset;
+      pending = {};
+      if (entry.type === 'file') {
+        content = new EntryContent(r, dataSize, label, entry.name);
+        tarEntry.content = content;
+      } else {
+        skipAfter = dataSize + padding(dataSize);
+      }
+      yield tarEntry;
+    }
+    if (options.drainTrailing ?? true) {
+      while ((await r.read(Infinity)) !== null) {
+        // padding after the end-of-archive marker; reading it lets a decompressor check its tail
+      }
+    }
+  } finally {
+    await content?.detach();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random access index (uncompressed tar files)
+
+export interface TarMember extends SourceEntry {
+  headerOffset: number;
+  dataOffset: number;
+  /** Length of the member's data (files; hardlinks and directories may have some too). */
+  dataSize: number;
+}
+
+export interface IndexTarOptions {
+  label?: string;
+  /** Stop after this many entries (extension headers are not counted). */
+  limit?: number;
+  /** Stop when this returns true for a member (it is included). */
+  stopAt?: (m: TarMember) => boolean;
+}
+
+/**
+ * Lists the members of an uncompressed tar file by reading only its headers (positional reads,
+ * data is seeked over): cheap even for archives of many gigabytes. `complete` is false when the
+ * listing stopped at `limit` or `stopAt`.
+ */
+export async function indexTarFile(path: string, options: IndexTarOptions = {}): Promise<{ members: TarMember[]; complete: boolean }> {
+  const label = options.label ?? path;
+  const fh = await open(path, 'r');
+  try {
+    const fileSize = (await fh.stat()).size;
+    const members: TarMember[] = [];
+    let global = new Map<string, Buffer>();
+    let pending: Pending = {};
+    let pos = 0;
+    const block = Buffer.alloc(BLOCK);
+    const readAt = async (buf: Buffer, at: number) => {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+      return bytesRead;
+    };
+    for (;;) {
+      const ctx: Ctx = { label, offset: pos };
+      const n = await readAt(block, pos);
+      if (n === 0) {
+        if (!pendingIsEmpty(pending)) throw truncated(label, 'input ends after an extended header');
+        return { members, complete: true };
+      }
+      if (n < BLOCK) throw truncated(label, `input ends inside a header at byte ${pos}`);
+      const h = parseHeader(block, ctx);
+      if (h === null) return { members, complete: true };
+      const dataAt = pos + BLOCK;
+      if (h.size > fileSize - dataAt) {
+        throw truncated(label, `"${encodePath(h.name)}" declares ${h.size} bytes but only ${Math.max(0, fileSize - dataAt)} remain`);
+      }
+      pending.headerOffset ??= pos;
+      const kind = headerKind(h, ctx);
+      if (kind !== 'entry') {
+        if (kind !== 'skip') {
+          if (h.size > MAX_META) throw corrupt(ctx, `extended header of ${h.size} bytes is too large`);
+          const data = Buffer.alloc(h.size);
+          if ((await readAt(data, dataAt)) < h.size) throw truncated(label, 'input ends inside an extended header');
+          if (kind === 'pax') pending.pax = parsePax(data, ctx);
+          else if (kind === 'global') {
+            global = mergeGlobal(global, parsePax(data, ctx));
+            if (pendingIsEmpty(pending)) pending = {};
+          }
+          else {
+            const end = data.indexOf(0);
+            const value = Buffer.from(end < 0 ? data : data.subarray(0, end));
+            if (kind === 'longname') pending.longName = value;
+            else pending.longLink = value;
+          }
+        }
+        pos = dataAt + h.size + padding(h.size);
+        continue;
+      }
+      const { entry, dataSize } = buildEntry(h, pending, global, ctx);
+      if (dataSize > fileSize - dataAt) {
+        throw truncated(label, `"${encodePath(entry.name)}" declares ${dataSize} bytes but only ${Math.max(0, fileSize - dataAt)} remain`);
+      }
+      const member: TarMember = { ...entry, headerOffset: pending.headerOffset, dataOffset: dataAt, dataSize };
+      pending = {};
+      members.push(member);
+      pos = dataAt + dataSize + padding(dataSize);
+      if (options.stopAt?.(member) || (options.limit !== undefined && members.length >= options.limit)) return { members, complete: false };
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tar files as a source
+
+/**
+ * Reads a tar file, uncompressed or gzip/xz/zstd/bzip2-compressed (told by magic bytes). The
+ * decompressor is stopped when iteration stops early; after the end of the archive the rest of
+ * the input is read so a damaged compressed tail is still reported.
+ */
+export async function* readTarFile(path: string, options: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
+  const d = await openDecompressed(path, { label: options.label });
+  let finished = false;
+  try {
+    const it = d.stream[Symbol.asyncIterator]();
+    yield* readTar(
+      { [Symbol.asyncIterator]: () => it },
+      { ...options, label: options.label ?? path, inputSize: d.format === 'tar' ? d.rawSize : undefined },
+    );
+    await d.done;
+    finished = true;
+  } finally {
+    if (!finished) d.close();
+  }
+}
+
+/** The SourceReader for tar archives (kind 'tar'). */
+export const tarSource: SourceReader = {
+  kind: 'tar',
+  read(path: string, _options: SourceReadOptions): Source {
+    return readTarFile(path);
+  },
+};

@@ -1,0 +1,116 @@
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aim, runJs } from '../helpers/cli.js';
+import { BAD_INPUTS } from '../helpers/bad-inputs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let repo: string;
+let inputs: string;
+const run = <T = Record<string, unknown>>(args: string[], options: { uid?: number; gid?: number } = {}) => aim<T>([...args, '--repo', repo], options);
+
+/** Everything observable of a repository: its files (and sizes) and what the catalog lists. */
+async function repoState(): Promise<string> {
+  const files: string[] = [];
+  const walk = async (d: string) => {
+    for (const name of (await readdir(d)).sort()) {
+      const p = join(d, name);
+      const st = await stat(p);
+      if (st.isDirectory()) await walk(p);
+      else if (!/catalog\.db(-wal|-shm)?$/.test(name)) files.push(`${p.slice(repo.length)} ${st.size}`);
+    }
+  };
+  await walk(repo);
+  const list = await run<{ images: unknown[] }>(['image', 'list']);
+  return JSON.stringify({ files, images: list.json.images });
+}
+
+beforeAll(async () => {
+  tmp = await tempDir();
+  repo = join(tmp.dir, 'repo');
+  inputs = join(tmp.dir, 'inputs');
+  await mkdir(inputs);
+  expect((await run(['repo', 'init'])).exitCode).toBe(0);
+  // one good image so "as it was" means something
+  const good = join(tmp.dir, 'good');
+  await mkdir(join(good, 'etc'), { recursive: true });
+  await writeFile(join(good, 'etc', 'hostname'), 'good\n');
+  expect((await run(['image', 'import', good, '--tag', 'good/one:1'])).exitCode).toBe(0);
+});
+afterAll(async () => tmp.cleanup());
+
+describe('bad input is refused cleanly', () => {
+  it('has a corpus of at least 15 bad inputs', () => {
+    expect(BAD_INPUTS.length).toBeGreaterThanOrEqual(15);
+  });
+
+  for (const bad of BAD_INPUTS) {
+    it(`${bad.name}: ${bad.code}, exit ${bad.exitCode}, repository unchanged`, async () => {
+      const source = await bad.make(inputs);
+      const before = await repoState();
+      const cwdBefore = await readdir(inputs);
+      const res = await run<{ error: { code: string; message: string } }>(['image', 'import', source, '--tag', 'bad/x:1']);
+      expect(res.exitCode, res.stdout + res.stderr).toBe(bad.exitCode);
+      expect(res.json.error.code).toBe(bad.code);
+      expect(res.json.error.message.split('\n')).toHaveLength(1);
+      expect(await repoState()).toBe(before);
+      expect(await readdir(inputs)).toEqual(cwdBefore);
+      for (const p of bad.mustNotExist?.(inputs) ?? []) expect(existsSync(p), p).toBe(false);
+      // without --json: one line on stderr, then the hint
+      const plain = await execa(process.execPath, [runJs, 'image', 'import', source, '--repo', repo], { reject: false });
+      expect(plain.exitCode).toBe(bad.exitCode);
+      const lines = plain.stderr.trimEnd().split('\n');
+      const at = lines.findIndex((l) => l.startsWith('aim: '));
+      expect(at, plain.stderr).toBeGreaterThanOrEqual(0);
+      expect(lines.slice(at + 1).every((l) => l.startsWith('hint: ')), plain.stderr).toBe(true);
+    });
+  }
+
+  it('an invalid tag is a usage error (exit 2) before any work', async () => {
+    const res = await run<{ error: { code: string } }>(['image', 'import', inputs, '--tag', 'Bad Tag!']);
+    expect(res.exitCode).toBe(2);
+    expect(res.json.error.code).toBe('E_CONFIG');
+  });
+});
+
+describe('privileges', () => {
+  it('exporting device nodes to a directory as non-root says it needs root (exit 7) and writes nothing', async () => {
+    const devTree = join(tmp.dir, 'devtree');
+    await mkdir(join(devTree, 'dev'), { recursive: true });
+    await execa('mknod', [join(devTree, 'dev', 'null'), 'c', '1', '3']);
+    expect((await run(['image', 'import', devTree, '--tag', 'dev/one:1'])).exitCode).toBe(0);
+    const nobody = 65534;
+    await execa('chown', ['-R', `${nobody}:${nobody}`, repo]);
+    await chmod(tmp.dir, 0o755);
+    const out = join(tmp.dir, 'nobody-out');
+    await mkdir(out);
+    await chown(out, nobody, nobody);
+    const res = await run<{ error: { code: string; hint: string } }>(['image', 'export', 'dev/one:1', '--format', 'dir', '--out', join(out, 'root')], { uid: nobody, gid: nobody });
+    expect(res.exitCode, res.stderr).toBe(7);
+    expect(res.json.error.code).toBe('E_PERMISSION');
+    expect(res.json.error.hint).toMatch(/root|--format tar/);
+    expect(await readdir(out)).toEqual([]);
+    // a tar export needs no privileges
+    const tarOut = await run(['image', 'export', 'dev/one:1', '--format', 'tar', '--out', join(out, 'dev.tar')], { uid: nobody, gid: nobody });
+    expect(tarOut.exitCode, tarOut.stderr).toBe(0);
+    await execa('chown', ['-R', '0:0', repo]);
+  });
+
+  it('importing a tree it cannot read says so (exit 7)', async () => {
+    const secret = join(tmp.dir, 'secret-tree');
+    await mkdir(join(secret, 'etc'), { recursive: true });
+    await writeFile(join(secret, 'etc', 'shadow'), 'root:*:1:0:99999:7:::\n', { mode: 0o600 });
+    await chmod(tmp.dir, 0o755);
+    const nobodyRepo = join(tmp.dir, 'nobody-repo');
+    await mkdir(nobodyRepo);
+    await chown(nobodyRepo, 65534, 65534);
+    const init = await aim(['repo', 'init', '--repo', nobodyRepo], { uid: 65534, gid: 65534 });
+    expect(init.exitCode, init.stderr).toBe(0);
+    const res = await aim<{ error: { code: string } }>(['image', 'import', secret, '--repo', nobodyRepo], { uid: 65534, gid: 65534 });
+    expect(res.exitCode, res.stderr).toBe(7);
+    expect(res.json.error.code).toBe('E_PERMISSION');
+  });
+});
