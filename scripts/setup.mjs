@@ -33,6 +33,8 @@ export const DEBIAN_PACKAGES = {
   skopeo: 'OCI image checks',
   umoci: 'OCI image checks',
   strace: 'profiling workloads',
+  'util-linux': 'unshare/nsenter/setpriv for the profiling sandbox',
+  iproute2: 'loopback inside the profiling sandbox',
   binutils: 'readelf, used by tests to check the ELF parser',
   ostree: 'import benchmark comparison',
   time: 'peak memory figures in benchmarks',

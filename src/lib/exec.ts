@@ -16,6 +16,13 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   'qemu-img': { pkg: 'qemu-utils', purpose: 'read qcow2 disk images' },
   sync: { pkg: 'coreutils', purpose: 'make written blobs durable' },
   bzip2: { pkg: 'bzip2', purpose: 'read .tar.bz2 archives' },
+  strace: { pkg: 'strace', purpose: 'trace what a workload uses (profiling)' },
+  unshare: { pkg: 'util-linux', purpose: 'isolate profiled workloads in namespaces' },
+  nsenter: { pkg: 'util-linux', purpose: 'probe workloads inside their namespaces' },
+  setpriv: { pkg: 'util-linux', purpose: 'tie sandboxed workloads to their parent' },
+  mount: { pkg: 'mount', purpose: 'mount /proc, /sys, /dev inside the sandbox' },
+  ip: { pkg: 'iproute2', purpose: 'bring up loopback inside the sandbox' },
+  chroot: { pkg: 'coreutils', purpose: 'run workloads inside an image root' },
   tar: { pkg: 'tar', purpose: 'extract images into directories' },
   ostree: { pkg: 'ostree', purpose: 'run the ostree comparison benchmark' },
 };

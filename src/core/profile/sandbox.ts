@@ -1,0 +1,428 @@
+/**
+ * Runs a workload inside an image root, isolated and traced, and reports what it touched.
+ *
+ * Process chain (each line the child of the one above):
+ *
+ *   setpriv --pdeathsig KILL   strace -f …            traces everything below, from the host
+ *   setpriv --pdeathsig KILL   unshare --mount --pid --uts --net --ipc --fork --kill-child
+ *   /bin/sh supervisor (pid 1)  mounts /proc /sys /dev /tmp /run under the root, lo up, then
+ *   env -i … setpriv … chroot ROOT cmd   the workload: clean environment, fewer capabilities
+ *
+ * The pdeathsig links and --kill-child make the whole chain die with aim. Every mount is made
+ * by the supervisor inside the new mount namespace (propagation private), so the host never sees
+ * one and all vanish with the namespace. The supervisor stays pid 1 while anything else lives in
+ * the namespace, so daemons that fork away from the started command keep the run going; the
+ * workload has ended exactly when the chain exits. aim stops it with SIGTERM to every process in
+ * the namespace but pid 1, then SIGKILL to them, and as a last resort SIGKILL to pid 1 (the
+ * kernel then kills the rest).
+ *
+ * Readiness is read by the host from /proc/PID/net/tcp{,6} of the sandbox's init: those files
+ * show the sockets of that process's network namespace, so no helper runs inside and nothing
+ * connects before the port listens.
+ */
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, open, readFile, realpath, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ConfigError, InputError, PermissionError } from '../../lib/errors.js';
+import { requireTool, spawnTool, type StreamingProcess } from '../../lib/exec.js';
+import { debugLog } from '../../lib/log.js';
+import { silentReporter, type Reporter } from '../../lib/reporter.js';
+import { ProfileError } from './errors.js';
+import { OutputTail } from './output-tail.js';
+import { insideImage, runExecProbe, runHttpProbe, validateProbe, type ProbeContext, type ProbeResult, type ProbeSpec } from './probes.js';
+import { listeningPorts, namespaceMembers, nsPids, pidNamespaceOf, processTree, signalPids, waitUntil } from './processes.js';
+import { resolveInRoot } from './resolve-in-root.js';
+import { mergeTraces, StraceParser, straceFlags, type PathEvidence, type Trace } from './strace-parser.js';
+
+const debug = debugLog('profile');
+
+export interface SandboxOptions {
+  /** Directory holding the materialised image. Missing mount points (proc, sys, dev, tmp, run) are created in it. */
+  root: string;
+  /** Where the trace files and the supervisor's markers go; created if missing. */
+  workDir: string;
+  /** A shell command (run with the image's /bin/sh -c) or an argv to exec directly. */
+  run: string | readonly string[];
+  /** Environment inside the image, on top of PATH and HOME. Nothing is inherited from the host. */
+  env?: Record<string, string>;
+  hostname?: string;
+  /** TCP port the workload listens on when ready. Without it, the workload counts as ready at once. */
+  readyPort?: number;
+  /** Run in order once ready. */
+  probes?: readonly ProbeSpec[];
+  /** How long the workload runs, from its start (after the sandbox is set up), before aim stops it; probes may extend it. Default 20 s. */
+  durationMs?: number;
+  /** Default 30 s. */
+  readyTimeoutMs?: number;
+  /** Per probe. Default 10 s. */
+  probeTimeoutMs?: number;
+  /** Between SIGTERM and SIGKILL. Default 5 s. */
+  graceMs?: number;
+  reporter?: Reporter;
+}
+
+export interface SandboxResult {
+  /** Workload and exec probes together. */
+  trace: Trace;
+  probes: ProbeResult[];
+  /** The last lines the workload wrote to stdout and stderr. */
+  outputTail: string;
+  /** True when aim stopped the workload; false when it ended by itself (then `code` says how). */
+  stopped: boolean;
+  /** Exit status of the started command as its shell reports it (128+n for signal n), when known. */
+  code?: number;
+  /** Milliseconds from the workload's start until the ready port listened. */
+  readyMs?: number;
+  durationMs: number;
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const MOUNT_POINTS: Record<string, number> = { proc: 0o555, sys: 0o555, dev: 0o755, tmp: 0o1777, run: 0o755 };
+const SETUP_TIMEOUT_MS = 15_000;
+const EXIT_TIMEOUT_MS = 10_000;
+
+// $1 root, $2 marker file, $3 hostname; the rest is the workload's argv (env -i … chroot ROOT …).
+// Runs on the host's /bin/sh, in the new namespaces but before any chroot, so strace sees it but
+// the parser ignores it. /proc is still the host's procfs here: /proc/self/stat gives our host pid
+// and writing /proc/sys/kernel/hostname sets the new UTS namespace's name only.
+const SUPERVISOR = `set -eu
+root=$1 marker=$2 name=$3
+shift 3
+mount --make-rprivate /
+printf '%s' "$name" > /proc/sys/kernel/hostname
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+for p in sys sysrq-trigger irq bus fs; do
+  if [ -e "$root/proc/$p" ]; then mount -o bind,ro "$root/proc/$p" "$root/proc/$p"; fi
+done
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
+d=$root/dev
+mount -t tmpfs -o nosuid,noexec,mode=0755,size=4m tmpfs "$d"
+mknod -m 666 "$d/null" c 1 3
+mknod -m 666 "$d/zero" c 1 5
+mknod -m 666 "$d/full" c 1 7
+mknod -m 666 "$d/random" c 1 8
+mknod -m 666 "$d/urandom" c 1 9
+mknod -m 666 "$d/tty" c 5 0
+ln -s /proc/self/fd "$d/fd"
+ln -s /proc/self/fd/0 "$d/stdin"
+ln -s /proc/self/fd/1 "$d/stdout"
+ln -s /proc/self/fd/2 "$d/stderr"
+mkdir -m 1777 "$d/shm"
+mkdir -m 755 "$d/pts"
+if mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$d/pts" 2>/dev/null; then ln -s pts/ptmx "$d/ptmx"; fi
+mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs "$root/tmp"
+mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs "$root/run"
+ip link set lo up
+read -r hostpid _ < /proc/self/stat
+set +e
+"$@" &
+echo "$hostpid" > "$marker"
+# From here on the shell's own notices ("Terminated" when aim stops its sleep) are not the workload's output.
+exec 2>/dev/null
+wait $!
+echo $? > "$marker.exit"
+# Daemons may have forked away from the command: stay while anything else lives in the namespace
+# (zombies have no exe), so the sandbox ends exactly when the workload has entirely ended.
+while :; do
+  others=
+  for p in "$root"/proc/[0-9]*; do
+    if [ "\${p##*/}" != 1 ] && [ -e "$p/exe" ]; then others=1; break; fi
+  done
+  [ -n "$others" ] || exit 0
+  sleep 0.2
+done
+`;
+
+function requireSandboxTools(): void {
+  const purposes: Record<string, string> = {
+    strace: 'trace what the workload touches',
+    unshare: 'isolate the workload in namespaces',
+    setpriv: 'tie the sandbox lifetime to aim',
+    nsenter: 'run probes inside the sandbox',
+    chroot: 'run the workload inside the image',
+    mount: 'mount /proc, /sys, /dev and tmpfs inside the sandbox',
+    mknod: 'create device nodes inside the sandbox',
+    ip: 'bring up loopback inside the sandbox',
+    sh: 'run the sandbox supervisor',
+    env: 'give the workload a clean environment',
+    ln: 'create /dev links inside the sandbox',
+    mkdir: 'create /dev directories inside the sandbox',
+    sleep: 'pace the sandbox supervisor',
+  };
+  for (const [tool, purpose] of Object.entries(purposes)) requireTool(tool, purpose);
+}
+
+/** Checks the root and creates missing mount points; refuses symlinked ones (a mount would follow them out of the root). */
+async function prepareRoot(root: string): Promise<string> {
+  let real: string;
+  try {
+    real = await realpath(root);
+  } catch {
+    throw new ConfigError(`image root ${root} does not exist`);
+  }
+  if (real === '/') throw new ConfigError('the image root cannot be the host\'s /');
+  if (!(await lstat(real)).isDirectory()) throw new ConfigError(`image root ${root} is not a directory`);
+  for (const [name, mode] of Object.entries(MOUNT_POINTS)) {
+    const p = join(real, name);
+    const st = await lstat(p).catch(() => undefined);
+    if (!st) await mkdir(p, { mode });
+    else if (!st.isDirectory()) {
+      throw new InputError('E_PROFILE_ROOT', `/${name} in the image is a ${st.isSymbolicLink() ? 'symlink' : 'non-directory'}: cannot mount over it`, {
+        hint: `make /${name} a plain directory in the image`,
+      });
+    }
+  }
+  return real;
+}
+
+function workloadArgv(run: string | readonly string[]): string[] {
+  if (typeof run === 'string') {
+    if (run.trim() === '') throw new ConfigError('--run: empty command');
+    return ['/bin/sh', '-c', run];
+  }
+  if (run.length === 0 || run[0] === '') throw new ConfigError('--run: empty command');
+  return [...run];
+}
+
+async function readNumberFile(file: string): Promise<number | undefined> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.endsWith('\n') && /^\d+\n$/.test(text) ? Number(text) : undefined;
+}
+
+/** Streams a trace file through the parser (traces of long runs are large). */
+async function parseTraceFile(file: string, root: string): Promise<Trace> {
+  const parser = new StraceParser({ root });
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'latin1' }), crlfDelay: Infinity });
+  for await (const line of lines) parser.feed(line);
+  return parser.finish();
+}
+
+/** Adds what each exec'd path resolves to (the kernel follows symlinks in execve, strace shows only the name). */
+async function addExecTargets(trace: Trace, root: string): Promise<Trace> {
+  const targets = new Map<string, PathEvidence>();
+  for (const path of trace.execs) {
+    const target = await resolveInRoot(root, path);
+    const e = trace.paths.get(path)!;
+    if (target === undefined || target === path || trace.paths.get(target)?.exec) continue;
+    if (!targets.has(target)) {
+      targets.set(target, { ...e, path: target, syscalls: [...e.syscalls.filter((s) => s.startsWith('execve'))], errors: [], via: path });
+    }
+  }
+  if (targets.size === 0) return trace;
+  return mergeTraces(trace, { paths: targets, execs: [...targets.keys()], processes: 0, unresolved: 0 });
+}
+
+/**
+ * Runs `options.run` isolated inside `options.root`, traced by strace; waits until ready, runs
+ * the probes, lets it run for the duration, stops it, and returns the trace. Needs root. Leaves
+ * no process, mount or namespace behind, on success or failure; writes only to the work
+ * directory (and missing mount points in the root).
+ */
+export async function runSandboxed(options: SandboxOptions): Promise<SandboxResult> {
+  const reporter = options.reporter ?? silentReporter;
+  if (process.getuid?.() !== 0) {
+    throw new PermissionError('profiling runs the workload in namespaces and a chroot, which needs root', {
+      hint: 'run aim profile as root (sudo)',
+    });
+  }
+  const argv = workloadArgv(options.run);
+  const probes = options.probes ?? [];
+  probes.forEach(validateProbe);
+  if (options.readyPort !== undefined && !(Number.isInteger(options.readyPort) && options.readyPort > 0 && options.readyPort < 65536)) {
+    throw new ConfigError(`--ready-port ${options.readyPort}: not a TCP port`);
+  }
+  requireSandboxTools();
+  const durationMs = options.durationMs ?? 20_000;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
+  const graceMs = options.graceMs ?? 5_000;
+  const root = await prepareRoot(options.root);
+  await mkdir(options.workDir, { recursive: true });
+  const workDir = await realpath(options.workDir);
+  const traceFile = join(workDir, 'workload.strace');
+  const marker = join(workDir, 'sandbox.pid');
+  const probeTraces: string[] = [];
+  await Promise.all([traceFile, marker, `${marker}.exit`].map((f) => rm(f, { force: true })));
+
+  for (const name of Object.keys(options.env ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new ConfigError(`--env ${name}: not a variable name`);
+  }
+  const env = [`PATH=${DEFAULT_PATH}`, 'HOME=/root', ...Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`)];
+  const workload = insideImage(root, env, argv);
+  const unshare = [
+    requireTool('unshare'),
+    '--mount',
+    '--pid',
+    '--uts',
+    '--net',
+    '--ipc',
+    '--fork',
+    '--kill-child',
+    '--propagation',
+    'private',
+    '--',
+    requireTool('sh'),
+    '-c',
+    SUPERVISOR,
+    'aim-sandbox',
+    root,
+    marker,
+    options.hostname ?? 'aim-profile',
+    ...workload,
+  ];
+  const chain = ['--pdeathsig', 'KILL', '--', requireTool('strace'), ...straceFlags(traceFile), requireTool('setpriv'), '--pdeathsig', 'KILL', '--', ...unshare];
+
+  reporter.emit({ type: 'stage', stage: 'profile:run', status: 'start', detail: argv.join(' ') });
+  const started = Date.now();
+  const output = new OutputTail();
+  const child: StreamingProcess = spawnTool('setpriv', chain, {
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: { PATH: `${process.env.PATH ?? ''}:/usr/sbin:/usr/bin:/sbin:/bin` },
+  });
+  child.stdout?.on('data', (c: Buffer) => output.push(c));
+  child.stderr?.on('data', (c: Buffer) => output.push(c));
+  let chainDone = false;
+  const chainResult = child.then((r) => {
+    chainDone = true;
+    return r;
+  });
+
+  let initPid: number | undefined;
+  let namespace: string | undefined;
+  // An open handle pins the pid namespace: its id cannot be reused by another sandbox while we
+  // look for processes in it.
+  let pin: FileHandle | undefined;
+  const tail = () => output.text();
+
+  /** Exit status of the started command once the workload has entirely ended. */
+  const workloadEnded = async (): Promise<{ code?: number } | undefined> =>
+    chainDone ? { code: await readNumberFile(`${marker}.exit`) } : undefined;
+  const endedError = (what: string, code: number | undefined): ProfileError =>
+    code === 127
+      ? new ProfileError('E_PROFILE_NOT_FOUND', `workload command not found in the image: ${argv.join(' ')}`, tail())
+      : new ProfileError('E_PROFILE_EXITED', `workload exited ${what} (exit ${code ?? 'unknown'})`, tail());
+
+  try {
+    // 1. Setup: the supervisor writes its host pid once the workload is started.
+    const up = await waitUntil(async () => (initPid = await readNumberFile(marker)) !== undefined || chainDone, SETUP_TIMEOUT_MS);
+    if (initPid === undefined) {
+      throw new ProfileError('E_PROFILE_SETUP', up ? `sandbox failed to start (exit ${(await chainResult).exitCode ?? 'signal'})` : 'sandbox did not start in time', tail());
+    }
+    pin = await open(`/proc/${initPid}/ns/pid`, 'r').catch(() => undefined);
+    if (pin) namespace = `pid:[${(await pin.stat()).ino}]`;
+    const ids = await nsPids(initPid);
+    // (Gone already is fine: a workload that ended at once; the checks below report it.)
+    if (ids !== undefined && ids[ids.length - 1] !== 1) {
+      throw new ProfileError('E_PROFILE_SETUP', `sandbox supervisor ${initPid} is not the init of a pid namespace`, tail());
+    }
+    debug('sandbox init %d in %s', initPid, namespace);
+    const workloadStarted = Date.now(); // setup time does not count against the duration
+
+    // 2. Readiness.
+    let readyMs: number | undefined;
+    let ended: { code?: number } | undefined;
+    if (options.readyPort !== undefined) {
+      const port = options.readyPort;
+      const ready = await waitUntil(
+        async () => (ended = await workloadEnded()) !== undefined || (await listeningPorts(initPid!)).has(port),
+        readyTimeoutMs,
+        100,
+      );
+      if (ended) throw endedError(`before port ${port} was ready`, ended.code);
+      if (!ready) throw new ProfileError('E_PROFILE_NOT_READY', `port ${port} was not listening after ${readyTimeoutMs} ms`, tail());
+      readyMs = Date.now() - workloadStarted;
+      reporter.emit({ type: 'info', message: `workload ready on port ${port} after ${readyMs} ms` });
+    }
+
+    // 3. Probes.
+    const ctx: ProbeContext = { initPid, root, workDir, env, timeoutMs: options.probeTimeoutMs ?? 10_000 };
+    const results: ProbeResult[] = [];
+    for (const [i, probe] of probes.entries()) {
+      if ((ended = await workloadEnded())) throw endedError('before the probes were done', ended.code);
+      if (probe.kind === 'http') results.push(await runHttpProbe(ctx, probe.url, tail));
+      else {
+        const { result, traceFile: t } = await runExecProbe(ctx, probe.command, i, tail);
+        probeTraces.push(t);
+        results.push(result);
+      }
+      reporter.emit({ type: 'progress', stage: 'profile:probes', done: i + 1, total: probes.length, unit: 'entries' });
+    }
+
+    // 4. Run out the duration, unless the workload ends first.
+    await waitUntil(async () => (ended = await workloadEnded()) !== undefined, Math.max(0, workloadStarted + durationMs - Date.now()), 100);
+    if (ended && (options.readyPort !== undefined || probes.length > 0)) {
+      reporter.emit({ type: 'warn', code: 'W_PROFILE_EXITED', message: `workload exited by itself after the probes (exit ${ended.code ?? 'unknown'})` });
+    } else if (ended && ended.code !== 0) {
+      throw endedError('with an error', ended.code);
+    }
+
+    // 5. Stop, then read the traces.
+    const stopped = !ended;
+    await teardown({ initPid, namespace, child, chainResult, graceMs, isDone: () => chainDone });
+    await pin?.close();
+    const code = await readNumberFile(`${marker}.exit`);
+    const traces = [await parseTraceFile(traceFile, root)];
+    for (const t of probeTraces) traces.push(await parseTraceFile(t, root));
+    const trace = await addExecTargets(traces.length === 1 ? traces[0]! : mergeTraces(...traces), root);
+    if (trace.unresolved > 0) {
+      reporter.emit({ type: 'warn', code: 'W_PROFILE_UNRESOLVED', message: `${trace.unresolved} traced calls named paths relative to an unknown directory` });
+    }
+    const result: SandboxResult = { trace, probes: results, outputTail: tail(), stopped, durationMs: Date.now() - started };
+    if (code !== undefined) result.code = code;
+    if (readyMs !== undefined) result.readyMs = readyMs;
+    reporter.emit({ type: 'stage', stage: 'profile:run', status: 'done', detail: `${trace.paths.size} paths, ${trace.processes} processes` });
+    return result;
+  } catch (e) {
+    // Tear down before reporting; a teardown failure must not hide why the run failed.
+    await teardown({ initPid, namespace, child, chainResult, graceMs, isDone: () => chainDone }).catch((te: unknown) =>
+      reporter.emit({ type: 'warn', code: 'W_PROFILE_TEARDOWN', message: te instanceof Error ? te.message : String(te) }),
+    );
+    await pin?.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+interface Running {
+  initPid: number | undefined;
+  namespace: string | undefined;
+  child: StreamingProcess;
+  chainResult: Promise<unknown>;
+  graceMs: number;
+  isDone: () => boolean;
+}
+
+/**
+ * Stops the sandbox and waits until its namespace is empty: SIGTERM to every process in it but
+ * the supervisor, SIGKILL to the survivors after the grace period (the supervisor then exits by
+ * itself), SIGKILL to the supervisor and finally to the whole chain if that is not enough.
+ * Idempotent; signals only processes of this sandbox.
+ */
+async function teardown(run: Running): Promise<void> {
+  const { initPid, namespace, child, chainResult } = run;
+  const others = async () => (namespace === undefined ? [] : (await namespaceMembers(namespace)).filter((p) => p !== initPid));
+  const within = (ms: number) => waitUntil(run.isDone, ms, 50);
+  if (!run.isDone() && namespace !== undefined) {
+    debug('stopping: SIGTERM to %o', await others());
+    signalPids(await others(), 'SIGTERM');
+    if (!(await waitUntil(async () => run.isDone() || (await others()).length === 0, run.graceMs))) {
+      debug('stopping: SIGKILL to %o after %d ms', await others(), run.graceMs);
+      signalPids(await others(), 'SIGKILL');
+    }
+    if (!(await within(EXIT_TIMEOUT_MS)) && initPid !== undefined && (await pidNamespaceOf(initPid)) === namespace) {
+      signalPids([initPid], 'SIGKILL');
+    }
+  }
+  debug('stopping: chain done %s', run.isDone());
+  // Without a namespace (setup never finished) there is nothing to stop gently.
+  if (!(namespace === undefined ? run.isDone() : await within(EXIT_TIMEOUT_MS)) && child.pid !== undefined) {
+    signalPids(await processTree(child.pid), 'SIGKILL');
+    await chainResult;
+  }
+  if (namespace !== undefined) {
+    const ns = namespace;
+    const empty = await waitUntil(async () => (await namespaceMembers(ns)).length === 0, EXIT_TIMEOUT_MS, 50);
+    if (!empty) throw new ProfileError('E_PROFILE_SETUP', `processes of the sandbox survived its teardown (${ns})`, '');
+  }
+}
