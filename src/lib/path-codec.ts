@@ -80,12 +80,38 @@ export function decodePath(path: string): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Bytewise comparison of the decoded forms, the order of entries in a manifest. */
+/**
+ * Order of entries in a manifest: component by component, comparing bytes ("/" sorts before
+ * every other byte). This is a depth-first order: a directory's whole subtree comes right after
+ * it ("/a", "/a/b", "/a-b"), which is what tar extractors need to restore directory times.
+ */
 export function comparePaths(a: string, b: string): number {
   if (!a.includes('%') && !b.includes('%')) {
-    // UTF-8 byte order equals code point order; JS compares UTF-16 units, which differs only
-    // for astral characters, so fall back to bytes when either string has surrogates.
-    if (!/[\uD800-\uDFFF]/.test(a) && !/[\uD800-\uDFFF]/.test(b)) return a < b ? -1 : a > b ? 1 : 0;
+    // Fast path on UTF-16 units: equal to UTF-8 byte order below the surrogate range.
+    const n = Math.min(a.length, b.length);
+    let i = 0;
+    while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+    if (i === n) return a.length - b.length;
+    const p = a.charCodeAt(i);
+    const q = b.charCodeAt(i);
+    if (p === 0x2f) return -1;
+    if (q === 0x2f) return 1;
+    if (p < 0xd800 && q < 0xd800) return p - q;
   }
-  return Buffer.compare(decodePath(a), decodePath(b));
+  return compareBytes(a, b);
+}
+
+function compareBytes(a: string, b: string): number {
+  const x = a.includes('%') ? decodePath(a) : Buffer.from(a, 'utf8');
+  const y = b.includes('%') ? decodePath(b) : Buffer.from(b, 'utf8');
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    const p = x[i]!;
+    const q = y[i]!;
+    if (p === q) continue;
+    if (p === 0x2f) return -1;
+    if (q === 0x2f) return 1;
+    return p - q;
+  }
+  return x.length - y.length;
 }

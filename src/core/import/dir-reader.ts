@@ -1,4 +1,4 @@
-import { createReadStream, type BigIntStats, type Dirent } from 'node:fs';
+import { createReadStream, lstatSync, readFileSync, type BigIntStats, type Dirent } from 'node:fs';
 import { lstat, opendir, readlink } from 'node:fs/promises';
 import { InputError, NotFoundError, PermissionError, errnoCode } from '../../lib/errors.js';
 import type { EntryType } from '../model/entry.js';
@@ -76,7 +76,7 @@ async function* walk(rootPath: string): AsyncGenerator<SourceEntry> {
     if (type === 'file') {
       se.size = Number(st.size);
       se.randomAccess = true;
-      se.content = lazyStream(host);
+      se.content = lazyContent(host, se.size);
     }
     if (type === 'char' || type === 'block') {
       se.devMajor = Number((st.rdev >> 8n) & 0xfffn) | Number((st.rdev >> 32n) & ~0xfffn);
@@ -102,7 +102,12 @@ async function* walk(rootPath: string): AsyncGenerator<SourceEntry> {
     for (const name of names) {
       const childHost = Buffer.concat([host, host.length === 1 && host[0] === 0x2f ? Buffer.alloc(0) : SLASH, name]);
       const childRel = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
-      const st = await lstat(childHost, { bigint: true }).catch((e: unknown) => denied(e, childHost));
+      let st: BigIntStats;
+      try {
+        st = lstatSync(childHost, { bigint: true });
+      } catch (e) {
+        denied(e, childHost);
+      }
       const se = entryFor(childHost, childRel, st);
       if (!se) continue;
       if (se.type === 'symlink') se.linkName = (await readlink(childHost, { encoding: 'buffer' })) as Buffer;
@@ -113,16 +118,26 @@ async function* walk(rootPath: string): AsyncGenerator<SourceEntry> {
   }
 }
 
-/** Opens the file only when ingest starts reading, so the walk never holds many descriptors. */
-function lazyStream(host: Buffer): AsyncIterable<Buffer> {
+/**
+ * Opens the file only when ingest starts reading, so the walk never holds many descriptors.
+ * Small files are read whole into a buffer of their size (a stream would allocate its full
+ * high-water mark for each of thousands of files).
+ */
+function lazyContent(host: Buffer, size: number): AsyncIterable<Buffer> {
   return {
     async *[Symbol.asyncIterator]() {
-      const stream = createReadStream(host, { highWaterMark: 1 << 20 });
       try {
-        for await (const chunk of stream) yield chunk as Buffer;
+        if (size <= SMALL_READ) {
+          // synchronous on purpose: see FsBlobStore.commitSync
+          yield readFileSync(host);
+          return;
+        }
+        for await (const chunk of createReadStream(host, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
       } catch (e) {
         denied(e, host);
       }
     },
   };
 }
+
+const SMALL_READ = 1 << 20;

@@ -4,7 +4,9 @@ import { spawnTool } from '../../lib/exec.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Repository } from '../repository/repository.js';
 import { readHostAptSources, sourcesForSuite } from './apt-sources.js';
-import { importSource, type ImportResult } from './import-image.js';
+import { commitImage } from './commit.js';
+import type { ImportResult } from './import-image.js';
+import { ingestSource } from './ingest.js';
 import { parseTag } from './tags.js';
 import { readTar } from './tar-reader.js';
 
@@ -65,27 +67,26 @@ export async function buildGoldDebian(repo: Repository, req: GoldDebianRequest, 
         if (line.startsWith('I: ')) reporter.emit({ type: 'info', message: `mmdebstrap: ${line.slice(3)}` });
       }
     });
-    let result: Omit<ImportResult, 'durationMs'>;
+    const failed = (code: number | undefined, cause?: unknown) =>
+      new ToolFailedError(['mmdebstrap', ...mmdebstrapArgs(req)], code, stderr.filter((l) => l.startsWith('E: ')).join('\n') || stderr.join('\n'), { cause });
+    const source = `mmdebstrap ${req.suite} ${req.variant}${req.include.length ? ` +${req.include.join(',')}` : ''}`;
+    let ingested;
     try {
-      result = await importSource(
-        repo,
-        readTar(child.stdout!),
-        { source: `mmdebstrap ${req.suite} ${req.variant}${req.include.length ? ` +${req.include.join(',')}` : ''}`, sourceKind: 'gold-debian', tags },
-        reporter,
-      );
+      ingested = await ingestSource(readTar(child.stdout!), { blobs: repo.blobs, reporter, label: source });
     } catch (e) {
       // When mmdebstrap itself failed, its output just stopped: its error is the one to report.
       const exited = await Promise.race([child, new Promise<undefined>((r) => setTimeout(r, 3000, undefined))]);
-      if (exited && exited.exitCode !== 0) {
-        throw new ToolFailedError(['mmdebstrap', ...mmdebstrapArgs(req)], exited.exitCode, stderr.join('\n'), { cause: e });
-      }
+      if (exited && exited.exitCode !== 0) throw failed(exited.exitCode, e);
       child.kill();
       await child;
       throw e;
     }
+    // Only a build that succeeded becomes an image: check before committing anything.
     const done = await child;
-    if (done.exitCode !== 0) throw new ToolFailedError(['mmdebstrap', ...mmdebstrapArgs(req)], done.exitCode, stderr.join('\n'));
+    if (done.exitCode !== 0) throw failed(done.exitCode);
     reporter.emit({ type: 'stage', stage: 'mmdebstrap', status: 'done' });
+    const committed = await commitImage(repo, ingested, { source, sourceKind: 'gold-debian', tags }, reporter);
+    const result = { ...committed, source, sourceKind: 'gold-debian', skipped: ingested.skipped };
     return { ...result, durationMs: Date.now() - started };
   } catch (e) {
     await repo.rollbackBlobs(lock);

@@ -177,8 +177,11 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
             entry.size = se.blob.size;
             totalSize += se.blob.size;
           } else if (se.content) {
-            if (se.randomAccess) {
-              track(storeStream(entry, se.content, se.size));
+            const content = se.content;
+            if (se.randomAccess && se.size !== undefined && se.size <= SMALL_FILE) {
+              track(collect(content).then((buf) => storeBuffer(entry, buf, se.size)));
+            } else if (se.randomAccess) {
+              track(storeStream(entry, content, se.size));
             } else if (se.size !== undefined && se.size <= SMALL_FILE) {
               // A streaming source must be read in order, but small contents can be held in memory
               // and written (and fsynced) in the background while the stream moves on.
