@@ -79,7 +79,9 @@ function ensureNpmDependencies() {
   const npm = process.env.npm_execpath
     ? [process.execPath, [process.env.npm_execpath]]
     : ['npm', []];
-  execFileSync(npm[0], [...npm[1], existsSync(lock) ? 'ci' : 'install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  // `npm install`, not `npm ci`: vite's Windows-only optional dependency is missing from the
+  // registry, so the lock file cannot list it and `npm ci` refuses the lock as out of sync.
+  execFileSync(npm[0], [...npm[1], 'install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
 }
 
 ensureDebianPackages();
