@@ -13,12 +13,15 @@ export interface CliResult<T> {
 }
 
 /** Runs `aim … --json` from the built dist, as a user would, and parses stdout. */
-export async function aim<T = Record<string, unknown>>(args: string[], options: { env?: Record<string, string>; uid?: number; gid?: number } = {}): Promise<CliResult<T>> {
-  const r = await execa(process.execPath, [runJs, ...args, '--json'], {
+export async function aim<T = Record<string, unknown>>(args: string[], options: { env?: Record<string, string>; unprivileged?: boolean } = {}): Promise<CliResult<T>> {
+  // Unprivileged: still uid 0 (so the checkout, wherever CI put it, stays readable) but with no
+  // capabilities at all: no CAP_MKNOD, CAP_CHOWN, CAP_DAC_OVERRIDE, like an ordinary user.
+  const [cmd, pre] = options.unprivileged
+    ? ['setpriv', ['--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all', '--', process.execPath]]
+    : [process.execPath, []];
+  const r = await execa(cmd, [...pre, runJs, ...args, '--json'], {
     reject: false,
     env: { ...process.env, ...options.env },
-    uid: options.uid,
-    gid: options.gid,
     timeout: 600_000,
   });
   let json: T;

@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { ConfigError, PermissionError, errnoCode } from '../../lib/errors.js';
 import { spawnTool } from '../../lib/exec.js';
+import { CAP, hasCapability } from '../../lib/privileges.js';
 import { decodePath } from '../../lib/path-codec.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Entry } from '../model/entry.js';
@@ -104,23 +105,22 @@ async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promi
 }
 
 async function exportDir(entries: Entry[], blobs: BlobStore, out: string, reporter: Reporter): Promise<void> {
-  const root = process.getuid?.() === 0;
-  if (!root) {
-    const dev = entries.find((e) => e.type === 'char' || e.type === 'block');
-    if (dev) {
-      throw new PermissionError(`${dev.path} is a device node: creating it needs root (CAP_MKNOD)`, {
-        hint: 'run as root, or export --format tar, which needs no privileges',
-      });
-    }
-    if (entries.some((e) => e.uid !== process.getuid?.() || e.gid !== process.getgid?.())) {
-      reporter.emit({ type: 'warn', code: 'W_OWNERS_NOT_KEPT', message: 'not root: files are owned by you, not by the owners recorded in the image' });
-    }
+  const dev = entries.find((e) => e.type === 'char' || e.type === 'block');
+  if (dev && !hasCapability(CAP.MKNOD)) {
+    throw new PermissionError(`${dev.path} is a device node: creating it needs root (CAP_MKNOD)`, {
+      hint: 'run as root, or export --format tar, which needs no privileges',
+    });
+  }
+  const canChown = hasCapability(CAP.CHOWN);
+  if (!canChown && entries.some((e) => e.uid !== process.getuid?.() || e.gid !== process.getgid?.())) {
+    reporter.emit({ type: 'warn', code: 'W_OWNERS_NOT_KEPT', message: 'not root: files are owned by you, not by the owners recorded in the image' });
   }
   const state = await emptyOrAbsent(out);
   await mkdir(out, { recursive: true });
   try {
     const args = ['-x', '-f', '-', '-C', out, '--xattrs', "--xattrs-include=*", '--numeric-owner', '--no-overwrite-dir'];
-    if (root) args.push('-p', '--same-owner');
+    args.push('-p');
+    if (canChown) args.push('--same-owner');
     const child = spawnTool('tar', args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe' });
     const stderr: Buffer[] = [];
     child.stderr?.on('data', (d: Buffer) => stderr.push(d));
@@ -130,7 +130,7 @@ async function exportDir(entries: Entry[], blobs: BlobStore, out: string, report
       throw new ConfigError(`extracting into ${out} failed: ${Buffer.concat(stderr).toString().trim().split('\n').slice(-3).join('; ')}`);
     }
     // chown by tar clears security.capability on some versions; write xattrs again, last.
-    if (root) {
+    if (hasCapability(CAP.SETFCAP)) {
       const withCaps = entries.filter((e) => e.type === 'file' && e.xattrs?.['security.capability']);
       await writeXattrs(
         withCaps.map((e) => ({

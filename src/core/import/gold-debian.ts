@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError, PermissionError, ToolFailedError } from '../../lib/errors.js';
 import { spawnTool } from '../../lib/exec.js';
+import { CAP, hasCapability } from '../../lib/privileges.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Repository } from '../repository/repository.js';
 import { readHostAptSources, sourcesForSuite } from './apt-sources.js';
@@ -46,7 +47,7 @@ export async function buildGoldDebian(repo: Repository, req: GoldDebianRequest, 
   const tags = req.tags.map(parseTag);
   for (const p of req.include) if (!PACKAGE.test(p)) throw new ConfigError(`invalid package name "${p}"`);
   if (!/^[a-z][a-z0-9-]*$/.test(req.suite)) throw new ConfigError(`invalid suite "${req.suite}"`);
-  if (process.getuid?.() !== 0) {
+  if (process.getuid?.() !== 0 || !hasCapability(CAP.SYS_ADMIN)) {
     throw new PermissionError('building a gold image needs root: mmdebstrap creates files owned by many users and device nodes', {
       hint: 'run as root (sudo aim image gold …)',
     });
