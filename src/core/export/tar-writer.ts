@@ -1,28 +1,15 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { InputError } from '../../lib/errors.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { EntryType } from '../model/entry.js';
+import type { SourceEntry } from '../import/source.js';
 
-/** One member to write. Names and link names are raw bytes, written exactly. */
-export interface TarWriteEntry {
-  /** Member name ("./etc/passwd"); directories get a trailing slash if they lack one, "" becomes "./". */
-  name: Buffer;
+/**
+ * One member to write: a source entry without sockets. Names and link names are raw bytes,
+ * written exactly; "" becomes "./" and directories get a trailing slash.
+ */
+export interface TarWriteEntry extends Omit<SourceEntry, 'type' | 'blob' | 'randomAccess'> {
   type: EntryType;
-  /** Permission bits incl. setuid/setgid/sticky. */
-  mode: number;
-  uid: number;
-  gid: number;
-  /** Whole seconds since the epoch (may be negative). */
-  mtime: number;
-  mtimeNsec?: number;
-  /** Regular files: content length (must equal the bytes `content` yields). */
-  size?: number;
-  /** Symlink text, or the member name a hardlink points at. */
-  linkName?: Buffer;
-  devMajor?: number;
-  devMinor?: number;
-  xattrs?: Record<string, Buffer>;
-  content?: Readable | AsyncIterable<Buffer>;
 }
 
 const BLOCK = 512;
