@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type { Entry, EntryType } from '../model/entry.js';
 import { comparePaths } from '../../lib/path-codec.js';
-import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord } from './types.js';
+import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord } from './types.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -68,6 +68,13 @@ CREATE TABLE IF NOT EXISTS licenses (
   machine_readable INTEGER NOT NULL,
   PRIMARY KEY (image_id, package)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS profiles (
+  name TEXT PRIMARY KEY,
+  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS elf (
   blob TEXT PRIMARY KEY,
   facts TEXT NOT NULL
@@ -247,7 +254,7 @@ export class SqliteCatalog implements Catalog {
 
   async removeImage(id: string): Promise<void> {
     this.db.transaction(() => {
-      for (const table of ['tags', 'entries', 'packages', 'owners', 'licenses']) {
+      for (const table of ['tags', 'entries', 'packages', 'owners', 'licenses', 'profiles']) {
         this.db.prepare(`DELETE FROM ${table} WHERE image_id = ?`).run(id);
       }
       this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
@@ -306,6 +313,25 @@ export class SqliteCatalog implements Catalog {
       if (row) out.set(b, JSON.parse(row.facts));
     }
     return out;
+  }
+
+  async putProfile(p: ProfileRecord): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO profiles(name, image_id, created_at, updated_at, data) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, updated_at = excluded.updated_at, data = excluded.data`,
+      )
+      .run(p.name, p.imageId, p.createdAt, p.updatedAt, JSON.stringify(p));
+  }
+
+  async getProfile(name: string): Promise<ProfileRecord | undefined> {
+    const row = this.db.prepare('SELECT data FROM profiles WHERE name = ?').get(name) as { data: string } | undefined;
+    return row ? (JSON.parse(row.data) as ProfileRecord) : undefined;
+  }
+
+  async listProfiles(): Promise<Pick<ProfileRecord, 'name' | 'imageId' | 'createdAt' | 'updatedAt'>[]> {
+    const rows = this.db.prepare('SELECT name, image_id, created_at, updated_at FROM profiles ORDER BY name').all() as Record<string, string>[];
+    return rows.map((r) => ({ name: r.name!, imageId: r.image_id!, createdAt: r.created_at!, updatedAt: r.updated_at! }));
   }
 
   async referencedBlobs(): Promise<Set<string>> {

@@ -68,6 +68,27 @@ export interface ImageFactsRecord {
   licenses: LicenseRecord[];
 }
 
+/** A named profile: what a workload used in an image, over one or more traced runs. */
+export interface ProfileRecord {
+  name: string;
+  imageId: string;
+  createdAt: string;
+  updatedAt: string;
+  runs: { command: string; probes: unknown[]; results: unknown[]; at: string }[];
+  /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
+  paths: {
+    path: string;
+    syscalls: string[];
+    ok: boolean;
+    errors: string[];
+    exec: boolean;
+    wrote: boolean;
+    firstPid: number;
+    firstSeen: number;
+    via?: string;
+  }[];
+}
+
 export interface TagRecord {
   name: string;
   imageId: string;
@@ -97,6 +118,9 @@ export interface Catalog {
   owners(imageId: string): Promise<Map<string, string[]>>;
   licenses(imageId: string): Promise<LicenseRecord[]>;
   elfFacts(blobs: string[]): Promise<Map<string, unknown>>;
+  putProfile(profile: ProfileRecord): Promise<void>;
+  getProfile(name: string): Promise<ProfileRecord | undefined>;
+  listProfiles(): Promise<Pick<ProfileRecord, 'name' | 'imageId' | 'createdAt' | 'updatedAt'>[]>;
   /** Every blob referenced by any image (entries and manifests). */
   referencedBlobs(): Promise<Set<string>>;
   close(): Promise<void>;

@@ -1,0 +1,100 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError } from '../../lib/errors.js';
+import type { Reporter } from '../../lib/reporter.js';
+import { exportImage } from '../export/export-image.js';
+import type { Repository } from '../repository/repository.js';
+import type { ProfileRecord } from '../repository/types.js';
+import type { ProbeResult, ProbeSpec } from './probes.js';
+import { runSandboxed } from './sandbox.js';
+
+export interface ProfileRunRequest {
+  imageId: string;
+  name: string;
+  run: string;
+  probes: ProbeSpec[];
+  readyPort?: number;
+  durationMs?: number;
+}
+
+export interface ProfileRunResult {
+  profile: ProfileRecord;
+  /** This run's own results. */
+  run: { probes: ProbeResult[]; paths: number; execs: string[]; readyMs?: number; durationMs: number; outputTail: string };
+}
+
+type Evidence = ProfileRecord['paths'][number];
+
+const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/** "20s", "1.5m", "500ms", "30" (seconds) → milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new ConfigError(`invalid duration "${text}"`, { hint: 'use e.g. 500ms, 20s or 2m' });
+  const n = Number(m[1]);
+  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+}
+
+/** Unions two evidence lists by path: a path used in any run is used. */
+export function mergeEvidence(a: readonly Evidence[], b: readonly Evidence[]): Evidence[] {
+  const out = new Map<string, Evidence>(a.map((e) => [e.path, { ...e }]));
+  for (const e of b) {
+    const x = out.get(e.path);
+    if (!x) {
+      out.set(e.path, { ...e });
+      continue;
+    }
+    x.syscalls = [...new Set([...x.syscalls, ...e.syscalls])].sort();
+    x.errors = [...new Set([...x.errors, ...e.errors])].sort();
+    x.ok ||= e.ok;
+    x.exec ||= e.exec;
+    x.wrote ||= e.wrote;
+  }
+  return [...out.values()].sort((p, q) => (p.path < q.path ? -1 : p.path > q.path ? 1 : 0));
+}
+
+/**
+ * Materialises the image in the repository's scratch space, runs the workload there under
+ * strace in namespaces, probes it, and records every path it used in the named profile (merged
+ * with earlier runs of the same name on the same image). The materialised tree is always removed.
+ */
+export async function runProfile(repo: Repository, req: ProfileRunRequest, reporter: Reporter): Promise<ProfileRunResult> {
+  if (!NAME.test(req.name)) throw new ConfigError(`invalid profile name "${req.name}"`, { hint: 'lowercase letters, digits, ".", "_" and "-"' });
+  const existing = await repo.catalog.getProfile(req.name);
+  if (existing && existing.imageId !== req.imageId) {
+    throw new ConfigError(`profile "${req.name}" belongs to image ${existing.imageId.slice(0, 12)}`, { hint: 'choose another --name' });
+  }
+  const work = join(await repo.blobs.scratchDir(), `profile-${req.name}`);
+  const root = join(work, 'root');
+  try {
+    await exportImage(repo, req.imageId, { format: 'dir', out: root }, reporter);
+    reporter.emit({ type: 'stage', stage: 'profile', status: 'start', detail: req.run });
+    const result = await runSandboxed({
+      root,
+      workDir: join(work, 'trace'),
+      run: req.run,
+      probes: req.probes,
+      readyPort: req.readyPort,
+      durationMs: req.durationMs,
+      reporter,
+    });
+    reporter.emit({ type: 'stage', stage: 'profile', status: 'done', detail: `${result.trace.paths.size} paths, ${result.probes.length} probes` });
+    const paths: Evidence[] = [...result.trace.paths.values()].map((e) => ({ ...e, syscalls: [...e.syscalls], errors: [...e.errors] }));
+    const now = new Date().toISOString();
+    const profile: ProfileRecord = {
+      name: req.name,
+      imageId: req.imageId,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+      runs: [...(existing?.runs ?? []), { command: req.run, probes: req.probes, results: result.probes, at: now }],
+      paths: mergeEvidence(existing?.paths ?? [], paths),
+    };
+    await repo.catalog.putProfile(profile);
+    return {
+      profile,
+      run: { probes: result.probes, paths: paths.length, execs: result.trace.execs, readyMs: result.readyMs, durationMs: result.durationMs, outputTail: result.outputTail },
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,61 @@
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aim } from '../helpers/cli.js';
+import { goldTar } from '../helpers/gold.js';
+import { tempDir } from '../helpers/tmp.js';
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let repo: string;
+const run = <T = Record<string, unknown>>(...args: string[]) => aim<T>([...args, '--repo', repo]);
+
+interface RunJson {
+  profile: { runs: unknown[]; paths: { path: string; ok: boolean; exec: boolean }[] };
+  run: { probes: { kind: string; status?: number; bytes: number }[]; paths: number };
+}
+
+beforeAll(async () => {
+  tmp = await tempDir();
+  repo = join(tmp.dir, 'repo');
+  await run('repo', 'init');
+  expect((await run('image', 'import', await goldTar('nginx'), '--tag', 'gold/nginx:1')).exitCode).toBe(0);
+}, 900_000);
+afterAll(async () => tmp.cleanup());
+
+describe('aim profile run (nginx gold image)', () => {
+  it('traces nginx serving a page and records what it used', async () => {
+    const res = await run<RunJson>('profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/', '--name', 'web', '--duration', '3s');
+    expect(res.exitCode, res.stderr).toBe(0);
+    expect(res.json.run.probes[0]).toMatchObject({ kind: 'http', status: 200 });
+    const used = new Map(res.json.profile.paths.map((p) => [p.path, p]));
+    expect(used.get('/usr/sbin/nginx')?.exec).toBe(true);
+    expect(used.get('/var/www/html/index.nginx-debian.html')?.ok).toBe(true);
+    expect(used.get('/etc/nginx/nginx.conf')?.ok).toBe(true);
+    expect([...used.keys()].some((p) => p.includes('libssl.so.3'))).toBe(true);
+    // nothing from the host side of the chroot
+    expect([...used.keys()].some((p) => p.startsWith(tmp.dir) || p.includes('/node_modules/'))).toBe(false);
+    // the materialised image and its mounts are gone
+    expect((await readdir(join(repo, 'tmp'))).length).toBe(0);
+    expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(repo);
+  });
+
+  it('merges a second run into the same profile and lists it', async () => {
+    const res = await run<RunJson>('profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/missing', '--name', 'web', '--duration', '2s');
+    expect(res.exitCode, res.stderr).toBe(0);
+    expect(res.json.run.probes[0]).toMatchObject({ status: 404 });
+    expect(res.json.profile.runs).toHaveLength(2);
+    const list = await run<{ profiles: { name: string }[] }>('profile', 'list');
+    expect(list.json.profiles.map((p) => p.name)).toEqual(['web']);
+    const show = await run<{ paths: { path: string }[] }>('profile', 'show', 'web');
+    expect(show.json.paths.map((p) => p.path)).toContain('/usr/sbin/nginx');
+  });
+
+  it('reports a workload that cannot start, with its output', async () => {
+    const res = await run<{ error: { code: string; message: string } }>('profile', 'run', 'gold/nginx:1', '--run', 'no-such-daemon --foreground', '--ready-port', '80', '--name', 'broken', '--duration', '2s');
+    expect(res.exitCode).not.toBe(0);
+    expect(res.json.error.code).toMatch(/^E_PROFILE_/);
+    expect(res.json.error.message).toMatch(/no-such-daemon/);
+    expect((await run<{ profiles: unknown[] }>('profile', 'list')).json.profiles).toHaveLength(1);
+    expect((await readdir(join(repo, 'tmp'))).length).toBe(0);
+  });
+});
