@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS profiles (
   updated_at TEXT NOT NULL,
   data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS slim_reports (
+  image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+  data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS elf (
   blob TEXT PRIMARY KEY,
   facts TEXT NOT NULL
@@ -254,7 +258,7 @@ export class SqliteCatalog implements Catalog {
 
   async removeImage(id: string): Promise<void> {
     this.db.transaction(() => {
-      for (const table of ['tags', 'entries', 'packages', 'owners', 'licenses', 'profiles']) {
+      for (const table of ['tags', 'entries', 'packages', 'owners', 'licenses', 'profiles', 'slim_reports']) {
         this.db.prepare(`DELETE FROM ${table} WHERE image_id = ?`).run(id);
       }
       this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
@@ -322,6 +326,15 @@ export class SqliteCatalog implements Catalog {
          ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, updated_at = excluded.updated_at, data = excluded.data`,
       )
       .run(p.name, p.imageId, p.createdAt, p.updatedAt, JSON.stringify(p));
+  }
+
+  async putSlimReport(imageId: string, report: unknown): Promise<void> {
+    this.db.prepare('INSERT OR REPLACE INTO slim_reports(image_id, data) VALUES (?, ?)').run(imageId, JSON.stringify(report));
+  }
+
+  async getSlimReport(imageId: string): Promise<unknown> {
+    const row = this.db.prepare('SELECT data FROM slim_reports WHERE image_id = ?').get(imageId) as { data: string } | undefined;
+    return row ? (JSON.parse(row.data) as unknown) : undefined;
   }
 
   async getProfile(name: string): Promise<ProfileRecord | undefined> {

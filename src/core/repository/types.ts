@@ -119,6 +119,9 @@ export interface Catalog {
   licenses(imageId: string): Promise<LicenseRecord[]>;
   elfFacts(blobs: string[]): Promise<Map<string, unknown>>;
   putProfile(profile: ProfileRecord): Promise<void>;
+  /** The report a slim image carries (what was removed, by package and size). */
+  putSlimReport(imageId: string, report: unknown): Promise<void>;
+  getSlimReport(imageId: string): Promise<unknown>;
   getProfile(name: string): Promise<ProfileRecord | undefined>;
   listProfiles(): Promise<Pick<ProfileRecord, 'name' | 'imageId' | 'createdAt' | 'updatedAt'>[]>;
   /** Every blob referenced by any image (entries and manifests). */

@@ -1,0 +1,122 @@
+import { ConfigError, NotFoundError } from '../../lib/errors.js';
+import type { Reporter } from '../../lib/reporter.js';
+import type { ElfFacts } from '../analyze/elf.js';
+import { computeClosure, explainPath, type Closure, type ClosureRules, type Explanation } from '../closure/index.js';
+import { commitImage, type CommittedImage } from '../import/commit.js';
+import { parseTag } from '../import/tags.js';
+import { sortEntries } from '../model/manifest.js';
+import type { Entry } from '../model/entry.js';
+import type { Repository } from '../repository/repository.js';
+
+export interface SlimRequest {
+  goldId: string;
+  profile: string;
+  tags: string[];
+  rules?: ClosureRules;
+  /** Paths to explain (kept or dropped, and why). */
+  explain?: string[];
+}
+
+export interface SlimReport {
+  gold: { id: string; files: number; bytes: number; entries: number };
+  slim: { files: number; bytes: number; entries: number };
+  profile: string;
+  /** Files and bytes the slim image leaves out, per owning package (largest first). */
+  removedByPackage: { package: string; files: number; bytes: number }[];
+  /** The largest files left out. */
+  removedLargest: { path: string; bytes: number }[];
+  /** Paths the workload asked for that the gold image does not have. */
+  missing: string[];
+  warnings: string[];
+}
+
+export interface SlimResult extends CommittedImage {
+  report: SlimReport;
+  explanations: Explanation[];
+}
+
+const MOUNT_MODES: Record<string, number> = { '/proc': 0o555, '/sys': 0o555, '/dev': 0o755, '/run': 0o755, '/tmp': 0o1777 };
+
+/** Pure: the slim entry list from the gold entries and a closure (plan, no writes). */
+export function slimEntries(gold: Entry[], closure: Closure): Entry[] {
+  const kept = gold.filter((e) => closure.kept.has(e.path));
+  for (const p of closure.create) kept.push({ path: p, type: 'dir', mode: MOUNT_MODES[p] ?? 0o755, uid: 0, gid: 0, mtime: 0 });
+  return sortEntries(kept);
+}
+
+function summarizeRemoved(gold: Entry[], keptPaths: Set<string>, owners: Map<string, string[]>): Pick<SlimReport, 'removedByPackage' | 'removedLargest'> {
+  const byPackage = new Map<string, { files: number; bytes: number }>();
+  const removed: { path: string; bytes: number }[] = [];
+  for (const e of gold) {
+    if (e.type !== 'file' || keptPaths.has(e.path)) continue;
+    removed.push({ path: e.path, bytes: e.size ?? 0 });
+    for (const pkg of owners.get(e.path) ?? ['(no package)']) {
+      const s = byPackage.get(pkg) ?? { files: 0, bytes: 0 };
+      s.files++;
+      s.bytes += e.size ?? 0;
+      byPackage.set(pkg, s);
+    }
+  }
+  return {
+    removedByPackage: [...byPackage].map(([pkg, s]) => ({ package: pkg, ...s })).sort((a, b) => b.bytes - a.bytes),
+    removedLargest: removed.sort((a, b) => b.bytes - a.bytes).slice(0, 20),
+  };
+}
+
+/**
+ * Composes a slim image: the profile's traced paths are the seeds of the static closure (ELF
+ * interpreter and libraries, shebangs, symlink chains, NSS, CA certificates, time zone…); the
+ * new manifest holds exactly the kept entries of the gold image, plus the run-time mount points.
+ */
+export async function slimImage(repo: Repository, req: SlimRequest, reporter: Reporter): Promise<SlimResult> {
+  const tags = req.tags.map(parseTag);
+  const profile = await repo.catalog.getProfile(req.profile);
+  if (!profile) throw new NotFoundError(`no profile "${req.profile}"`, { hint: 'record one with: aim profile run' });
+  if (profile.imageId !== req.goldId) {
+    throw new ConfigError(`profile "${req.profile}" was recorded on image ${profile.imageId.slice(0, 12)}, not ${req.goldId.slice(0, 12)}`);
+  }
+  reporter.emit({ type: 'stage', stage: 'closure', status: 'start' });
+  const [gold, owners] = await Promise.all([repo.catalog.entries(req.goldId), repo.catalog.owners(req.goldId)]);
+  const byPath = new Map(gold.map((e) => [e.path, e] as const));
+  const elf = (await repo.catalog.elfFacts([...new Set(gold.filter((e) => e.blob).map((e) => e.blob!))])) as Map<string, ElfFacts>;
+  const seeds = profile.paths
+    .filter((p) => p.ok)
+    .map((p) => ({ path: p.path, reason: { kind: 'traced' as const, syscall: p.exec ? 'execve' : (p.syscalls[0] ?? 'open'), pid: p.firstPid } }));
+  const closure = await computeClosure({
+    entries: byPath,
+    elf: (blob) => elf.get(blob),
+    readBlob: (blob) => repo.blobs.read(blob),
+    owners,
+    seeds,
+    rules: req.rules,
+    reporter,
+  });
+  const entries = slimEntries(gold, closure);
+  reporter.emit({ type: 'stage', stage: 'closure', status: 'done', detail: `${entries.length} of ${gold.length} entries kept` });
+
+  const files = entries.filter((e) => e.type === 'file');
+  const elfBlobs = new Set(files.filter((e) => elf.has(e.blob!)).map((e) => e.blob!));
+  const report: SlimReport = {
+    gold: { id: req.goldId, files: gold.filter((e) => e.type === 'file').length, bytes: gold.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0), entries: gold.length },
+    slim: { files: files.length, bytes: files.reduce((n, e) => n + (e.size ?? 0), 0), entries: entries.length },
+    profile: req.profile,
+    ...summarizeRemoved(gold, new Set(closure.kept.keys()), owners),
+    missing: [...closure.missing.keys()],
+    warnings: closure.warnings,
+  };
+  const lock = await repo.lockForWrite();
+  let committed: CommittedImage;
+  try {
+    committed = await commitImage(
+      repo,
+      { entries, elfBlobs, elfFacts: new Map([...elfBlobs].map((b) => [b, elf.get(b)!])), fileCount: files.length, totalSize: report.slim.bytes, skipped: [] },
+      { source: `slim of ${req.goldId.slice(0, 12)} by profile ${req.profile}`, sourceKind: 'slim', tags },
+      reporter,
+    );
+    await repo.catalog.putSlimReport(committed.id, report);
+  } finally {
+    await lock.release();
+  }
+  const explanations = (req.explain ?? []).map((p) => explainPath(closure, byPath, p, { owners }));
+  return { ...committed, report, explanations };
+}
