@@ -56,6 +56,7 @@ if (g.status !== t.status || g.sha256 !== t.sha256) {
   console.error('demo: the slim image does not serve what the gold image serves');
   process.exit(1);
 }
+aim('verify', 'slim/nginx:1', '--against', 'gold/nginx:1', '--profile', 'web');
 aim('repo', 'stats');
 aim('repo', 'fsck');
 console.log('\ndemo: done. Not yet in the demo (open issues): bootable artifacts (raw/VMDK/PXE) booted in QEMU, shipping.');

@@ -14,6 +14,7 @@ export const ExitCode = {
   integrity: 8,
   busy: 9,
   provider: 10,
+  verifyFailed: 11,
 } as const;
 
 export interface AimErrorOptions {

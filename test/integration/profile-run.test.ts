@@ -70,6 +70,23 @@ describe('aim profile run (nginx gold image)', () => {
     expect(thin.json.run.probes[0]).toMatchObject({ status: 200, sha256: gold.json.run.probes[0]!.sha256 });
   });
 
+  it('verify passes for the slim image and fails, naming the missing file, for one slimmed from too little', async () => {
+    const ok = await run<{ ok: boolean; probes: { same: boolean }[] }>('verify', 'slim/nginx:1', '--against', 'gold/nginx:1', '--profile', 'web');
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.json.ok).toBe(true);
+    expect(ok.json.probes.length).toBeGreaterThan(0);
+
+    // a profile of `nginx -t` never reads the page it would serve
+    expect((await run('profile', 'run', 'gold/nginx:1', '--run', 'nginx -t', '--name', 'conftest', '--duration', '2s')).exitCode).toBe(0);
+    expect((await run('slim', 'gold/nginx:1', '--profile', 'conftest', '--tag', 'slim/nginx:conftest')).exitCode).toBe(0);
+    const bad = await run<{ ok: boolean; missing: { path: string }[] }>('verify', 'slim/nginx:conftest', '--against', 'gold/nginx:1', '--profile', 'web');
+    expect(bad.exitCode).toBe(11);
+    const report = JSON.parse(bad.stdout.split('\n{\n  "error"')[0]!) as { ok: boolean; missing: { path: string }[] };
+    expect(report.ok).toBe(false);
+    // nginx stats the document root first; the slim image has no /var/www/html at all
+    expect(report.missing.map((m) => m.path)).toContain('/var/www/html');
+  });
+
   it('reports a workload that cannot start, with its output', async () => {
     const res = await run<{ error: { code: string; message: string } }>('profile', 'run', 'gold/nginx:1', '--run', 'no-such-daemon --foreground', '--ready-port', '80', '--name', 'broken', '--duration', '2s');
     expect(res.exitCode).not.toBe(0);

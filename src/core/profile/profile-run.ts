@@ -6,7 +6,7 @@ import { exportImage } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
 import type { ProfileRecord } from '../repository/types.js';
 import type { ProbeResult, ProbeSpec } from './probes.js';
-import { runSandboxed } from './sandbox.js';
+import { runSandboxed, type SandboxResult } from './sandbox.js';
 
 export interface ProfileRunRequest {
   imageId: string;
@@ -58,43 +58,58 @@ export function mergeEvidence(a: readonly Evidence[], b: readonly Evidence[]): E
  * strace in namespaces, probes it, and records every path it used in the named profile (merged
  * with earlier runs of the same name on the same image). The materialised tree is always removed.
  */
+export interface TraceRequest {
+  run: string;
+  probes: ProbeSpec[];
+  readyPort?: number;
+  durationMs?: number;
+}
+
+/**
+ * Materialises an image in the repository's scratch space and runs the workload there under
+ * strace in namespaces, with the probes. The materialised tree is always removed.
+ */
+export async function traceImage(repo: Repository, imageId: string, label: string, req: TraceRequest, reporter: Reporter): Promise<SandboxResult> {
+  const work = join(await repo.blobs.scratchDir(), `trace-${label}`);
+  const root = join(work, 'root');
+  try {
+    await exportImage(repo, imageId, { format: 'dir', out: root }, reporter);
+    reporter.emit({ type: 'stage', stage: 'profile', status: 'start', detail: req.run });
+    const result = await runSandboxed({ root, workDir: join(work, 'trace'), run: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, reporter });
+    reporter.emit({ type: 'stage', stage: 'profile', status: 'done', detail: `${result.trace.paths.size} paths, ${result.probes.length} probes` });
+    return result;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Traces the workload in the image and records every path it used in the named profile (merged
+ * with earlier runs of the same name on the same image).
+ */
 export async function runProfile(repo: Repository, req: ProfileRunRequest, reporter: Reporter): Promise<ProfileRunResult> {
   if (!NAME.test(req.name)) throw new ConfigError(`invalid profile name "${req.name}"`, { hint: 'lowercase letters, digits, ".", "_" and "-"' });
   const existing = await repo.catalog.getProfile(req.name);
   if (existing && existing.imageId !== req.imageId) {
     throw new ConfigError(`profile "${req.name}" belongs to image ${existing.imageId.slice(0, 12)}`, { hint: 'choose another --name' });
   }
-  const work = join(await repo.blobs.scratchDir(), `profile-${req.name}`);
-  const root = join(work, 'root');
-  try {
-    await exportImage(repo, req.imageId, { format: 'dir', out: root }, reporter);
-    reporter.emit({ type: 'stage', stage: 'profile', status: 'start', detail: req.run });
-    const result = await runSandboxed({
-      root,
-      workDir: join(work, 'trace'),
-      run: req.run,
-      probes: req.probes,
-      readyPort: req.readyPort,
-      durationMs: req.durationMs,
-      reporter,
-    });
-    reporter.emit({ type: 'stage', stage: 'profile', status: 'done', detail: `${result.trace.paths.size} paths, ${result.probes.length} probes` });
-    const paths: Evidence[] = [...result.trace.paths.values()].map((e) => ({ ...e, syscalls: [...e.syscalls], errors: [...e.errors] }));
-    const now = new Date().toISOString();
-    const profile: ProfileRecord = {
-      name: req.name,
-      imageId: req.imageId,
-      createdAt: existing?.createdAt ?? now,
-      updatedAt: now,
-      runs: [...(existing?.runs ?? []), { command: req.run, probes: req.probes, results: result.probes, at: now }],
-      paths: mergeEvidence(existing?.paths ?? [], paths),
-    };
-    await repo.catalog.putProfile(profile);
-    return {
-      profile,
-      run: { probes: result.probes, paths: paths.length, execs: result.trace.execs, readyMs: result.readyMs, durationMs: result.durationMs, outputTail: result.outputTail },
-    };
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  const result = await traceImage(repo, req.imageId, req.name, req, reporter);
+  const paths: Evidence[] = [...result.trace.paths.values()].map((e) => ({ ...e, syscalls: [...e.syscalls], errors: [...e.errors] }));
+  const now = new Date().toISOString();
+  const profile: ProfileRecord = {
+    name: req.name,
+    imageId: req.imageId,
+    createdAt: existing?.createdAt ?? now,
+    updatedAt: now,
+    runs: [
+      ...(existing?.runs ?? []),
+      { command: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, results: result.probes, at: now },
+    ],
+    paths: mergeEvidence(existing?.paths ?? [], paths),
+  };
+  await repo.catalog.putProfile(profile);
+  return {
+    profile,
+    run: { probes: result.probes, paths: paths.length, execs: result.trace.execs, readyMs: result.readyMs, durationMs: result.durationMs, outputTail: result.outputTail },
+  };
 }

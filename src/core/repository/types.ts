@@ -74,7 +74,7 @@ export interface ProfileRecord {
   imageId: string;
   createdAt: string;
   updatedAt: string;
-  runs: { command: string; probes: unknown[]; results: unknown[]; at: string }[];
+  runs: { command: string; probes: unknown[]; readyPort?: number; durationMs?: number; results: unknown[]; at: string }[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
   paths: {
     path: string;
