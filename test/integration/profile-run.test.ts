@@ -59,6 +59,9 @@ describe('aim profile run (nginx gold image)', () => {
     expect(r.gold.bytes / r.slim.bytes).toBeGreaterThanOrEqual(10);
     expect(r.slim.files).toBeLessThan(100);
     expect(r.removedByPackage.map((p) => p.package)).toContain('perl-base');
+    const ins = await run<{ slimReport: { profile: string; removedByPackage: { package: string }[] } }>('image', 'inspect', 'slim/nginx:1');
+    expect(ins.json.slimReport.profile).toBe('web');
+    expect(ins.json.slimReport.removedByPackage.length).toBeGreaterThan(10);
     const [loader, perl] = slim.json.explanations;
     expect(loader!.kept).toBe(true);
     expect(loader!.reasons.join('\n')).toMatch(/PT_INTERP/);

@@ -3,6 +3,7 @@ import { AimCommand } from '../../cli/base-command.js';
 import { formatBytes, formatCount, table } from '../../cli/format.js';
 import { inspectImage, type ImageInspection } from '../../core/query/inspect.js';
 import { resolveImage } from '../../core/query/resolve.js';
+import type { SlimReport } from '../../core/slim/compose.js';
 
 export default class ImageInspect extends AimCommand {
   static override summary = 'Show what an image holds: size, file counts, packages, biggest directories, licenses.';
@@ -37,6 +38,11 @@ export default class ImageInspect extends AimCommand {
     if (info.licenses.length > 0) {
       this.log(`\nlicenses (SPDX, by package count; ${info.unlicensedPackages} packages without a machine-readable copyright)`);
       this.log(info.licenses.slice(0, 12).map((l) => `${l.spdx} (${l.packages})`).join(', '));
+    }
+    if (info.slimReport) {
+      const r = info.slimReport as SlimReport;
+      this.log(`\nslim of ${r.gold.id.slice(0, 12)} by profile ${r.profile}: ${formatCount(r.slim.files)} of ${formatCount(r.gold.files)} files, ${formatBytes(r.slim.bytes)} of ${formatBytes(r.gold.bytes)}`);
+      this.log(table(['REMOVED FROM PACKAGE', 'SIZE', 'FILES'], r.removedByPackage.slice(0, 10).map((p) => [p.package, formatBytes(p.bytes), formatCount(p.files)])));
     }
     return info;
   }

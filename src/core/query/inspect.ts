@@ -18,6 +18,8 @@ export interface ImageInspection extends ImageRecord {
   elfObjects: number;
   licenses: { spdx: string; packages: number }[];
   unlicensedPackages: number;
+  /** Slim images: what was removed from the gold image, by package and size. */
+  slimReport?: unknown;
 }
 
 /** Subtree sizes of directories up to `maxDepth` components deep, largest first. */
@@ -66,6 +68,7 @@ export async function inspectImage(repo: Repository, id: string): Promise<ImageI
       s.files += 1;
     }
   }
+  const slimReport = await repo.catalog.getSlimReport(id);
   const elf = await repo.catalog.elfFacts([...new Set(entries.filter((e) => e.blob).map((e) => e.blob!))]);
   return {
     ...record,
@@ -79,5 +82,6 @@ export async function inspectImage(repo: Repository, id: string): Promise<ImageI
     elfObjects: elf.size,
     licenses: summarizeLicenses(licenses),
     unlicensedPackages: packages.filter((p) => !licenses.some((l) => l.package === p.name && l.spdx.length > 0)).length,
+    ...(slimReport === undefined ? {} : { slimReport }),
   };
 }
