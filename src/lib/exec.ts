@@ -12,7 +12,6 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   xz: { pkg: 'xz-utils', purpose: 'read .tar.xz archives' },
   zstd: { pkg: 'zstd', purpose: 'read .tar.zst archives' },
   getfattr: { pkg: 'attr', purpose: 'read extended attributes (file capabilities) of directory sources' },
-  setfattr: { pkg: 'attr', purpose: 'write extended attributes (file capabilities) when exporting' },
   'qemu-img': { pkg: 'qemu-utils', purpose: 'read qcow2 disk images' },
   sync: { pkg: 'coreutils', purpose: 'make written blobs durable' },
   bzip2: { pkg: 'bzip2', purpose: 'read .tar.bz2 archives' },

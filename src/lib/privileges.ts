@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 
 /** Linux capability numbers aim checks before work that needs them. */
-export const CAP = { CHOWN: 0, DAC_OVERRIDE: 1, DAC_READ_SEARCH: 2, FOWNER: 3, SYS_CHROOT: 18, SYS_ADMIN: 21, MKNOD: 27, SETFCAP: 31 } as const;
+export const CAP = { CHOWN: 0, DAC_OVERRIDE: 1, DAC_READ_SEARCH: 2, FOWNER: 3, SYS_CHROOT: 18, SYS_ADMIN: 21, MKNOD: 27 } as const;
 
 /**
  * The process's effective capabilities. Root without capabilities (a container, setpriv) cannot

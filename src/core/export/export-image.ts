@@ -11,7 +11,6 @@ import type { Reporter } from '../../lib/reporter.js';
 import type { Entry } from '../model/entry.js';
 import type { BlobStore } from '../repository/types.js';
 import type { Repository } from '../repository/repository.js';
-import { writeXattrs } from '../import/xattr-dump.js';
 import { writeTar, type TarWriteEntry } from './tar-writer.js';
 
 export const EXPORT_FORMATS = ['tar', 'dir'] as const;
@@ -128,16 +127,6 @@ async function exportDir(entries: Entry[], blobs: BlobStore, out: string, report
     const [, result] = await Promise.all([writing.catch((e: unknown) => { child.kill(); throw e; }), child]);
     if (result.exitCode !== 0) {
       throw new ConfigError(`extracting into ${out} failed: ${Buffer.concat(stderr).toString().trim().split('\n').slice(-3).join('; ')}`);
-    }
-    // chown by tar clears security.capability on some versions; write xattrs again, last.
-    if (hasCapability(CAP.SETFCAP)) {
-      const withCaps = entries.filter((e) => e.type === 'file' && e.xattrs?.['security.capability']);
-      await writeXattrs(
-        withCaps.map((e) => ({
-          path: Buffer.concat([Buffer.from(out), decodePath(e.path)]),
-          xattrs: { 'security.capability': Buffer.from(e.xattrs!['security.capability']!, 'base64') },
-        })),
-      );
     }
   } catch (e) {
     if (state === 'absent') await rm(out, { recursive: true, force: true });

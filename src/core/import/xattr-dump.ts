@@ -2,7 +2,7 @@ import { InputError } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
 
 /**
- * Extended attributes through getfattr/setfattr's dump format (Node has no xattr API). One
+ * Extended attributes through getfattr's dump format (Node has no xattr API). One
  * getfattr run reads a whole tree; names in "# file:" lines are raw bytes with backslash, newline
  * and other control bytes written as octal escapes.
  */
@@ -25,17 +25,6 @@ function unescapeName(b: Buffer): Buffer {
       }
     }
     out.push(c);
-  }
-  return Buffer.from(out);
-}
-
-function escapeName(b: Buffer): Buffer {
-  const out: number[] = [];
-  for (const c of b) {
-    if (c === 0x5c) out.push(0x5c, 0x5c);
-    else if (c < 0x20 || c === 0x7f || c === 0x3d) {
-      for (const ch of `\\${c.toString(8).padStart(3, '0')}`) out.push(ch.charCodeAt(0));
-    } else out.push(c);
   }
   return Buffer.from(out);
 }
@@ -78,16 +67,4 @@ export async function readTreeXattrs(root: string): Promise<Map<string, Record<s
     current[unescapeName(line.subarray(0, eq)).toString('latin1')] = decodeValue(line.subarray(eq + 1).toString('latin1'));
   }
   return out;
-}
-
-/** Writes xattrs with one `setfattr --restore` run. Paths are host paths as bytes. */
-export async function writeXattrs(items: { path: Buffer; xattrs: Record<string, Buffer> }[]): Promise<void> {
-  if (items.length === 0) return;
-  const parts: Buffer[] = [];
-  for (const it of items) {
-    parts.push(Buffer.from('# file: '), escapeName(it.path), Buffer.from('\n'));
-    for (const [k, v] of Object.entries(it.xattrs)) parts.push(Buffer.from(`${k}=0s${v.toString('base64')}\n`));
-    parts.push(Buffer.from('\n'));
-  }
-  await runTool('setfattr', ['-h', '--restore=-'], { input: Buffer.concat(parts) });
 }

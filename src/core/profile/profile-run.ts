@@ -7,6 +7,7 @@ import type { Repository } from '../repository/repository.js';
 import type { ProfileRecord } from '../repository/types.js';
 import type { ProbeResult, ProbeSpec } from './probes.js';
 import { runSandboxed, type SandboxResult } from './sandbox.js';
+import type { PathEvidence } from './strace-parser.js';
 
 export interface ProfileRunRequest {
   imageId: string;
@@ -23,8 +24,6 @@ export interface ProfileRunResult {
   run: { probes: ProbeResult[]; paths: number; execs: string[]; readyMs?: number; durationMs: number; outputTail: string };
 }
 
-type Evidence = ProfileRecord['paths'][number];
-
 const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 /** "20s", "1.5m", "500ms", "30" (seconds) → milliseconds. */
@@ -36,8 +35,8 @@ export function parseDuration(text: string): number {
 }
 
 /** Unions two evidence lists by path: a path used in any run is used. */
-export function mergeEvidence(a: readonly Evidence[], b: readonly Evidence[]): Evidence[] {
-  const out = new Map<string, Evidence>(a.map((e) => [e.path, { ...e }]));
+export function mergeEvidence(a: readonly PathEvidence[], b: readonly PathEvidence[]): PathEvidence[] {
+  const out = new Map<string, PathEvidence>(a.map((e) => [e.path, { ...e }]));
   for (const e of b) {
     const x = out.get(e.path);
     if (!x) {
@@ -94,7 +93,7 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
     throw new ConfigError(`profile "${req.name}" belongs to image ${existing.imageId.slice(0, 12)}`, { hint: 'choose another --name' });
   }
   const result = await traceImage(repo, req.imageId, req.name, req, reporter);
-  const paths: Evidence[] = [...result.trace.paths.values()].map((e) => ({ ...e, syscalls: [...e.syscalls], errors: [...e.errors] }));
+  const paths = [...result.trace.paths.values()];
   const now = new Date().toISOString();
   const profile: ProfileRecord = {
     name: req.name,

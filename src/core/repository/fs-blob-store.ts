@@ -25,7 +25,8 @@ const MEMORY_LIMIT = 1 << 20;
  * rewrites it otherwise.
  */
 export class FsBlobStore implements BlobStore {
-  private readonly dirty = new Set<string>();
+  /** Blobs were renamed into place since the last flush. */
+  private dirty = false;
   /** Blobs this instance added to the store (not those it found already there). */
   readonly created = new Set<string>();
   private tmpDir: Promise<string> | undefined;
@@ -107,7 +108,7 @@ export class FsBlobStore implements BlobStore {
       return;
     }
     renameSync(tmp, dest);
-    this.dirty.add(hash.slice(0, 2));
+    this.dirty = true;
     this.created.add(hash);
   }
 
@@ -161,14 +162,14 @@ export class FsBlobStore implements BlobStore {
       return;
     }
     await rename(tmp, dest);
-    this.dirty.add(hash.slice(0, 2));
+    this.dirty = true;
     this.created.add(hash);
   }
 
   /** One syncfs of the filesystem holding the objects: every blob written so far is durable. */
   async flush(): Promise<void> {
-    if (this.dirty.size === 0) return;
-    this.dirty.clear();
+    if (!this.dirty) return;
+    this.dirty = false;
     await runTool('sync', ['--file-system', this.objectsDir]);
   }
 

@@ -1,6 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
 import type { StoredBlob } from '../import/source.js';
+import type { ProbeResult, ProbeSpec } from '../profile/probes.js';
+import type { PathEvidence } from '../profile/strace-parser.js';
 
 /**
  * Content-addressed blob storage. The embedded backend keeps files under objects/; an S3 backend
@@ -74,19 +76,9 @@ export interface ProfileRecord {
   imageId: string;
   createdAt: string;
   updatedAt: string;
-  runs: { command: string; probes: unknown[]; readyPort?: number; durationMs?: number; results: unknown[]; at: string }[];
+  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; results: ProbeResult[]; at: string }[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
-  paths: {
-    path: string;
-    syscalls: string[];
-    ok: boolean;
-    errors: string[];
-    exec: boolean;
-    wrote: boolean;
-    firstPid: number;
-    firstSeen: number;
-    via?: string;
-  }[];
+  paths: PathEvidence[];
 }
 
 export interface TagRecord {

@@ -1,6 +1,6 @@
 import { AimError, ExitCode, NotFoundError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
-import type { ProbeResult, ProbeSpec } from '../profile/probes.js';
+import type { ProbeResult } from '../profile/probes.js';
 import { traceImage } from '../profile/profile-run.js';
 import type { Repository } from '../repository/repository.js';
 
@@ -34,7 +34,7 @@ export async function verifySlim(repo: Repository, slimId: string, goldId: strin
   if (!profile) throw new NotFoundError(`no profile "${profileName}"`, { hint: 'list profiles with: aim profile list' });
   // The last run's command and readiness, with the probes of every run (each once).
   const last = profile.runs[profile.runs.length - 1]!;
-  const specs = [...new Map(profile.runs.flatMap((r) => r.probes as ProbeSpec[]).map((p) => [JSON.stringify(p), p] as const)).values()];
+  const specs = [...new Map(profile.runs.flatMap((r) => r.probes).map((p) => [JSON.stringify(p), p] as const)).values()];
   const req = { run: last.command, probes: specs, readyPort: last.readyPort, durationMs: last.durationMs };
   const gold = await traceImage(repo, goldId, 'verify-gold', req, reporter);
   const slim = await traceImage(repo, slimId, 'verify-slim', req, reporter).catch((e: unknown) => {
