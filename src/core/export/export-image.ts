@@ -50,7 +50,8 @@ export async function* tarEntries(entries: Entry[], blobs: BlobStore): AsyncGene
   }
 }
 
-async function emptyOrAbsent(out: string): Promise<'absent' | 'empty'> {
+/** Whether `out` is absent or an empty directory; anything else is a ConfigError (we never overwrite). */
+export async function emptyOrAbsent(out: string): Promise<'absent' | 'empty'> {
   try {
     const st = await stat(out);
     if (!st.isDirectory()) throw new ConfigError(`${out} exists and is not a directory`);

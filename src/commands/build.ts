@@ -1,0 +1,55 @@
+import { Args, Flags } from '@oclif/core';
+import { AimCommand } from '../cli/base-command.js';
+import { formatBytes, shortId, table } from '../cli/format.js';
+import { buildImage } from '../core/build/build-image.js';
+import { BUILD_FORMATS, PLATFORMS, type BuildFormat, type BuildResult, type Platform } from '../core/build/types.js';
+import { resolveImage } from '../core/query/resolve.js';
+
+export default class Build extends AimCommand {
+  static override summary = 'Build an artifact from an image: bootable raw/qcow2/vmdk/ova disk, PXE bundle, rootfs tar or OCI layout.';
+  static override description = `Bootable formats pair the image with a kernel (its own, or a kernel core image) and a generated
+minimal initramfs holding only the modules the platform needs. Artifacts are reproducible: the
+same image gives byte-identical raw and pxe output. Partial output is removed on failure.`;
+  static override examples = [
+    '<%= config.bin %> build slim/nginx:1 --format raw --out build/raw',
+    '<%= config.bin %> build slim/nginx:1 --format vmdk --platform vmware --out build/vmdk',
+    '<%= config.bin %> build slim/nginx:1 --format pxe --out /srv/tftp/nginx --json',
+    '<%= config.bin %> build gold/nginx:1 --format tar --out build/tar',
+  ];
+  static override args = { image: Args.string({ description: 'image (name:tag or id)', required: true }) };
+  static override flags = {
+    format: Flags.string({ char: 'f', description: 'artifact format', options: [...BUILD_FORMATS], required: true }),
+    out: Flags.string({ char: 'o', description: 'new or empty output directory', required: true }),
+    platform: Flags.string({ description: 'target platform (decides initramfs modules)', options: [...PLATFORMS], default: 'qemu' }),
+    module: Flags.string({ description: 'extra kernel module for the initramfs (repeatable)', multiple: true, default: [] }),
+    entrypoint: Flags.string({ description: 'command the booted image starts as its service (default: the profile’s command)' }),
+    init: Flags.string({ description: 'init to boot', options: ['aim', 'systemd'], default: 'aim' }),
+    headroom: Flags.integer({ description: 'free space added to the root filesystem, MiB', default: 64, min: 0 }),
+    kernel: Flags.string({ description: 'kernel core image to take the kernel from when the image has none' }),
+    'ipxe-src': Flags.string({ description: 'iPXE source tree to build binaries with the script embedded (pxe; or AIM_IPXE_SRC)' }),
+  };
+
+  async run(): Promise<BuildResult> {
+    const { args, flags } = await this.parse(Build);
+    const repo = await this.repository(flags.repo);
+    const result = await buildImage(
+      repo,
+      {
+        imageId: await resolveImage(repo, args.image),
+        format: flags.format as BuildFormat,
+        outDir: flags.out,
+        platform: flags.platform as Platform,
+        modules: flags.module,
+        entrypoint: flags.entrypoint === undefined ? undefined : ['/bin/sh', '-c', flags.entrypoint],
+        init: flags.init as 'aim' | 'systemd',
+        headroomMiB: flags.headroom,
+        kernelImage: flags.kernel,
+        ipxeSrc: flags['ipxe-src'] ?? process.env.AIM_IPXE_SRC,
+      },
+      this.reporter(),
+    );
+    this.log(table(['ARTIFACT', 'KIND', 'SIZE'], result.artifacts.map((a) => [a.path, a.kind, formatBytes(a.bytes)])));
+    this.log(`built ${result.format} from ${shortId(result.imageId)} in ${result.seconds.toFixed(1)} s`);
+    return result;
+  }
+}

@@ -1,0 +1,49 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { ConfigError } from '../../lib/errors.js';
+import type { Reporter } from '../../lib/reporter.js';
+import { emptyOrAbsent } from '../export/export-image.js';
+import type { Repository } from '../repository/repository.js';
+import { FORMAT_BUILDERS } from './formats.js';
+import type { Artifact, BuildRequest, BuildResult } from './types.js';
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+/**
+ * Builds one artifact format from an image into a new or empty directory. The builder runs with a
+ * private scratch directory; on any failure everything it wrote into the output directory is
+ * removed (and the directory itself when we created it), so no half artifact is ever left behind.
+ */
+export async function buildImage(repo: Repository, request: BuildRequest, reporter: Reporter): Promise<BuildResult> {
+  const load = FORMAT_BUILDERS[request.format];
+  if (!load) throw new ConfigError(`format ${request.format} is not implemented yet`, { hint: `implemented: ${Object.keys(FORMAT_BUILDERS).join(', ')}` });
+  const outDir = resolve(request.outDir);
+  const state = await emptyOrAbsent(outDir);
+  const started = process.hrtime.bigint();
+  const builder = await load();
+  const entries = await repo.catalog.entries(request.imageId);
+  const workDir = await mkdtemp(join(process.env.AIM_TMPDIR ?? tmpdir(), 'aim-build-'));
+  reporter.emit({ type: 'stage', stage: 'build', status: 'start', detail: `${request.format} → ${outDir}` });
+  try {
+    await mkdir(outDir, { recursive: true });
+    const written = await builder({ repo, request: { ...request, outDir }, entries, workDir, reporter });
+    const artifacts: Artifact[] = [];
+    for (const a of written) artifacts.push({ ...a, bytes: (await stat(a.path)).size, sha256: await sha256File(a.path) });
+    reporter.emit({ type: 'stage', stage: 'build', status: 'done' });
+    return { imageId: request.imageId, format: request.format, outDir, artifacts, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+  } catch (e) {
+    if (state === 'absent') await rm(outDir, { recursive: true, force: true });
+    else for (const name of await readdir(outDir).catch(() => [] as string[])) await rm(join(outDir, name), { recursive: true, force: true });
+    throw e;
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,9 @@
+import type { BuildFormat, FormatBuilder } from './types.js';
+
+/**
+ * Output format → builder, loaded lazily so `aim build --format tar` never loads the disk code.
+ * Formats not yet built in are absent: `buildImage` reports them as not implemented.
+ */
+export const FORMAT_BUILDERS: Partial<Record<BuildFormat, () => Promise<FormatBuilder>>> = {
+  tar: async () => (await import('./tar.js')).buildTar,
+};

@@ -1,0 +1,67 @@
+import type { Reporter } from '../../lib/reporter.js';
+import type { Entry } from '../model/entry.js';
+import type { Repository } from '../repository/repository.js';
+
+/** Every artifact format `aim build` writes. */
+export const BUILD_FORMATS = ['raw', 'qcow2', 'vmdk', 'ova', 'pxe', 'tar', 'oci'] as const;
+export type BuildFormat = (typeof BUILD_FORMATS)[number];
+
+/** The platform a bootable artifact targets: decides which kernel modules the initramfs carries. */
+export const PLATFORMS = ['qemu', 'ec2', 'vmware'] as const;
+export type Platform = (typeof PLATFORMS)[number];
+
+/** What the user asked for, after flags, environment and defaults are resolved. */
+export interface BuildRequest {
+  /** Image to build (resolved id). */
+  imageId: string;
+  format: BuildFormat;
+  /** New or empty directory the artifacts are written into. */
+  outDir: string;
+  platform: Platform;
+  /** Extra kernel modules for the initramfs, beyond the platform's list. */
+  modules: string[];
+  /** Command the booted image starts as its service (argv), when it is not systemd. */
+  entrypoint?: string[];
+  /** Boot the image's own systemd instead of aim's minimal init. */
+  init: 'aim' | 'systemd';
+  /** Free space added to the root filesystem, in MiB. */
+  headroomMiB: number;
+  /** Kernel core image (ref) when the image has no kernel of its own. */
+  kernelImage?: string;
+  /** iPXE source tree to build binaries with the script embedded (pxe). */
+  ipxeSrc?: string;
+}
+
+/** One file a build wrote. */
+export interface Artifact {
+  /** Absolute path. */
+  path: string;
+  /** What it is, for people: "raw disk", "boot.ipxe", "OCI layout", … */
+  kind: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface BuildResult {
+  imageId: string;
+  format: BuildFormat;
+  outDir: string;
+  artifacts: Artifact[];
+  seconds: number;
+}
+
+/** What a format builder gets: the request, the image's entries and a scratch directory it may use freely. */
+export interface BuildContext {
+  repo: Repository;
+  request: BuildRequest;
+  entries: Entry[];
+  /** Scratch directory, removed after the build whatever happens. */
+  workDir: string;
+  reporter: Reporter;
+}
+
+/**
+ * Writes one format's artifacts into `context.request.outDir` and returns them. Builders check
+ * their tools and inputs before they write anything; `buildImage` removes partial output on failure.
+ */
+export type FormatBuilder = (context: BuildContext) => Promise<Omit<Artifact, 'sha256' | 'bytes'>[]>;
