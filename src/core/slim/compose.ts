@@ -7,6 +7,7 @@ import { parseTag } from '../import/tags.js';
 import { sortEntries } from '../model/manifest.js';
 import type { Entry } from '../model/entry.js';
 import type { Repository } from '../repository/repository.js';
+import type { ProfileRecord } from '../repository/types.js';
 
 export interface SlimRequest {
   goldId: string;
@@ -21,6 +22,8 @@ export interface SlimReport {
   gold: { id: string; files: number; bytes: number; entries: number };
   slim: { files: number; bytes: number; entries: number };
   profile: string;
+  /** What the booted image starts as its service (argv): the profile's last run command, through /bin/sh -c. */
+  entrypoint?: string[];
   /** Files and bytes the slim image leaves out, per owning package (largest first). */
   removedByPackage: { package: string; files: number; bytes: number }[];
   /** The largest files left out. */
@@ -33,6 +36,12 @@ export interface SlimReport {
 export interface SlimResult extends CommittedImage {
   report: SlimReport;
   explanations: Explanation[];
+}
+
+/** The command a profile's workload ran as, as argv: what a booted slim image should start. */
+function entrypointOf(profile: ProfileRecord): string[] | undefined {
+  const last = profile.runs.at(-1);
+  return last ? ['/bin/sh', '-c', last.command] : undefined;
 }
 
 const MOUNT_MODES: Record<string, number> = { '/proc': 0o555, '/sys': 0o555, '/dev': 0o755, '/run': 0o755, '/tmp': 0o1777 };
@@ -100,6 +109,7 @@ export async function slimImage(repo: Repository, req: SlimRequest, reporter: Re
     gold: { id: req.goldId, files: gold.filter((e) => e.type === 'file').length, bytes: gold.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0), entries: gold.length },
     slim: { files: files.length, bytes: files.reduce((n, e) => n + (e.size ?? 0), 0), entries: entries.length },
     profile: req.profile,
+    entrypoint: entrypointOf(profile),
     ...summarizeRemoved(gold, new Set(closure.kept.keys()), owners),
     missing: [...closure.missing.keys()],
     warnings: closure.warnings,
