@@ -24,6 +24,8 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   chroot: { pkg: 'coreutils', purpose: 'run workloads inside an image root' },
   tar: { pkg: 'tar', purpose: 'extract images into directories' },
   ostree: { pkg: 'ostree', purpose: 'run the ostree comparison benchmark' },
+  skopeo: { pkg: 'skopeo', purpose: 'check and copy OCI image layouts' },
+  umoci: { pkg: 'umoci', purpose: 'unpack OCI image layouts' },
 };
 
 const found = new Map<string, string | undefined>();
