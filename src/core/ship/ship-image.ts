@@ -35,6 +35,8 @@ export interface ShipResult {
   seconds: number;
 }
 
+const pluginHint = (source: string) => (source === 'built-in' ? undefined : `provider from the plugin ${source}; report problems to its authors`);
+
 /**
  * Checks given options against the provider's declarations: unknown names and missing required
  * options are reported together; absent options fall back to their environment variable.
@@ -108,7 +110,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
     await provider.check(request, context);
   } catch (e) {
     if (isAimError(e)) throw e;
-    throw new ProviderError(`provider ${provider.name}: ${(e as Error).message ?? String(e)}`, { cause: e });
+    throw new ProviderError(`provider ${provider.name}: ${(e as Error).message ?? String(e)}`, { cause: e, hint: pluginHint(source) });
   }
   const aborted = whenAborted(signal);
   reporter.emit({ type: 'stage', stage: 'ship', status: 'start', detail: `${provider.name} (${source})` });
@@ -127,7 +129,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
     if (state === 'absent') await rm(outDir, { recursive: true, force: true });
     else for (const name of await readdir(outDir).catch(() => [] as string[])) await rm(join(outDir, name), { recursive: true, force: true });
     if (isAimError(e)) throw e;
-    throw new ProviderError(`provider ${provider.name} failed: ${(e as Error).message ?? String(e)}`, { cause: e });
+    throw new ProviderError(`provider ${provider.name} failed: ${(e as Error).message ?? String(e)}`, { cause: e, hint: pluginHint(source) });
   } finally {
     aborted.dispose();
   }
