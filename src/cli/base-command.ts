@@ -69,7 +69,7 @@ export abstract class AimCommand extends Command {
     // Under --json a usage error is a JSON error document too, not oclif's plain text.
     if (!isAimError(err) && isUsageError(err) && this.jsonEnabled()) {
       const lines = err.message.split('\n').map((l) => l.trim()).filter((l) => l && !/^(See more help with|The following errors? occurred)/.test(l));
-      err = new ConfigError(lines.join('; ') || 'invalid usage', { hint: `see: ${this.config.bin} ${this.id ?? ''} --help`.replace(/ +--help/, ' --help') });
+      err = new ConfigError(lines.join('; ') || 'invalid usage', { hint: `see: ${[this.config.bin, ...(this.id ?? '').split(':').filter(Boolean)].join(' ')} --help` });
     }
     if (isAimError(err)) {
       if (this.jsonEnabled()) this.logJson({ error: err.toJSON() });

@@ -37,6 +37,16 @@ export interface ShipResult {
 
 const pluginHint = (source: string) => (source === 'built-in' ? undefined : `provider from the plugin ${source}; report problems to its authors`);
 
+/** Runs a provider step that comes before any work; a plugin's plain Error becomes a ProviderError naming it. */
+async function providerStep<T>(provider: Provider, source: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    if (isAimError(e)) throw e;
+    throw new ProviderError(`provider ${provider.name}: ${(e as Error).message ?? String(e)}`, { cause: e, hint: pluginHint(source) });
+  }
+}
+
 /**
  * Checks given options against the provider's declarations: unknown names and missing required
  * options are reported together; absent options fall back to their environment variable.
@@ -76,7 +86,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
   const outDir = resolve(input.outDir);
   const request: ShipRequest = { imageId: input.imageId, imageRef: input.imageRef, outDir, options: resolveProviderOptions(provider, input.options, env) };
   const state = await emptyOrAbsent(outDir);
-  const plan = provider.plan(request);
+  const plan = await providerStep(provider, source, async () => provider.plan(request));
   const result = (artifacts: Artifact[], published: Published[], dryRun: boolean): ShipResult => ({
     provider: provider.name,
     source,
@@ -106,12 +116,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
       );
     },
   };
-  try {
-    await provider.check(request, context);
-  } catch (e) {
-    if (isAimError(e)) throw e;
-    throw new ProviderError(`provider ${provider.name}: ${(e as Error).message ?? String(e)}`, { cause: e, hint: pluginHint(source) });
-  }
+  await providerStep(provider, source, () => provider.check(request, context));
   const aborted = whenAborted(signal);
   reporter.emit({ type: 'stage', stage: 'ship', status: 'start', detail: `${provider.name} (${source})` });
   try {
