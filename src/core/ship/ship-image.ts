@@ -108,7 +108,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
     requireFormat: (format) => void requireFormat(format),
     build: async (format, subdir, options = {}) => {
       const dir = normalize(subdir);
-      if (isAbsolute(dir) || dir === '.' || dir.startsWith('..')) throw new ProviderError(`provider ${provider.name} asked to build into "${subdir}": must be a subdirectory of the output directory`);
+      if (isAbsolute(dir) || dir === '.' || dir === '..' || dir.startsWith('../')) throw new ProviderError(`provider ${provider.name} asked to build into "${subdir}": must be a subdirectory of the output directory`);
       return buildImage(
         repo,
         { imageId: input.imageId, format, outDir: join(outDir, dir), platform: 'qemu', modules: [], init: 'aim', headroomMiB: 64, ...options, signal },
