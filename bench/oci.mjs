@@ -3,6 +3,7 @@
 // into gzip -6 (what any layer build must at least do: read every file, tar it, deflate it).
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { cache, duBytes, extracted, goldTar, machine, median, root, timed, writeResults } from './lib.mjs';
 
@@ -43,6 +44,7 @@ export default async function ociBench() {
   };
 
   timed('sh', ['-c', `find "${dir}" -type f -print0 | xargs -0 cat > /dev/null`]);
+  const loadBefore = loadavg()[0];
   const samples = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
   for (let i = 0; i < RUNS; i++) for (const [name, fn] of Object.entries(contenders)) samples[name].push(fn());
   rmSync(out, { recursive: true, force: true });
@@ -60,10 +62,12 @@ export default async function ociBench() {
       runs: runs.map((r) => r.seconds),
     };
   });
-  const data = { machine: machine(), input: { files: imported.fileCount, logicalBytes: logical, source: 'mmdebstrap bookworm minbase +nginx' }, runs: RUNS, results: rows, repoBytes: duBytes(join(repo, 'objects')) };
+  // Other work on the machine skews wall times: the 1-minute load average is recorded with them.
+  const load = { before: Number(loadBefore.toFixed(2)), after: Number(loadavg()[0].toFixed(2)) };
+  const data = { machine: machine(), load, input: { files: imported.fileCount, logicalBytes: logical, source: 'mmdebstrap bookworm minbase +nginx' }, runs: RUNS, results: rows, repoBytes: duBytes(join(repo, 'objects')) };
   const mb = (b) => (b / 1e6).toFixed(1);
   const md = [
-    `### OCI build benchmark (${imported.fileCount} files, ${mb(logical)} MB; median of ${RUNS} runs; ${data.machine.cores} cores)`,
+    `### OCI build benchmark (${imported.fileCount} files, ${mb(logical)} MB; median of ${RUNS} runs; ${data.machine.cores} cores, load average ${load.before} → ${load.after})`,
     '',
     '| contender | wall s | MB/s | peak RSS MB | layer MB | same digest every run |',
     '|---|---:|---:|---:|---:|---|',
