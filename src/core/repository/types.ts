@@ -96,7 +96,7 @@ export interface ProfileRecord {
   imageId: string;
   createdAt: string;
   updatedAt: string;
-  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; results: ProbeResult[]; at: string }[];
+  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; probeTimeoutMs?: number; results: ProbeResult[]; at: string }[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
   paths: PathEvidence[];
 }
