@@ -10,7 +10,6 @@ const debug = debugLog('exec');
 export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   mmdebstrap: { pkg: 'mmdebstrap', purpose: 'build gold images from Debian packages' },
   xz: { pkg: 'xz-utils', purpose: 'read .tar.xz archives' },
-  zstd: { pkg: 'zstd', purpose: 'read .tar.zst archives' },
   getfattr: { pkg: 'attr', purpose: 'read extended attributes (file capabilities) of directory sources' },
   'qemu-img': { pkg: 'qemu-utils', purpose: 'read qcow2 disk images' },
   sync: { pkg: 'coreutils', purpose: 'make written blobs durable' },
@@ -24,6 +23,19 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   chroot: { pkg: 'coreutils', purpose: 'run workloads inside an image root' },
   tar: { pkg: 'tar', purpose: 'extract images into directories' },
   ostree: { pkg: 'ostree', purpose: 'run the ostree comparison benchmark' },
+  'apt-get': { pkg: 'apt', purpose: 'download Debian\'s kernel package (aim core kernel)' },
+  'apt-cache': { pkg: 'apt', purpose: 'find Debian\'s current kernel package (aim core kernel)' },
+  'dpkg-deb': { pkg: 'dpkg', purpose: 'unpack Debian\'s kernel package (aim core kernel)' },
+  depmod: { pkg: 'kmod', purpose: 'index kernel modules (aim core kernel)' },
+  zstd: { pkg: 'zstd', purpose: 'compress initramfs images and read .tar.zst archives' },
+  busybox: { pkg: 'busybox-static', purpose: 'give bootable images their minimal init' },
+  mke2fs: { pkg: 'e2fsprogs', purpose: 'build ext4 root filesystems' },
+  debugfs: { pkg: 'e2fsprogs', purpose: 'fix inode times so ext4 images are reproducible' },
+  sfdisk: { pkg: 'fdisk', purpose: 'write GPT partition tables' },
+  'mkfs.vfat': { pkg: 'dosfstools', purpose: 'make EFI system partitions' },
+  mmd: { pkg: 'mtools', purpose: 'fill EFI system partitions without mounting' },
+  mcopy: { pkg: 'mtools', purpose: 'fill EFI system partitions without mounting' },
+  'qemu-system-x86_64': { pkg: 'qemu-system-x86', purpose: 'boot artifacts in QEMU' },
 };
 
 const found = new Map<string, string | undefined>();
