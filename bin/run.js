@@ -2,5 +2,8 @@
 // Blob writes fsync many files at once; libuv's default pool of 4 threads serialises them.
 // Must be set before the pool starts, hence before anything else is loaded.
 process.env.UV_THREADPOOL_SIZE ??= '16';
-const { execute } = await import('@oclif/core');
+const { execute, settings } = await import('@oclif/core');
+// aim runs its compiled dist/ and plugins their compiled JS: never try to register tsx/ts-node and
+// load TypeScript sources, which oclif otherwise does for linked plugins and under NODE_ENV=test.
+settings.enableAutoTranspile = false;
 await execute({ dir: import.meta.url });

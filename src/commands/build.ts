@@ -15,6 +15,7 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
     '<%= config.bin %> build slim/nginx:1 --format vmdk --platform vmware --out build/vmdk',
     '<%= config.bin %> build slim/nginx:1 --format pxe --out /srv/tftp/nginx --json',
     '<%= config.bin %> build gold/nginx:1 --format tar --out build/tar',
+    '<%= config.bin %> build slim/nginx:1 --format oci --ref nginx:slim --out build/oci   # then: skopeo copy oci:build/oci:nginx:slim …',
   ];
   static override args = { image: Args.string({ description: 'image (name:tag or id)', required: true }) };
   static override flags = {
@@ -27,6 +28,7 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
     headroom: Flags.integer({ description: 'free space added to the root filesystem, MiB', default: 64, min: 0 }),
     kernel: Flags.string({ description: 'kernel core image to take the kernel from when the image has none' }),
     'ipxe-src': Flags.string({ description: 'iPXE source tree to build binaries with the script embedded (pxe; or AIM_IPXE_SRC)' }),
+    ref: Flags.string({ description: 'oci: the image name in the layout (org.opencontainers.image.ref.name)', default: 'latest' }),
   };
 
   async run(): Promise<BuildResult> {
@@ -45,6 +47,8 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
         headroomMiB: flags.headroom,
         kernelImage: flags.kernel,
         ipxeSrc: flags['ipxe-src'] ?? process.env.AIM_IPXE_SRC,
+        ref: flags.ref,
+        signal: this.abortSignal(),
       },
       this.reporter(),
     );

@@ -15,6 +15,8 @@ export const ExitCode = {
   busy: 9,
   provider: 10,
   verifyFailed: 11,
+  /** 128 + SIGINT, as shells report a Ctrl-C. */
+  interrupted: 130,
 } as const;
 
 export interface AimErrorOptions {
@@ -117,6 +119,26 @@ export class ProviderError extends AimError {
   constructor(message: string, options: AimErrorOptions = {}) {
     super('E_PROVIDER', message, ExitCode.provider, options);
   }
+}
+
+/** The user interrupted the command (Ctrl-C); what it had written is removed. */
+export class InterruptedError extends AimError {
+  constructor(message = 'interrupted', options: AimErrorOptions = {}) {
+    super('E_INTERRUPTED', message, ExitCode.interrupted, options);
+  }
+}
+
+/** Rejects when the signal aborts, with its reason (an InterruptedError unless said otherwise). */
+export function whenAborted(signal: AbortSignal | undefined): { promise: Promise<never>; dispose: () => void } {
+  if (!signal) return { promise: new Promise<never>(() => {}), dispose: () => {} };
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new InterruptedError());
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  promise.catch(() => {});
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
 /** A bug in aim: an invariant did not hold. */

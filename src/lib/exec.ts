@@ -36,6 +36,8 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   mmd: { pkg: 'mtools', purpose: 'fill EFI system partitions without mounting' },
   mcopy: { pkg: 'mtools', purpose: 'fill EFI system partitions without mounting' },
   'qemu-system-x86_64': { pkg: 'qemu-system-x86', purpose: 'boot artifacts in QEMU' },
+  skopeo: { pkg: 'skopeo', purpose: 'check and copy OCI image layouts' },
+  umoci: { pkg: 'umoci', purpose: 'unpack OCI image layouts' },
 };
 
 const found = new Map<string, string | undefined>();

@@ -4,17 +4,24 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ConfigError } from '../../lib/errors.js';
+import { ConfigError, whenAborted } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { emptyOrAbsent } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
 import { FORMAT_BUILDERS } from './formats.js';
-import type { Artifact, BuildRequest, BuildResult } from './types.js';
+import type { Artifact, BuildFormat, BuildRequest, BuildResult, FormatBuilder } from './types.js';
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(path), hash);
   return hash.digest('hex');
+}
+
+/** The loader of a format's builder; a ConfigError when the format is not built in yet (lets callers check before work). */
+export function requireFormat(format: BuildFormat): () => Promise<FormatBuilder> {
+  const load = FORMAT_BUILDERS[format];
+  if (!load) throw new ConfigError(`format ${format} is not implemented yet`, { hint: `implemented: ${Object.keys(FORMAT_BUILDERS).join(', ')}` });
+  return load;
 }
 
 /**
@@ -23,8 +30,7 @@ async function sha256File(path: string): Promise<string> {
  * removed (and the directory itself when we created it), so no half artifact is ever left behind.
  */
 export async function buildImage(repo: Repository, request: BuildRequest, reporter: Reporter): Promise<BuildResult> {
-  const load = FORMAT_BUILDERS[request.format];
-  if (!load) throw new ConfigError(`format ${request.format} is not implemented yet`, { hint: `implemented: ${Object.keys(FORMAT_BUILDERS).join(', ')}` });
+  const load = requireFormat(request.format);
   const outDir = resolve(request.outDir);
   const state = await emptyOrAbsent(outDir);
   const started = process.hrtime.bigint();
@@ -32,9 +38,11 @@ export async function buildImage(repo: Repository, request: BuildRequest, report
   const entries = await repo.catalog.entries(request.imageId);
   const workDir = await mkdtemp(join(process.env.AIM_TMPDIR ?? tmpdir(), 'aim-build-'));
   reporter.emit({ type: 'stage', stage: 'build', status: 'start', detail: `${request.format} → ${outDir}` });
+  const aborted = whenAborted(request.signal);
   try {
     await mkdir(outDir, { recursive: true });
-    const written = await builder({ repo, request: { ...request, outDir }, entries, workDir, reporter });
+    // On abort the builder is abandoned (the process is about to exit) and its output removed.
+    const written = await Promise.race([builder({ repo, request: { ...request, outDir }, entries, workDir, reporter }), aborted.promise]);
     const artifacts: Artifact[] = [];
     for (const a of written) artifacts.push({ ...a, bytes: (await stat(a.path)).size, sha256: await sha256File(a.path) });
     reporter.emit({ type: 'stage', stage: 'build', status: 'done' });
@@ -44,6 +52,7 @@ export async function buildImage(repo: Repository, request: BuildRequest, report
     else for (const name of await readdir(outDir).catch(() => [] as string[])) await rm(join(outDir, name), { recursive: true, force: true });
     throw e;
   } finally {
+    aborted.dispose();
     await rm(workDir, { recursive: true, force: true });
   }
 }

@@ -30,6 +30,10 @@ export interface BuildRequest {
   kernelImage?: string;
   /** iPXE source tree to build binaries with the script embedded (pxe). */
   ipxeSrc?: string;
+  /** OCI layouts: the image's name in index.json (org.opencontainers.image.ref.name); default "latest". */
+  ref?: string;
+  /** Aborts the build (Ctrl-C); partial output is removed as on any failure. */
+  signal?: AbortSignal;
 }
 
 /** One file a build wrote. */

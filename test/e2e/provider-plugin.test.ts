@@ -1,0 +1,101 @@
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aim, projectRoot, runJs } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+interface ListResult {
+  providers: { name: string; source: string; options: { name: string }[] }[];
+}
+interface ShipJson {
+  provider: string;
+  source: string;
+  artifacts: { path: string; sha256: string }[];
+  published: { kind: string; location: string; sha256: string }[];
+}
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let repo: string;
+let env: Record<string, string>;
+const plugin = join(projectRoot, 'examples', 'provider-plugin');
+const run = <T = Record<string, unknown>>(...args: string[]) => aim<T>([...args, '--repo', repo], { env });
+const plain = (...args: string[]) => execa(process.execPath, [runJs, ...args], { env, reject: false, timeout: 120_000 });
+
+beforeAll(async () => {
+  tmp = await tempDir('aim-plugin-');
+  repo = join(tmp.dir, 'repo');
+  // plugins are recorded under $XDG_DATA_HOME/aim: a temporary one, never the user's
+  env = { XDG_DATA_HOME: join(tmp.dir, 'data'), XDG_CACHE_HOME: join(tmp.dir, 'cache'), XDG_CONFIG_HOME: join(tmp.dir, 'config') };
+  const tree = join(tmp.dir, 'tree');
+  await mkdir(join(tree, 'etc'), { recursive: true });
+  await writeFile(join(tree, 'etc', 'motd'), 'shipped by a plugin\n');
+  expect((await run('repo', 'init')).exitCode).toBe(0);
+  expect((await run('image', 'import', tree, '--tag', 'fixture/small:1')).exitCode).toBe(0);
+});
+afterAll(async () => tmp.cleanup());
+
+describe('a third-party provider as an oclif plugin', () => {
+  it('is unknown before the plugin is linked', async () => {
+    const list = await run<ListResult>('provider', 'list');
+    expect(list.exitCode, list.stderr).toBe(0);
+    expect(list.json.providers.map((p) => p.name)).toEqual(['vmware']);
+    const res = await run<{ error: { code: string; hint: string } }>('ship', 'localdir', 'fixture/small:1', '--out', join(tmp.dir, 'never'));
+    expect(res.exitCode).toBe(2);
+    expect(res.json.error.hint).toMatch(/known providers: vmware/);
+  });
+
+  it('is linked with `aim plugins link`, listed, and ships through aim without changing aim', async () => {
+    const linked = await plain('plugins', 'link', plugin, '--no-install');
+    expect(linked.exitCode, linked.stderr).toBe(0);
+    expect(JSON.parse(await readFile(join(tmp.dir, 'data', 'aim', 'package.json'), 'utf8'))).toMatchObject({ oclif: { plugins: [{ name: 'aim-provider-localdir', type: 'link' }] } });
+    expect(linked.stderr).not.toMatch(/ts-node|tsx|transpile/i);
+
+    const list = await run<ListResult>('provider', 'list');
+    expect(list.json.providers.map((p) => [p.name, p.source])).toEqual([
+      ['vmware', 'built-in'],
+      ['localdir', 'aim-provider-localdir'],
+    ]);
+    expect(list.json.providers[1]!.options.map((o) => o.name)).toEqual(['dir']);
+
+    const dest = join(tmp.dir, 'dest');
+    await mkdir(dest);
+    const out = join(tmp.dir, 'out');
+    const shipped = await run<ShipJson>('ship', 'localdir', 'fixture/small:1', '--out', out, '--dir', dest);
+    expect(shipped.exitCode, shipped.stderr).toBe(0);
+    expect(shipped.json).toMatchObject({ provider: 'localdir', source: 'aim-provider-localdir' });
+    const copy = join(dest, 'fixture-small-1.tar');
+    expect(shipped.json.published).toEqual([expect.objectContaining({ kind: 'local copy', location: copy })]);
+    const bytes = await readFile(copy);
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    expect(shipped.json.artifacts[0]!.sha256).toBe(digest);
+    expect(bytes.includes(Buffer.from('shipped by a plugin'))).toBe(true);
+    // the tar in --out is what the built-in tar format builds from the same image
+    const direct = await run<{ artifacts: { sha256: string }[] }>('build', 'fixture/small:1', '--format', 'tar', '--out', join(tmp.dir, 'direct'));
+    expect(direct.json.artifacts[0]!.sha256).toBe(digest);
+
+    // --opt works too; the plugin's own refusal (existing file) is a provider error, exit 10, and --out is removed
+    const again = await run<{ error: { code: string; message: string; hint: string } }>('ship', 'localdir', 'fixture/small:1', '--out', join(tmp.dir, 'out2'), '--opt', `dir=${dest}`);
+    expect(again.exitCode).toBe(10);
+    expect(again.json.error.code).toBe('E_PROVIDER');
+    expect(again.json.error.message).toMatch(/already exists/);
+    expect(again.json.error.hint).toMatch(/aim-provider-localdir/);
+    expect(existsSync(join(tmp.dir, 'out2'))).toBe(false);
+
+    // a required option that is missing is reported before any work
+    const missing = await run<{ error: { code: string; message: string } }>('ship', 'localdir', 'fixture/small:1', '--out', join(tmp.dir, 'out3'));
+    expect(missing.exitCode).toBe(2);
+    expect(missing.json.error.message).toMatch(/dir is required \(or AIM_LOCALDIR\)/);
+    expect(existsSync(join(tmp.dir, 'out3'))).toBe(false);
+    expect(await readdir(dest)).toEqual(['fixture-small-1.tar']);
+  });
+
+  it('is gone after `aim plugins unlink`', async () => {
+    const un = await plain('plugins', 'unlink', 'aim-provider-localdir');
+    expect(un.exitCode, un.stderr).toBe(0);
+    const list = await run<ListResult>('provider', 'list');
+    expect(list.json.providers.map((p) => p.name)).toEqual(['vmware']);
+  });
+});
