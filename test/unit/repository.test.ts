@@ -9,6 +9,9 @@ import type { Entry } from '../../src/core/model/entry.js';
 import { BusyError, NotFoundError } from '../../src/lib/errors.js';
 import { silentReporter } from '../../src/lib/reporter.js';
 import { tempDir } from '../helpers/tmp.js';
+import { commitImage } from '../../src/core/import/commit.js';
+import { ingestSource } from '../../src/core/import/ingest.js';
+import type { SourceEntry } from '../../src/core/import/source.js';
 import { join } from 'node:path';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -108,6 +111,39 @@ describe('repository', () => {
     expect(after.map((s) => [s.ino, s.mtimeMs])).toEqual(before.map((s) => [s.ino, s.mtimeMs]));
     expect(repo.blobs.created.size).toBe(0);
     expect(await readdir(await repo.blobs.scratchDir())).toEqual([]);
+  });
+
+  it('commits an image to the catalog only after its blobs are durable (flush resolved)', async () => {
+    const events: string[] = [];
+    const flush = repo.blobs.flush.bind(repo.blobs);
+    let failFlush = false;
+    repo.blobs.flush = async () => {
+      events.push('flush started');
+      await new Promise((r) => setTimeout(r, 50));
+      await flush();
+      if (failFlush) throw new Error('disk gone');
+      events.push('flushed');
+    };
+    const addImage = repo.catalog.addImage.bind(repo.catalog);
+    repo.catalog.addImage = async (...args) => {
+      events.push('catalog');
+      return addImage(...args);
+    };
+    const meta = { mode: 0o644, uid: 0, gid: 0, mtime: 1 };
+    const ingest = async (text: string) => {
+      await writeFile(join(tmp.dir, 'f'), text);
+      const entries: SourceEntry[] = [{ name: Buffer.from('etc/f'), type: 'file', ...meta, size: text.length, local: { path: join(tmp.dir, 'f') } }];
+      return ingestSource((async function* () { yield* entries; })(), { blobs: repo.blobs, reporter: silentReporter, label: 't' });
+    };
+    const done = await commitImage(repo, await ingest('one'), { source: 't', sourceKind: 'test', tags: ['d/one:1'] }, silentReporter);
+    expect(events).toEqual(['flush started', 'flushed', 'catalog']);
+    expect(await repo.catalog.resolve('d/one:1')).toBe(done.id);
+
+    events.length = 0;
+    failFlush = true;
+    await expect(commitImage(repo, await ingest('two'), { source: 't', sourceKind: 'test', tags: ['d/two:1'] }, silentReporter)).rejects.toThrow('disk gone');
+    expect(events).toEqual(['flush started']);
+    expect(await repo.catalog.resolve('d/two:1')).toBeUndefined();
   });
 
   it('resolves tags, ids and id prefixes', async () => {
