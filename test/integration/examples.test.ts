@@ -63,7 +63,10 @@ const EXAMPLES: Example[] = [
       { exitCode: 0, sha256: sha256('hello-from-aim\n') },
     ],
     explain: ['/usr/bin/redis-cli', /traced/],
-    minReduction: 9,
+    // The issue asks 10x; redis-server really maps 17.0 MiB (itself, libcrypto, libstdc++,
+    // libsystemd and its compressors): 169.1 MiB of gold over that traced limit is 9.9x, so no
+    // slim image of this gold can reach 10x. Guard what is reachable (measured: 9.8x).
+    minReduction: 9.5,
     maxOverLimit: 1.2,
     used: ['/usr/bin/redis-server', '/usr/bin/redis-cli'],
   },
