@@ -110,7 +110,7 @@ describe.each(EXAMPLES)('example $dir: gold → profile → slim → verify', (e
   }, 180_000);
 
   it('slims it at least the target factor, close to the physical limit, and explains', async () => {
-    const res = await run<SlimJson>('slim', '--template', template, '--explain', ex.explain[0], '--explain', '/usr/bin/perl');
+    const res = await run<SlimJson>('slim', '--template', template, '--explain', ex.explain[0], '--explain', '/usr/bin/perl', '--explain', '/no/such/path');
     expect(res.exitCode, res.stderr + res.stdout).toBe(0);
     const r = res.json.report;
     expect(r.gold.bytes / r.slim.bytes).toBeGreaterThanOrEqual(ex.minReduction);
@@ -120,10 +120,12 @@ describe.each(EXAMPLES)('example $dir: gold → profile → slim → verify', (e
     expect(r.packagesTouched).toContain('libc6');
     expect(r.slim.packages).toBeLessThan(r.gold.packages);
     expect(r.entrypoint.length).toBeGreaterThan(0);
-    const [kept, perl] = res.json.explanations;
+    const [kept, perl, absent] = res.json.explanations;
     expect(kept).toMatchObject({ path: ex.explain[0], kept: true });
     expect(kept!.reasons.join('\n')).toMatch(ex.explain[1]);
     expect(perl).toMatchObject({ kept: false });
+    expect(absent).toMatchObject({ path: '/no/such/path', kept: false });
+    expect(absent!.reasons.join('\n')).toMatch(/not in the image/);
   }, 180_000);
 
   it('verifies the slim image against gold: every probe identical', async () => {
