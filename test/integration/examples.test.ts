@@ -63,7 +63,10 @@ const EXAMPLES: Example[] = [
       { exitCode: 0, sha256: sha256('hello-from-aim\n') },
     ],
     explain: ['/usr/bin/redis-cli', /traced/],
-    minReduction: 9,
+    // The issue asks 10x; redis-server really maps 17.0 MiB (itself, libcrypto, libstdc++,
+    // libsystemd and its compressors): 169.1 MiB of gold over that traced limit is 9.9x, so no
+    // slim image of this gold can reach 10x. Guard what is reachable (measured: 9.8x).
+    minReduction: 9.5,
     maxOverLimit: 1.2,
     used: ['/usr/bin/redis-server', '/usr/bin/redis-cli'],
   },
@@ -71,8 +74,8 @@ const EXAMPLES: Example[] = [
     dir: 'python-http',
     probes: [{ status: 200 }, { status: 200 }, { status: 404 }],
     explain: ['/srv/app/server.py', /traced/],
-    minReduction: 8,
-    maxOverLimit: 1.3,
+    minReduction: 9.5, // measured 10.2x; the issue sets no target for Python
+    maxOverLimit: 1.2,
     used: ['/srv/app/server.py', '/srv/app/static/index.html'],
   },
 ];
@@ -107,7 +110,7 @@ describe.each(EXAMPLES)('example $dir: gold → profile → slim → verify', (e
   }, 180_000);
 
   it('slims it at least the target factor, close to the physical limit, and explains', async () => {
-    const res = await run<SlimJson>('slim', '--template', template, '--explain', ex.explain[0], '--explain', '/usr/bin/perl');
+    const res = await run<SlimJson>('slim', '--template', template, '--explain', ex.explain[0], '--explain', '/usr/bin/perl', '--explain', '/no/such/path');
     expect(res.exitCode, res.stderr + res.stdout).toBe(0);
     const r = res.json.report;
     expect(r.gold.bytes / r.slim.bytes).toBeGreaterThanOrEqual(ex.minReduction);
@@ -117,10 +120,12 @@ describe.each(EXAMPLES)('example $dir: gold → profile → slim → verify', (e
     expect(r.packagesTouched).toContain('libc6');
     expect(r.slim.packages).toBeLessThan(r.gold.packages);
     expect(r.entrypoint.length).toBeGreaterThan(0);
-    const [kept, perl] = res.json.explanations;
+    const [kept, perl, absent] = res.json.explanations;
     expect(kept).toMatchObject({ path: ex.explain[0], kept: true });
     expect(kept!.reasons.join('\n')).toMatch(ex.explain[1]);
     expect(perl).toMatchObject({ kept: false });
+    expect(absent).toMatchObject({ path: '/no/such/path', kept: false });
+    expect(absent!.reasons.join('\n')).toMatch(/not in the image/);
   }, 180_000);
 
   it('verifies the slim image against gold: every probe identical', async () => {
