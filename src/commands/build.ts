@@ -4,6 +4,15 @@ import { formatBytes, shortId, table } from '../cli/format.js';
 import { buildImage } from '../core/build/build-image.js';
 import { BUILD_FORMATS, PLATFORMS, type BuildFormat, type BuildResult, type Platform } from '../core/build/types.js';
 import { resolveImage } from '../core/query/resolve.js';
+import { ConfigError } from '../lib/errors.js';
+
+/** "512", "512M", "2G", "1T" → MiB. */
+export function parseSizeMiB(text: string): number {
+  const m = /^(\d+)\s*([MGT]i?B?)?$/i.exec(text.trim());
+  if (!m) throw new ConfigError(`--size ${text}: expected MiB or a size such as 512M or 2G`);
+  const unit = (m[2] ?? 'M')[0]!.toUpperCase();
+  return Number(m[1]) * (unit === 'T' ? 1024 * 1024 : unit === 'G' ? 1024 : 1);
+}
 
 export default class Build extends AimCommand {
   static override summary = 'Build an artifact from an image: bootable raw/qcow2/vmdk/ova disk, PXE bundle, rootfs tar or OCI layout.';
@@ -11,7 +20,8 @@ export default class Build extends AimCommand {
 minimal initramfs holding only the modules the platform needs. Artifacts are reproducible: the
 same image gives byte-identical raw and pxe output. Partial output is removed on failure.`;
   static override examples = [
-    '<%= config.bin %> build slim/nginx:1 --format raw --out build/raw',
+    '<%= config.bin %> build slim/nginx:1 --format raw --kernel core/kernel:bookworm --out build/raw',
+    '<%= config.bin %> build slim/nginx:1 --format raw --kernel core/kernel:bookworm --size 1G --entrypoint "nginx -g \'daemon off;\'" --out build/raw',
     '<%= config.bin %> build slim/nginx:1 --format vmdk --platform vmware --out build/vmdk',
     '<%= config.bin %> build slim/nginx:1 --format pxe --out /srv/tftp/nginx --json',
     '<%= config.bin %> build gold/nginx:1 --format tar --out build/tar',
@@ -24,6 +34,7 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
     module: Flags.string({ description: 'extra kernel module for the initramfs (repeatable)', multiple: true, default: [] }),
     entrypoint: Flags.string({ description: 'command the booted image starts as its service (default: the profile’s command)' }),
     init: Flags.string({ description: 'init to boot', options: ['aim', 'systemd'], default: 'aim' }),
+    size: Flags.string({ description: 'whole disk size for disk formats: MiB, or with a unit (512M, 2G); default: content plus headroom' }),
     headroom: Flags.integer({ description: 'free space added to the root filesystem, MiB', default: 64, min: 0 }),
     kernel: Flags.string({ description: 'kernel core image to take the kernel from when the image has none' }),
     'ipxe-src': Flags.string({ description: 'iPXE source tree to build binaries with the script embedded (pxe; or AIM_IPXE_SRC)' }),
@@ -43,6 +54,7 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
         entrypoint: flags.entrypoint === undefined ? undefined : ['/bin/sh', '-c', flags.entrypoint],
         init: flags.init as 'aim' | 'systemd',
         headroomMiB: flags.headroom,
+        sizeMiB: flags.size === undefined ? undefined : parseSizeMiB(flags.size),
         kernelImage: flags.kernel,
         ipxeSrc: flags['ipxe-src'] ?? process.env.AIM_IPXE_SRC,
       },

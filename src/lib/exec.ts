@@ -30,6 +30,7 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   zstd: { pkg: 'zstd', purpose: 'compress initramfs images and read .tar.zst archives' },
   busybox: { pkg: 'busybox-static', purpose: 'give bootable images their minimal init' },
   mke2fs: { pkg: 'e2fsprogs', purpose: 'build ext4 root filesystems' },
+  dumpe2fs: { pkg: 'e2fsprogs', purpose: 'list the inodes of ext4 images' },
   debugfs: { pkg: 'e2fsprogs', purpose: 'fix inode times so ext4 images are reproducible' },
   sfdisk: { pkg: 'fdisk', purpose: 'write GPT partition tables' },
   'mkfs.vfat': { pkg: 'dosfstools', purpose: 'make EFI system partitions' },

@@ -6,4 +6,5 @@ import type { BuildFormat, FormatBuilder } from './types.js';
  */
 export const FORMAT_BUILDERS: Partial<Record<BuildFormat, () => Promise<FormatBuilder>>> = {
   tar: async () => (await import('./tar.js')).buildTar,
+  raw: async () => (await import('./raw.js')).buildRaw,
 };
