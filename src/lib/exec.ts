@@ -11,7 +11,7 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   mmdebstrap: { pkg: 'mmdebstrap', purpose: 'build gold images from Debian packages' },
   xz: { pkg: 'xz-utils', purpose: 'read .tar.xz archives' },
   getfattr: { pkg: 'attr', purpose: 'read extended attributes (file capabilities) of directory sources' },
-  'qemu-img': { pkg: 'qemu-utils', purpose: 'read qcow2 disk images' },
+  'qemu-img': { pkg: 'qemu-utils', purpose: 'read qcow2 disk images and write qcow2/VMDK artifacts' },
   sync: { pkg: 'coreutils', purpose: 'make written blobs durable' },
   bzip2: { pkg: 'bzip2', purpose: 'read .tar.bz2 archives' },
   strace: { pkg: 'strace', purpose: 'trace what a workload uses (profiling)' },

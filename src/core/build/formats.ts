@@ -7,4 +7,6 @@ import type { BuildFormat, FormatBuilder } from './types.js';
 export const FORMAT_BUILDERS: Partial<Record<BuildFormat, () => Promise<FormatBuilder>>> = {
   tar: async () => (await import('./tar.js')).buildTar,
   raw: async () => (await import('./raw.js')).buildRaw,
+  qcow2: async () => (await import('./disk-formats.js')).buildQcow2,
+  vmdk: async () => (await import('./disk-formats.js')).buildVmdk,
 };
