@@ -1,18 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { AimCommand } from '../cli/base-command.js';
 import { formatBytes, shortId, table } from '../cli/format.js';
-import { buildImage } from '../core/build/build-image.js';
+import { buildImage, parseSizeMiB } from '../core/build/build-image.js';
 import { BUILD_FORMATS, PLATFORMS, type BuildFormat, type BuildResult, type Platform } from '../core/build/types.js';
 import { resolveImage } from '../core/query/resolve.js';
-import { ConfigError } from '../lib/errors.js';
-
-/** "512", "512M", "2G", "1T" → MiB. */
-export function parseSizeMiB(text: string): number {
-  const m = /^(\d+)\s*([MGT]i?B?)?$/i.exec(text.trim());
-  if (!m) throw new ConfigError(`--size ${text}: expected MiB or a size such as 512M or 2G`);
-  const unit = (m[2] ?? 'M')[0]!.toUpperCase();
-  return Number(m[1]) * (unit === 'T' ? 1024 * 1024 : unit === 'G' ? 1024 : 1);
-}
 
 export default class Build extends AimCommand {
   static override summary = 'Build an artifact from an image: bootable raw/qcow2/vmdk/ova disk, PXE bundle, rootfs tar or OCI layout.';

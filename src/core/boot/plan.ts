@@ -61,6 +61,15 @@ export function checkEntrypoint(entries: ReadonlyMap<string, Entry>, argv: reado
   return [...argv];
 }
 
+/** The init to boot for --init systemd: /sbin/init, which must lead to systemd in the image. */
+export function checkSystemd(entries: ReadonlyMap<string, Entry>): string {
+  const target = resolveImagePath(entries, '/sbin/init');
+  if (!target || !/\/systemd$/.test(target) || lookupImagePath(entries, target)?.type !== 'file') {
+    throw new InputError('E_NO_SYSTEMD', 'the image has no systemd (/sbin/init is not systemd)', { hint: 'boot with aim\'s init (--init aim) and an --entrypoint' });
+  }
+  return '/sbin/init';
+}
+
 /**
  * Checks a bootable build's inputs and decides what it boots, before any work: the kernel (the
  * image's or the kernel core's), the initramfs modules, systemd or aim's init with its entrypoint.
@@ -71,11 +80,7 @@ export async function planBoot(context: BuildContext): Promise<BootPlan> {
   let init = AIM_INIT;
   let entrypoint: string[] | undefined;
   if (request.init === 'systemd') {
-    const target = resolveImagePath(entries, '/sbin/init');
-    if (!target || !/\/systemd$/.test(target) || lookupImagePath(entries, target)?.type !== 'file') {
-      throw new InputError('E_NO_SYSTEMD', 'the image has no systemd (/sbin/init is not systemd)', { hint: 'boot with aim\'s init (--init aim) and an --entrypoint' });
-    }
-    init = '/sbin/init';
+    init = checkSystemd(entries);
   } else {
     const argv = request.entrypoint ?? (await readEntrypoint(repo, request.imageId));
     if (!argv) throw new ConfigError(`image ${request.imageId.slice(0, 12)} records no entrypoint`, { hint: 'pass --entrypoint "COMMAND", or --init systemd for images with systemd' });
