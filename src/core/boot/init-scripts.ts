@@ -65,10 +65,11 @@ export function rootInit(entrypoint: readonly string[]): string {
 # aim init: API filesystems, loopback and DHCP, then the entrypoint as a supervised service.
 B=${AIM_BUSYBOX}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-$B mountpoint -q /dev || $B mount -t devtmpfs devtmpfs /dev
+# /dev normally arrives moved from the initramfs; /proc and /sys do not.
+$B grep -q ' /dev ' /proc/mounts 2>/dev/null || $B mount -t devtmpfs devtmpfs /dev 2>/dev/null
 exec </dev/null >/dev/console 2>&1
-$B mountpoint -q /proc || $B mount -t proc proc /proc
-$B mountpoint -q /sys || $B mount -t sysfs sysfs /sys
+$B mount -t proc proc /proc
+$B mount -t sysfs sysfs /sys
 $B mkdir -p /dev/pts /dev/shm
 $B mount -t devpts -o gid=5,mode=620 devpts /dev/pts
 $B mount -t tmpfs -o mode=1777 tmpfs /dev/shm

@@ -11,7 +11,7 @@ export const BASE_MODULES = ['ext4', 'evdev', 'button'] as const;
 export const PLATFORM_MODULES: Record<Platform, readonly string[]> = {
   qemu: ['virtio_pci', 'virtio_blk', 'virtio_scsi', 'sd_mod', 'virtio_net'],
   ec2: ['nvme', 'ena'],
-  vmware: ['vmw_pvscsi', 'ahci', 'sd_mod', 'vmxnet3', 'e1000'],
+  vmware: ['vmw_pvscsi', 'mptspi', 'ata_piix', 'ahci', 'sd_mod', 'vmxnet3', 'e1000'],
 };
 
 /** depmod's index of one kernel's modules, keyed by module name ("-" written as "_"). */
