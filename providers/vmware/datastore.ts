@@ -49,6 +49,9 @@ export interface DatastoreOptions {
   signal?: AbortSignal;
 }
 
+/** How long one cleanup DELETE may take before it is given up (and reported as left over). */
+const CLEANUP_TIMEOUT_MS = 10_000;
+
 const USAGE_HINT = 'use https://<host>/folder/<directory>?dcPath=<datacenter>&dsName=<datastore> (ESXi: dcPath=ha-datacenter)';
 
 /** Parses and checks a datastore URL; a ConfigError says what is wrong. */
@@ -285,7 +288,8 @@ async function removeSent(client: DatastoreClient, options: DatastoreOptions, se
   for (const url of [...sent].reverse()) {
     const name = decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1));
     try {
-      const reply = await client.request('DELETE', url);
+      // Not the run's signal (it may be the Ctrl-C that got us here), but a bound of its own.
+      const reply = await client.request('DELETE', url, undefined, AbortSignal.timeout(CLEANUP_TIMEOUT_MS));
       if (reply.status >= 300 && reply.status !== 404) throw new Error(`HTTP ${reply.status}`);
       options.reporter.emit({ type: 'info', message: `removed ${datastorePath(options.target, name)} from the datastore` });
     } catch (e) {

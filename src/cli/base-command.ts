@@ -68,8 +68,8 @@ export abstract class AimCommand extends Command {
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
     // Under --json a usage error is a JSON error document too, not oclif's plain text.
     if (!isAimError(err) && isUsageError(err) && this.jsonEnabled()) {
-      const [first, ...rest] = err.message.split('\n').map((l) => l.trim()).filter((l) => l && !/^See more help with/.test(l));
-      err = new ConfigError(first ?? 'invalid usage', { hint: [...rest, `see: ${this.config.bin} ${this.id ?? ''} --help`.replace(/ +--help/, ' --help')].join('; ') });
+      const lines = err.message.split('\n').map((l) => l.trim()).filter((l) => l && !/^(See more help with|The following errors? occurred)/.test(l));
+      err = new ConfigError(lines.join('; ') || 'invalid usage', { hint: `see: ${[this.config.bin, ...(this.id ?? '').split(':').filter(Boolean)].join(' ')} --help` });
     }
     if (isAimError(err)) {
       if (this.jsonEnabled()) this.logJson({ error: err.toJSON() });

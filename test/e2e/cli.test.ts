@@ -25,7 +25,7 @@ describe('aim CLI', () => {
     const top = await execa(process.execPath, [runJs, '--help']);
     expect(top.stdout).toMatch(/repo/);
     expect(top.stdout).toMatch(/image/);
-    for (const cmd of ['repo init', 'repo stats', 'repo fsck', 'repo gc', 'image import', 'image export', 'image list', 'image inspect', 'image diff', 'image rm', 'image tag', 'image gold debian', 'profile run', 'profile list', 'profile show', 'slim', 'verify']) {
+    for (const cmd of ['repo init', 'repo stats', 'repo fsck', 'repo gc', 'image import', 'image export', 'image list', 'image inspect', 'image diff', 'image rm', 'image tag', 'image gold debian', 'profile run', 'profile list', 'profile show', 'slim', 'verify', 'build', 'ship', 'provider list']) {
       const h = await execa(process.execPath, [runJs, ...cmd.split(' '), '--help']);
       expect(h.stdout, cmd).toMatch(/EXAMPLES/);
       expect(h.stdout, cmd).toMatch(/--json/);

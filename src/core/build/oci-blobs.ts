@@ -4,7 +4,8 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants, crc32, createDeflateRaw } from 'node:zlib';
+import { promisify } from 'node:util';
+import { constants, crc32, deflateRaw } from 'node:zlib';
 
 /** An OCI content descriptor (media type, digest, size), as manifests and indexes list them. */
 export interface OciDescriptor {
@@ -38,6 +39,63 @@ export async function writeJsonBlob(layout: string, mediaType: string, doc: unkn
 const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03]);
 
 const PROGRESS_STEP = 16 << 20;
+
+const deflateRawAsync = promisify(deflateRaw);
+/** Uncompressed bytes per independently deflated block (pigz's scheme, with larger blocks). */
+const DEFLATE_BLOCK = 1 << 20;
+/** Blocks compressing at once on libuv's thread pool. */
+const DEFLATE_IN_FLIGHT = 8;
+/** deflate's window: each block is primed with this much of the data before it. */
+const WINDOW = 32 << 10;
+/** An empty final block with fixed codes: ends the deflate stream the blocks build. */
+const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
+
+/** Regroups a byte stream into blocks of exactly `size` bytes (the last one shorter), so block bounds never depend on chunking. */
+async function* fixedBlocks(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let held = 0;
+  for await (const chunk of source) {
+    let rest = chunk;
+    while (held + rest.length >= size) {
+      const take = size - held;
+      parts.push(rest.subarray(0, take));
+      yield Buffer.concat(parts, size);
+      rest = rest.subarray(take);
+      parts = [];
+      held = 0;
+    }
+    if (rest.length > 0) {
+      parts.push(rest);
+      held += rest.length;
+    }
+  }
+  if (held > 0) yield Buffer.concat(parts, held);
+}
+
+/**
+ * Deflate on several threads, byte-identical whatever the machine: the stream is cut into fixed
+ * blocks, each compressed on the thread pool with the previous 32 KiB as its dictionary and ended
+ * with a sync flush (a byte-aligned, non-final boundary), then joined in order and closed with an
+ * empty final block — the scheme pigz uses, so any inflater reads it as one deflate stream.
+ */
+async function* parallelDeflate(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const pending: Promise<Buffer>[] = [];
+  let previous: Buffer | undefined;
+  try {
+    for await (const block of fixedBlocks(source, DEFLATE_BLOCK)) {
+      const options = { level: constants.Z_DEFAULT_COMPRESSION, memLevel: 8, windowBits: 15, finishFlush: constants.Z_SYNC_FLUSH, ...(previous ? { dictionary: previous } : {}) };
+      const job = deflateRawAsync(block, options);
+      job.catch(() => {});
+      pending.push(job);
+      previous = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));
+      if (pending.length >= DEFLATE_IN_FLIGHT) yield await pending.shift()!;
+    }
+    while (pending.length > 0) yield await pending.shift()!;
+    yield FINAL_BLOCK;
+  } finally {
+    pending.length = 0;
+  }
+}
 
 function tap(hash: Hash, counter: { bytes: number; crc: number }, progress?: (bytes: number) => void): Transform {
   return new Transform({
@@ -87,7 +145,7 @@ export async function writeGzipLayer(
     const writing = pipeline(
       source,
       tap(rawHash, raw, progress),
-      createDeflateRaw({ level: constants.Z_DEFAULT_COMPRESSION, memLevel: 8, windowBits: 15 }),
+      parallelDeflate,
       framed,
       counted,
       createWriteStream(tmp, { flags: 'wx' }),

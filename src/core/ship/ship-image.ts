@@ -37,6 +37,16 @@ export interface ShipResult {
 
 const pluginHint = (source: string) => (source === 'built-in' ? undefined : `provider from the plugin ${source}; report problems to its authors`);
 
+/** Runs a provider step that comes before any work; a plugin's plain Error becomes a ProviderError naming it. */
+async function providerStep<T>(provider: Provider, source: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    if (isAimError(e)) throw e;
+    throw new ProviderError(`provider ${provider.name}: ${(e as Error).message ?? String(e)}`, { cause: e, hint: pluginHint(source) });
+  }
+}
+
 /**
  * Checks given options against the provider's declarations: unknown names and missing required
  * options are reported together; absent options fall back to their environment variable.
@@ -76,7 +86,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
   const outDir = resolve(input.outDir);
   const request: ShipRequest = { imageId: input.imageId, imageRef: input.imageRef, outDir, options: resolveProviderOptions(provider, input.options, env) };
   const state = await emptyOrAbsent(outDir);
-  const plan = provider.plan(request);
+  const plan = await providerStep(provider, source, async () => provider.plan(request));
   const result = (artifacts: Artifact[], published: Published[], dryRun: boolean): ShipResult => ({
     provider: provider.name,
     source,
@@ -98,7 +108,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
     requireFormat: (format) => void requireFormat(format),
     build: async (format, subdir, options = {}) => {
       const dir = normalize(subdir);
-      if (isAbsolute(dir) || dir === '.' || dir.startsWith('..')) throw new ProviderError(`provider ${provider.name} asked to build into "${subdir}": must be a subdirectory of the output directory`);
+      if (isAbsolute(dir) || dir === '.' || dir === '..' || dir.startsWith('../')) throw new ProviderError(`provider ${provider.name} asked to build into "${subdir}": must be a subdirectory of the output directory`);
       return buildImage(
         repo,
         { imageId: input.imageId, format, outDir: join(outDir, dir), platform: 'qemu', modules: [], init: 'aim', headroomMiB: 64, ...options, signal },
@@ -106,12 +116,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
       );
     },
   };
-  try {
-    await provider.check(request, context);
-  } catch (e) {
-    if (isAimError(e)) throw e;
-    throw new ProviderError(`provider ${provider.name}: ${(e as Error).message ?? String(e)}`, { cause: e, hint: pluginHint(source) });
-  }
+  await providerStep(provider, source, () => provider.check(request, context));
   const aborted = whenAborted(signal);
   reporter.emit({ type: 'stage', stage: 'ship', status: 'start', detail: `${provider.name} (${source})` });
   try {
