@@ -1,6 +1,6 @@
 // Shared helpers for benchmarks: gold trees, timing with peak RSS, result files.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -8,24 +8,15 @@ export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const cache = join(root, '.cache');
 export const resultsDir = join(root, 'bench', 'results');
 
-/** deb lines for the machine's apt sources, via aim's own reader (dist must be built). */
-async function sources() {
-  const { readHostAptSources, sourcesForSuite } = await import(join(root, 'dist', 'src', 'core', 'import', 'apt-sources.js'));
-  return sourcesForSuite(await readHostAptSources(), 'bookworm').join('\n') + '\n';
-}
-
-/** A cached mmdebstrap minbase tar with the given packages (built once; never committed). */
+/**
+ * A cached mmdebstrap minbase tar with the given packages (built once; never committed), through
+ * aim's own gold cache (dist must be built), so tests, demo and benchmarks share trees.
+ */
 export async function goldTar(name, packages) {
+  const { cachedGoldTar } = await import(join(root, 'dist', 'src', 'core', 'import', 'gold-cache.js'));
   const out = join(cache, 'gold', `${name}.tar`);
-  if (existsSync(out)) return out;
-  mkdirSync(dirname(out), { recursive: true });
-  console.error(`bench: building gold tree ${name} (${packages.join(',')}) with mmdebstrap…`);
-  execFileSync('mmdebstrap', ['--variant=minbase', `--include=${packages.join(',')}`, '--format=tar', 'bookworm', `${out}.partial`, '-'], {
-    input: await sources(),
-    stdio: ['pipe', 'inherit', 'inherit'],
-  });
-  renameSync(`${out}.partial`, out);
-  return out;
+  if (!existsSync(out)) console.error(`bench: building gold tree ${name} (${packages.join(',')}) with mmdebstrap…`);
+  return cachedGoldTar(join(cache, 'gold'), { packages, keepAptSources: true }, `${name}.tar`);
 }
 
 /** Extracts a tar exactly (as root) into dir once. */

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { AimCommand } from '../cli/base-command.js';
 import { formatBytes, shortId, table } from '../cli/format.js';
-import { buildImage } from '../core/build/build-image.js';
+import { buildImage, parseSizeMiB } from '../core/build/build-image.js';
 import { BUILD_FORMATS, PLATFORMS, type BuildFormat, type BuildResult, type Platform } from '../core/build/types.js';
 import { resolveImage } from '../core/query/resolve.js';
 
@@ -11,7 +11,8 @@ export default class Build extends AimCommand {
 minimal initramfs holding only the modules the platform needs. Artifacts are reproducible: the
 same image gives byte-identical raw and pxe output. Partial output is removed on failure.`;
   static override examples = [
-    '<%= config.bin %> build slim/nginx:1 --format raw --out build/raw',
+    '<%= config.bin %> build slim/nginx:1 --format raw --kernel core/kernel:bookworm --out build/raw',
+    '<%= config.bin %> build slim/nginx:1 --format raw --kernel core/kernel:bookworm --size 1G --entrypoint "nginx -g \'daemon off;\'" --out build/raw',
     '<%= config.bin %> build slim/nginx:1 --format vmdk --platform vmware --out build/vmdk',
     '<%= config.bin %> build slim/nginx:1 --format pxe --out /srv/tftp/nginx --json',
     '<%= config.bin %> build gold/nginx:1 --format tar --out build/tar',
@@ -25,6 +26,7 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
     module: Flags.string({ description: 'extra kernel module for the initramfs (repeatable)', multiple: true, default: [] }),
     entrypoint: Flags.string({ description: 'command the booted image starts as its service (default: the profile’s command)' }),
     init: Flags.string({ description: 'init to boot', options: ['aim', 'systemd'], default: 'aim' }),
+    size: Flags.string({ description: 'whole disk size for disk formats: MiB, or with a unit (512M, 2G); default: content plus headroom' }),
     headroom: Flags.integer({ description: 'free space added to the root filesystem, MiB', default: 64, min: 0 }),
     kernel: Flags.string({ description: 'kernel core image to take the kernel from when the image has none' }),
     'ipxe-src': Flags.string({ description: 'iPXE source tree to build binaries with the script embedded (pxe; or AIM_IPXE_SRC)' }),
@@ -45,6 +47,7 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
         entrypoint: flags.entrypoint === undefined ? undefined : ['/bin/sh', '-c', flags.entrypoint],
         init: flags.init as 'aim' | 'systemd',
         headroomMiB: flags.headroom,
+        sizeMiB: flags.size === undefined ? undefined : parseSizeMiB(flags.size),
         kernelImage: flags.kernel,
         ipxeSrc: flags['ipxe-src'] ?? process.env.AIM_IPXE_SRC,
         ref: flags.ref,

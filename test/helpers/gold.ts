@@ -1,8 +1,6 @@
-import { execa } from 'execa';
-import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readHostAptSources, sourcesForSuite } from '../../src/core/import/apt-sources.js';
+import { cachedGoldTar as cached, type GoldRecipe } from '../../src/core/import/gold-cache.js';
+import { resolveCopyIns } from '../../src/core/import/gold-debian.js';
 import { projectRoot } from './cli.js';
 
 /** Gold trees the tests share, built once per machine with mmdebstrap and cached (never committed). */
@@ -13,39 +11,20 @@ export const GOLD = {
 
 export const goldCacheDir = join(projectRoot, '.cache', 'gold');
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * Path of a cached mmdebstrap minbase tar with the given packages, building it when absent.
- * A lock directory keeps parallel test workers from building the same tree twice.
+ * These trees keep the machine's apt sources (the cache is never committed).
  */
 export async function goldTar(name: keyof typeof GOLD): Promise<string> {
-  const out = join(goldCacheDir, `${name}.tar`);
-  if (existsSync(out)) return out;
-  await mkdir(goldCacheDir, { recursive: true });
-  const lock = `${out}.lock`;
-  for (;;) {
-    try {
-      await mkdir(lock);
-      break;
-    } catch {
-      if (existsSync(out)) return out;
-      const st = await stat(lock).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > 15 * 60_000) await rmdir(lock).catch(() => {});
-      await sleep(1000);
-    }
-  }
-  try {
-    if (existsSync(out)) return out;
-    const sources = sourcesForSuite(await readHostAptSources(), 'bookworm');
-    const tmp = `${out}.${process.pid}.partial`;
-    await execa('mmdebstrap', ['--variant=minbase', `--include=${GOLD[name].join(',')}`, '--format=tar', 'bookworm', tmp, '-'], {
-      input: sources.join('\n') + '\n',
-      timeout: 15 * 60_000,
-    });
-    await rename(tmp, out);
-    return out;
-  } finally {
-    await rm(lock, { recursive: true, force: true });
-  }
+  return cached(goldCacheDir, { packages: GOLD[name], keepAptSources: true }, `${name}.tar`);
+}
+
+/**
+ * A cached minbase tar with `packages` and host content copied in ("SRC:DEST", SRC relative to
+ * the project root), named by the content of that recipe so tests, the demo and the benchmarks
+ * share it. Apt sources are scrubbed, as `aim image gold debian` does.
+ */
+export async function cachedGoldTar(packages: readonly string[], copyIns: readonly string[] = []): Promise<string> {
+  const recipe: GoldRecipe = { packages, copyIns: await resolveCopyIns(copyIns, projectRoot) };
+  return cached(goldCacheDir, recipe);
 }

@@ -46,12 +46,11 @@ describe('compileGlob', () => {
     expect(compileGlob('**/**/x').absolute).toBe('/**/x');
   });
 
-  it('stays linear on long paths with many stars', () => {
+  // A backtracking matcher needs ~40^6 steps here and would never finish; the test's own timeout catches it.
+  it('stays linear on long paths with many stars', { timeout: 5000 }, () => {
     const g = compileGlob('/**/a*a*a*a*a*a*b');
     const path = `/${'a'.repeat(40)}/${'a'.repeat(40)}`;
-    const t0 = performance.now();
     expect(matchesGlob(g, path)).toBe(false);
-    expect(performance.now() - t0).toBeLessThan(200);
   });
 });
 

@@ -6,7 +6,7 @@ import { FsBlobStore } from '../../src/core/repository/fs-blob-store.js';
 import { RecordingReporter } from '../../src/lib/reporter.js';
 import { InputError } from '../../src/lib/errors.js';
 import { tempDir } from '../helpers/tmp.js';
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const meta = { mode: 0o644, uid: 0, gid: 0, mtime: 1 };
@@ -96,6 +96,29 @@ describe('ingestSource', () => {
     const r = await run([{ name: Buffer.from('bin'), type: 'file', ...meta, size: elf.length, content: Readable.from([elf]) }, file('txt', 'hello')]);
     expect(r.elfBlobs.size).toBe(1);
     expect(r.elfBlobs.has(r.entries.find((e) => e.path === '/bin')!.blob!)).toBe(true);
+  });
+
+  it('stores local content through putLocal and parses small ELF files it read', async () => {
+    const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.alloc(60)]);
+    const text = Buffer.from('hello local\n');
+    const host = join(tmp.dir, 'host');
+    await writeFile(host, Buffer.concat([text, elf]));
+    const local = (name: string, offset: number, length: number): SourceEntry => ({ name: Buffer.from(name), type: 'file', ...meta, size: length, local: { path: host, offset, length } });
+    const r = await run([local('txt', 0, text.length), local('bin', text.length, elf.length), file('same', 'hello local\n')]);
+    const by = (p: string) => r.entries.find((e) => e.path === p)!;
+    expect(by('/txt').blob).toBe(by('/same').blob);
+    expect(by('/txt').size).toBe(text.length);
+    expect(r.elfBlobs).toEqual(new Set([by('/bin').blob]));
+    expect((await blobs.read(by('/bin').blob!)).equals(elf)).toBe(true);
+    expect(r.totalSize).toBe(2 * text.length + elf.length);
+  });
+
+  it('names a local file that vanished or is shorter than declared', async () => {
+    const gone: SourceEntry = { name: Buffer.from('gone'), type: 'file', ...meta, size: 3, local: { path: join(tmp.dir, 'nope') } };
+    expect(await codeOf(run([gone]))).toBe('E_SOURCE_CHANGED');
+    await writeFile(join(tmp.dir, 'short'), 'ab');
+    const short: SourceEntry = { name: Buffer.from('short'), type: 'file', ...meta, size: 3, local: { path: join(tmp.dir, 'short') } };
+    expect(await codeOf(run([short]))).toBe('E_SIZE_MISMATCH');
   });
 
   it('leaves no scratch files after a failure', async () => {

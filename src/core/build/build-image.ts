@@ -11,6 +11,14 @@ import type { Repository } from '../repository/repository.js';
 import { FORMAT_BUILDERS } from './formats.js';
 import type { Artifact, BuildFormat, BuildRequest, BuildResult, FormatBuilder } from './types.js';
 
+/** "512", "512M", "2G", "1T" → MiB. */
+export function parseSizeMiB(text: string): number {
+  const m = /^(\d+)\s*([MGT]i?B?)?$/i.exec(text.trim());
+  if (!m) throw new ConfigError(`--size ${text}: expected MiB or a size such as 512M or 2G`);
+  const unit = (m[2] ?? 'M')[0]!.toUpperCase();
+  return Number(m[1]) * (unit === 'T' ? 1024 * 1024 : unit === 'G' ? 1024 : 1);
+}
+
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(path), hash);

@@ -7,4 +7,7 @@ import type { BuildFormat, FormatBuilder } from './types.js';
 export const FORMAT_BUILDERS: Partial<Record<BuildFormat, () => Promise<FormatBuilder>>> = {
   tar: async () => (await import('./tar.js')).buildTar,
   oci: async () => (await import('./oci.js')).buildOci,
+  raw: async () => (await import('./raw.js')).buildRaw,
+  qcow2: async () => (await import('./disk-formats.js')).buildQcow2,
+  vmdk: async () => (await import('./disk-formats.js')).buildVmdk,
 };

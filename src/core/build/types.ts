@@ -26,6 +26,8 @@ export interface BuildRequest {
   init: 'aim' | 'systemd';
   /** Free space added to the root filesystem, in MiB. */
   headroomMiB: number;
+  /** Whole disk size in MiB (disk formats); default: the content plus headroom. */
+  sizeMiB?: number;
   /** Kernel core image (ref) when the image has no kernel of its own. */
   kernelImage?: string;
   /** iPXE source tree to build binaries with the script embedded (pxe). */

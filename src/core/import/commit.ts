@@ -36,20 +36,30 @@ export function imageView(repo: Repository, entries: Entry[]) {
 }
 
 /**
- * Makes ingested content an image: analyses it, stores the canonical manifest as a blob (its
- * hash is the image id), makes all blobs durable, and only then adds the image to the catalog in
- * one transaction. Until that commit nothing of the import is visible.
+ * Makes ingested content an image: stores the canonical manifest as a blob (its hash is the image
+ * id), makes all blobs durable while the analysers read the content, and only then adds the image
+ * with its facts to the catalog in one transaction. Until that commit nothing of the import is
+ * visible, and it never comes before the blobs it references are on disk.
  */
 export async function commitImage(repo: Repository, ingested: IngestResult, request: CommitRequest, reporter: Reporter): Promise<CommittedImage> {
-  reporter.emit({ type: 'stage', stage: 'analyze', status: 'start' });
-  const facts = await analyzeImage(imageView(repo, ingested.entries), { reporter, elfCandidates: ingested.elfBlobs, knownElf: ingested.elfFacts });
-  reporter.emit({ type: 'stage', stage: 'analyze', status: 'done', detail: `${facts.packages.length} packages, ${facts.elf.size} ELF objects` });
-
-  faultPoint('analyzed');
   const bytes = serializeManifest({ schemaVersion: 1, entries: ingested.entries });
   const id = manifestId(bytes);
   await repo.blobs.putBuffer(bytes);
-  await repo.blobs.flush();
+  // One filesystem sync for every blob of the import. It runs while the analysers read (they
+  // only read, and what they read is in the page cache), so its wait mostly disappears.
+  const durable = repo.blobs.flush();
+  durable.catch(() => {}); // observed below, after the analysis
+  reporter.emit({ type: 'stage', stage: 'analyze', status: 'start' });
+  let facts: Awaited<ReturnType<typeof analyzeImage>>;
+  try {
+    facts = await analyzeImage(imageView(repo, ingested.entries), { reporter, elfCandidates: ingested.elfBlobs, knownElf: ingested.elfFacts });
+  } catch (e) {
+    await durable.catch(() => {});
+    throw e;
+  }
+  reporter.emit({ type: 'stage', stage: 'analyze', status: 'done', detail: `${facts.packages.length} packages, ${facts.elf.size} ELF objects` });
+  faultPoint('analyzed');
+  await durable;
   faultPoint('manifest-stored');
 
   const record: ImageFactsRecord = {

@@ -1,5 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { ConfigError, PermissionError, ToolFailedError } from '../../lib/errors.js';
+import { readFile, stat } from 'node:fs/promises';
+import { posix, resolve as resolvePath } from 'node:path';
+import { ConfigError, NotFoundError, PermissionError, ToolFailedError } from '../../lib/errors.js';
 import { spawnTool } from '../../lib/exec.js';
 import { CAP, hasCapability } from '../../lib/privileges.js';
 import type { Reporter } from '../../lib/reporter.js';
@@ -21,6 +22,44 @@ export interface GoldDebianRequest {
   sourcesFile?: string;
   /** Keep the apt sources in the image (they name the machine's mirror; scrubbed by default). */
   keepAptSources?: boolean;
+  /** Host files or directories put into the tree once packages are installed (see {@link CopyIn}). */
+  copyIns?: CopyIn[];
+}
+
+/**
+ * A host path copied into the gold tree: a directory's contents land in `dest` (created), a file
+ * lands in the directory `dest` under its own name. Owned by root, modes as on the host.
+ */
+export interface CopyIn {
+  /** Absolute host path. */
+  src: string;
+  /** Absolute directory inside the image. */
+  dest: string;
+  /** Set by {@link resolveCopyIns}: whether `src` is a directory. */
+  dir?: boolean;
+}
+
+// mmdebstrap splits special hooks on whitespace and runs plain hooks under sh: keep both plain.
+const SAFE_PATH = /^\/[A-Za-z0-9._+@/-]*$/;
+
+/** Parses "SRC:DEST" (SRC relative to cwd) and checks both before anything runs. */
+export async function resolveCopyIns(specs: readonly string[], cwd = process.cwd()): Promise<CopyIn[]> {
+  const out: CopyIn[] = [];
+  for (const spec of specs) {
+    const at = spec.lastIndexOf(':');
+    if (at <= 0 || at === spec.length - 1) throw new ConfigError(`--copy-in ${spec}: expected SRC:DEST`, { hint: 'e.g. --copy-in ./site:/var/www/html' });
+    const src = resolvePath(cwd, spec.slice(0, at));
+    const dest = posix.normalize(spec.slice(at + 1)).replace(/(.)\/$/, '$1');
+    if (!SAFE_PATH.test(src)) throw new ConfigError(`--copy-in ${spec}: the source path may only hold letters, digits and ._+@/-`);
+    if (!SAFE_PATH.test(dest) || dest.split('/').includes('..')) {
+      throw new ConfigError(`--copy-in ${spec}: DEST must be an absolute path inside the image (letters, digits and ._+@/-)`);
+    }
+    const st = await stat(src).catch(() => undefined);
+    if (!st) throw new NotFoundError(`--copy-in ${spec}: ${src} does not exist`);
+    if (!st.isDirectory() && !st.isFile()) throw new ConfigError(`--copy-in ${spec}: ${src} is neither a file nor a directory`);
+    out.push({ src, dest, dir: st.isDirectory() });
+  }
+  return out;
 }
 
 /** The mmdebstrap command line for a request (pure, for --dry-run and tests). */
@@ -28,6 +67,10 @@ export function mmdebstrapArgs(req: GoldDebianRequest): string[] {
   const args = [`--variant=${req.variant}`, '--format=tar'];
   if (req.include.length > 0) args.push(`--include=${req.include.join(',')}`);
   if (req.arch) args.push(`--architectures=${req.arch}`);
+  for (const c of req.copyIns ?? []) {
+    args.push(`--customize-hook=mkdir -p "$1${c.dest}"`);
+    args.push(c.dir ? `--customize-hook=sync-in ${c.src} ${c.dest}` : `--customize-hook=copy-in ${c.src} ${c.dest}`);
+  }
   if (!req.keepAptSources) {
     // The image must not carry this machine's mirror; apt keeps working once sources are added back.
     args.push('--customize-hook=rm -f "$1/etc/apt/sources.list" "$1"/etc/apt/sources.list.d/*.list "$1"/etc/apt/sources.list.d/*.sources');
@@ -70,7 +113,8 @@ export async function buildGoldDebian(repo: Repository, req: GoldDebianRequest, 
     });
     const failed = (code: number | undefined, cause?: unknown) =>
       new ToolFailedError(['mmdebstrap', ...mmdebstrapArgs(req)], code, stderr.filter((l) => l.startsWith('E: ')).join('\n') || stderr.join('\n'), { cause });
-    const source = `mmdebstrap ${req.suite} ${req.variant}${req.include.length ? ` +${req.include.join(',')}` : ''}`;
+    const copied = (req.copyIns ?? []).map((c) => ` +${c.dest}`).join('');
+    const source = `mmdebstrap ${req.suite} ${req.variant}${req.include.length ? ` +${req.include.join(',')}` : ''}${copied}`;
     let ingested;
     try {
       ingested = await ingestSource(readTar(child.stdout!), { blobs: repo.blobs, reporter, label: source });

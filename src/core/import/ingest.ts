@@ -1,13 +1,13 @@
 import type { Readable } from 'node:stream';
-import { InputError } from '../../lib/errors.js';
+import { InputError, PermissionError, errnoCode } from '../../lib/errors.js';
 import { faultPoint } from '../../lib/fault.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { parseElf, type ElfFacts } from '../analyze/elf.js';
 import { MODE_BITS, parentPath, type Entry } from '../model/entry.js';
 import { canonicalizeHardlinks, sortEntries } from '../model/manifest.js';
-import type { BlobStore } from '../repository/types.js';
-import type { Source, SourceEntry } from './source.js';
+import type { BlobStore, LocalBlob } from '../repository/types.js';
+import type { LocalContent, Source, SourceEntry } from './source.js';
 
 export interface IngestResult {
   entries: Entry[];
@@ -57,6 +57,24 @@ export function normalizeName(raw: Buffer, label: string, what = 'entry'): strin
     }
   }
   return '/' + parts.join('/');
+}
+
+/** A local file that cannot be read: what the user can do about it. */
+function readFailed(e: unknown, label: string, path: string): unknown {
+  const code = errnoCode(e);
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new PermissionError(`${label}: cannot read "${path}": permission denied`, {
+      hint: 'import system trees as root so every file, owner and capability can be read',
+      cause: e,
+    });
+  }
+  if (code === 'ENOENT') {
+    return new InputError('E_SOURCE_CHANGED', `${label}: "${path}" disappeared while it was imported`, {
+      hint: 'import a tree that nothing changes meanwhile (a snapshot or a stopped system)',
+      cause: e,
+    });
+  }
+  return e;
 }
 
 function isElfHead(b: Buffer): boolean {
@@ -140,6 +158,21 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
     }
   };
 
+  const storeLocal = async (entry: Entry, local: LocalContent, declared: number | undefined) => {
+    let stored: LocalBlob;
+    try {
+      stored = await blobs.putLocal(local, { keep: isElfHead });
+    } catch (e) {
+      throw readFailed(e, label, entry.path);
+    }
+    record(entry, stored, stored.head, declared);
+    if (stored.content && !elfFacts.has(stored.hash)) {
+      const content = stored.content;
+      const facts = await parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content });
+      if (facts) elfFacts.set(stored.hash, facts);
+    }
+  };
+
   const track = (job: Promise<void>) => {
     const p = job.catch((e: unknown) => {
       failure ??= e;
@@ -176,15 +209,12 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
             entry.blob = se.blob.hash;
             entry.size = se.blob.size;
             totalSize += se.blob.size;
+          } else if (se.local) {
+            await storeLocal(entry, se.local, se.size);
           } else if (se.content) {
-            const content = se.content;
-            if (se.randomAccess && se.size !== undefined && se.size <= SMALL_FILE) {
-              track(collect(content).then((buf) => storeBuffer(entry, buf, se.size)));
-            } else if (se.randomAccess) {
-              track(storeStream(entry, content, se.size));
-            } else if (se.size !== undefined && se.size <= SMALL_FILE) {
+            if (se.size !== undefined && se.size <= SMALL_FILE) {
               // A streaming source must be read in order, but small contents can be held in memory
-              // and written (and fsynced) in the background while the stream moves on.
+              // and written in the background while the stream moves on.
               const buf = await collect(se.content);
               track(storeBuffer(entry, buf, se.size));
             } else {

@@ -31,15 +31,24 @@ export interface SourceEntry {
    */
   content?: Readable | AsyncIterable<Buffer>;
   /**
+   * Regular files whose content is a local file, or a byte range of one (an uncompressed tar's
+   * member): ingest stores it with BlobStore.putLocal, without going through `content`.
+   */
+  local?: LocalContent;
+  /**
    * Regular files whose content the reader already stored through `SourceReadOptions.storeBlob`
    * (readers that must look at all input before they know the final tree, such as OCI layers).
    */
   blob?: StoredBlob;
-  /**
-   * True when `content` may be consumed later and in any order (directory sources open files
-   * lazily), so ingest can store several files at once.
-   */
-  randomAccess?: boolean;
+}
+
+export interface LocalContent {
+  /** Path of the file (bytes, so names that are not UTF-8 work). */
+  path: string | Buffer;
+  /** Where the content starts (default 0). */
+  offset?: number;
+  /** Length of the content (default: up to the end of the file). */
+  length?: number;
 }
 
 export interface StoredBlob {

@@ -1,9 +1,10 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { InputError, InternalError } from '../../lib/errors.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { EntryType } from '../model/entry.js';
-import { openDecompressed } from './decompress.js';
+import { detectFormat, openDecompressed } from './decompress.js';
 import type { Source, SourceEntry, SourceReadOptions, SourceReader } from './source.js';
 
 /**
@@ -592,29 +593,49 @@ export interface IndexTarOptions {
  * listing stopped at `limit` or `stopAt`.
  */
 export async function indexTarFile(path: string, options: IndexTarOptions = {}): Promise<{ members: TarMember[]; complete: boolean }> {
-  const label = options.label ?? path;
-  const fh = await open(path, 'r');
+  const members: TarMember[] = [];
+  for (const member of walkTarFile(path, options.label ?? path)) {
+    members.push(member);
+    if (options.stopAt?.(member) || (options.limit !== undefined && members.length >= options.limit)) return { members, complete: false };
+  }
+  return { members, complete: true };
+}
+
+/**
+ * The members of an uncompressed tar file, one at a time, from synchronous positional reads of
+ * the headers only. Every header's checksum is verified; a member whose data would run past the
+ * end of the file is E_TRUNCATED before it is handed out.
+ */
+export function* walkTarFile(path: string, label = path): Generator<TarMember> {
+  const fd = openSync(path, 'r');
   try {
-    const fileSize = (await fh.stat()).size;
-    const members: TarMember[] = [];
+    const fileSize = fstatSync(fd).size;
     let global = new Map<string, Buffer>();
     let pending: Pending = {};
     let pos = 0;
     const block = Buffer.alloc(BLOCK);
-    const readAt = async (buf: Buffer, at: number) => {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, at);
-      return bytesRead;
+    const readAt = (buf: Buffer, at: number) => {
+      let got = 0;
+      while (got < buf.length) {
+        const n = readSync(fd, buf, got, buf.length - got, at + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return got;
     };
     for (;;) {
       const ctx: Ctx = { label, offset: pos };
-      const n = await readAt(block, pos);
+      const n = readAt(block, pos);
       if (n === 0) {
         if (!pendingIsEmpty(pending)) throw truncated(label, 'input ends after an extended header');
-        return { members, complete: true };
+        return;
       }
       if (n < BLOCK) throw truncated(label, `input ends inside a header at byte ${pos}`);
       const h = parseHeader(block, ctx);
-      if (h === null) return { members, complete: true };
+      if (h === null) {
+        if (!pendingIsEmpty(pending)) throw corrupt(ctx, 'end of archive right after an extended header');
+        return;
+      }
       const dataAt = pos + BLOCK;
       if (h.size > fileSize - dataAt) {
         throw truncated(label, `"${encodePath(h.name)}" declares ${h.size} bytes but only ${Math.max(0, fileSize - dataAt)} remain`);
@@ -625,13 +646,12 @@ export async function indexTarFile(path: string, options: IndexTarOptions = {}):
         if (kind !== 'skip') {
           if (h.size > MAX_META) throw corrupt(ctx, `extended header of ${h.size} bytes is too large`);
           const data = Buffer.alloc(h.size);
-          if ((await readAt(data, dataAt)) < h.size) throw truncated(label, 'input ends inside an extended header');
+          if (readAt(data, dataAt) < h.size) throw truncated(label, 'input ends inside an extended header');
           if (kind === 'pax') pending.pax = parsePax(data, ctx);
           else if (kind === 'global') {
             global = mergeGlobal(global, parsePax(data, ctx));
             if (pendingIsEmpty(pending)) pending = {};
-          }
-          else {
+          } else {
             const end = data.indexOf(0);
             const value = Buffer.from(end < 0 ? data : data.subarray(0, end));
             if (kind === 'longname') pending.longName = value;
@@ -647,12 +667,11 @@ export async function indexTarFile(path: string, options: IndexTarOptions = {}):
       }
       const member: TarMember = { ...entry, headerOffset: pending.headerOffset, dataOffset: dataAt, dataSize };
       pending = {};
-      members.push(member);
       pos = dataAt + dataSize + padding(dataSize);
-      if (options.stopAt?.(member) || (options.limit !== undefined && members.length >= options.limit)) return { members, complete: false };
+      yield member;
     }
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
@@ -680,10 +699,45 @@ export async function* readTarFile(path: string, options: ReadTarOptions = {}): 
   }
 }
 
-/** The SourceReader for tar archives (kind 'tar'). */
+/**
+ * The SourceReader for tar archives (kind 'tar'). An uncompressed tar file is read in place: its
+ * headers are walked with positional reads and each file's content is handed to ingest as a byte
+ * range of the tar (stored by BlobStore.putLocal without passing through a parser's buffers).
+ * Compressed tars are streamed through their decompressor.
+ */
 export const tarSource: SourceReader = {
   kind: 'tar',
   read(path: string, _options: SourceReadOptions): Source {
-    return readTarFile(path);
+    return readTarSource(path);
   },
 };
+
+async function* readTarSource(path: string): AsyncGenerator<SourceEntry> {
+  if (!(await isPlainTar(path))) {
+    yield* readTarFile(path);
+    return;
+  }
+  for (const m of walkTarFile(path)) {
+    if (m.type === 'file') m.local = { path, offset: m.dataOffset, length: m.dataSize };
+    yield m;
+  }
+}
+
+/** True for a non-empty regular file that starts with a tar header (not compressed). */
+async function isPlainTar(path: string): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch {
+    return false; // the streaming reader reports why
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size === 0) return false;
+    const head = Buffer.alloc(Math.min(512, st.size));
+    await fh.read(head, 0, head.length, 0);
+    return detectFormat(head) === 'tar';
+  } finally {
+    await fh.close();
+  }
+}

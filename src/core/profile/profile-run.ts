@@ -16,6 +16,7 @@ export interface ProfileRunRequest {
   probes: ProbeSpec[];
   readyPort?: number;
   durationMs?: number;
+  probeTimeoutMs?: number;
 }
 
 export interface ProfileRunResult {
@@ -52,16 +53,14 @@ export function mergeEvidence(a: readonly PathEvidence[], b: readonly PathEviden
   return [...out.values()].sort((p, q) => (p.path < q.path ? -1 : p.path > q.path ? 1 : 0));
 }
 
-/**
- * Materialises the image in the repository's scratch space, runs the workload there under
- * strace in namespaces, probes it, and records every path it used in the named profile (merged
- * with earlier runs of the same name on the same image). The materialised tree is always removed.
- */
+/** A workload, how to tell it is ready, and the probes that exercise it. */
 export interface TraceRequest {
   run: string;
   probes: ProbeSpec[];
   readyPort?: number;
   durationMs?: number;
+  /** Per probe; default 10 s. */
+  probeTimeoutMs?: number;
 }
 
 /**
@@ -74,7 +73,7 @@ export async function traceImage(repo: Repository, imageId: string, label: strin
   try {
     await exportImage(repo, imageId, { format: 'dir', out: root }, reporter);
     reporter.emit({ type: 'stage', stage: 'profile', status: 'start', detail: req.run });
-    const result = await runSandboxed({ root, workDir: join(work, 'trace'), run: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, reporter });
+    const result = await runSandboxed({ root, workDir: join(work, 'trace'), run: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, probeTimeoutMs: req.probeTimeoutMs, reporter });
     reporter.emit({ type: 'stage', stage: 'profile', status: 'done', detail: `${result.trace.paths.size} paths, ${result.probes.length} probes` });
     return result;
   } finally {
@@ -102,7 +101,7 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
     updatedAt: now,
     runs: [
       ...(existing?.runs ?? []),
-      { command: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, results: result.probes, at: now },
+      { command: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, probeTimeoutMs: req.probeTimeoutMs, results: result.probes, at: now },
     ],
     paths: mergeEvidence(existing?.paths ?? [], paths),
   };

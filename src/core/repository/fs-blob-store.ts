@@ -1,16 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, openSync, renameSync, statSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { IntegrityError, NotFoundError, errnoCode } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
-import type { StoredBlob } from '../import/source.js';
-import type { BlobStore } from './types.js';
+import type { LocalContent, StoredBlob } from '../import/source.js';
+import type { BlobStore, LocalBlob, PutLocalOptions } from './types.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 /** Content up to this size is hashed in memory first, so a blob already stored costs no write. */
 const MEMORY_LIMIT = 1 << 20;
+/** putLocal reads through one reused buffer of this size: contents up to it are read with one call. */
+const READ_BUFFER = 1 << 20;
+/** Bytes of a blob's start putLocal hands back (enough for any magic number). */
+const HEAD = 64;
 
 /**
  * Blobs as files: objects/sha256/ab/cdef… (two hex digits of fan-out). A blob is written to a
@@ -37,6 +41,7 @@ export class FsBlobStore implements BlobStore {
   ) {}
 
   private counter = 0;
+  private readBuffer: Buffer | undefined;
 
   static async create(objectsDir: string, tmpRoot: string): Promise<void> {
     const base = join(objectsDir, 'sha256');
@@ -84,6 +89,65 @@ export class FsBlobStore implements BlobStore {
     const hash = createHash('sha256').update(content).digest('hex');
     this.commitSync(hash, [content], content.length, await this.scratchDir());
     return { hash, size: content.length };
+  }
+
+  /**
+   * Stores a local file (or a byte range of one) in a single pass: synchronous positional reads
+   * into one reused buffer, each chunk hashed and, for contents larger than the buffer, written
+   * to the scratch file at once. Contents that fit the buffer are written only when their blob is
+   * not stored yet, so importing a second image costs little more than hashing it. What is stored
+   * is exactly what was hashed, even if the file changes meanwhile (a copy by path could not
+   * promise that). Synchronous on purpose: see commitSync.
+   */
+  async putLocal(file: LocalContent, options: PutLocalOptions = {}): Promise<LocalBlob> {
+    const scratch = await this.scratchDir();
+    const buf = (this.readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
+    const fd = openSync(file.path, 'r');
+    let tmp: string | undefined;
+    let out: number | undefined;
+    try {
+      const start = file.offset ?? 0;
+      const length = file.length ?? fstatSync(fd).size;
+      const hasher = createHash('sha256');
+      let n = readFull(fd, buf, Math.min(buf.length, length), start);
+      const head = Buffer.from(buf.subarray(0, Math.min(n, HEAD)));
+      if (n < buf.length || n === length) {
+        // The whole content is in the buffer; for a whole file, a read short of the buffer is its end.
+        const content = buf.subarray(0, n);
+        const hash = hasher.update(content).digest('hex');
+        this.commitSync(hash, [content], n, scratch);
+        const kept = options.keep?.(content) ? Buffer.from(content) : undefined;
+        return kept ? { hash, size: n, head, content: kept } : { hash, size: n, head };
+      }
+      tmp = join(scratch, String(++this.counter));
+      out = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444);
+      let size = 0;
+      while (n > 0) {
+        const chunk = buf.subarray(0, n);
+        hasher.update(chunk);
+        for (let off = 0; off < n; ) off += writeSync(out, chunk, off, n - off);
+        size += n;
+        // A byte range ends at its length; a whole file at its end, even if it grew since it was listed.
+        const want = file.length === undefined ? buf.length : Math.min(buf.length, length - size);
+        n = want > 0 ? readFull(fd, buf, want, start + size) : 0;
+      }
+      closeSync(out);
+      out = undefined;
+      const hash = hasher.digest('hex');
+      const dest = this.localPath(hash);
+      if (statSync(dest, { throwIfNoEntry: false })?.size === size) unlinkSync(tmp);
+      else {
+        renameSync(tmp, dest);
+        this.dirty = true;
+        this.created.add(hash);
+      }
+      tmp = undefined;
+      return { hash, size, head };
+    } finally {
+      closeSync(fd);
+      if (out !== undefined) closeSync(out);
+      if (tmp !== undefined) unlinkSync(tmp);
+    }
   }
 
   /**
@@ -220,6 +284,17 @@ export class FsBlobStore implements BlobStore {
       if (errnoCode(e) !== 'ENOENT') throw e;
     });
   }
+}
+
+/** Reads up to `want` bytes at `position`, fewer only at the end of the file. */
+function readFull(fd: number, buf: Buffer, want: number, position: number): number {
+  let got = 0;
+  while (got < want) {
+    const n = readSync(fd, buf, got, want - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
 }
 
 async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {

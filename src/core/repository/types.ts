@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
-import type { StoredBlob } from '../import/source.js';
+import type { LocalContent, StoredBlob } from '../import/source.js';
 import type { ProbeResult, ProbeSpec } from '../profile/probes.js';
 import type { PathEvidence } from '../profile/strace-parser.js';
 
@@ -13,6 +13,11 @@ export interface BlobStore {
   /** Streams content in; complete and visible when the promise resolves, durable after flush(). */
   put(content: Readable | AsyncIterable<Buffer>): Promise<StoredBlob>;
   putBuffer(content: Buffer): Promise<StoredBlob>;
+  /**
+   * Stores a file on the local filesystem, or a byte range of one (a member of a tar), reading it
+   * once. The fast path of directory and tar imports; a remote backend streams the same bytes.
+   */
+  putLocal(file: LocalContent, options?: PutLocalOptions): Promise<LocalBlob>;
   has(hash: string): Promise<boolean>;
   /** Size in bytes, or undefined when absent. */
   size(hash: string): Promise<number | undefined>;
@@ -26,6 +31,21 @@ export interface BlobStore {
   flush(): Promise<void>;
   /** Path of the blob on the local filesystem, when the backend has one. */
   localPath?(hash: string): string;
+}
+
+export interface PutLocalOptions {
+  /**
+   * Asked with the whole content when it was small enough to be read in one go; when it returns
+   * true the result carries a copy of the content (ingest keeps small ELF files to parse them).
+   */
+  keep?: (content: Buffer) => boolean;
+}
+
+export interface LocalBlob extends StoredBlob {
+  /** The first bytes of the content (up to 64). */
+  head: Buffer;
+  /** The whole content, when `keep` asked for it. */
+  content?: Buffer;
 }
 
 export interface ImageRecord {
@@ -76,7 +96,7 @@ export interface ProfileRecord {
   imageId: string;
   createdAt: string;
   updatedAt: string;
-  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; results: ProbeResult[]; at: string }[];
+  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; probeTimeoutMs?: number; results: ProbeResult[]; at: string }[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
   paths: PathEvidence[];
 }

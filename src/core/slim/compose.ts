@@ -5,6 +5,7 @@ import { computeClosure, explainPath, type Closure, type ClosureRules, type Expl
 import { commitImage, type CommittedImage } from '../import/commit.js';
 import { parseTag } from '../import/tags.js';
 import { sortEntries } from '../model/manifest.js';
+import { lookupImagePath } from '../analyze/resolve.js';
 import type { Entry } from '../model/entry.js';
 import type { Repository } from '../repository/repository.js';
 import type { ProfileRecord } from '../repository/types.js';
@@ -16,11 +17,22 @@ export interface SlimRequest {
   rules?: ClosureRules;
   /** Paths to explain (kept or dropped, and why). */
   explain?: string[];
+  /** What the slim image starts (argv); default: the profile's command through /bin/sh -c. */
+  entrypoint?: string[];
 }
 
 export interface SlimReport {
-  gold: { id: string; files: number; bytes: number; entries: number };
-  slim: { files: number; bytes: number; entries: number };
+  gold: { id: string; files: number; bytes: number; entries: number; packages: number };
+  /** `packages`: packages owning at least one file of the image. */
+  slim: { files: number; bytes: number; entries: number; packages: number };
+  /**
+   * The physical limit: the files the trace actually opened or executed that exist as files in
+   * the gold image (symlinks and hardlinks followed, each file once). No slim image that runs
+   * the traced workload can be smaller; the static closure adds what the trace cannot see.
+   */
+  limit: { files: number; bytes: number };
+  /** Packages owning a file the trace touched, sorted. */
+  packagesTouched: string[];
   profile: string;
   /** What the booted image starts as its service (argv): the profile's last run command, through /bin/sh -c. */
   entrypoint?: string[];
@@ -42,6 +54,33 @@ export interface SlimResult extends CommittedImage {
 function entrypointOf(profile: ProfileRecord): string[] | undefined {
   const last = profile.runs.at(-1);
   return last ? ['/bin/sh', '-c', last.command] : undefined;
+}
+
+/** Owning packages of the given image paths (canonical), counted once each. */
+function packagesOf(paths: Iterable<string>, owners: ReadonlyMap<string, string[]>): Set<string> {
+  const out = new Set<string>();
+  for (const p of paths) for (const pkg of owners.get(p) ?? []) out.add(pkg);
+  return out;
+}
+
+/**
+ * The physical limit of a profile on its gold image: the regular files its traced paths name
+ * (through symlinks and hardlinks), each once, with their owning packages.
+ */
+export function tracedFiles(
+  profile: ProfileRecord,
+  byPath: ReadonlyMap<string, Entry>,
+  owners: ReadonlyMap<string, string[]>,
+): { files: number; bytes: number; packages: string[] } {
+  const files = new Map<string, number>();
+  for (const p of profile.paths) {
+    if (!p.ok) continue;
+    const e = lookupImagePath(byPath, p.path);
+    if (e?.type === 'file') files.set(e.path, e.size ?? 0);
+  }
+  let bytes = 0;
+  for (const size of files.values()) bytes += size;
+  return { files: files.size, bytes, packages: [...packagesOf(files.keys(), owners)].sort() };
 }
 
 const MOUNT_MODES: Record<string, number> = { '/proc': 0o555, '/sys': 0o555, '/dev': 0o755, '/run': 0o755, '/tmp': 0o1777 };
@@ -104,12 +143,27 @@ export async function slimImage(repo: Repository, req: SlimRequest, reporter: Re
   reporter.emit({ type: 'stage', stage: 'closure', status: 'done', detail: `${entries.length} of ${gold.length} entries kept` });
 
   const files = entries.filter((e) => e.type === 'file');
+  const goldFiles = gold.filter((e) => e.type === 'file');
+  const limit = tracedFiles(profile, byPath, owners);
   const elfBlobs = new Set(files.filter((e) => elf.has(e.blob!)).map((e) => e.blob!));
   const report: SlimReport = {
-    gold: { id: req.goldId, files: gold.filter((e) => e.type === 'file').length, bytes: gold.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0), entries: gold.length },
-    slim: { files: files.length, bytes: files.reduce((n, e) => n + (e.size ?? 0), 0), entries: entries.length },
+    gold: {
+      id: req.goldId,
+      files: goldFiles.length,
+      bytes: goldFiles.reduce((n, e) => n + (e.size ?? 0), 0),
+      entries: gold.length,
+      packages: packagesOf(goldFiles.map((e) => e.path), owners).size,
+    },
+    slim: {
+      files: files.length,
+      bytes: files.reduce((n, e) => n + (e.size ?? 0), 0),
+      entries: entries.length,
+      packages: packagesOf(files.map((e) => e.path), owners).size,
+    },
+    limit: { files: limit.files, bytes: limit.bytes },
+    packagesTouched: limit.packages,
     profile: req.profile,
-    entrypoint: entrypointOf(profile),
+    entrypoint: req.entrypoint ?? entrypointOf(profile),
     ...summarizeRemoved(gold, new Set(closure.kept.keys()), owners),
     missing: [...closure.missing.keys()],
     warnings: closure.warnings,

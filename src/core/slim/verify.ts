@@ -29,13 +29,20 @@ const label = (r: ProbeResult) => (r.kind === 'http' ? r.url : `exec: ${r.comman
  * probe (HTTP status and body hash, exit status and output hash). A difference fails with the
  * paths the slim run could not find but the gold run could.
  */
-export async function verifySlim(repo: Repository, slimId: string, goldId: string, profileName: string, reporter: Reporter): Promise<VerifyReport> {
+export async function verifySlim(
+  repo: Repository,
+  slimId: string,
+  goldId: string,
+  profileName: string,
+  reporter: Reporter,
+  options: { probeTimeoutMs?: number } = {},
+): Promise<VerifyReport> {
   const profile = await repo.catalog.getProfile(profileName);
   if (!profile) throw new NotFoundError(`no profile "${profileName}"`, { hint: 'list profiles with: aim profile list' });
   // The last run's command and readiness, with the probes of every run (each once).
   const last = profile.runs[profile.runs.length - 1]!;
   const specs = [...new Map(profile.runs.flatMap((r) => r.probes).map((p) => [JSON.stringify(p), p] as const)).values()];
-  const req = { run: last.command, probes: specs, readyPort: last.readyPort, durationMs: last.durationMs };
+  const req = { run: last.command, probes: specs, readyPort: last.readyPort, durationMs: last.durationMs, probeTimeoutMs: options.probeTimeoutMs ?? last.probeTimeoutMs };
   const gold = await traceImage(repo, goldId, 'verify-gold', req, reporter);
   const slim = await traceImage(repo, slimId, 'verify-slim', req, reporter).catch((e: unknown) => {
     if (e instanceof AimError) {

@@ -1,26 +1,35 @@
 import { Flags } from '@oclif/core';
 import { AimCommand } from '../../../cli/base-command.js';
 import { formatBytes, shortId } from '../../../cli/format.js';
-import { buildGoldDebian, mmdebstrapArgs, type GoldDebianRequest } from '../../../core/import/gold-debian.js';
+import { buildGoldDebian, mmdebstrapArgs, resolveCopyIns, type GoldDebianRequest } from '../../../core/import/gold-debian.js';
 import type { ImportResult } from '../../../core/import/import-image.js';
+import { loadTemplate, templateCopyIns } from '../../../core/template/index.js';
 
 const VARIANTS = ['minbase', 'essential', 'apt', 'required', 'important', 'standard'] as const;
 
 export default class GoldDebian extends AimCommand {
   static override summary = "Build a Debian gold image with mmdebstrap from the machine's apt sources and import it.";
   static override description = `mmdebstrap's tar is streamed straight into the repository: no intermediate tree is written.
-The image's apt sources are removed (they name this machine's mirror) unless --keep-apt-sources.`;
+The image's apt sources are removed (they name this machine's mirror) unless --keep-apt-sources.
+--copy-in SRC:DEST puts host content into the tree after the packages are installed: a
+directory's contents land in the image directory DEST (created), a file lands in DEST.
+With --template, the template's gold section gives the defaults (flags win; packages and
+copy-ins add up).`;
   static override examples = [
     '<%= config.bin %> image gold debian --suite bookworm --variant minbase --include nginx --tag gold/nginx:1',
+    '<%= config.bin %> image gold debian --include nginx --copy-in examples/nginx/site:/var/www/html --tag gold/site:1',
     '<%= config.bin %> image gold debian --include nginx,linux-image-amd64 --tag gold/nginx-kernel:1 --json',
+    '<%= config.bin %> image gold debian --template examples/redis/template.yaml',
     '<%= config.bin %> image gold debian --include redis-server --tag gold/redis:1 --dry-run',
   ];
   static override flags = {
-    suite: Flags.string({ description: 'Debian suite', default: 'bookworm' }),
-    variant: Flags.string({ description: 'mmdebstrap variant', options: [...VARIANTS], default: 'minbase' }),
+    template: Flags.string({ description: 'image template (YAML) whose gold section to build' }),
+    suite: Flags.string({ description: 'Debian suite [default: bookworm]' }),
+    variant: Flags.string({ description: 'mmdebstrap variant [default: minbase]', options: [...VARIANTS] }),
     include: Flags.string({ description: 'extra packages, comma separated', default: '' }),
+    'copy-in': Flags.string({ description: 'SRC:DEST, host content to put into the image (repeatable)', multiple: true, default: [] }),
     arch: Flags.string({ description: 'architecture (default: the host’s)' }),
-    tag: Flags.string({ char: 't', description: 'name:tag (repeatable)', multiple: true, default: [] }),
+    tag: Flags.string({ char: 't', description: 'name:tag (repeatable) [default: the template’s gold.tag]', multiple: true, default: [] }),
     sources: Flags.string({ description: 'file of deb lines to use instead of the machine’s apt sources' }),
     'keep-apt-sources': Flags.boolean({ description: 'keep apt sources inside the image' }),
     'dry-run': Flags.boolean({ description: 'print the mmdebstrap command and stop' }),
@@ -28,14 +37,17 @@ The image's apt sources are removed (they name this machine's mirror) unless --k
 
   async run(): Promise<ImportResult | { dryRun: true; command: string[] }> {
     const { flags } = await this.parse(GoldDebian);
+    const loaded = flags.template ? await loadTemplate(flags.template) : undefined;
+    const g = loaded?.template.gold;
     const req: GoldDebianRequest = {
-      suite: flags.suite,
-      variant: flags.variant as GoldDebianRequest['variant'],
-      include: flags.include.split(',').map((s) => s.trim()).filter(Boolean),
+      suite: flags.suite ?? g?.suite ?? 'bookworm',
+      variant: (flags.variant ?? g?.variant ?? 'minbase') as GoldDebianRequest['variant'],
+      include: [...new Set([...(g?.include ?? []), ...flags.include.split(',').map((s) => s.trim()).filter(Boolean)])],
       arch: flags.arch,
-      tags: flags.tag,
+      tags: flags.tag.length > 0 ? flags.tag : g?.tag ? [g.tag] : [],
       sourcesFile: flags.sources,
       keepAptSources: flags['keep-apt-sources'],
+      copyIns: await resolveCopyIns([...(loaded ? templateCopyIns(loaded) : []), ...flags['copy-in']]),
     };
     if (flags['dry-run']) {
       const command = ['mmdebstrap', ...mmdebstrapArgs(req)];

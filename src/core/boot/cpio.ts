@@ -1,0 +1,51 @@
+/**
+ * A deterministic writer for the "newc" cpio format the kernel unpacks as its initramfs: members
+ * are sorted by name, inode numbers come from that order, and every time is the one given, so the
+ * same members always give the same bytes.
+ */
+export interface CpioMember {
+  /** Path without a leading slash ("init", "lib/modules/…"). */
+  name: string;
+  type: 'file' | 'dir' | 'symlink' | 'char' | 'block';
+  /** Permission bits (incl. setuid/setgid/sticky), no type bits. */
+  mode: number;
+  uid?: number;
+  gid?: number;
+  /** Regular files: the content. */
+  data?: Buffer;
+  /** Symlinks: the target. */
+  target?: string;
+  /** Devices. */
+  rdevMajor?: number;
+  rdevMinor?: number;
+}
+
+const TYPE_BITS = { file: 0o100000, dir: 0o040000, symlink: 0o120000, char: 0o020000, block: 0o060000 } as const;
+
+const pad4 = (n: number) => (4 - (n % 4)) % 4;
+
+function hex8(n: number): string {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`cpio field out of range: ${n}`);
+  return n.toString(16).padStart(8, '0');
+}
+
+function record(fields: number[], name: string, data: Buffer): Buffer {
+  const nameBytes = Buffer.from(`${name}\0`, 'utf8');
+  const header = Buffer.from(`070701${fields.map(hex8).join('')}${hex8(nameBytes.length)}${hex8(0)}`, 'latin1');
+  return Buffer.concat([header, nameBytes, Buffer.alloc(pad4(header.length + nameBytes.length)), data, Buffer.alloc(pad4(data.length))]);
+}
+
+/** The whole archive, trailer included. Duplicate names are an error. */
+export function writeCpio(members: readonly CpioMember[], mtime: number): Buffer {
+  const sorted = [...members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const parts: Buffer[] = [];
+  sorted.forEach((m, i) => {
+    if (i > 0 && sorted[i - 1]!.name === m.name) throw new Error(`cpio: duplicate member ${m.name}`);
+    const data = m.type === 'file' ? (m.data ?? Buffer.alloc(0)) : m.type === 'symlink' ? Buffer.from(m.target ?? '', 'utf8') : Buffer.alloc(0);
+    const nlink = m.type === 'dir' ? 2 : 1;
+    // ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor
+    parts.push(record([i + 1, TYPE_BITS[m.type] | (m.mode & 0o7777), m.uid ?? 0, m.gid ?? 0, nlink, mtime, data.length, 0, 0, m.rdevMajor ?? 0, m.rdevMinor ?? 0], m.name, data));
+  });
+  parts.push(record([0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0], 'TRAILER!!!', Buffer.alloc(0)));
+  return Buffer.concat(parts);
+}

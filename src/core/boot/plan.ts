@@ -1,0 +1,93 @@
+import { ConfigError, InputError } from '../../lib/errors.js';
+import { lookupImagePath, resolveImagePath } from '../analyze/resolve.js';
+import type { BuildContext } from '../build/types.js';
+import type { Entry } from '../model/entry.js';
+import { readEntrypoint } from '../slim/entrypoint.js';
+import { bootIds, sourceDateEpoch, type BootIds } from './ids.js';
+import { AIM_BUSYBOX, AIM_INIT } from './init-scripts.js';
+import { resolveBootKernel, type BootKernel } from './kernel.js';
+import { moduleClosure, wantedModules } from './modules.js';
+
+/** Everything a bootable build decided before writing anything. */
+export interface BootPlan {
+  kernel: BootKernel;
+  /** Modules wanted in the initramfs (platform list and --module extras). */
+  modules: string[];
+  /** Init the initramfs switches to in the root filesystem. */
+  init: string;
+  /** The service aim's init supervises (argv); absent when booting systemd. */
+  entrypoint?: string[];
+  ids: BootIds;
+  /** The one timestamp of the artifact. */
+  epoch: number;
+  entries: ReadonlyMap<string, Entry>;
+}
+
+const PATH_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/** Whether a command word names an executable file in the image (absolute, or found on PATH). */
+function inImage(entries: ReadonlyMap<string, Entry>, word: string): boolean {
+  const candidates = word.startsWith('/') ? [word] : word.includes('/') ? [] : PATH_DIRS.map((d) => `${d}/${word}`);
+  return candidates.some((p) => lookupImagePath(entries, p)?.type === 'file');
+}
+
+/** The program a `sh -c` command line starts first, when it is a plain word. */
+function firstProgram(command: string): string | undefined {
+  const words = command.trim().split(/\s+/);
+  let i = 0;
+  while (i < words.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[i]!)) i++;
+  const w = words[i]?.replace(/^exec$/, '') === '' ? words[i + 1] : words[i];
+  return w !== undefined && /^[A-Za-z0-9_./+-]+$/.test(w) ? w : undefined;
+}
+
+/**
+ * The entrypoint, checked against the image: its program (and, for `sh -c CMD`, the program CMD
+ * starts) must be in the image. When the image has no /bin/sh, `sh -c` runs with aim's busybox.
+ */
+export function checkEntrypoint(entries: ReadonlyMap<string, Entry>, argv: readonly string[]): string[] {
+  if (argv.length === 0) throw new ConfigError('the entrypoint is empty');
+  const [program, flag, command] = argv;
+  const isShellC = argv.length === 3 && (program === '/bin/sh' || program === 'sh') && flag === '-c';
+  if (isShellC) {
+    const first = firstProgram(command!);
+    if (first !== undefined && !inImage(entries, first)) {
+      throw new InputError('E_NO_ENTRYPOINT', `entrypoint ${first} (of "${command}") is not in the image`, { hint: 'pass --entrypoint with a command the image has, or keep it in the slim image (--keep)' });
+    }
+    return inImage(entries, '/bin/sh') ? [...argv] : [AIM_BUSYBOX, 'sh', '-c', command!];
+  }
+  if (!inImage(entries, program!)) {
+    throw new InputError('E_NO_ENTRYPOINT', `entrypoint ${program} is not in the image`, { hint: 'pass --entrypoint with a command the image has' });
+  }
+  return [...argv];
+}
+
+/** The init to boot for --init systemd: /sbin/init, which must lead to systemd in the image. */
+export function checkSystemd(entries: ReadonlyMap<string, Entry>): string {
+  const target = resolveImagePath(entries, '/sbin/init');
+  if (!target || !/\/systemd$/.test(target) || lookupImagePath(entries, target)?.type !== 'file') {
+    throw new InputError('E_NO_SYSTEMD', 'the image has no systemd (/sbin/init is not systemd)', { hint: 'boot with aim\'s init (--init aim) and an --entrypoint' });
+  }
+  return '/sbin/init';
+}
+
+/**
+ * Checks a bootable build's inputs and decides what it boots, before any work: the kernel (the
+ * image's or the kernel core's), the initramfs modules, systemd or aim's init with its entrypoint.
+ */
+export async function planBoot(context: BuildContext): Promise<BootPlan> {
+  const { repo, request } = context;
+  const entries = new Map(context.entries.map((e) => [e.path, e]));
+  let init = AIM_INIT;
+  let entrypoint: string[] | undefined;
+  if (request.init === 'systemd') {
+    init = checkSystemd(entries);
+  } else {
+    const argv = request.entrypoint ?? (await readEntrypoint(repo, request.imageId));
+    if (!argv) throw new ConfigError(`image ${request.imageId.slice(0, 12)} records no entrypoint`, { hint: 'pass --entrypoint "COMMAND", or --init systemd for images with systemd' });
+    entrypoint = checkEntrypoint(entries, argv);
+  }
+  const kernel = await resolveBootKernel(repo, { id: request.imageId, entries }, request.kernelImage);
+  const modules = wantedModules(request.platform, request.modules);
+  moduleClosure(kernel.index, modules); // unknown modules fail here, before any work
+  return { kernel, modules, init, entrypoint, ids: bootIds(request.imageId), epoch: sourceDateEpoch(context.entries), entries };
+}

@@ -1,0 +1,90 @@
+/**
+ * Gold trees built once per machine and reused: tests, the demo and the benchmarks need the same
+ * mmdebstrap tars many times, and a build takes minutes. A tar is named by the content of its
+ * recipe (suite, variant, packages, and the bytes and modes of every file copied in), so editing
+ * an example's site or app gives a new tree and an unchanged recipe reuses the old one.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runTool } from '../../lib/exec.js';
+import { readHostAptSources, sourcesForSuite } from './apt-sources.js';
+import { mmdebstrapArgs, type CopyIn, type GoldDebianRequest } from './gold-debian.js';
+
+export interface GoldRecipe {
+  packages: readonly string[];
+  copyIns?: readonly CopyIn[];
+  suite?: string;
+  variant?: GoldDebianRequest['variant'];
+  /** Keep the machine's apt sources in the tree (the cache is never committed). */
+  keepAptSources?: boolean;
+}
+
+async function hashTree(hash: ReturnType<typeof createHash>, path: string, rel: string): Promise<void> {
+  const st = await stat(path);
+  hash.update(`${rel}\0${st.mode.toString(8)}\0`);
+  if (st.isDirectory()) {
+    for (const name of (await readdir(path)).sort()) await hashTree(hash, join(path, name), `${rel}/${name}`);
+  } else {
+    hash.update(await readFile(path));
+  }
+}
+
+/** sha256 of a recipe's content: what a cached tree is named by. */
+export async function goldRecipeKey(recipe: GoldRecipe): Promise<string> {
+  const hash = createHash('sha256');
+  const { suite = 'bookworm', variant = 'minbase', keepAptSources = false } = recipe;
+  hash.update(JSON.stringify({ suite, variant, keepAptSources, packages: [...recipe.packages].sort() }));
+  for (const c of recipe.copyIns ?? []) {
+    hash.update(`\0copy-in ${c.dest}\0`);
+    await hashTree(hash, c.src, '.');
+  }
+  return hash.digest('hex');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Path of the cached tar for `recipe` in `cacheDir` (named `file`, or by the recipe's key),
+ * building it with mmdebstrap when absent. A lock directory makes parallel callers wait for one
+ * build instead of running their own; a stale lock (over 15 minutes) is broken.
+ */
+export async function cachedGoldTar(cacheDir: string, recipe: GoldRecipe, file?: string): Promise<string> {
+  const out = join(cacheDir, file ?? `gold-${(await goldRecipeKey(recipe)).slice(0, 16)}.tar`);
+  if (existsSync(out)) return out;
+  await mkdir(cacheDir, { recursive: true });
+  const lock = `${out}.lock`;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch {
+      if (existsSync(out)) return out;
+      const st = await stat(lock).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > 15 * 60_000) await rmdir(lock).catch(() => {});
+      await sleep(1000);
+    }
+  }
+  const tmp = `${out}.${process.pid}.partial`;
+  try {
+    if (existsSync(out)) return out;
+    const suite = recipe.suite ?? 'bookworm';
+    const args = mmdebstrapArgs({
+      suite,
+      variant: recipe.variant ?? 'minbase',
+      include: [...recipe.packages],
+      tags: [],
+      keepAptSources: recipe.keepAptSources,
+      copyIns: recipe.copyIns ? [...recipe.copyIns] : undefined,
+    });
+    args[args.length - 2] = tmp; // mmdebstrapArgs ends SUITE TARGET MIRROR with TARGET "-" (stdout); here, the file
+    const sources = sourcesForSuite(await readHostAptSources(), suite);
+    await runTool('mmdebstrap', args, { input: sources.join('\n') + '\n', timeout: 15 * 60_000 });
+    await rename(tmp, out);
+    return out;
+  } finally {
+    await rm(tmp, { force: true });
+    await rm(lock, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,123 @@
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { mkdir, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aim } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+import { bootAndGet } from './helpers/qemu.js';
+import { prepareSlimNginx } from './helpers/slim-nginx.js';
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let repo: string;
+
+interface BuildJson {
+  artifacts: { path: string; kind: string; bytes: number; sha256: string }[];
+}
+interface ErrorJson {
+  error: { code: string; message: string; hint?: string };
+}
+
+const build = <T = BuildJson>(out: string, ...extra: string[]) =>
+  aim<T>(['build', 'slim/nginx:1', '--format', 'raw', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, out), '--repo', repo, ...extra]);
+
+beforeAll(async () => {
+  tmp = await tempDir('aim-boot-');
+  repo = join(tmp.dir, 'repo');
+  await prepareSlimNginx(repo);
+}, 900_000);
+afterAll(async () => tmp.cleanup());
+
+describe('raw UEFI disk of the slim nginx image', () => {
+  it('boots under OVMF (TCG) and nginx answers through a forwarded port', async () => {
+    const res = await build('raw');
+    expect(res.exitCode, res.stderr).toBe(0);
+    const [disk] = res.json.artifacts;
+    expect(disk!.kind).toMatch(/raw disk/);
+    const table = JSON.parse((await execa('sfdisk', ['--json', disk!.path])).stdout) as { partitiontable: { label: string; partitions: { type: string }[] } };
+    expect(table.partitiontable.label).toBe('gpt');
+    expect(table.partitiontable.partitions.map((p) => p.type)).toEqual(['C12A7328-F81F-11D2-BA4B-00A0C93EC93B', '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709']);
+    const vm = join(tmp.dir, 'vm-raw');
+    await mkdir(vm);
+    const answer = await bootAndGet({ dir: vm, disk: { path: disk!.path, format: 'raw' }, guestPort: 80, timeoutMs: 90_000 });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toContain('<title>Welcome to nginx!</title>');
+    expect(answer.console).toMatch(/aim: eth0 has address 10\.0\.2\.15/);
+    console.log(`raw disk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
+  }, 150_000);
+
+  it('is reproducible: the same image built twice gives byte-identical disks', async () => {
+    const again = await build('raw-again');
+    expect(again.exitCode, again.stderr).toBe(0);
+    const third = await build('raw-third');
+    expect(third.exitCode, third.stderr).toBe(0);
+    expect(again.json.artifacts[0]!.sha256).toBe(third.json.artifacts[0]!.sha256);
+    await execa('cmp', [again.json.artifacts[0]!.path, third.json.artifacts[0]!.path]);
+  }, 120_000);
+});
+
+describe('stream-optimized VMDK of the slim nginx image', () => {
+  it('is reproducible (its random CID replaced) and boots under OVMF with snapshot=on', async () => {
+    const vmdk = (out: string) => aim<BuildJson>(['build', 'slim/nginx:1', '--format', 'vmdk', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, out), '--repo', repo]);
+    const one = await vmdk('vmdk');
+    expect(one.exitCode, one.stderr).toBe(0);
+    const two = await vmdk('vmdk-again');
+    expect(two.json.artifacts[0]!.sha256).toBe(one.json.artifacts[0]!.sha256);
+    const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', one.json.artifacts[0]!.path])).stdout) as { format: string; 'format-specific': { data: { 'create-type': string } } };
+    expect(info.format).toBe('vmdk');
+    expect(info['format-specific'].data['create-type']).toBe('streamOptimized');
+    const vm = join(tmp.dir, 'vm-vmdk');
+    await mkdir(vm);
+    // QEMU cannot write a stream-optimized VMDK in place: writes go to a temporary overlay
+    const answer = await bootAndGet({ dir: vm, disk: { path: one.json.artifacts[0]!.path, format: 'vmdk', snapshot: true }, guestPort: 80, timeoutMs: 90_000 });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toContain('<title>Welcome to nginx!</title>');
+    console.log(`vmdk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
+  }, 200_000);
+});
+
+describe('raw build faults: clear errors before any work, nothing left behind', () => {
+  it('a disk too small', async () => {
+    const res = await build<ErrorJson>('small', '--size', '80M');
+    expect(res.exitCode).toBe(2);
+    expect(res.json.error.message).toMatch(/^disk too small: --size 80 MiB, but the image needs at least \d+ MiB/);
+    expect(existsSync(join(tmp.dir, 'small'))).toBe(false);
+  });
+
+  it('an image without a kernel and no --kernel', async () => {
+    const res = await aim<ErrorJson>(['build', 'slim/nginx:1', '--format', 'raw', '--out', join(tmp.dir, 'nokernel'), '--repo', repo]);
+    expect(res.exitCode).toBe(4);
+    expect(res.json.error.code).toBe('E_NO_KERNEL');
+    expect(res.json.error.hint).toMatch(/aim core kernel/);
+    expect(existsSync(join(tmp.dir, 'nokernel'))).toBe(false);
+  });
+
+  it('an entrypoint that is not in the image', async () => {
+    const res = await build<ErrorJson>('noentry', '--entrypoint', 'redis-server --port 80');
+    expect(res.exitCode).toBe(4);
+    expect(res.json.error.code).toBe('E_NO_ENTRYPOINT');
+    expect(res.json.error.message).toMatch(/entrypoint redis-server .* is not in the image/);
+    expect(existsSync(join(tmp.dir, 'noentry'))).toBe(false);
+  });
+
+  it('--init systemd for an image without systemd, and an unknown module', async () => {
+    const sd = await build<ErrorJson>('nosystemd', '--init', 'systemd');
+    expect(sd.json.error.code).toBe('E_NO_SYSTEMD');
+    const mod = await build<ErrorJson>('nomodule', '--module', 'no_such_driver');
+    expect(mod.exitCode).toBe(2);
+    expect(mod.json.error.message).toMatch(/no_such_driver/);
+    expect(existsSync(join(tmp.dir, 'nosystemd')) || existsSync(join(tmp.dir, 'nomodule'))).toBe(false);
+  });
+
+  it('a missing tool names its Debian package', async () => {
+    // a PATH with every tool of the raw build in /usr/bin but mcopy (sbin tools are found anyway)
+    const bin = join(tmp.dir, 'fake-bin');
+    await mkdir(bin);
+    for (const t of ['zstd', 'busybox', 'mmd']) await symlink(`/usr/bin/${t}`, join(bin, t));
+    const res = await aim<ErrorJson>(['build', 'slim/nginx:1', '--format', 'raw', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, 'notool'), '--repo', repo], { env: { PATH: bin } });
+    expect(res.exitCode).toBe(5);
+    expect(res.json.error.message).toMatch(/^mcopy not found/);
+    expect(res.json.error.hint).toMatch(/apt-get install mtools/);
+    expect(existsSync(join(tmp.dir, 'notool'))).toBe(false);
+  });
+});

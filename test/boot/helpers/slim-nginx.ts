@@ -1,0 +1,21 @@
+import { expect } from 'vitest';
+import { aim } from '../../helpers/cli.js';
+import { goldTar } from '../../helpers/gold.js';
+import { kernelDebDir } from '../../helpers/kernel.js';
+
+/**
+ * A repository holding what boot tests need: the slim nginx image (made as the profile-run
+ * integration test makes it, from the cached gold nginx tar) and the kernel core.
+ */
+export async function prepareSlimNginx(repo: string): Promise<void> {
+  const run = async (...args: string[]) => {
+    const r = await aim([...args, '--repo', repo]);
+    expect(r.exitCode, `aim ${args.join(' ')}: ${r.stderr}`).toBe(0);
+    return r;
+  };
+  await run('repo', 'init');
+  await run('image', 'import', await goldTar('nginx'), '--tag', 'gold/nginx:1');
+  await run('profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/', '--name', 'web', '--duration', '3s');
+  await run('slim', 'gold/nginx:1', '--profile', 'web', '--tag', 'slim/nginx:1');
+  await run('core', 'kernel', '--deb-dir', kernelDebDir);
+}
