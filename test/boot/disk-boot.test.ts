@@ -66,14 +66,33 @@ describe('stream-optimized VMDK of the slim nginx image', () => {
     const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', one.json.artifacts[0]!.path])).stdout) as { format: string; 'format-specific': { data: { 'create-type': string } } };
     expect(info.format).toBe('vmdk');
     expect(info['format-specific'].data['create-type']).toBe('streamOptimized');
-    const vm = join(tmp.dir, 'vm-vmdk');
-    await mkdir(vm);
-    // QEMU cannot write a stream-optimized VMDK in place: writes go to a temporary overlay
-    const answer = await bootAndGet({ dir: vm, disk: { path: one.json.artifacts[0]!.path, format: 'vmdk', snapshot: true }, guestPort: 80, timeoutMs: 90_000 });
+    // booted through the CLI, as a user tries an artifact before shipping it (QEMU writes to an overlay)
+    const boot = await aim<{ probe: { status: number; title?: string; seconds: number } }>(['boot', join(tmp.dir, 'vmdk'), '--forward', '0:80', '--probe', '/', '--timeout', '90s']);
+    expect(boot.exitCode, boot.stderr).toBe(0);
+    const answer = boot.json.probe;
     expect(answer.status).toBe(200);
-    expect(answer.body).toContain('<title>Welcome to nginx!</title>');
+    expect(answer.title).toBe('Welcome to nginx!');
     console.log(`vmdk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
   }, 200_000);
+});
+
+describe('aim boot faults: clear errors before QEMU starts', () => {
+  it('a path that holds no disk, a probe without a forward, a bad forward', async () => {
+    const empty = join(tmp.dir, 'empty');
+    await mkdir(empty);
+    const none = await aim<ErrorJson>(['boot', empty]);
+    expect(none.exitCode).toBe(4);
+    expect(none.json.error.code).toBe('E_NOT_BOOTABLE');
+    const missing = await aim<ErrorJson>(['boot', join(tmp.dir, 'nope.raw')]);
+    expect(missing.exitCode).toBe(3);
+    const raw = join(tmp.dir, 'raw');
+    const noForward = await aim<ErrorJson>(['boot', raw, '--probe', '/']);
+    expect(noForward.exitCode).toBe(2);
+    expect(noForward.json.error.message).toMatch(/--probe needs a --forward/);
+    const bad = await aim<ErrorJson>(['boot', raw, '--forward', '80']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.json.error.message).toMatch(/expected HOST:GUEST/);
+  });
 });
 
 describe('raw build faults: clear errors before any work, nothing left behind', () => {

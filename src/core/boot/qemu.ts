@@ -1,0 +1,180 @@
+import { execa, type ResultPromise } from 'execa';
+import { existsSync, statSync } from 'node:fs';
+import { copyFile, readFile, readdir } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { basename, extname, join } from 'node:path';
+import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError } from '../../lib/errors.js';
+import { requireTool } from '../../lib/exec.js';
+
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+
+/** A disk aim built (or any disk QEMU reads), booted from its first disk under UEFI. */
+export interface DiskArtifact {
+  kind: 'disk';
+  path: string;
+  format: 'raw' | 'qcow2' | 'vmdk';
+}
+
+/** How a built artifact is booted: what a `--out` directory or a disk file holds. */
+export type BootArtifact = DiskArtifact;
+
+const DISK_EXTENSIONS: Record<string, DiskArtifact['format']> = { '.raw': 'raw', '.img': 'raw', '.qcow2': 'qcow2', '.vmdk': 'vmdk' };
+
+/** Finds the bootable artifact in a file or an `aim build` output directory. */
+export async function findBootArtifact(path: string): Promise<BootArtifact> {
+  if (!existsSync(path)) throw new NotFoundError(`${path} does not exist`, { hint: 'give a disk file or the --out directory of aim build' });
+  if (statSync(path).isDirectory()) {
+    const names = (await readdir(path)).sort();
+    const disk = names.find((n) => DISK_EXTENSIONS[extname(n)] !== undefined);
+    if (disk) return findBootArtifact(join(path, disk));
+    throw new InputError('E_NOT_BOOTABLE', `${path} holds no bootable artifact (a .raw, .qcow2 or .vmdk disk)`, {
+      hint: 'build one with: aim build <image> --format raw --out DIR',
+    });
+  }
+  const format = DISK_EXTENSIONS[extname(path)];
+  if (!format) throw new InputError('E_NOT_BOOTABLE', `${basename(path)}: not a disk aim can boot (.raw, .img, .qcow2 or .vmdk)`);
+  return { kind: 'disk', path, format };
+}
+
+export interface VmSpec {
+  artifact: BootArtifact;
+  /** Directory for the firmware variables and the console log (the caller's scratch space). */
+  dir: string;
+  memoryMiB: number;
+  /** host port → guest port, TCP, on 127.0.0.1. */
+  forwards: { host: number; guest: number }[];
+  accel: 'tcg' | 'kvm';
+  /** TCG translation cache in MiB: QEMU's resident memory is dominated by it under software emulation. */
+  tbSizeMiB?: number;
+  /** Console to this file (default) or to QEMU's stdio. */
+  console: 'file' | 'stdio';
+}
+
+export function consoleLogPath(spec: Pick<VmSpec, 'dir'>): string {
+  return join(spec.dir, 'console.log');
+}
+
+/** QEMU's command line for a spec (pure). The NIC carries no option ROM so it never PXE-boots before the disk. */
+export function qemuArgs(spec: VmSpec): string[] {
+  const a = spec.artifact;
+  const accel = spec.accel === 'kvm' ? 'kvm' : `tcg,tb-size=${spec.tbSizeMiB ?? 256}`;
+  const hostfwd = spec.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
+  return [
+    '-nodefaults', '-machine', 'q35', '-accel', accel, '-m', String(spec.memoryMiB), '-smp', '1', '-display', 'none', '-no-reboot',
+    '-serial', spec.console === 'file' ? `file:${consoleLogPath(spec)}` : 'stdio',
+    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+    '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`,
+    // a stream-optimized VMDK cannot be written in place: writes go to a temporary overlay
+    '-drive', `file=${a.path},if=none,id=d0,format=${a.format}${a.format === 'vmdk' ? ',snapshot=on' : ''}`,
+    '-device', 'virtio-blk-pci,drive=d0',
+    '-netdev', `user,id=n0${hostfwd}`,
+    '-device', 'virtio-net-pci,netdev=n0,romfile=',
+  ];
+}
+
+/** A free TCP port on 127.0.0.1 (for host forwards given as 0). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RunningVm {
+  pid: number;
+  process: ResultPromise;
+  /** True once QEMU has exited. */
+  exited(): boolean;
+  /** Kills QEMU (by its pid) if it still runs and waits for it. */
+  stop(): Promise<void>;
+  console(): Promise<string>;
+}
+
+/** Starts QEMU for a spec. Checks the tools and the firmware first. */
+export async function startVm(spec: VmSpec): Promise<RunningVm> {
+  requireTool('qemu-system-x86_64', 'boot artifacts in QEMU');
+  if (!existsSync(OVMF_CODE)) throw new ConfigError(`UEFI firmware ${OVMF_CODE} is missing`, { hint: 'apt-get install ovmf' });
+  if (spec.accel === 'kvm' && !existsSync('/dev/kvm')) throw new ConfigError('--accel kvm needs /dev/kvm, which this machine does not have', { hint: 'use --accel tcg' });
+  await copyFile(OVMF_VARS, join(spec.dir, 'OVMF_VARS.fd'));
+  const qemu: ResultPromise = execa('qemu-system-x86_64', qemuArgs(spec), {
+    reject: false,
+    stdin: spec.console === 'stdio' ? 'inherit' : 'ignore',
+    stdout: spec.console === 'stdio' ? 'inherit' : 'pipe',
+    stderr: 'pipe',
+  });
+  let done = false;
+  void qemu.then(() => (done = true));
+  if (qemu.pid === undefined) throw new ToolFailedError(['qemu-system-x86_64'], undefined, String((await qemu).stderr ?? ''));
+  const pid = qemu.pid;
+  return {
+    pid,
+    process: qemu,
+    exited: () => done,
+    async stop() {
+      if (!done) process.kill(pid, 'SIGKILL');
+      await qemu.catch(() => undefined);
+    },
+    console: () => readFile(consoleLogPath(spec), 'utf8').catch(() => ''),
+  };
+}
+
+/** One HTTP GET on 127.0.0.1. */
+export function httpGet(port: number, path: string, timeoutMs = 3000): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, timeout: timeoutMs, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: Buffer;
+  /** From QEMU's start to the first answer. */
+  seconds: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls an HTTP path through a forwarded port until the guest answers, QEMU exits or the budget
+ * is spent. Errors carry the last lines of the guest console.
+ */
+export async function waitForHttp(vm: RunningVm, port: number, path: string, timeoutMs: number, started = Date.now()): Promise<HttpAnswer> {
+  let last = 'no attempt';
+  while (Date.now() - started < timeoutMs) {
+    if (vm.exited()) {
+      const res = await vm.process;
+      const why = `QEMU exited (${res.exitCode ?? res.signal}) before the guest answered: ${String(res.stderr ?? '').trim().slice(-400)}`;
+      throw new AimError('E_BOOT_NO_ANSWER', `${why}${consoleTail(await vm.console())}`, ExitCode.verifyFailed);
+    }
+    try {
+      const answer = await httpGet(port, path);
+      return { ...answer, seconds: (Date.now() - started) / 1000 };
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await sleep(500);
+  }
+  const why = `the guest did not answer http://127.0.0.1:${port}${path} within ${timeoutMs / 1000} s (last: ${last})`;
+  throw new AimError('E_BOOT_NO_ANSWER', `${why}${consoleTail(await vm.console())}`, ExitCode.verifyFailed, {
+    hint: 'boot without --probe to watch the console, or give a longer --timeout',
+  });
+}
+
+function consoleTail(log: string): string {
+  if (!log) return '';
+  return `\n--- guest console (last 40 lines) ---\n${log.split('\n').slice(-40).join('\n')}`;
+}
