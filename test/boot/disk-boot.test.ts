@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aim } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
-import { bootAndGet } from './helpers/qemu.js';
+import { bootAndGet, startVm, withConsole } from './helpers/qemu.js';
 import { prepareSlimNginx } from './helpers/slim-nginx.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -39,11 +39,23 @@ describe('raw UEFI disk of the slim nginx image', () => {
     expect(table.partitiontable.partitions.map((p) => p.type)).toEqual(['C12A7328-F81F-11D2-BA4B-00A0C93EC93B', '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709']);
     const vm = join(tmp.dir, 'vm-raw');
     await mkdir(vm);
-    const answer = await bootAndGet({ dir: vm, disk: { path: disk!.path, format: 'raw' }, guestPort: 80, timeoutMs: 90_000 });
-    expect(answer.status).toBe(200);
-    expect(answer.body).toContain('<title>Welcome to nginx!</title>');
-    expect(answer.console).toMatch(/aim: eth0 has address 10\.0\.2\.15/);
-    console.log(`raw disk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
+    const machine = await startVm({ dir: vm, disk: { path: disk!.path, format: 'raw' }, guestPort: 80, maxSeconds: 140 });
+    try {
+      await withConsole(machine, async () => {
+        const answer = await machine.waitForHttp('/', 90_000);
+        expect(answer.status).toBe(200);
+        expect(answer.body).toContain('<title>Welcome to nginx!</title>');
+        expect(await machine.console()).toMatch(/aim: eth0 has address 10\.0\.2\.15/);
+        console.log(`raw disk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
+        // the ACPI power button stops the service and powers the machine off
+        const off = await machine.powerDown(30_000);
+        expect(off.exitCode).toBe(0);
+        expect(await machine.console()).toMatch(/aim: power button pressed/);
+        console.log(`raw disk: powered off ${off.seconds.toFixed(1)} s after the power button`);
+      });
+    } finally {
+      await machine.stop();
+    }
   }, 150_000);
 
   it('is reproducible: the same image built twice gives byte-identical disks', async () => {
