@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdir, symlink } from 'node:fs/promises';
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aim } from '../helpers/cli.js';
@@ -119,6 +119,21 @@ describe('raw build faults: clear errors before any work, nothing left behind', 
     expect(mod.exitCode).toBe(2);
     expect(mod.json.error.message).toMatch(/no_such_driver/);
     expect(existsSync(join(tmp.dir, 'nosystemd')) || existsSync(join(tmp.dir, 'nomodule'))).toBe(false);
+  });
+
+  it('a tool failing midway: the partial disk and the scratch space are removed', async () => {
+    const bin = join(tmp.dir, 'failing-bin');
+    await mkdir(bin);
+    await writeFile(join(bin, 'sfdisk'), '#!/bin/sh\necho "sfdisk: simulated failure" >&2\nexit 1\n', { mode: 0o755 });
+    const scratch = join(tmp.dir, 'scratch');
+    await mkdir(scratch);
+    const res = await aim<ErrorJson>(['build', 'slim/nginx:1', '--format', 'raw', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, 'failed'), '--repo', repo], {
+      env: { PATH: `${bin}:${process.env.PATH}`, AIM_TMPDIR: scratch },
+    });
+    expect(res.exitCode).toBe(6);
+    expect(res.json.error.message).toMatch(/^sfdisk failed \(exit 1\): sfdisk: simulated failure/);
+    expect(existsSync(join(tmp.dir, 'failed'))).toBe(false);
+    expect(await readdir(scratch)).toEqual([]);
   });
 
   it('a missing tool names its Debian package', async () => {
