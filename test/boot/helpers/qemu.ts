@@ -61,6 +61,8 @@ export interface Vm {
   /** Presses the ACPI power button (QEMU monitor system_powerdown) and waits for QEMU to exit. */
   powerDown(timeoutMs: number): Promise<{ exitCode: number | undefined; seconds: number }>;
   console(): Promise<string>;
+  /** Polls the console until `pattern` appears. */
+  waitForConsole(pattern: RegExp, timeoutMs: number): Promise<{ seconds: number }>;
   /** Kills QEMU by its pid if it still runs. */
   stop(): Promise<void>;
 }
@@ -115,6 +117,15 @@ export async function startVm(r: Omit<BootRequest, 'timeoutMs' | 'path'> & { max
         await sleep(500);
       }
       throw new Error(`no HTTP answer within ${timeoutMs / 1000} s (last: ${last})`);
+    },
+    async waitForConsole(pattern, timeoutMs) {
+      const until = Date.now() + timeoutMs;
+      while (Date.now() < until) {
+        if (pattern.test(await readConsole())) return { seconds: (Date.now() - started) / 1000 };
+        if (exited) throw new Error(`QEMU exited before the console showed ${pattern}`);
+        await sleep(500);
+      }
+      throw new Error(`the console did not show ${pattern} within ${timeoutMs / 1000} s`);
     },
     async powerDown(timeoutMs) {
       const t0 = Date.now();
