@@ -28,7 +28,7 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
     init: Flags.string({ description: 'init to boot', options: ['aim', 'systemd'], default: 'aim' }),
     size: Flags.string({ description: 'whole disk size for disk formats: MiB, or with a unit (512M, 2G); default: content plus headroom' }),
     headroom: Flags.integer({ description: 'free space added to the root filesystem, MiB', default: 64, min: 0 }),
-    kernel: Flags.string({ description: 'kernel core image to take the kernel from when the image has none' }),
+    kernel: Flags.string({ description: 'kernel core image to boot with (made by aim core kernel); default: the image\'s own kernel' }),
     'ipxe-src': Flags.string({ description: 'iPXE source tree to build binaries with the script embedded (pxe; or AIM_IPXE_SRC)' }),
     ref: Flags.string({ description: 'oci: the image name in the layout (org.opencontainers.image.ref.name)', default: 'latest' }),
   };

@@ -1,11 +1,11 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdir, symlink } from 'node:fs/promises';
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aim } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
-import { bootAndGet } from './helpers/qemu.js';
+import { startVm, withConsole } from './helpers/qemu.js';
 import { prepareSlimNginx } from './helpers/slim-nginx.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -39,11 +39,23 @@ describe('raw UEFI disk of the slim nginx image', () => {
     expect(table.partitiontable.partitions.map((p) => p.type)).toEqual(['C12A7328-F81F-11D2-BA4B-00A0C93EC93B', '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709']);
     const vm = join(tmp.dir, 'vm-raw');
     await mkdir(vm);
-    const answer = await bootAndGet({ dir: vm, disk: { path: disk!.path, format: 'raw' }, guestPort: 80, timeoutMs: 90_000 });
-    expect(answer.status).toBe(200);
-    expect(answer.body).toContain('<title>Welcome to nginx!</title>');
-    expect(answer.console).toMatch(/aim: eth0 has address 10\.0\.2\.15/);
-    console.log(`raw disk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
+    const machine = await startVm({ dir: vm, disk: { path: disk!.path, format: 'raw' }, guestPort: 80, maxSeconds: 140 });
+    try {
+      await withConsole(machine, async () => {
+        const answer = await machine.waitForHttp('/', 90_000);
+        expect(answer.status).toBe(200);
+        expect(answer.body).toContain('<title>Welcome to nginx!</title>');
+        expect(await machine.console()).toMatch(/aim: eth0 has address 10\.0\.2\.15/);
+        console.log(`raw disk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
+        // the ACPI power button stops the service and powers the machine off
+        const off = await machine.powerDown(30_000);
+        expect(off.exitCode).toBe(0);
+        expect(await machine.console()).toMatch(/aim: power button pressed/);
+        console.log(`raw disk: powered off ${off.seconds.toFixed(1)} s after the power button`);
+      });
+    } finally {
+      await machine.stop();
+    }
   }, 150_000);
 
   it('is reproducible: the same image built twice gives byte-identical disks', async () => {
@@ -126,6 +138,21 @@ describe('raw build faults: clear errors before any work, nothing left behind', 
     expect(mod.exitCode).toBe(2);
     expect(mod.json.error.message).toMatch(/no_such_driver/);
     expect(existsSync(join(tmp.dir, 'nosystemd')) || existsSync(join(tmp.dir, 'nomodule'))).toBe(false);
+  });
+
+  it('a tool failing midway: the partial disk and the scratch space are removed', async () => {
+    const bin = join(tmp.dir, 'failing-bin');
+    await mkdir(bin);
+    await writeFile(join(bin, 'sfdisk'), '#!/bin/sh\necho "sfdisk: simulated failure" >&2\nexit 1\n', { mode: 0o755 });
+    const scratch = join(tmp.dir, 'scratch');
+    await mkdir(scratch);
+    const res = await aim<ErrorJson>(['build', 'slim/nginx:1', '--format', 'raw', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, 'failed'), '--repo', repo], {
+      env: { PATH: `${bin}:${process.env.PATH}`, AIM_TMPDIR: scratch },
+    });
+    expect(res.exitCode).toBe(6);
+    expect(res.json.error.message).toMatch(/^sfdisk failed \(exit 1\): sfdisk: simulated failure/);
+    expect(existsSync(join(tmp.dir, 'failed'))).toBe(false);
+    expect(await readdir(scratch)).toEqual([]);
   });
 
   it('a missing tool names its Debian package', async () => {

@@ -1,7 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { copyFile, readFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -53,20 +53,35 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A running VM: its forwarded port, HTTP polling, ACPI power button, console. */
+export interface Vm {
+  port: number;
+  /** Polls GET path until an answer; seconds counted from QEMU's start. */
+  waitForHttp(path: string, timeoutMs: number): Promise<{ status: number; body: string; seconds: number }>;
+  /** Presses the ACPI power button (QEMU monitor system_powerdown) and waits for QEMU to exit. */
+  powerDown(timeoutMs: number): Promise<{ exitCode: number | undefined; seconds: number }>;
+  console(): Promise<string>;
+  /** Polls the console until `pattern` appears. */
+  waitForConsole(pattern: RegExp, timeoutMs: number): Promise<{ seconds: number }>;
+  /** Kills QEMU by its pid if it still runs. */
+  stop(): Promise<void>;
+}
+
 /**
- * Boots a disk under UEFI (OVMF) in QEMU with software emulation (AIM_QEMU_ACCEL=kvm to opt in to
- * KVM), forwards a free host port to the guest's port and waits for an HTTP answer. QEMU is
- * killed by its pid afterwards, whatever happened; on failure the error carries the console log.
+ * Starts QEMU on a disk under UEFI (OVMF) with software emulation (AIM_QEMU_ACCEL=kvm to opt in
+ * to KVM), forwarding a free port on 127.0.0.1 to the guest's port.
  */
-export async function bootAndGet(r: BootRequest): Promise<BootAnswer> {
+export async function startVm(r: Omit<BootRequest, 'timeoutMs' | 'path'> & { maxSeconds: number }): Promise<Vm> {
   const port = await freePort();
   const vars = join(r.dir, 'OVMF_VARS.fd');
   await copyFile(OVMF_VARS, vars);
   const consoleLog = join(r.dir, 'console.log');
+  const monitor = join(r.dir, 'monitor.sock');
   const accel = process.env.AIM_QEMU_ACCEL === 'kvm' ? 'kvm' : 'tcg,tb-size=256';
   const args = [
     '-nodefaults', '-machine', 'q35', '-accel', accel, '-m', '512', '-smp', '1', '-display', 'none', '-no-reboot',
     '-serial', `file:${consoleLog}`,
+    '-monitor', `unix:${monitor},server=on,wait=off`,
     '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
     '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
     '-drive', `file=${r.disk.path},if=none,id=d0,format=${r.disk.format}${r.disk.snapshot ? ',snapshot=on' : ''}`,
@@ -76,30 +91,80 @@ export async function bootAndGet(r: BootRequest): Promise<BootAnswer> {
     '-device', 'virtio-net-pci,netdev=n0,romfile=',
   ];
   const started = Date.now();
-  const qemu: ResultPromise = execa('qemu-system-x86_64', args, { reject: false, stdin: 'ignore', timeout: r.timeoutMs + 5000 });
+  const qemu: ResultPromise = execa('qemu-system-x86_64', args, { reject: false, stdin: 'ignore', timeout: r.maxSeconds * 1000 });
   let exited = false;
-  void qemu.then(() => (exited = true));
+  const done = qemu.then((res) => {
+    exited = true;
+    return res;
+  });
+  const readConsole = () => readFile(consoleLog, 'utf8').catch(() => '');
+  return {
+    port,
+    console: readConsole,
+    async waitForHttp(path, timeoutMs) {
+      const until = Date.now() + timeoutMs;
+      let last = '';
+      while (Date.now() < until) {
+        if (exited) {
+          const res = await done;
+          throw new Error(`QEMU exited (${res.exitCode}) before answering: ${String(res.stderr).slice(-500)}`);
+        }
+        try {
+          return { ...(await get(port, path)), seconds: (Date.now() - started) / 1000 };
+        } catch (e) {
+          last = (e as Error).message;
+        }
+        await sleep(500);
+      }
+      throw new Error(`no HTTP answer within ${timeoutMs / 1000} s (last: ${last})`);
+    },
+    async waitForConsole(pattern, timeoutMs) {
+      const until = Date.now() + timeoutMs;
+      while (Date.now() < until) {
+        if (pattern.test(await readConsole())) return { seconds: (Date.now() - started) / 1000 };
+        if (exited) throw new Error(`QEMU exited before the console showed ${pattern}`);
+        await sleep(500);
+      }
+      throw new Error(`the console did not show ${pattern} within ${timeoutMs / 1000} s`);
+    },
+    async powerDown(timeoutMs) {
+      const t0 = Date.now();
+      // the monitor keeps its connection open: write the command, give it a moment, hang up
+      await new Promise<void>((resolve, reject) => {
+        const sock = connect(monitor, () => sock.write('system_powerdown\n', () => setTimeout(() => (sock.destroy(), resolve()), 500)));
+        sock.on('error', reject);
+      });
+      const timer = sleep(timeoutMs).then(() => undefined);
+      const res = await Promise.race([done, timer]);
+      if (!res) throw new Error(`QEMU still runs ${timeoutMs / 1000} s after the power button`);
+      return { exitCode: res.exitCode, seconds: (Date.now() - t0) / 1000 };
+    },
+    async stop() {
+      if (qemu.pid !== undefined && !exited) process.kill(qemu.pid, 'SIGKILL');
+      await done.catch(() => undefined);
+    },
+  };
+}
+
+/** The guest console's last lines, for failure messages. */
+export async function withConsole<T>(vm: Vm, work: () => Promise<T>): Promise<T> {
   try {
-    let last = '';
-    while (Date.now() - started < r.timeoutMs) {
-      if (exited) {
-        const res = await qemu;
-        throw new Error(`QEMU exited (${res.exitCode}) before answering: ${String(res.stderr).slice(-500)}`);
-      }
-      try {
-        const answer = await get(port, r.path ?? '/');
-        return { ...answer, seconds: (Date.now() - started) / 1000, console: await readFile(consoleLog, 'utf8').catch(() => '') };
-      } catch (e) {
-        last = (e as Error).message;
-      }
-      await sleep(500);
-    }
-    throw new Error(`no HTTP answer within ${r.timeoutMs / 1000} s (last: ${last})`);
+    return await work();
   } catch (e) {
-    const log = await readFile(consoleLog, 'utf8').catch(() => '(no console log)');
+    const log = (await vm.console()) || '(no console output)';
     throw new Error(`${(e as Error).message}\n--- guest console (last 60 lines) ---\n${log.split('\n').slice(-60).join('\n')}`, { cause: e });
+  }
+}
+
+/**
+ * Boots a disk, waits for an HTTP answer on the guest's port and stops QEMU (by its pid),
+ * whatever happened; on failure the error carries the guest console.
+ */
+export async function bootAndGet(r: BootRequest): Promise<BootAnswer> {
+  const vm = await startVm({ ...r, maxSeconds: r.timeoutMs / 1000 + 5 });
+  try {
+    return await withConsole(vm, async () => ({ ...(await vm.waitForHttp(r.path ?? '/', r.timeoutMs)), console: await vm.console() }));
   } finally {
-    if (qemu.pid !== undefined && !exited) process.kill(qemu.pid, 'SIGKILL');
-    await qemu.catch(() => undefined);
+    await vm.stop();
   }
 }
