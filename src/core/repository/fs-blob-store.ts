@@ -99,9 +99,22 @@ export class FsBlobStore implements BlobStore {
    * is exactly what was hashed, even if the file changes meanwhile (a copy by path could not
    * promise that). Synchronous on purpose: see commitSync.
    */
-  async putLocal(file: LocalContent, options: PutLocalOptions = {}): Promise<LocalBlob> {
+  async putLocal<T = never>(file: LocalContent, options: PutLocalOptions<T> = {}): Promise<LocalBlob<T>> {
     const scratch = await this.scratchDir();
-    const buf = (this.readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
+    // The buffer is lent out while `inspect` runs; a putLocal meanwhile gets a buffer of its own.
+    const buf = this.readBuffer ?? Buffer.allocUnsafe(READ_BUFFER);
+    this.readBuffer = undefined;
+    try {
+      const stored = this.putLocalSync(file, buf, scratch);
+      if (!stored.content || !options.inspect) return { hash: stored.hash, size: stored.size, head: stored.head };
+      return { hash: stored.hash, size: stored.size, head: stored.head, inspected: await options.inspect(stored.content) };
+    } finally {
+      this.readBuffer = buf;
+    }
+  }
+
+  /** The work of putLocal; `content` is the whole content when it fitted `buf` (a view of it). */
+  private putLocalSync(file: LocalContent, buf: Buffer, scratch: string): StoredBlob & { head: Buffer; content?: Buffer } {
     const fd = openSync(file.path, 'r');
     let tmp: string | undefined;
     let out: number | undefined;
@@ -116,8 +129,7 @@ export class FsBlobStore implements BlobStore {
         const content = buf.subarray(0, n);
         const hash = hasher.update(content).digest('hex');
         this.commitSync(hash, [content], n, scratch);
-        const kept = options.keep?.(content) ? Buffer.from(content) : undefined;
-        return kept ? { hash, size: n, head, content: kept } : { hash, size: n, head };
+        return { hash, size: n, head, content };
       }
       tmp = join(scratch, String(++this.counter));
       out = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444);
