@@ -1,7 +1,8 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { InputError, InternalError } from '../../lib/errors.js';
+import { readFullSync } from '../../lib/fs.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { EntryType } from '../model/entry.js';
 import { detectFormat, openDecompressed } from './decompress.js';
@@ -624,11 +625,11 @@ export function* walkTarFile(path: string, label = path): Generator<TarMember> {
       if (buf.length <= win.length) {
         if (at < winAt || at + buf.length > winAt + winLen) {
           winAt = at;
-          winLen = readFull(fd, win, at);
+          winLen = readFullSync(fd, win, win.length, at);
         }
         return win.copy(buf, 0, at - winAt, Math.min(winLen, at - winAt + buf.length));
       }
-      return readFull(fd, buf, at);
+      return readFullSync(fd, buf, buf.length, at);
     };
     for (;;) {
       const ctx: Ctx = { label, offset: pos };
@@ -680,17 +681,6 @@ export function* walkTarFile(path: string, label = path): Generator<TarMember> {
   } finally {
     closeSync(fd);
   }
-}
-
-/** Fills `buf` from `at`; fewer bytes only at the end of the file. */
-function readFull(fd: number, buf: Buffer, at: number): number {
-  let got = 0;
-  while (got < buf.length) {
-    const n = readSync(fd, buf, got, buf.length - got, at + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
 
 // ---------------------------------------------------------------------------------------------

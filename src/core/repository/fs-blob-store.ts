@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, fstatSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, renameSync, statSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { IntegrityError, NotFoundError, errnoCode } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
+import { readFullSync } from '../../lib/fs.js';
 import type { LocalContent, StoredBlob } from '../import/source.js';
 import type { BlobStore, LocalBlob, PutLocalOptions } from './types.js';
 
@@ -122,7 +123,7 @@ export class FsBlobStore implements BlobStore {
       const start = file.offset ?? 0;
       const length = file.length ?? fstatSync(fd).size;
       const hasher = createHash('sha256');
-      let n = readFull(fd, buf, Math.min(buf.length, length), start);
+      let n = readFullSync(fd, buf, Math.min(buf.length, length), start);
       const head = Buffer.from(buf.subarray(0, Math.min(n, HEAD)));
       if (n < buf.length || n === length) {
         // The whole content is in the buffer; for a whole file, a read short of the buffer is its end.
@@ -141,7 +142,7 @@ export class FsBlobStore implements BlobStore {
         size += n;
         // A byte range ends at its length; a whole file at its end, even if it grew since it was listed.
         const want = file.length === undefined ? buf.length : Math.min(buf.length, length - size);
-        n = want > 0 ? readFull(fd, buf, want, start + size) : 0;
+        n = want > 0 ? readFullSync(fd, buf, want, start + size) : 0;
       }
       closeSync(out);
       out = undefined;
@@ -296,17 +297,6 @@ export class FsBlobStore implements BlobStore {
       if (errnoCode(e) !== 'ENOENT') throw e;
     });
   }
-}
-
-/** Reads up to `want` bytes at `position`, fewer only at the end of the file. */
-function readFull(fd: number, buf: Buffer, want: number, position: number): number {
-  let got = 0;
-  while (got < want) {
-    const n = readSync(fd, buf, got, want - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
 
 async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {
