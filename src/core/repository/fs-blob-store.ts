@@ -31,7 +31,6 @@ const HEAD = 64;
  */
 export class FsBlobStore implements BlobStore {
   /** Blobs were renamed into place since the last flush. */
-  private dirty = false;
   /** Blobs this instance added to the store (not those it found already there). */
   readonly created = new Set<string>();
   private tmpDir: Promise<string> | undefined;
@@ -151,7 +150,6 @@ export class FsBlobStore implements BlobStore {
       if (statSync(dest, { throwIfNoEntry: false })?.size === size) unlinkSync(tmp);
       else {
         renameSync(tmp, dest);
-        this.dirty = true;
         this.created.add(hash);
       }
       tmp = undefined;
@@ -185,7 +183,6 @@ export class FsBlobStore implements BlobStore {
       return;
     }
     renameSync(tmp, dest);
-    this.dirty = true;
     this.created.add(hash);
   }
 
@@ -239,14 +236,16 @@ export class FsBlobStore implements BlobStore {
       return;
     }
     await rename(tmp, dest);
-    this.dirty = true;
     this.created.add(hash);
   }
 
-  /** One syncfs of the filesystem holding the objects: every blob written so far is durable. */
+  /**
+   * One syncfs of the filesystem holding the objects: every blob written so far is durable. It
+   * runs even when this import wrote nothing new: the blobs it found may come from a concurrent
+   * import that has not synced yet, and this image must not reach the catalog before they are
+   * durable. A syncfs with nothing dirty costs next to nothing.
+   */
   async flush(): Promise<void> {
-    if (!this.dirty) return;
-    this.dirty = false;
     await runTool('sync', ['--file-system', this.objectsDir]);
   }
 
