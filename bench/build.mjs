@@ -118,7 +118,7 @@ export default async function buildBench() {
     '\n\n' +
     `| boot (QEMU TCG, tb-size ${TB_SIZE_MIB} MiB, -m 512) | gold: start → nginx s | slim: start → nginx s | gold QEMU RSS MiB | slim QEMU RSS MiB | gold smallest -m MiB | slim smallest -m MiB |\n|---|---:|---:|---:|---:|---:|---:|\n` +
     boots.map((b) => `| ${b.kind} | ${b.gold.seconds.toFixed(1)} | ${b.slim.seconds.toFixed(1)} | ${b.gold.rssMiB.toFixed(0)} | ${b.slim.rssMiB.toFixed(0)} | ${b.gold.minMemoryMiB} | ${b.slim.minMemoryMiB} |`).join('\n') +
-    `\n\nMiB: apparent size of the artifacts; allocated: blocks on disk (raw disks are sparse). Boot time and RSS: median of ${BOOT_RUNS} boots under software emulation; ' +
-    'smallest -m: bisection to 16 MiB, nginx must answer within 120 s.\n`;
+    `\n\nMiB: apparent size of the artifacts; allocated: blocks on disk (raw disks are sparse). Boot time and RSS: median of ${BOOT_RUNS} boots under software emulation; ` +
+    `smallest -m: bisection to 16 MiB, nginx must answer within 120 s.\n`;
   writeResults('build', { machine: machine(), tbSizeMiB: TB_SIZE_MIB, builds: builds.map(({ format, gold, slim }) => ({ format, gold: { ...gold, out: undefined }, slim: { ...slim, out: undefined } })), boots }, md);
 }
