@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -49,20 +49,6 @@ describe('aim ship', () => {
       expect(h.stdout).toMatch(/EXAMPLES/);
       expect(h.stdout).toMatch(/--json/);
     }
-  });
-
-  // Replaced by a real end-to-end ship (VMDK + OVA, upload to a local datastore) once the ova
-  // builder lands on main (vmdk is there).
-  it('vmware: stops before any work while a format it needs (ova) is not built in, writing and sending nothing', async () => {
-    const out = join(tmp.dir, 'vm');
-    const res = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', out, '--datastore-url', datastore);
-    expect(res.exitCode).toBe(2);
-    expect(res.json.error).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/^format (vmdk|ova) is not implemented yet$/) });
-    expect(existsSync(out)).toBe(false);
-    expect(requests).toEqual([]);
-    await mkdir(join(tmp.dir, 'vm-empty'));
-    expect((await run('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'vm-empty'))).exitCode).toBe(2);
-    expect(await readdir(join(tmp.dir, 'vm-empty'))).toEqual([]);
   });
 
   it('vmware --dry-run shows the builds and the uploads it would make', async () => {

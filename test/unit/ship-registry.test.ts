@@ -3,7 +3,6 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILTIN_PROVIDERS } from '../../providers/index.js';
-import { FORMAT_BUILDERS } from '../../src/core/build/formats.js';
 import { importImage } from '../../src/core/import/import-image.js';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
 import type { Provider } from '../../src/core/ship/provider.js';
@@ -154,13 +153,5 @@ describe('shipImage', () => {
     await expect(shipImage(repo, escaping, 'plugin-x', request('esc'), silentReporter)).rejects.toThrow(/must be a subdirectory/);
     expect(existsSync(join(tmp.dir, 'elsewhere'))).toBe(false);
     expect(existsSync(join(tmp.dir, 'esc'))).toBe(false);
-  });
-
-  it('vmware checks its formats before any work: while vmdk or ova is not built in, a clear ConfigError', async () => {
-    const missing = (['vmdk', 'ova'] as const).find((f) => !FORMAT_BUILDERS[f]);
-    expect(missing, 'vmdk and ova are both built in: replace this test by a real ship').toBeDefined();
-    const { provider } = await findProvider('vmware', providerEntries([], silentReporter));
-    await expect(shipImage(repo, provider, 'built-in', { ...request('vm'), options: {} }, silentReporter)).rejects.toMatchObject({ code: 'E_CONFIG', message: `format ${missing} is not implemented yet` });
-    expect(existsSync(join(tmp.dir, 'vm'))).toBe(false);
   });
 });
