@@ -27,7 +27,7 @@ beforeAll(async () => {
   await writeFile(join(tmp.dir, 'tree', 'etc', 'hostname'), 'vm\n');
   expect((await run('repo', 'init')).exitCode).toBe(0);
   expect((await run('image', 'import', join(tmp.dir, 'tree'), '--tag', 'slim/app:1')).exitCode).toBe(0);
-  // a datastore that must never be contacted when the ship stops before work
+  // a datastore that must never be contacted by a dry run or a ship refused before work
   requests = [];
   server = http.createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
@@ -51,6 +51,8 @@ describe('aim ship', () => {
     }
   });
 
+  // The real end-to-end ship (VMDK + OVA built, uploaded to a local datastore, a 500 cleaned up) is in
+  // test/boot/ova-boot.test.ts, which shares the slim nginx image and kernel core with the OVA boot.
   it('vmware --dry-run shows the builds and the uploads it would make', async () => {
     const res = await run<{ dryRun: boolean; plan: { builds: { format: string }[]; uploads: { file: string; destination: string }[] } }>(
       'ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'dry'), '--datastore-url', datastore, '--dry-run',
