@@ -4,12 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AimCommand } from '../cli/base-command.js';
-import { findBootArtifact, freePort, startVm, waitForHttp, type BootArtifact } from '../core/boot/qemu.js';
+import { BOOT_DEVICES, bootDisk, defaultDevices, findBootArtifact, freePort, startVm, waitForHttp, type BootArtifact, type BootDevices } from '../core/boot/qemu.js';
 import { ConfigError } from '../lib/errors.js';
 import { parseDuration } from '../core/profile/profile-run.js';
 
 export interface BootResult {
   artifact: BootArtifact;
+  devices: BootDevices;
   memoryMiB: number;
   forwards: { host: number; guest: number }[];
   /** With --probe: the guest's answer, and how long after QEMU started it came. */
@@ -28,8 +29,12 @@ function parseForward(text: string): { host: number; guest: number } {
 
 export default class Boot extends AimCommand {
   static override summary = 'Boot a built disk in QEMU on this machine, with ports forwarded, to try it before shipping.';
-  static override description = `Boots a raw, qcow2 or VMDK disk (a file, or the --out directory of aim build) under UEFI
-(OVMF) with virtio disk and network, user-mode networking and TCP ports forwarded from 127.0.0.1.
+  static override description = `Boots a raw, qcow2 or VMDK disk or an OVA (a file, or the --out directory of aim build) under
+UEFI (OVMF) with user-mode networking and TCP ports forwarded from 127.0.0.1. Devices: virtio disk
+and NIC, or with --devices vmware VMware's (PVSCSI controller, VMXNET3 NIC), the default for an
+OVA, whose disk is extracted to scratch space. Debian's OVMF has no PVSCSI driver, so with vmware
+devices the firmware reads the boot loader from a read-only view of the disk's EFI partition on
+a virtio disk of its own; Linux sees only the pvscsi disk (a vmware build has no virtio drivers).
 Without --probe the guest console is on stdout until the guest powers off or you press Ctrl-C.
 With --probe aim waits until the guest answers an HTTP GET on the first forwarded port, reports
 the answer and how long after QEMU started it came, and stops the VM. Software emulation (TCG)
@@ -38,6 +43,8 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
     '<%= config.bin %> boot build/raw --forward 8080:80',
     '<%= config.bin %> boot build/raw/disk.raw --forward 0:80 --probe / --timeout 120s --json',
     '<%= config.bin %> boot build/vmdk --memory 256 --forward 8080:80 --probe /index.html',
+    '<%= config.bin %> boot build/ova --forward 0:80 --probe /   # the OVA\'s disk on pvscsi + vmxnet3',
+    '<%= config.bin %> boot build/vmdk --devices vmware --forward 8080:80',
   ];
   static override args = { artifact: Args.string({ description: 'disk file or aim build output directory', required: true }) };
   static override flags = {
@@ -46,6 +53,7 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
     probe: Flags.string({ description: 'HTTP path to GET through the first forward once the guest is up; then stop the VM' }),
     timeout: Flags.string({ description: 'with --probe: how long to wait for the answer', default: '120s' }),
     accel: Flags.string({ description: 'QEMU accelerator [default: $AIM_QEMU_ACCEL, else tcg]', options: ['tcg', 'kvm'] }),
+    devices: Flags.string({ description: 'disk controller and NIC: virtio, or vmware (pvscsi + vmxnet3) [default: vmware for an .ova, else virtio]', options: [...BOOT_DEVICES] }),
     'tb-size': Flags.integer({ description: 'TCG translation cache, MiB (QEMU’s memory use is dominated by it)', default: 256, min: 8 }),
   };
 
@@ -61,13 +69,22 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
     const dir = await mkdtemp(join(process.env.AIM_TMPDIR ?? tmpdir(), 'aim-boot-'));
     const interactive = flags.probe === undefined;
     const signal = this.abortSignal();
-    const started = Date.now();
-    const vm = await startVm({ artifact, dir, memoryMiB: flags.memory, forwards, accel, tbSizeMiB: flags['tb-size'], console: interactive && !this.jsonEnabled() ? 'stdio' : 'file' });
+    const devices = (flags.devices ?? defaultDevices(artifact)) as BootDevices;
+    let started = Date.now();
+    let vm;
+    try {
+      const disk = await bootDisk(artifact, dir);
+      started = Date.now();
+      vm = await startVm({ artifact: disk, devices, dir, memoryMiB: flags.memory, forwards, accel, tbSizeMiB: flags['tb-size'], console: interactive && !this.jsonEnabled() ? 'stdio' : 'file' });
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
     const stopOnAbort = () => void vm.stop();
     signal.addEventListener('abort', stopOnAbort);
     try {
-      const result: BootResult = { artifact, memoryMiB: flags.memory, forwards };
-      if (!this.jsonEnabled()) process.stderr.write(`aim: booting ${artifact.path} (${artifact.format}, ${flags.memory} MiB, ${accel}); ${forwards.map((f) => `127.0.0.1:${f.host} → guest ${f.guest}`).join(', ') || 'no forwards'}\n`);
+      const result: BootResult = { artifact, devices, memoryMiB: flags.memory, forwards };
+      if (!this.jsonEnabled()) process.stderr.write(`aim: booting ${artifact.path} (${artifact.kind === 'ova' ? 'OVA' : artifact.format}, ${devices} devices, ${flags.memory} MiB, ${accel}); ${forwards.map((f) => `127.0.0.1:${f.host} → guest ${f.guest}`).join(', ') || 'no forwards'}\n`);
       if (interactive) {
         const res = await vm.process;
         if (signal.aborted) throw signal.reason;

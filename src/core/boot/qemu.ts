@@ -5,7 +5,8 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { basename, extname, join } from 'node:path';
 import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError } from '../../lib/errors.js';
-import { requireTool } from '../../lib/exec.js';
+import { requireTool, runTool } from '../../lib/exec.js';
+import { formatGuid } from '../import/disk/partition-table.js';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
@@ -17,29 +18,65 @@ export interface DiskArtifact {
   format: 'raw' | 'qcow2' | 'vmdk';
 }
 
+/** An OVA: booted from the VMDK inside it, extracted to scratch space first. */
+export interface OvaArtifact {
+  kind: 'ova';
+  path: string;
+}
+
 /** How a built artifact is booted: what a `--out` directory or a disk file holds. */
-export type BootArtifact = DiskArtifact;
+export type BootArtifact = DiskArtifact | OvaArtifact;
+
+/**
+ * The virtual devices the guest gets: virtio (disk and NIC, QEMU's own), or VMware's (a PVSCSI
+ * controller with the disk, a VMXNET3 NIC), which an OVA's vmware initramfs has drivers for.
+ */
+export const BOOT_DEVICES = ['virtio', 'vmware'] as const;
+export type BootDevices = (typeof BOOT_DEVICES)[number];
 
 const DISK_EXTENSIONS: Record<string, DiskArtifact['format']> = { '.raw': 'raw', '.img': 'raw', '.qcow2': 'qcow2', '.vmdk': 'vmdk' };
+const bootable = (name: string) => DISK_EXTENSIONS[extname(name)] !== undefined || extname(name) === '.ova';
 
 /** Finds the bootable artifact in a file or an `aim build` output directory. */
 export async function findBootArtifact(path: string): Promise<BootArtifact> {
   if (!existsSync(path)) throw new NotFoundError(`${path} does not exist`, { hint: 'give a disk file or the --out directory of aim build' });
   if (statSync(path).isDirectory()) {
     const names = (await readdir(path)).sort();
-    const disk = names.find((n) => DISK_EXTENSIONS[extname(n)] !== undefined);
+    const disk = names.find(bootable);
     if (disk) return findBootArtifact(join(path, disk));
-    throw new InputError('E_NOT_BOOTABLE', `${path} holds no bootable artifact (a .raw, .qcow2 or .vmdk disk)`, {
+    throw new InputError('E_NOT_BOOTABLE', `${path} holds no bootable artifact (a .raw, .qcow2 or .vmdk disk, or an .ova)`, {
       hint: 'build one with: aim build <image> --format raw --out DIR',
     });
   }
+  if (extname(path) === '.ova') return { kind: 'ova', path };
   const format = DISK_EXTENSIONS[extname(path)];
-  if (!format) throw new InputError('E_NOT_BOOTABLE', `${basename(path)}: not a disk aim can boot (.raw, .img, .qcow2 or .vmdk)`);
+  if (!format) throw new InputError('E_NOT_BOOTABLE', `${basename(path)}: not a disk aim can boot (.raw, .img, .qcow2, .vmdk or .ova)`);
   return { kind: 'disk', path, format };
 }
 
+/** The disk QEMU boots: the artifact itself, or the VMDK an OVA carries, extracted into `dir`. */
+export async function bootDisk(artifact: BootArtifact, dir: string): Promise<DiskArtifact> {
+  if (artifact.kind === 'disk') return artifact;
+  const { extractOvaDisk } = await import('../build/ova.js');
+  return { kind: 'disk', path: await extractOvaDisk(artifact.path, dir), format: 'vmdk' };
+}
+
+/** The devices to boot an artifact on when none are asked for: VMware's for an OVA (its initramfs has no virtio drivers). */
+export function defaultDevices(artifact: BootArtifact): BootDevices {
+  return artifact.kind === 'ova' ? 'vmware' : 'virtio';
+}
+
 export interface VmSpec {
-  artifact: BootArtifact;
+  artifact: DiskArtifact;
+  /** Disk controller and NIC model (default virtio). */
+  devices?: BootDevices;
+  /**
+   * vmware devices: the byte range of the disk's EFI system partition, shown to the firmware as a
+   * read-only virtio disk of its own. Debian's OVMF has no PVSCSI driver (PvScsiDxe), so it cannot
+   * read the boot loader from the pvscsi disk as VMware's firmware does; the guest kernel of a
+   * vmware build has no virtio driver, so Linux sees only the pvscsi disk and its root on it.
+   */
+  firmwareEsp?: { offset: number; size: number };
   /** Directory for the firmware variables and the console log (the caller's scratch space). */
   dir: string;
   memoryMiB: number;
@@ -68,10 +105,40 @@ export function qemuArgs(spec: VmSpec): string[] {
     '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`,
     // a stream-optimized VMDK cannot be written in place: writes go to a temporary overlay
     '-drive', `file=${a.path},if=none,id=d0,format=${a.format}${a.format === 'vmdk' ? ',snapshot=on' : ''}`,
-    '-device', 'virtio-blk-pci,drive=d0',
+    ...(spec.devices === 'vmware' ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : ['-device', 'virtio-blk-pci,drive=d0']),
     '-netdev', `user,id=n0${hostfwd}`,
-    '-device', 'virtio-net-pci,netdev=n0,romfile=',
+    '-device', `${spec.devices === 'vmware' ? 'vmxnet3' : 'virtio-net-pci'},netdev=n0,romfile=`,
   ];
+}
+
+function firmwareEspArgs(spec: VmSpec): string[] {
+  const esp = spec.firmwareEsp;
+  if (!esp) return [];
+  const file = `file.driver=${spec.artifact.format},file.file.driver=file,file.file.filename=${spec.artifact.path}`;
+  return ['-drive', `if=none,id=esp,driver=raw,offset=${esp.offset},size=${esp.size},${file},readonly=on`, '-device', 'virtio-blk-pci,drive=esp'];
+}
+
+const ESP_TYPE = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
+
+/** Where a GPT disk's EFI system partition lies: read from the table in its first sectors (through qemu-img, any format). */
+export async function findEsp(disk: DiskArtifact, scratch: string): Promise<{ offset: number; size: number }> {
+  const head = join(scratch, 'gpt-head.raw');
+  await runTool('qemu-img', ['dd', '-f', disk.format, '-O', 'raw', 'bs=512', 'count=34', `if=${disk.path}`, `of=${head}`]);
+  const b = await readFile(head);
+  const none = () => new InputError('E_NOT_BOOTABLE', `${disk.path}: no GPT with an EFI system partition in its first sectors`, { hint: 'boot disks aim built, or use --devices virtio' });
+  if (b.length < 1024 || b.subarray(512, 520).toString('latin1') !== 'EFI PART') throw none();
+  const entriesLba = Number(b.readBigUInt64LE(512 + 72));
+  const count = b.readUInt32LE(512 + 80);
+  const size = b.readUInt32LE(512 + 84);
+  for (let i = 0; i < count && size >= 48; i++) {
+    const at = entriesLba * 512 + i * size;
+    if (at + size > b.length) break;
+    if (formatGuid(b.subarray(at, at + 16)) !== ESP_TYPE) continue;
+    const first = Number(b.readBigUInt64LE(at + 32));
+    const last = Number(b.readBigUInt64LE(at + 40));
+    return { offset: first * 512, size: (last - first + 1) * 512 };
+  }
+  throw none();
 }
 
 /** A free TCP port on 127.0.0.1 (for host forwards given as 0). */
@@ -102,6 +169,7 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
   if (!existsSync(OVMF_CODE)) throw new ConfigError(`UEFI firmware ${OVMF_CODE} is missing`, { hint: 'apt-get install ovmf' });
   if (spec.accel === 'kvm' && !existsSync('/dev/kvm')) throw new ConfigError('--accel kvm needs /dev/kvm, which this machine does not have', { hint: 'use --accel tcg' });
   await copyFile(OVMF_VARS, join(spec.dir, 'OVMF_VARS.fd'));
+  if (spec.devices === 'vmware' && !spec.firmwareEsp) spec = { ...spec, firmwareEsp: await findEsp(spec.artifact, spec.dir) };
   const qemu: ResultPromise = execa('qemu-system-x86_64', qemuArgs(spec), {
     reject: false,
     stdin: spec.console === 'stdio' ? 'inherit' : 'ignore',

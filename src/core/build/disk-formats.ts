@@ -25,12 +25,11 @@ export async function fixVmdkCid(path: string, imageId: string): Promise<void> {
   }
 }
 
-/** The raw disk, built in scratch space and converted by qemu-img. */
-async function convertedDisk(context: BuildContext, format: 'qcow2' | 'vmdk'): Promise<string> {
+/** The raw disk, built in scratch space and converted by qemu-img into `out` (default: disk.<format> in the output directory). */
+export async function convertedDisk(context: BuildContext, format: 'qcow2' | 'vmdk', out = join(context.request.outDir, `disk.${format}`)): Promise<string> {
   requireTool('qemu-img');
   const raw = join(context.workDir, 'disk.raw');
   await buildRawDisk(context, raw);
-  const out = join(context.request.outDir, `disk.${format}`);
   const options = format === 'vmdk' ? ['-o', 'subformat=streamOptimized'] : [];
   context.reporter.emit({ type: 'stage', stage: format, status: 'start' });
   await runTool('qemu-img', ['convert', '-f', 'raw', '-O', format, ...options, raw, out]);
