@@ -2,7 +2,9 @@ import { execa } from 'execa';
 import { chmod, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootScript, buildIpxeFromSource, checkIpxeSource, embeddedScript, pxeCommandLine, writeRootCpio } from '../../src/core/build/pxe.js';
+import { bootScript, buildIpxeFromSource, checkIpxeSource, embeddedScript, pxeCommandLine, warnXattrs, writeRootCpio } from '../../src/core/build/pxe.js';
+import type { Entry } from '../../src/core/model/entry.js';
+import { RecordingReporter } from '../../src/lib/reporter.js';
 import { readNewcArchives } from '../helpers/newc.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -69,6 +71,23 @@ describe('root cpio', () => {
   });
 });
 
+describe('extended attributes', () => {
+  const entry = (path: string, xattrs?: Record<string, string>): Entry => ({ path, type: 'file', mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 0, xattrs });
+
+  it('warns once, naming the first file and its attributes, when the image has any', () => {
+    const reporter = new RecordingReporter();
+    warnXattrs({ reporter, entries: [entry('/usr/bin/a'), entry('/usr/bin/ping', { 'security.capability': 'AQAAAgAgAAAAAAAAAAAAAAAAAAA=' }), entry('/x', { 'user.k': 'dg==' })] });
+    expect(reporter.warnings()).toEqual([expect.objectContaining({ code: 'W_PXE_XATTRS', path: '/usr/bin/ping' })]);
+    expect(reporter.warnings()[0]!.message).toMatch(/^2 file\(s\) have extended attributes \(\/usr\/bin\/ping: security\.capability\); .* dropped/);
+  });
+
+  it('says nothing when no file has any', () => {
+    const reporter = new RecordingReporter();
+    warnXattrs({ reporter, entries: [entry('/usr/bin/a'), entry('/b', {})] });
+    expect(reporter.warnings()).toEqual([]);
+  });
+});
+
 /** A fake iPXE tree whose Makefile records how it was invoked and writes the two targets. */
 async function fakeIpxeTree(name: string, makefile: string): Promise<string> {
   const top = join(tmp.dir, name);
@@ -112,11 +131,12 @@ describe('iPXE from source (--ipxe-src): the make invocation', () => {
     const top = await fakeIpxeTree('ipxe-fail', 'bin/undionly.kpxe:\n\t@echo "line 1" >&2; echo "gcc: error: unrecognized option" >&2; exit 3\n');
     const out = join(tmp.dir, 'fail-out');
     await mkdir(out);
-    const err = await buildIpxeFromSource(top, join(tmp.dir, 'embed.ipxe'), out).catch((e: unknown) => e as { code: string; exitCode: number; message: string; hint: string });
-    expect(err.code).toBe('E_TOOL_FAILED');
-    expect(err.exitCode).toBe(6);
-    expect(err.message).toMatch(/^make failed \(exit 2\): line 1\ngcc: error: unrecognized option\n/);
-    expect(err.hint).toMatch(/liblzma-dev/);
+    await expect(buildIpxeFromSource(top, join(tmp.dir, 'embed.ipxe'), out)).rejects.toMatchObject({
+      code: 'E_TOOL_FAILED',
+      exitCode: 6,
+      message: expect.stringMatching(/^make failed \(exit 2\): line 1\ngcc: error: unrecognized option\n/) as unknown,
+      hint: expect.stringMatching(/liblzma-dev/) as unknown,
+    });
   });
 
   it('a make that succeeds without writing the binaries is an error too', async () => {

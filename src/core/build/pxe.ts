@@ -151,7 +151,7 @@ export async function writeRootCpio(dir: string, prefix: string, out: string, mt
 }
 
 /** Warns that newc cannot carry extended attributes (file capabilities are lost in the PXE root). */
-function warnXattrs(context: BuildContext): void {
+export function warnXattrs(context: Pick<BuildContext, 'entries' | 'reporter'>): void {
   const withXattrs = context.entries.filter((e) => e.xattrs && Object.keys(e.xattrs).length > 0);
   if (withXattrs.length === 0) return;
   const first = withXattrs[0]!;
