@@ -30,6 +30,8 @@ export const DEBIAN_PACKAGES = {
   'qemu-system-x86': 'boot tests',
   ovmf: 'UEFI firmware for boot tests',
   'ipxe-qemu': 'PXE boot tests',
+  ipxe: 'iPXE binaries of PXE bundles (ipxe.efi, undionly.kpxe)',
+  make: 'building iPXE from source (build --ipxe-src)',
   'busybox-static': 'minimal init for slim images',
   'systemd-boot-efi': 'UEFI boot loader for raw disks',
   skopeo: 'OCI image checks',

@@ -39,6 +39,8 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   'qemu-system-x86_64': { pkg: 'qemu-system-x86', purpose: 'boot artifacts in QEMU' },
   skopeo: { pkg: 'skopeo', purpose: 'check and copy OCI image layouts' },
   umoci: { pkg: 'umoci', purpose: 'unpack OCI image layouts' },
+  'ipxe.efi': { pkg: 'ipxe', purpose: 'give PXE bundles their iPXE binaries (ipxe.efi, undionly.kpxe)' },
+  make: { pkg: 'make', purpose: 'build iPXE from source (--ipxe-src)' },
 };
 
 const found = new Map<string, string | undefined>();

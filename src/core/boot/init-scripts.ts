@@ -16,10 +16,20 @@ export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * Kernel argument of PXE boots: the root filesystem is already in RAM, unpacked by the kernel from
+ * the second cpio of the initrd under /newroot, so /init enters it with chroot (busybox switch_root
+ * needs the new root to be a mount of its own).
+ */
+export const RAM_ROOT_ARG = 'aim.root=ram';
+/** Where the root of a RAM-root initrd is unpacked (the core initramfs has this directory empty). */
+export const RAM_ROOT_DIR = 'newroot';
+
 /** The initramfs /init: modules in /etc/aim/modules (load order), the init to start in /etc/aim/init. */
 export function initramfsInit(): string {
   return `#!/bin/busybox sh
-# aim initramfs: load modules, mount the root named by root= (UUID=, LABEL= or a device), switch to it.
+# aim initramfs: load modules, mount the root named by root= (UUID=, LABEL= or a device), switch to it;
+# with ${RAM_ROOT_ARG} the root is already unpacked in /${RAM_ROOT_DIR}: enter it with chroot.
 /bin/busybox mkdir -p /proc /sys /dev /newroot
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 /bin/busybox mount -t proc proc /proc
@@ -32,9 +42,17 @@ while read -r m; do
   [ -n "$m" ] && { insmod "/lib/modules/$m" || echo "aim: could not load $m"; }
 done </etc/aim/modules
 root=
+ram=
 for arg in $(cat /proc/cmdline); do
-  case "$arg" in root=*) root="\${arg#root=}" ;; esac
+  case "$arg" in root=*) root="\${arg#root=}" ;; ${RAM_ROOT_ARG}) ram=1 ;; esac
 done
+init=$(cat /etc/aim/init)
+if [ -n "$ram" ]; then
+  [ -x "/newroot$init" ] || [ -L "/newroot$init" ] || fail "$init not found in the root in RAM (is the root cpio missing from the initrd?)"
+  umount /proc /sys
+  mount --move /dev /newroot/dev 2>/dev/null || umount /dev
+  exec chroot /newroot "$init"
+fi
 [ -n "$root" ] || fail "no root= on the kernel command line"
 dev=
 i=0
@@ -50,7 +68,6 @@ while [ $i -lt 300 ]; do
 done
 [ -n "$dev" ] || fail "root filesystem $root not found"
 mount -t ext4 -o rw "$dev" /newroot || fail "cannot mount $dev ($root)"
-init=$(cat /etc/aim/init)
 [ -x "/newroot$init" ] || [ -L "/newroot$init" ] || fail "$init not found in the root filesystem"
 umount /proc /sys
 if [ -d /newroot/dev ]; then mount --move /dev /newroot/dev; else umount /dev; fi

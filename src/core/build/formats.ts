@@ -11,4 +11,5 @@ export const FORMAT_BUILDERS: Partial<Record<BuildFormat, () => Promise<FormatBu
   qcow2: async () => (await import('./disk-formats.js')).buildQcow2,
   vmdk: async () => (await import('./disk-formats.js')).buildVmdk,
   ova: async () => (await import('./ova.js')).buildOva,
+  pxe: async () => (await import('./pxe.js')).buildPxe,
 };

@@ -21,10 +21,14 @@ const ROOT_TYPE = '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
 
 const RAW_TOOLS = ['mke2fs', 'dumpe2fs', 'debugfs', 'sfdisk', 'mkfs.vfat', 'mmd', 'mcopy', 'zstd', 'busybox'];
 
+/** Kernel console arguments for a platform: the serial console, and the screen too on VMware. */
+export function consoleArgs(platform: string): string {
+  return platform === 'vmware' ? 'console=tty0 console=ttyS0,115200' : 'console=ttyS0,115200';
+}
+
 /** The kernel command line of an aim-booted image. */
 export function kernelCommandLine(plan: BootPlan, platform: string): string {
-  const console = platform === 'vmware' ? 'console=tty0 console=ttyS0,115200' : 'console=ttyS0,115200';
-  return `root=UUID=${plan.ids.rootUuid} rw ${console} panic=-1`;
+  return `root=UUID=${plan.ids.rootUuid} rw ${consoleArgs(platform)} panic=-1`;
 }
 
 /** Copies `src` into `dst` at `offset`, leaving all-zero blocks as holes (dst is sparse). */

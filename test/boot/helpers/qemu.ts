@@ -10,7 +10,14 @@ export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 export interface BootRequest {
   /** Scratch directory for the firmware variables and the console log. */
   dir: string;
-  disk: { path: string; format: 'raw' | 'qcow2' | 'vmdk'; snapshot?: boolean };
+  /** A disk to boot; or, without one, `pxe`. */
+  disk?: { path: string; format: 'raw' | 'qcow2' | 'vmdk'; snapshot?: boolean };
+  /** Network boot through QEMU's own iPXE ROM: QEMU's TFTP server serves `tftpDir`, DHCP names `bootfile`. */
+  pxe?: { tftpDir: string; bootfile: string };
+  /** Default UEFI (OVMF); 'bios' boots SeaBIOS. */
+  firmware?: 'uefi' | 'bios';
+  /** Guest memory, default 512 MiB. */
+  memoryMiB?: number;
   /** Port the guest serves on; forwarded from a free port on 127.0.0.1. */
   guestPort: number;
   /** Whole boot-and-answer budget. */
@@ -68,27 +75,29 @@ export interface Vm {
 }
 
 /**
- * Starts QEMU on a disk under UEFI (OVMF) with software emulation (AIM_QEMU_ACCEL=kvm to opt in
- * to KVM), forwarding a free port on 127.0.0.1 to the guest's port.
+ * Starts QEMU on a disk, or PXE-boots it, under UEFI (OVMF; SeaBIOS on request) with software
+ * emulation (AIM_QEMU_ACCEL=kvm to opt in to KVM), forwarding a free port on 127.0.0.1 to the
+ * guest's port.
  */
 export async function startVm(r: Omit<BootRequest, 'timeoutMs' | 'path'> & { maxSeconds: number }): Promise<Vm> {
   const port = await freePort();
+  const uefi = (r.firmware ?? 'uefi') === 'uefi';
   const vars = join(r.dir, 'OVMF_VARS.fd');
-  await copyFile(OVMF_VARS, vars);
+  if (uefi) await copyFile(OVMF_VARS, vars);
   const consoleLog = join(r.dir, 'console.log');
   const monitor = join(r.dir, 'monitor.sock');
   const accel = process.env.AIM_QEMU_ACCEL === 'kvm' ? 'kvm' : 'tcg,tb-size=256';
+  const tftp = r.pxe ? `,tftp=${r.pxe.tftpDir},bootfile=${r.pxe.bootfile}` : '';
   const args = [
-    '-nodefaults', '-machine', 'q35', '-accel', accel, '-m', '512', '-smp', '1', '-display', 'none', '-no-reboot',
+    '-nodefaults', '-machine', 'q35', '-accel', accel, '-m', String(r.memoryMiB ?? 512), '-smp', '1', '-display', 'none', '-no-reboot',
     '-serial', `file:${consoleLog}`,
     '-monitor', `unix:${monitor},server=on,wait=off`,
-    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
-    '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
-    '-drive', `file=${r.disk.path},if=none,id=d0,format=${r.disk.format}${r.disk.snapshot ? ',snapshot=on' : ''}`,
-    '-device', 'virtio-blk-pci,drive=d0',
-    '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:${r.guestPort}`,
-    // no option ROM: the NIC must not try to PXE boot before the disk
-    '-device', 'virtio-net-pci,netdev=n0,romfile=',
+    ...(uefi ? ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`] : []),
+    ...(r.disk ? ['-drive', `file=${r.disk.path},if=none,id=d0,format=${r.disk.format}${r.disk.snapshot ? ',snapshot=on' : ''}`, '-device', 'virtio-blk-pci,drive=d0'] : []),
+    '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:${r.guestPort}${tftp}`,
+    // Disk boots: no option ROM, so the NIC does not try to PXE boot before the disk. PXE boots:
+    // QEMU's own iPXE ROM for the NIC (package ipxe-qemu) fetches the bootfile by TFTP.
+    '-device', `virtio-net-pci,netdev=n0${r.pxe ? '' : ',romfile='}`,
   ];
   const started = Date.now();
   const qemu: ResultPromise = execa('qemu-system-x86_64', args, { reject: false, stdin: 'ignore', timeout: r.maxSeconds * 1000 });

@@ -1,0 +1,227 @@
+import { existsSync, statSync } from 'node:fs';
+import { copyFile, lstat, open, readdir, readFile, readlink, rm, utimes, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { AimError, ConfigError, ExitCode, MissingToolError, ToolFailedError } from '../../lib/errors.js';
+import { requireTool, runTool, TOOLS } from '../../lib/exec.js';
+import { compareCpioNames, cpioRecord, cpioTrailer, type CpioMember } from '../boot/cpio.js';
+import { RAM_ROOT_ARG, RAM_ROOT_DIR } from '../boot/init-scripts.js';
+import { buildInitramfs } from '../boot/initramfs.js';
+import { planBoot, type BootPlan } from '../boot/plan.js';
+import { prepareRootTree } from '../boot/root-tree.js';
+import { consoleArgs } from './raw.js';
+import type { BuildContext, FormatBuilder } from './types.js';
+
+/** Where Debian's package ipxe puts its prebuilt binaries. */
+export const DEBIAN_IPXE_DIR = '/usr/lib/ipxe';
+/** The iPXE binaries of a bundle: BIOS (chained from a PXE ROM) and x86-64 UEFI. */
+export const IPXE_BINARIES = { bios: 'undionly.kpxe', uefi: 'ipxe.efi' } as const;
+/** The make targets that build them in iPXE's src directory. */
+export const IPXE_TARGETS = { bios: 'bin/undionly.kpxe', uefi: 'bin-x86_64-efi/ipxe.efi' } as const;
+export const PXE_FILES = { kernel: 'vmlinuz', initrd: 'initrd.img', script: 'boot.ipxe' } as const;
+
+/** The kernel command line of a PXE boot: no root= (the root is in the initrd), aim's RAM-root switch. */
+export function pxeCommandLine(platform: string): string {
+  return `initrd=${PXE_FILES.initrd} ${consoleArgs(platform)} panic=-1 ${RAM_ROOT_ARG}`;
+}
+
+/**
+ * boot.ipxe: fetches the kernel and the initrd relative to the script's own URL (TFTP or HTTP).
+ * `initrd=<name>` is on the kernel line because older UEFI iPXE builds hand the kernel its
+ * initrd only when named there.
+ */
+export function bootScript(imageId: string, platform: string): string {
+  return `#!ipxe
+# aim ${imageId.slice(0, 12)}: the kernel, and an initrd holding the whole root filesystem
+kernel ${PXE_FILES.kernel} ${pxeCommandLine(platform)}
+initrd ${PXE_FILES.initrd}
+boot
+`;
+}
+
+/**
+ * The script embedded in iPXE binaries built from source: configure the network, then chain to
+ * boot.ipxe next to the binary on the TFTP server that DHCP named.
+ */
+export function embeddedScript(): string {
+  return `#!ipxe
+dhcp || goto failed
+chain tftp://\${next-server}/${PXE_FILES.script} || goto failed
+:failed
+echo aim: could not chain to ${PXE_FILES.script}; rebooting in 10 s
+sleep 10
+reboot
+`;
+}
+
+/** Checks that `dir` is the top of an iPXE source tree (the make targets are under src/). */
+export function checkIpxeSource(dir: string): string {
+  const top = resolve(dir);
+  if (!existsSync(top) || !statSync(top).isDirectory()) throw new ConfigError(`--ipxe-src ${dir}: no such directory`, { hint: 'give the top directory of an iPXE source tree (the one holding src/), or leave --ipxe-src and AIM_IPXE_SRC unset to use Debian\'s ipxe binaries' });
+  const missing = ['src/Makefile', 'src/include/ipxe', 'src/arch/x86'].filter((p) => !existsSync(join(top, p)));
+  if (missing.length > 0) {
+    throw new ConfigError(`--ipxe-src ${dir} is not an iPXE source tree (missing ${missing.join(', ')})`, { hint: 'give the top directory of an iPXE checkout (the one holding src/Makefile)' });
+  }
+  return top;
+}
+
+/** Fails before any work when a tool or Debian's iPXE binaries are missing. */
+export function checkPxeTools(ipxeSrc: string | undefined): void {
+  for (const t of ['zstd', 'busybox']) requireTool(t);
+  if (ipxeSrc !== undefined) {
+    checkIpxeSource(ipxeSrc);
+    requireTool('make');
+    return;
+  }
+  for (const name of Object.values(IPXE_BINARIES)) {
+    if (!existsSync(join(DEBIAN_IPXE_DIR, name))) throw new MissingToolError(join(DEBIAN_IPXE_DIR, name), TOOLS['ipxe.efi']!.purpose, TOOLS['ipxe.efi']!.pkg);
+  }
+}
+
+/**
+ * Builds undionly.kpxe and ipxe.efi with `script` embedded, by iPXE's own build (`make -C src
+ * … EMBED=`), and copies them into `outDir`. make writes its objects into the source tree, as it
+ * always does; a failure carries the tail of make's output.
+ */
+export async function buildIpxeFromSource(srcTop: string, script: string, outDir: string): Promise<string[]> {
+  const top = checkIpxeSource(srcTop);
+  const src = join(top, 'src');
+  try {
+    await runTool('make', ['-C', src, IPXE_TARGETS.bios, IPXE_TARGETS.uefi, `EMBED=${script}`]);
+  } catch (e) {
+    if (e instanceof ToolFailedError) {
+      throw new ToolFailedError(e.command, e.toolExitCode, e.stderrTail, { cause: e, hint: 'iPXE\'s build needs gcc, binutils, make, perl and liblzma-dev (apt-get install build-essential liblzma-dev); run the make command above in the tree to see the whole output' });
+    }
+    throw e;
+  }
+  const out: string[] = [];
+  for (const key of ['bios', 'uefi'] as const) {
+    const built = join(src, IPXE_TARGETS[key]);
+    if (!existsSync(built)) throw new AimError('E_IPXE_BUILD', `iPXE's build succeeded but wrote no ${IPXE_TARGETS[key]} in ${src}`, ExitCode.toolFailed, { hint: 'check the tree is a complete iPXE checkout' });
+    const dest = join(outDir, IPXE_BINARIES[key]);
+    await copyFile(built, dest);
+    out.push(dest);
+  }
+  return out;
+}
+
+/** The members of the root cpio: every object of `dir` under `prefix/`, sorted, with their owners, modes and times. */
+export async function rootCpioMembers(dir: string, prefix: string): Promise<{ member: CpioMember; path: string }[]> {
+  const out: { member: CpioMember; path: string }[] = [];
+  const walk = async (path: string, name: string): Promise<void> => {
+    const st = await lstat(path);
+    const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.max(0, Math.floor(st.mtimeMs / 1000)) };
+    if (st.isDirectory()) {
+      out.push({ member: { ...base, type: 'dir' }, path });
+      for (const child of await readdir(path)) await walk(join(path, child), `${name}/${child}`);
+    } else if (st.isFile()) out.push({ member: { ...base, type: 'file' }, path });
+    else if (st.isSymbolicLink()) out.push({ member: { ...base, type: 'symlink', target: await readlink(path) }, path });
+    else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      out.push({ member: { ...base, type: st.isCharacterDevice() ? 'char' : 'block', rdevMajor: Math.floor(st.rdev / 256) & 0xfff, rdevMinor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) }, path });
+    } else if (st.isFIFO()) out.push({ member: { ...base, type: 'fifo' }, path });
+    // sockets are made by the programs that listen on them: nothing to carry
+  };
+  await walk(dir, prefix);
+  return out.sort((a, b) => compareCpioNames(a.member, b.member));
+}
+
+/**
+ * Writes the root tree `dir` as a newc cpio under `prefix/` to `out`, member by member (contents
+ * are read one file at a time). Hard links become separate copies; xattrs are not carried (newc
+ * has no place for them). Deterministic: the same tree gives the same bytes.
+ */
+export async function writeRootCpio(dir: string, prefix: string, out: string, mtime: number): Promise<number> {
+  const members = await rootCpioMembers(dir, prefix);
+  const fh = await open(out, 'wx');
+  let bytes = 0;
+  try {
+    let ino = 1;
+    for (const { member, path } of members) {
+      const data = member.type === 'file' ? await readFile(path) : undefined;
+      const rec = cpioRecord({ ...member, data }, ino++, mtime);
+      await fh.write(rec);
+      bytes += rec.length;
+    }
+    const trailer = cpioTrailer();
+    await fh.write(trailer);
+    bytes += trailer.length;
+  } finally {
+    await fh.close();
+  }
+  return bytes;
+}
+
+/** Warns that newc cannot carry extended attributes (file capabilities are lost in the PXE root). */
+export function warnXattrs(context: Pick<BuildContext, 'entries' | 'reporter'>): void {
+  const withXattrs = context.entries.filter((e) => e.xattrs && Object.keys(e.xattrs).length > 0);
+  if (withXattrs.length === 0) return;
+  const first = withXattrs[0]!;
+  context.reporter.emit({
+    type: 'warn',
+    code: 'W_PXE_XATTRS',
+    path: first.path,
+    message: `${withXattrs.length} file(s) have extended attributes (${first.path}: ${Object.keys(first.xattrs!).join(', ')}); the PXE initrd (newc cpio) cannot carry them, so they are dropped (file capabilities are lost)`,
+  });
+}
+
+/** The initrd: the core initramfs, then the zstd-compressed root cpio, concatenated (the kernel unpacks both). */
+async function buildPxeInitrd(context: BuildContext, plan: BootPlan, out: string): Promise<{ rootCpioBytes: number }> {
+  const { reporter, workDir } = context;
+  reporter.emit({ type: 'stage', stage: 'root', status: 'start', detail: 'root cpio' });
+  const tree = join(workDir, 'root');
+  await prepareRootTree(context, plan, tree);
+  const rootCpio = join(workDir, 'root.cpio');
+  const rootCpioBytes = await writeRootCpio(tree, RAM_ROOT_DIR, rootCpio, plan.epoch);
+  await rm(tree, { recursive: true, force: true });
+  const rootZst = join(workDir, 'root.cpio.zst');
+  await runTool('zstd', ['-q', '-19', '-T1', '--no-progress', '-f', rootCpio, '-o', rootZst]);
+  await rm(rootCpio, { force: true });
+  reporter.emit({ type: 'stage', stage: 'root', status: 'done' });
+  reporter.emit({ type: 'stage', stage: 'initramfs', status: 'start', detail: `${context.request.platform}: ${plan.modules.join(' ')}` });
+  const core = await buildInitramfs({ kernel: plan.kernel, modules: plan.modules, init: plan.init, mtime: plan.epoch }, join(workDir, 'core.img'));
+  reporter.emit({ type: 'stage', stage: 'initramfs', status: 'done', detail: `${core.modules.length} modules` });
+  // Two zstd frames back to back: the kernel unpacks one archive after the other into its rootfs.
+  await writeFile(out, await readFile(core.path), { flag: 'wx' });
+  await writeFile(out, await readFile(rootZst), { flag: 'a' });
+  return { rootCpioBytes };
+}
+
+/**
+ * pxe: vmlinuz, initrd.img (core initramfs + the whole root as a compressed cpio), boot.ipxe and
+ * the iPXE binaries: Debian's (which chain to boot.ipxe by DHCP) or, with an iPXE source tree,
+ * built with a script embedded that chains to boot.ipxe.
+ */
+export const buildPxe: FormatBuilder = async (context) => {
+  const { request, workDir } = context;
+  checkPxeTools(request.ipxeSrc);
+  const plan = await planBoot(context);
+  warnXattrs(context);
+  const dir = request.outDir;
+  const paths = { kernel: join(dir, PXE_FILES.kernel), initrd: join(dir, PXE_FILES.initrd), script: join(dir, PXE_FILES.script) };
+  // iPXE first: its build does not depend on the image and fails fast
+  let ipxe: string[];
+  if (request.ipxeSrc !== undefined) {
+    context.reporter.emit({ type: 'stage', stage: 'ipxe', status: 'start', detail: `make in ${request.ipxeSrc}` });
+    const embed = join(workDir, 'embed.ipxe');
+    await writeFile(embed, embeddedScript());
+    ipxe = await buildIpxeFromSource(request.ipxeSrc, embed, dir);
+    context.reporter.emit({ type: 'stage', stage: 'ipxe', status: 'done' });
+  } else {
+    ipxe = [];
+    for (const name of Object.values(IPXE_BINARIES)) {
+      await copyFile(join(DEBIAN_IPXE_DIR, name), join(dir, name));
+      ipxe.push(join(dir, name));
+    }
+  }
+  await buildPxeInitrd(context, plan, paths.initrd);
+  await writeFile(paths.kernel, await plan.kernel.readVmlinuz(), { flag: 'wx' });
+  await writeFile(paths.script, bootScript(request.imageId, request.platform), { flag: 'wx' });
+  for (const p of [paths.kernel, paths.initrd, paths.script, ...ipxe]) await utimes(p, plan.epoch, plan.epoch);
+  const how = request.ipxeSrc !== undefined ? 'script embedded' : 'Debian\'s, chains to boot.ipxe by DHCP';
+  return [
+    { path: paths.kernel, kind: 'kernel' },
+    { path: paths.initrd, kind: 'initrd (initramfs + root cpio, zstd)' },
+    { path: paths.script, kind: 'boot.ipxe' },
+    { path: join(dir, IPXE_BINARIES.bios), kind: `iPXE for BIOS (${how})` },
+    { path: join(dir, IPXE_BINARIES.uefi), kind: `iPXE for UEFI (${how})` },
+  ];
+};

@@ -1,0 +1,42 @@
+/** A newc member as read back by tests (independent of the writer in src/core/boot/cpio.ts). */
+export interface NewcEntry {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  data: Buffer;
+}
+
+/**
+ * Reads every newc archive of a buffer, one after another (as the kernel unpacks an initrd made of
+ * concatenated archives): trailers end an archive, zero padding between archives is skipped.
+ */
+export function readNewcArchives(buf: Buffer): NewcEntry[][] {
+  const archives: NewcEntry[][] = [];
+  let current: NewcEntry[] = [];
+  let pos = 0;
+  const align = (n: number) => (n + 3) & ~3;
+  while (pos < buf.length) {
+    if (buf[pos] === 0) {
+      pos++;
+      continue;
+    }
+    const magic = buf.toString('latin1', pos, pos + 6);
+    if (magic !== '070701') throw new Error(`newc: bad magic ${JSON.stringify(magic)} at ${pos}`);
+    const field = (i: number) => parseInt(buf.toString('latin1', pos + 6 + i * 8, pos + 14 + i * 8), 16);
+    const [mode, uid, gid, mtime, size, nameSize] = [field(1), field(2), field(3), field(5), field(6), field(11)];
+    const name = buf.toString('utf8', pos + 110, pos + 110 + nameSize - 1);
+    const dataStart = align(pos + 110 + nameSize);
+    const data = buf.subarray(dataStart, dataStart + size);
+    pos = align(dataStart + size);
+    if (name === 'TRAILER!!!') {
+      archives.push(current);
+      current = [];
+      continue;
+    }
+    current.push({ name, mode, uid, gid, mtime, data });
+  }
+  if (current.length > 0) throw new Error('newc: archive without a trailer');
+  return archives;
+}
