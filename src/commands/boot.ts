@@ -27,6 +27,11 @@ function parseForward(text: string): { host: number; guest: number } {
   return { host, guest };
 }
 
+function describe(a: BootArtifact): string {
+  if (a.kind === 'pxe') return `${join(a.dir, a.bootfile)} by PXE (TFTP)`;
+  return `${a.path} (${a.kind === 'ova' ? 'OVA' : a.format})`;
+}
+
 export default class Boot extends AimCommand {
   static override summary = 'Boot a built disk in QEMU on this machine, with ports forwarded, to try it before shipping.';
   static override description = `Boots a raw, qcow2 or VMDK disk or an OVA (a file, or the --out directory of aim build) under
@@ -35,6 +40,9 @@ and NIC, or with --devices vmware VMware's (PVSCSI controller, VMXNET3 NIC), the
 OVA, whose disk is extracted to scratch space. Debian's OVMF has no PVSCSI driver, so with vmware
 devices the firmware reads the boot loader from a read-only view of the disk's EFI partition on
 a virtio disk of its own; Linux sees only the pvscsi disk (a vmware build has no virtio drivers).
+A PXE bundle (the directory with boot.ipxe) network-boots: QEMU's TFTP server serves it and the
+NIC's iPXE ROM runs boot.ipxe, under UEFI or, with --firmware bios, SeaBIOS; the root lives in RAM,
+so give enough --memory.
 Without --probe the guest console is on stdout until the guest powers off or you press Ctrl-C.
 With --probe aim waits until the guest answers an HTTP GET on the first forwarded port, reports
 the answer and how long after QEMU started it came, and stops the VM. Software emulation (TCG)
@@ -45,8 +53,9 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
     '<%= config.bin %> boot build/vmdk --memory 256 --forward 8080:80 --probe /index.html',
     '<%= config.bin %> boot build/ova --forward 0:80 --probe /   # the OVA\'s disk on pvscsi + vmxnet3',
     '<%= config.bin %> boot build/vmdk --devices vmware --forward 8080:80',
+    '<%= config.bin %> boot build/pxe --firmware bios --memory 128 --forward 0:80 --probe /   # PXE by TFTP through QEMU\'s iPXE ROM',
   ];
-  static override args = { artifact: Args.string({ description: 'disk file or aim build output directory', required: true }) };
+  static override args = { artifact: Args.string({ description: 'disk file, .ova, or aim build output directory (a PXE bundle: the one with boot.ipxe)', required: true }) };
   static override flags = {
     forward: Flags.string({ description: 'forward 127.0.0.1:HOST to the guest port GUEST (repeatable; HOST 0 = any free port)', multiple: true, default: [] }),
     memory: Flags.integer({ char: 'm', description: 'guest memory, MiB', default: 512, min: 32 }),
@@ -54,6 +63,7 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
     timeout: Flags.string({ description: 'with --probe: how long to wait for the answer', default: '120s' }),
     accel: Flags.string({ description: 'QEMU accelerator [default: $AIM_QEMU_ACCEL, else tcg]', options: ['tcg', 'kvm'] }),
     devices: Flags.string({ description: 'disk controller and NIC: virtio, or vmware (pvscsi + vmxnet3) [default: vmware for an .ova, else virtio]', options: [...BOOT_DEVICES] }),
+    firmware: Flags.string({ description: 'UEFI (OVMF) or legacy BIOS (SeaBIOS)', options: ['uefi', 'bios'], default: 'uefi' }),
     'tb-size': Flags.integer({ description: 'TCG translation cache, MiB (QEMU’s memory use is dominated by it)', default: 256, min: 8 }),
   };
 
@@ -75,7 +85,7 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
     try {
       const disk = await bootDisk(artifact, dir);
       started = Date.now();
-      vm = await startVm({ artifact: disk, devices, dir, memoryMiB: flags.memory, forwards, accel, tbSizeMiB: flags['tb-size'], console: interactive && !this.jsonEnabled() ? 'stdio' : 'file' });
+      vm = await startVm({ artifact: disk, devices, firmware: flags.firmware as 'uefi' | 'bios', dir, memoryMiB: flags.memory, forwards, accel, tbSizeMiB: flags['tb-size'], console: interactive && !this.jsonEnabled() ? 'stdio' : 'file' });
     } catch (e) {
       await rm(dir, { recursive: true, force: true });
       throw e;
@@ -84,7 +94,7 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
     signal.addEventListener('abort', stopOnAbort);
     try {
       const result: BootResult = { artifact, devices, memoryMiB: flags.memory, forwards };
-      if (!this.jsonEnabled()) process.stderr.write(`aim: booting ${artifact.path} (${artifact.kind === 'ova' ? 'OVA' : artifact.format}, ${devices} devices, ${flags.memory} MiB, ${accel}); ${forwards.map((f) => `127.0.0.1:${f.host} → guest ${f.guest}`).join(', ') || 'no forwards'}\n`);
+      if (!this.jsonEnabled()) process.stderr.write(`aim: booting ${describe(artifact)} (${devices} devices, ${flags.firmware}, ${flags.memory} MiB, ${accel}); ${forwards.map((f) => `127.0.0.1:${f.host} → guest ${f.guest}`).join(', ') || 'no forwards'}\n`);
       if (interactive) {
         const res = await vm.process;
         if (signal.aborted) throw signal.reason;

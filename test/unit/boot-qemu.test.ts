@@ -19,6 +19,18 @@ describe('QEMU command line', () => {
     expect(args).toContain(`if=none,id=esp,driver=raw,offset=${1 << 20},size=${64 << 20},file.driver=vmdk,file.file.driver=file,file.file.filename=/x/disk.vmdk,readonly=on`);
   });
 
+  it('pxe: no disk, QEMU\'s TFTP serving the bundle, the NIC keeps its iPXE ROM; bios drops the UEFI firmware', () => {
+    const pxe: VmSpec = { ...base, artifact: { kind: 'pxe', dir: '/x/pxe', bootfile: 'boot.ipxe' } };
+    const uefi = qemuArgs(pxe);
+    expect(devicesOf(uefi)).toEqual(['virtio-net-pci,netdev=n0']);
+    expect(uefi).toContain('user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,tftp=/x/pxe,bootfile=boot.ipxe');
+    expect(uefi.filter((a) => a.startsWith('if=pflash'))).toHaveLength(2);
+    expect(uefi.some((a) => a.includes('id=d0'))).toBe(false);
+    const bios = qemuArgs({ ...pxe, firmware: 'bios' });
+    expect(bios.some((a) => a.startsWith('if=pflash'))).toBe(false);
+    expect(bios).toContain('unix:/scratch/monitor.sock,server=on,wait=off');
+  });
+
   it('an .ova boots on vmware devices unless told otherwise', async () => {
     expect(defaultDevices({ kind: 'ova', path: '/x/a.ova' })).toBe('vmware');
     expect(defaultDevices(base.artifact)).toBe('virtio');
@@ -44,5 +56,8 @@ describe('EFI partition of a disk', () => {
     await execa('truncate', ['-s', '4M', blank]);
     await expect(findEsp({ kind: 'disk', path: blank, format: 'raw' }, tmp.dir)).rejects.toMatchObject({ code: 'E_NOT_BOOTABLE' });
     expect(await findBootArtifact(join(tmp.dir, 'd.vmdk'))).toEqual({ kind: 'disk', path: vmdk, format: 'vmdk' });
+    // a directory with boot.ipxe is a PXE bundle, even next to a disk
+    await execa('touch', [join(tmp.dir, 'boot.ipxe')]);
+    expect(await findBootArtifact(tmp.dir)).toEqual({ kind: 'pxe', dir: tmp.dir, bootfile: 'boot.ipxe' });
   });
 });

@@ -2,8 +2,8 @@ import { execa, type ResultPromise } from 'execa';
 import { existsSync, statSync } from 'node:fs';
 import { copyFile, readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
-import { basename, extname, join } from 'node:path';
+import { connect, createServer } from 'node:net';
+import { basename, dirname, extname, join } from 'node:path';
 import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError } from '../../lib/errors.js';
 import { requireTool, runTool } from '../../lib/exec.js';
 import { formatGuid } from '../import/disk/partition-table.js';
@@ -24,8 +24,18 @@ export interface OvaArtifact {
   path: string;
 }
 
+/**
+ * A PXE bundle (aim build --format pxe): QEMU's TFTP server serves its directory and DHCP names
+ * boot.ipxe, which the NIC's own iPXE ROM (package ipxe-qemu) fetches and runs.
+ */
+export interface PxeArtifact {
+  kind: 'pxe';
+  dir: string;
+  bootfile: string;
+}
+
 /** How a built artifact is booted: what a `--out` directory or a disk file holds. */
-export type BootArtifact = DiskArtifact | OvaArtifact;
+export type BootArtifact = DiskArtifact | OvaArtifact | PxeArtifact;
 
 /**
  * The virtual devices the guest gets: virtio (disk and NIC, QEMU's own), or VMware's (a PVSCSI
@@ -40,11 +50,13 @@ const bootable = (name: string) => DISK_EXTENSIONS[extname(name)] !== undefined 
 /** Finds the bootable artifact in a file or an `aim build` output directory. */
 export async function findBootArtifact(path: string): Promise<BootArtifact> {
   if (!existsSync(path)) throw new NotFoundError(`${path} does not exist`, { hint: 'give a disk file or the --out directory of aim build' });
+  if (basename(path) === 'boot.ipxe') return { kind: 'pxe', dir: dirname(path), bootfile: 'boot.ipxe' };
   if (statSync(path).isDirectory()) {
     const names = (await readdir(path)).sort();
+    if (names.includes('boot.ipxe')) return { kind: 'pxe', dir: path, bootfile: 'boot.ipxe' };
     const disk = names.find(bootable);
     if (disk) return findBootArtifact(join(path, disk));
-    throw new InputError('E_NOT_BOOTABLE', `${path} holds no bootable artifact (a .raw, .qcow2 or .vmdk disk, or an .ova)`, {
+    throw new InputError('E_NOT_BOOTABLE', `${path} holds no bootable artifact (a .raw, .qcow2 or .vmdk disk, an .ova, or a PXE bundle with boot.ipxe)`, {
       hint: 'build one with: aim build <image> --format raw --out DIR',
     });
   }
@@ -54,9 +66,9 @@ export async function findBootArtifact(path: string): Promise<BootArtifact> {
   return { kind: 'disk', path, format };
 }
 
-/** The disk QEMU boots: the artifact itself, or the VMDK an OVA carries, extracted into `dir`. */
-export async function bootDisk(artifact: BootArtifact, dir: string): Promise<DiskArtifact> {
-  if (artifact.kind === 'disk') return artifact;
+/** What QEMU boots: the artifact itself, or the VMDK an OVA carries, extracted into `dir`. */
+export async function bootDisk(artifact: BootArtifact, dir: string): Promise<DiskArtifact | PxeArtifact> {
+  if (artifact.kind !== 'ova') return artifact;
   const { extractOvaDisk } = await import('../build/ova.js');
   return { kind: 'disk', path: await extractOvaDisk(artifact.path, dir), format: 'vmdk' };
 }
@@ -67,7 +79,11 @@ export function defaultDevices(artifact: BootArtifact): BootDevices {
 }
 
 export interface VmSpec {
-  artifact: DiskArtifact;
+  artifact: DiskArtifact | PxeArtifact;
+  /** UEFI (OVMF, default) or legacy BIOS (SeaBIOS). */
+  firmware?: 'uefi' | 'bios';
+  /** Kill QEMU after this long, whatever happens (a bound for tests and benchmarks). */
+  maxSeconds?: number;
   /** Disk controller and NIC model (default virtio). */
   devices?: BootDevices;
   /**
@@ -93,27 +109,40 @@ export function consoleLogPath(spec: Pick<VmSpec, 'dir'>): string {
   return join(spec.dir, 'console.log');
 }
 
-/** QEMU's command line for a spec (pure). The NIC carries no option ROM so it never PXE-boots before the disk. */
+/**
+ * QEMU's command line for a spec (pure). For disk boots the NIC carries no option ROM, so it never
+ * PXE-boots before the disk; for PXE boots QEMU's own iPXE ROM fetches the bootfile by TFTP. A
+ * monitor socket in the spec's directory lets the caller press the ACPI power button.
+ */
 export function qemuArgs(spec: VmSpec): string[] {
   const a = spec.artifact;
   const accel = spec.accel === 'kvm' ? 'kvm' : `tcg,tb-size=${spec.tbSizeMiB ?? 256}`;
   const hostfwd = spec.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
+  const vmware = spec.devices === 'vmware';
+  const uefi = (spec.firmware ?? 'uefi') === 'uefi';
+  const disk =
+    a.kind === 'pxe'
+      ? []
+      : [
+          // a stream-optimized VMDK cannot be written in place: writes go to a temporary overlay
+          '-drive', `file=${a.path},if=none,id=d0,format=${a.format}${a.format === 'vmdk' ? ',snapshot=on' : ''}`,
+          ...(vmware ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : ['-device', 'virtio-blk-pci,drive=d0']),
+        ];
+  const tftp = a.kind === 'pxe' ? `,tftp=${a.dir},bootfile=${a.bootfile}` : '';
   return [
     '-nodefaults', '-machine', 'q35', '-accel', accel, '-m', String(spec.memoryMiB), '-smp', '1', '-display', 'none', '-no-reboot',
     '-serial', spec.console === 'file' ? `file:${consoleLogPath(spec)}` : 'stdio',
-    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
-    '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`,
-    // a stream-optimized VMDK cannot be written in place: writes go to a temporary overlay
-    '-drive', `file=${a.path},if=none,id=d0,format=${a.format}${a.format === 'vmdk' ? ',snapshot=on' : ''}`,
-    ...(spec.devices === 'vmware' ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : ['-device', 'virtio-blk-pci,drive=d0']),
-    '-netdev', `user,id=n0${hostfwd}`,
-    '-device', `${spec.devices === 'vmware' ? 'vmxnet3' : 'virtio-net-pci'},netdev=n0,romfile=`,
+    '-monitor', `unix:${join(spec.dir, 'monitor.sock')},server=on,wait=off`,
+    ...(uefi ? ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`] : []),
+    ...disk,
+    '-netdev', `user,id=n0${hostfwd}${tftp}`,
+    '-device', `${vmware ? 'vmxnet3' : 'virtio-net-pci'},netdev=n0${a.kind === 'pxe' ? '' : ',romfile='}`,
   ];
 }
 
 function firmwareEspArgs(spec: VmSpec): string[] {
   const esp = spec.firmwareEsp;
-  if (!esp) return [];
+  if (!esp || spec.artifact.kind !== 'disk') return [];
   const file = `file.driver=${spec.artifact.format},file.file.driver=file,file.file.filename=${spec.artifact.path}`;
   return ['-drive', `if=none,id=esp,driver=raw,offset=${esp.offset},size=${esp.size},${file},readonly=on`, '-device', 'virtio-blk-pci,drive=esp'];
 }
@@ -161,17 +190,25 @@ export interface RunningVm {
   /** Kills QEMU (by its pid) if it still runs and waits for it. */
   stop(): Promise<void>;
   console(): Promise<string>;
+  /** Presses the ACPI power button (monitor: system_powerdown) and waits for QEMU to exit. */
+  powerDown(timeoutMs: number): Promise<{ exitCode: number | undefined; seconds: number }>;
+  /** Polls the console until `pattern` shows; seconds counted from QEMU's start. */
+  waitForConsole(pattern: RegExp, timeoutMs: number): Promise<{ seconds: number }>;
 }
 
 /** Starts QEMU for a spec. Checks the tools and the firmware first. */
 export async function startVm(spec: VmSpec): Promise<RunningVm> {
   requireTool('qemu-system-x86_64', 'boot artifacts in QEMU');
-  if (!existsSync(OVMF_CODE)) throw new ConfigError(`UEFI firmware ${OVMF_CODE} is missing`, { hint: 'apt-get install ovmf' });
+  const uefi = (spec.firmware ?? 'uefi') === 'uefi';
+  if (uefi && !existsSync(OVMF_CODE)) throw new ConfigError(`UEFI firmware ${OVMF_CODE} is missing`, { hint: 'apt-get install ovmf' });
+  if (spec.artifact.kind === 'pxe' && !existsSync(join(spec.artifact.dir, spec.artifact.bootfile))) throw new NotFoundError(`${join(spec.artifact.dir, spec.artifact.bootfile)} does not exist`);
   if (spec.accel === 'kvm' && !existsSync('/dev/kvm')) throw new ConfigError('--accel kvm needs /dev/kvm, which this machine does not have', { hint: 'use --accel tcg' });
-  await copyFile(OVMF_VARS, join(spec.dir, 'OVMF_VARS.fd'));
-  if (spec.devices === 'vmware' && !spec.firmwareEsp) spec = { ...spec, firmwareEsp: await findEsp(spec.artifact, spec.dir) };
+  if (uefi) await copyFile(OVMF_VARS, join(spec.dir, 'OVMF_VARS.fd'));
+  if (spec.devices === 'vmware' && !spec.firmwareEsp && spec.artifact.kind === 'disk') spec = { ...spec, firmwareEsp: await findEsp(spec.artifact, spec.dir) };
+  const started = Date.now();
   const qemu: ResultPromise = execa('qemu-system-x86_64', qemuArgs(spec), {
     reject: false,
+    ...(spec.maxSeconds === undefined ? {} : { timeout: spec.maxSeconds * 1000 }),
     stdin: spec.console === 'stdio' ? 'inherit' : 'ignore',
     stdout: spec.console === 'stdio' ? 'inherit' : 'pipe',
     stderr: 'pipe',
@@ -180,6 +217,7 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
   void qemu.then(() => (done = true));
   if (qemu.pid === undefined) throw new ToolFailedError(['qemu-system-x86_64'], undefined, String((await qemu).stderr ?? ''));
   const pid = qemu.pid;
+  const readConsole = () => readFile(consoleLogPath(spec), 'utf8').catch(() => '');
   return {
     pid,
     process: qemu,
@@ -188,7 +226,26 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
       if (!done) process.kill(pid, 'SIGKILL');
       await qemu.catch(() => undefined);
     },
-    console: () => readFile(consoleLogPath(spec), 'utf8').catch(() => ''),
+    console: readConsole,
+    async powerDown(timeoutMs) {
+      const t0 = Date.now();
+      // the monitor keeps its connection open: write the command, give it a moment, hang up
+      await new Promise<void>((resolve, reject) => {
+        const sock = connect(join(spec.dir, 'monitor.sock'), () => sock.write('system_powerdown\n', () => setTimeout(() => (sock.destroy(), resolve()), 500)));
+        sock.on('error', reject);
+      });
+      const res = await Promise.race([qemu.catch(() => undefined), sleep(timeoutMs).then(() => 'timeout' as const)]);
+      if (res === 'timeout') throw new AimError('E_BOOT_NO_POWEROFF', `QEMU still runs ${timeoutMs / 1000} s after the power button${consoleTail(await readConsole())}`, ExitCode.verifyFailed);
+      return { exitCode: res?.exitCode, seconds: (Date.now() - t0) / 1000 };
+    },
+    async waitForConsole(pattern, timeoutMs) {
+      while (Date.now() - started < timeoutMs) {
+        if (pattern.test(await readConsole())) return { seconds: (Date.now() - started) / 1000 };
+        if (done) break;
+        await sleep(500);
+      }
+      throw new AimError('E_BOOT_NO_ANSWER', `the console did not show ${pattern} within ${timeoutMs / 1000} s${consoleTail(await readConsole())}`, ExitCode.verifyFailed);
+    },
   };
 }
 

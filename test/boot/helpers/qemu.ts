@@ -1,17 +1,15 @@
-import { execa, type ResultPromise } from 'execa';
-import { copyFile, readFile } from 'node:fs/promises';
-import { request } from 'node:http';
-import { connect, createServer } from 'node:net';
-import { join } from 'node:path';
+import { freePort, startVm as startQemu, waitForHttp, type DiskArtifact, type PxeArtifact, type RunningVm } from '../../../src/core/boot/qemu.js';
 
-export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
-export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
-
+/**
+ * Boot tests run aim's own QEMU runner (src/core/boot/qemu.ts, the one behind `aim boot`) with a
+ * test's conveniences: one forwarded port picked for the guest's, text bodies, the guest console
+ * in failure messages.
+ */
 export interface BootRequest {
-  /** Scratch directory for the firmware variables and the console log. */
+  /** Scratch directory for the firmware variables, the monitor socket and the console log. */
   dir: string;
   /** A disk to boot; or, without one, `pxe`. */
-  disk?: { path: string; format: 'raw' | 'qcow2' | 'vmdk'; snapshot?: boolean };
+  disk?: { path: string; format: DiskArtifact['format'] };
   /** Network boot through QEMU's own iPXE ROM: QEMU's TFTP server serves `tftpDir`, DHCP names `bootfile`. */
   pxe?: { tftpDir: string; bootfile: string };
   /** Default UEFI (OVMF); 'bios' boots SeaBIOS. */
@@ -33,130 +31,43 @@ export interface BootAnswer {
   console: string;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, timeout: 3000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A running VM: its forwarded port, HTTP polling, ACPI power button, console. */
-export interface Vm {
+/** A running VM with its forwarded port and HTTP polling in text. */
+export interface Vm extends RunningVm {
   port: number;
-  /** Polls GET path until an answer; seconds counted from QEMU's start. */
+  /** Polls GET path until an answer; the budget and the seconds count from QEMU's start. */
   waitForHttp(path: string, timeoutMs: number): Promise<{ status: number; body: string; seconds: number }>;
-  /** Presses the ACPI power button (QEMU monitor system_powerdown) and waits for QEMU to exit. */
-  powerDown(timeoutMs: number): Promise<{ exitCode: number | undefined; seconds: number }>;
-  console(): Promise<string>;
-  /** Polls the console until `pattern` appears. */
-  waitForConsole(pattern: RegExp, timeoutMs: number): Promise<{ seconds: number }>;
-  /** Kills QEMU by its pid if it still runs. */
-  stop(): Promise<void>;
 }
 
-/**
- * Starts QEMU on a disk, or PXE-boots it, under UEFI (OVMF; SeaBIOS on request) with software
- * emulation (AIM_QEMU_ACCEL=kvm to opt in to KVM), forwarding a free port on 127.0.0.1 to the
- * guest's port.
- */
+/** Starts QEMU (TCG; AIM_QEMU_ACCEL=kvm opts in to KVM), killed after `maxSeconds` whatever happens. */
 export async function startVm(r: Omit<BootRequest, 'timeoutMs' | 'path'> & { maxSeconds: number }): Promise<Vm> {
   const port = await freePort();
-  const uefi = (r.firmware ?? 'uefi') === 'uefi';
-  const vars = join(r.dir, 'OVMF_VARS.fd');
-  if (uefi) await copyFile(OVMF_VARS, vars);
-  const consoleLog = join(r.dir, 'console.log');
-  const monitor = join(r.dir, 'monitor.sock');
-  const accel = process.env.AIM_QEMU_ACCEL === 'kvm' ? 'kvm' : 'tcg,tb-size=256';
-  const tftp = r.pxe ? `,tftp=${r.pxe.tftpDir},bootfile=${r.pxe.bootfile}` : '';
-  const args = [
-    '-nodefaults', '-machine', 'q35', '-accel', accel, '-m', String(r.memoryMiB ?? 512), '-smp', '1', '-display', 'none', '-no-reboot',
-    '-serial', `file:${consoleLog}`,
-    '-monitor', `unix:${monitor},server=on,wait=off`,
-    ...(uefi ? ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`] : []),
-    ...(r.disk ? ['-drive', `file=${r.disk.path},if=none,id=d0,format=${r.disk.format}${r.disk.snapshot ? ',snapshot=on' : ''}`, '-device', 'virtio-blk-pci,drive=d0'] : []),
-    '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:${r.guestPort}${tftp}`,
-    // Disk boots: no option ROM, so the NIC does not try to PXE boot before the disk. PXE boots:
-    // QEMU's own iPXE ROM for the NIC (package ipxe-qemu) fetches the bootfile by TFTP.
-    '-device', `virtio-net-pci,netdev=n0${r.pxe ? '' : ',romfile='}`,
-  ];
+  const artifact: DiskArtifact | PxeArtifact = r.pxe
+    ? { kind: 'pxe', dir: r.pxe.tftpDir, bootfile: r.pxe.bootfile }
+    : { kind: 'disk', path: r.disk!.path, format: r.disk!.format };
   const started = Date.now();
-  const qemu: ResultPromise = execa('qemu-system-x86_64', args, { reject: false, stdin: 'ignore', timeout: r.maxSeconds * 1000 });
-  let exited = false;
-  const done = qemu.then((res) => {
-    exited = true;
-    return res;
+  const vm = await startQemu({
+    artifact,
+    firmware: r.firmware,
+    dir: r.dir,
+    memoryMiB: r.memoryMiB ?? 512,
+    forwards: [{ host: port, guest: r.guestPort }],
+    accel: process.env.AIM_QEMU_ACCEL === 'kvm' ? 'kvm' : 'tcg',
+    tbSizeMiB: 256,
+    console: 'file',
+    maxSeconds: r.maxSeconds,
   });
-  const readConsole = () => readFile(consoleLog, 'utf8').catch(() => '');
   return {
+    ...vm,
     port,
-    console: readConsole,
     async waitForHttp(path, timeoutMs) {
-      const until = Date.now() + timeoutMs;
-      let last = '';
-      while (Date.now() < until) {
-        if (exited) {
-          const res = await done;
-          throw new Error(`QEMU exited (${res.exitCode}) before answering: ${String(res.stderr).slice(-500)}`);
-        }
-        try {
-          return { ...(await get(port, path)), seconds: (Date.now() - started) / 1000 };
-        } catch (e) {
-          last = (e as Error).message;
-        }
-        await sleep(500);
-      }
-      throw new Error(`no HTTP answer within ${timeoutMs / 1000} s (last: ${last})`);
-    },
-    async waitForConsole(pattern, timeoutMs) {
-      const until = Date.now() + timeoutMs;
-      while (Date.now() < until) {
-        if (pattern.test(await readConsole())) return { seconds: (Date.now() - started) / 1000 };
-        if (exited) throw new Error(`QEMU exited before the console showed ${pattern}`);
-        await sleep(500);
-      }
-      throw new Error(`the console did not show ${pattern} within ${timeoutMs / 1000} s`);
-    },
-    async powerDown(timeoutMs) {
-      const t0 = Date.now();
-      // the monitor keeps its connection open: write the command, give it a moment, hang up
-      await new Promise<void>((resolve, reject) => {
-        const sock = connect(monitor, () => sock.write('system_powerdown\n', () => setTimeout(() => (sock.destroy(), resolve()), 500)));
-        sock.on('error', reject);
-      });
-      const timer = sleep(timeoutMs).then(() => undefined);
-      const res = await Promise.race([done, timer]);
-      if (!res) throw new Error(`QEMU still runs ${timeoutMs / 1000} s after the power button`);
-      return { exitCode: res.exitCode, seconds: (Date.now() - t0) / 1000 };
-    },
-    async stop() {
-      if (qemu.pid !== undefined && !exited) process.kill(qemu.pid, 'SIGKILL');
-      await done.catch(() => undefined);
+      const answer = await waitForHttp(vm, port, path, timeoutMs, started);
+      return { status: answer.status, body: answer.body.toString('utf8'), seconds: answer.seconds };
     },
   };
 }
 
 /** The guest console's last lines, for failure messages. */
-export async function withConsole<T>(vm: Vm, work: () => Promise<T>): Promise<T> {
+export async function withConsole<T>(vm: Pick<RunningVm, 'console'>, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (e) {
@@ -166,8 +77,8 @@ export async function withConsole<T>(vm: Vm, work: () => Promise<T>): Promise<T>
 }
 
 /**
- * Boots a disk, waits for an HTTP answer on the guest's port and stops QEMU (by its pid),
- * whatever happened; on failure the error carries the guest console.
+ * Boots a disk or a PXE bundle, waits for an HTTP answer on the guest's port and stops QEMU (by
+ * its pid), whatever happened; on failure the error carries the guest console.
  */
 export async function bootAndGet(r: BootRequest): Promise<BootAnswer> {
   const vm = await startVm({ ...r, maxSeconds: r.timeoutMs / 1000 + 5 });
