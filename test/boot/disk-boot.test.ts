@@ -72,8 +72,9 @@ describe('stream-optimized VMDK of the slim nginx image', () => {
   it('is reproducible (its random CID replaced) and boots under OVMF with snapshot=on', async () => {
     const vmdk = (out: string) => aim<BuildJson>(['build', 'slim/nginx:1', '--format', 'vmdk', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, out), '--repo', repo]);
     const one = await vmdk('vmdk');
-    expect(one.exitCode, one.stderr).toBe(0);
+    expect(one.exitCode, one.stdout + one.stderr).toBe(0);
     const two = await vmdk('vmdk-again');
+    expect(two.exitCode, two.stdout + two.stderr).toBe(0);
     expect(two.json.artifacts[0]!.sha256).toBe(one.json.artifacts[0]!.sha256);
     const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', one.json.artifacts[0]!.path])).stdout) as { format: string; 'format-specific': { data: { 'create-type': string } } };
     expect(info.format).toBe('vmdk');

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, truncate, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixVmdkCid } from '../../src/core/build/disk-formats.js';
 import { extractOvaDisk, writeOva } from '../../src/core/build/ova.js';
 import { ovfDescriptor } from '../../src/core/build/ovf.js';
 import { indexTarFile } from '../../src/core/import/tar-reader.js';
@@ -104,5 +105,33 @@ describe('OVA', () => {
     await writeFile(join(tmp.dir, 'taken.ova'), 'mine');
     await expect(writeOva({ vmdk, out: join(tmp.dir, 'taken.ova'), name: 'x', memoryMiB: 512, mtime: 0 })).rejects.toThrow(/EEXIST/);
     expect(await readFile(join(tmp.dir, 'taken.ova'), 'utf8')).toBe('mine');
+  });
+});
+
+describe('VMDK content id', () => {
+  it('is replaced by one derived from the image id whatever qemu-img wrote (its CID is unpadded hex: 1 to 8 digits)', async () => {
+    const withCid = async (name: string, cid: string) => {
+      const copy = join(tmp.dir, name);
+      const bytes = await readFile(vmdk);
+      const text = bytes.subarray(512, 512 + 20 * 512).toString('latin1');
+      const end = text.indexOf('\0');
+      const replaced = text.slice(0, end).replace(/\nCID=[0-9a-f]+\n/, `\nCID=${cid}\n`);
+      const area = Buffer.alloc(20 * 512);
+      area.write(replaced, 'latin1');
+      area.copy(bytes, 512);
+      await writeFile(copy, bytes);
+      return copy;
+    };
+    const short = await withCid('short.vmdk', 'a3f');
+    const long = await withCid('long.vmdk', 'fedcba98');
+    expect((await readFile(short)).includes('\nCID=a3f\n')).toBe(true);
+    for (const f of [short, long]) await fixVmdkCid(f, 'b'.repeat(64));
+    const a = await readFile(short);
+    expect(sha(a)).toBe(sha(await readFile(long)));
+    expect(a.subarray(512, 1024).toString('latin1')).toMatch(/\nCID=[0-9a-f]{8}\nparentCID=ffffffff\n/);
+    const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', short])).stdout) as { format: string; 'format-specific': { data: { cid: number } } };
+    expect(info.format).toBe('vmdk');
+    expect(info['format-specific'].data.cid.toString(16).padStart(8, '0')).toBe(/\nCID=([0-9a-f]{8})\n/.exec(a.toString('latin1'))![1]);
+    await execa('qemu-img', ['check', short]);
   });
 });
