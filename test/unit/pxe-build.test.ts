@@ -52,7 +52,8 @@ describe('root cpio', () => {
     expect(buf.length).toBe(bytes);
     const [archive, ...rest] = readNewcArchives(buf);
     expect(rest).toEqual([]);
-    expect(archive!.map((m) => m.name)).toEqual(['newroot', 'newroot/bin', 'newroot/owned', 'newroot/pipe', 'newroot/usr', 'newroot/usr/bin', 'newroot/usr/bin/app']);
+    // the tree in name order, then the completeness marker /init checks, last
+    expect(archive!.map((m) => m.name)).toEqual(['newroot', 'newroot/bin', 'newroot/owned', 'newroot/pipe', 'newroot/usr', 'newroot/usr/bin', 'newroot/usr/bin/app', 'etc/aim/root-complete']);
     const byName = new Map(archive!.map((m) => [m.name, m]));
     expect(byName.get('newroot/usr/bin/app')!.mode).toBe(0o104755);
     expect(byName.get('newroot/usr/bin/app')!.data.toString()).toBe('binary');

@@ -24,6 +24,11 @@ export function shellQuote(word: string): string {
 export const RAM_ROOT_ARG = 'aim.root=ram';
 /** Where the root of a RAM-root initrd is unpacked (the core initramfs has this directory empty). */
 export const RAM_ROOT_DIR = 'newroot';
+/**
+ * The last member of the root cpio. The kernel stops unpacking at its first error (out of memory:
+ * "Initramfs unpacking failed: write error") and boots anyway, so /init checks that it got this far.
+ */
+export const RAM_ROOT_MARKER = 'etc/aim/root-complete';
 
 /** The initramfs /init: modules in /etc/aim/modules (load order), the init to start in /etc/aim/init. */
 export function initramfsInit(): string {
@@ -48,6 +53,7 @@ for arg in $(cat /proc/cmdline); do
 done
 init=$(cat /etc/aim/init)
 if [ -n "$ram" ]; then
+  [ -e /${RAM_ROOT_MARKER} ] || fail "the root filesystem in RAM is incomplete: the kernel could not unpack all of the initrd (too little memory?)"
   [ -x "/newroot$init" ] || [ -L "/newroot$init" ] || fail "$init not found in the root in RAM (is the root cpio missing from the initrd?)"
   umount /proc /sys
   mount --move /dev /newroot/dev 2>/dev/null || umount /dev
