@@ -47,7 +47,7 @@ describe('PXE bundle of the slim nginx image', () => {
     expect(names(bundle)).toEqual(['vmlinuz', 'initrd.img', 'boot.ipxe', 'undionly.kpxe', 'ipxe.efi']);
     const script = await readFile(join(bundle.outDir, 'boot.ipxe'), 'utf8');
     expect(script).toMatch(/^#!ipxe\n/);
-    expect(script).toMatch(/^kernel vmlinuz initrd=initrd\.img console=ttyS0,115200 panic=-1 aim\.root=ram$/m);
+    expect(script).toMatch(/^kernel vmlinuz initrd=initrd\.img console=ttyS0,115200 panic=-1 root=ram$/m);
     expect(script).toMatch(/^initrd initrd\.img$/m);
     for (const bin of ['undionly.kpxe', 'ipxe.efi']) await execa('cmp', [join(bundle.outDir, bin), join('/usr/lib/ipxe', bin)]);
     // two archives: the core initramfs, then the whole root under newroot/
@@ -74,7 +74,7 @@ describe('PXE bundle of the slim nginx image', () => {
       // on the serial console; under SeaBIOS it writes only to the screen)
       if (firmware === 'uefi') expect(answer.console).toContain('tftp://10.0.2.2/boot.ipxe... ok');
       // (UEFI iPXE puts the image's name first, as the EFI stub expects)
-      expect(answer.console).toMatch(/Command line: (vmlinuz )?initrd=initrd\.img console=ttyS0,115200 panic=-1 aim\.root=ram/);
+      expect(answer.console).toMatch(/Command line: (vmlinuz )?initrd=initrd\.img console=ttyS0,115200 panic=-1 root=ram/);
       expect(answer.console).toMatch(/aim: eth0 has address 10\.0\.2\.15/);
       console.log(`pxe ${firmware}: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
     }, 150_000);

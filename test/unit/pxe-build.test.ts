@@ -20,12 +20,12 @@ describe('boot.ipxe and the kernel line', () => {
     expect(script.split('\n')).toEqual([
       '#!ipxe',
       '# aim 0123456789ab: the kernel, and an initrd holding the whole root filesystem',
-      'kernel vmlinuz initrd=initrd.img console=ttyS0,115200 panic=-1 aim.root=ram',
+      'kernel vmlinuz initrd=initrd.img console=ttyS0,115200 panic=-1 root=ram',
       'initrd initrd.img',
       'boot',
       '',
     ]);
-    expect(pxeCommandLine('vmware')).toBe('initrd=initrd.img console=tty0 console=ttyS0,115200 panic=-1 aim.root=ram');
+    expect(pxeCommandLine('vmware')).toBe('initrd=initrd.img console=tty0 console=ttyS0,115200 panic=-1 root=ram');
   });
 
   it('the embedded script of source-built iPXE configures DHCP and chains to boot.ipxe', () => {
