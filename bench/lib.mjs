@@ -29,13 +29,16 @@ export function extracted(tar, dir) {
   return dir;
 }
 
-/** Runs a command under GNU time: wall seconds and peak RSS (MB) of the process tree's largest member. */
+/**
+ * Runs a command under GNU time: wall seconds, CPU seconds (user + system, children included) and
+ * peak RSS (MB) of the process tree's largest member.
+ */
 export function timed(cmd, args, options = {}) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 28, ...options });
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 28, ...options });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const last = r.stderr.trim().split('\n').pop();
-  const [secs, kb] = last.split(' ').map(Number);
-  return { seconds: secs, peakRssMB: Math.round(kb / 1024), stdout: r.stdout };
+  const [secs, kb, user, sys] = last.split(' ').map(Number);
+  return { seconds: secs, cpuSeconds: Math.round((user + sys) * 100) / 100, peakRssMB: Math.round(kb / 1024), stdout: r.stdout };
 }
 
 export function median(xs) {

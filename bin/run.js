@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Blob writes fsync many files at once; libuv's default pool of 4 threads serialises them.
-// Must be set before the pool starts, hence before anything else is loaded.
+// The analysers read many blobs at once (async reads); libuv's default pool of 4 threads
+// serialises them. Must be set before the pool starts, hence before anything else is loaded.
 process.env.UV_THREADPOOL_SIZE ??= '16';
 const { execute, settings } = await import('@oclif/core');
 // aim runs its compiled dist/ and plugins their compiled JS: never try to register tsx/ts-node and

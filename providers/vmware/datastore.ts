@@ -133,11 +133,13 @@ class DatastoreClient {
       let status: number | undefined;
       const chunks: Buffer[] = [];
       let kept = 0;
+      let handedOver = 0;
       const finish = () => {
         if (settled) return;
         settled = true;
-        // A reply that came before the whole body was sent leaves the connection unusable.
-        if (body && !req.writableFinished) req.destroy();
+        // A reply that came before the whole body was handed over leaves the connection unusable.
+        // (Counted, not req.writableFinished: that flag may lag behind a reply that is already in.)
+        if (body && handedOver < body.size) req.destroy();
         resolve({ status: status ?? 0, body: Buffer.concat(chunks).toString('utf8').slice(0, 4096) });
       };
       const fail = (e: unknown) => {
@@ -164,6 +166,7 @@ class DatastoreClient {
       const counter = new Transform({
         transform(chunk: Buffer, _enc, done) {
           body.onChunk(chunk);
+          handedOver += chunk.length;
           done(null, chunk);
         },
       });

@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { OVA_DEFAULT_MEMORY_MIB } from '../../src/core/build/ovf.js';
 import { ConfigError } from '../../src/lib/errors.js';
 import type { Artifact } from '../../src/core/build/types.js';
 import type { Provider, ProviderOptions, ShipContext, ShipRequest } from '../../src/core/ship/provider.js';
@@ -28,6 +29,14 @@ export function datastoreSettings(options: ProviderOptions, env: NodeJS.ProcessE
   return { target, credentials: { user, password }, insecure: options.insecure === true, overwrite: options.overwrite === true, reporter: context.reporter, signal: context.signal };
 }
 
+/** --memory as MiB; a ConfigError before any work when it is not a whole number of at least 4. */
+export function memoryMiB(options: ProviderOptions): number {
+  const given = options.memory;
+  if (typeof given !== 'string') return OVA_DEFAULT_MEMORY_MIB;
+  if (!/^\d+$/.test(given) || Number(given) < 4) throw new ConfigError(`--memory ${given}: expected the VM's memory in MiB (at least 4)`);
+  return Number(given);
+}
+
 function pick(artifacts: Artifact[], ext: string, format: string): Artifact {
   const found = artifacts.find((a) => a.path.endsWith(ext));
   if (!found) throw new ConfigError(`the ${format} build wrote no ${ext} file`);
@@ -35,7 +44,7 @@ function pick(artifacts: Artifact[], ext: string, format: string): Artifact {
 }
 
 /**
- * VMware: a stream-optimized VMDK and an OVA (OVF + VMDK) built for the vmware platform, written
+ * VMware: a stream-optimized VMDK and an OVA (OVF + that VMDK) built for the vmware platform, written
  * to the output directory and, with --datastore-url, uploaded through the ESXi/vCenter datastore
  * HTTP file API.
  */
@@ -47,6 +56,8 @@ export const vmware = {
     { name: 'name', type: 'string', description: 'base name of the uploaded files (default: from the image name)' },
     { name: 'insecure', type: 'boolean', description: 'accept a self-signed certificate (ESXi default)' },
     { name: 'overwrite', type: 'boolean', description: 'replace files that already exist on the datastore' },
+    { name: 'kernel', type: 'string', env: 'AIM_KERNEL', description: 'kernel core image to boot when the image has no kernel of its own (e.g. core/kernel:bookworm)' },
+    { name: 'memory', type: 'string', description: `memory of the VM in the OVF descriptor, MiB (default ${OVA_DEFAULT_MEMORY_MIB})` },
   ],
   plan(request) {
     const name = fileBaseName(request);
@@ -66,17 +77,20 @@ export const vmware = {
   async check(request, context) {
     context.requireFormat('vmdk');
     context.requireFormat('ova');
+    memoryMiB(request.options);
     const settings = datastoreSettings(request.options, context.env, context);
     const name = fileBaseName(request);
     if (settings) await checkDatastore(settings, [`${name}.vmdk`, `${name}.ova`]);
   },
   async ship(request, context) {
-    const vmdk = await context.build('vmdk', 'vmdk', { platform: 'vmware' });
-    const ova = await context.build('ova', 'ova', { platform: 'vmware' });
+    const name = fileBaseName(request);
+    const kernelImage = typeof request.options.kernel === 'string' ? request.options.kernel : undefined;
+    const vmdk = await context.build('vmdk', 'vmdk', { platform: 'vmware', kernelImage });
+    // the OVA packs the VMDK just built: the disk is built once
+    const ova = await context.build('ova', 'ova', { platform: 'vmware', kernelImage, vmdk: pick(vmdk.artifacts, '.vmdk', 'vmdk').path, vmName: name, memoryMiB: memoryMiB(request.options) });
     const artifacts = [...vmdk.artifacts, ...ova.artifacts];
     const settings = datastoreSettings(request.options, context.env, context);
     if (!settings) return { artifacts, published: artifacts.map((a) => ({ kind: 'local file', location: a.path, bytes: a.bytes, sha256: a.sha256 })) };
-    const name = fileBaseName(request);
     const files = [
       { path: pick(vmdk.artifacts, '.vmdk', 'vmdk').path, name: `${name}.vmdk` },
       { path: pick(ova.artifacts, '.ova', 'ova').path, name: `${name}.ova` },

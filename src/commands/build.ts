@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { AimCommand } from '../cli/base-command.js';
 import { formatBytes, shortId, table } from '../cli/format.js';
 import { buildImage, parseSizeMiB } from '../core/build/build-image.js';
+import { OVA_DEFAULT_MEMORY_MIB } from '../core/build/ovf.js';
 import { BUILD_FORMATS, PLATFORMS, type BuildFormat, type BuildResult, type Platform } from '../core/build/types.js';
 import { resolveImage } from '../core/query/resolve.js';
 
@@ -9,11 +10,16 @@ export default class Build extends AimCommand {
   static override summary = 'Build an artifact from an image: bootable raw/qcow2/vmdk/ova disk, PXE bundle, rootfs tar or OCI layout.';
   static override description = `Bootable formats pair the image with a kernel (its own, or a kernel core image) and a generated
 minimal initramfs holding only the modules the platform needs. Artifacts are reproducible: the
-same image gives byte-identical raw and pxe output. Partial output is removed on failure.`;
+same image gives byte-identical raw, vmdk, ova and pxe output. Partial output is removed on failure.
+
+ova is an OVF 1.0 appliance for vSphere (descriptor, SHA256 manifest and stream-optimized VMDK in
+one tar): EFI firmware, a PVSCSI disk and a VMXNET3 NIC. Its platform is vmware unless --platform
+is given, so the initramfs carries vmw_pvscsi and vmxnet3.`;
   static override examples = [
     '<%= config.bin %> build slim/nginx:1 --format raw --kernel core/kernel:bookworm --out build/raw',
     '<%= config.bin %> build slim/nginx:1 --format raw --kernel core/kernel:bookworm --size 1G --entrypoint "nginx -g \'daemon off;\'" --out build/raw',
     '<%= config.bin %> build slim/nginx:1 --format vmdk --platform vmware --out build/vmdk',
+    '<%= config.bin %> build slim/nginx:1 --format ova --kernel core/kernel:bookworm --memory 1024 --out build/ova   # platform vmware: pvscsi, vmxnet3',
     '<%= config.bin %> build slim/nginx:1 --format pxe --out /srv/tftp/nginx --json',
     '<%= config.bin %> build gold/nginx:1 --format tar --out build/tar',
     '<%= config.bin %> build slim/nginx:1 --format oci --ref nginx:slim --out build/oci   # then: skopeo copy oci:build/oci:nginx:slim …',
@@ -22,13 +28,14 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
   static override flags = {
     format: Flags.string({ char: 'f', description: 'artifact format', options: [...BUILD_FORMATS], required: true }),
     out: Flags.string({ char: 'o', description: 'new or empty output directory', required: true }),
-    platform: Flags.string({ description: 'target platform (decides initramfs modules)', options: [...PLATFORMS], default: 'qemu' }),
+    platform: Flags.string({ description: 'target platform (decides initramfs modules) [default: vmware for ova, else qemu]', options: [...PLATFORMS] }),
+    memory: Flags.integer({ description: 'ova: memory of the VM in the OVF descriptor, MiB', default: OVA_DEFAULT_MEMORY_MIB, min: 4 }),
     module: Flags.string({ description: 'extra kernel module for the initramfs (repeatable)', multiple: true, default: [] }),
     entrypoint: Flags.string({ description: 'command the booted image starts as its service (default: the profile’s command)' }),
     init: Flags.string({ description: 'init to boot', options: ['aim', 'systemd'], default: 'aim' }),
     size: Flags.string({ description: 'whole disk size for disk formats: MiB, or with a unit (512M, 2G); default: content plus headroom' }),
     headroom: Flags.integer({ description: 'free space added to the root filesystem, MiB', default: 64, min: 0 }),
-    kernel: Flags.string({ description: 'kernel core image to take the kernel from when the image has none' }),
+    kernel: Flags.string({ description: 'kernel core image to boot with (made by aim core kernel); default: the image\'s own kernel' }),
     'ipxe-src': Flags.string({ description: 'iPXE source tree to build binaries with the script embedded (pxe; or AIM_IPXE_SRC)' }),
     ref: Flags.string({ description: 'oci: the image name in the layout (org.opencontainers.image.ref.name)', default: 'latest' }),
   };
@@ -42,7 +49,8 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
         imageId: await resolveImage(repo, args.image),
         format: flags.format as BuildFormat,
         outDir: flags.out,
-        platform: flags.platform as Platform,
+        // an OVA runs on VMware's devices (PVSCSI, VMXNET3): its initramfs carries their drivers
+        platform: (flags.platform ?? (flags.format === 'ova' ? 'vmware' : 'qemu')) as Platform,
         modules: flags.module,
         entrypoint: flags.entrypoint === undefined ? undefined : ['/bin/sh', '-c', flags.entrypoint],
         init: flags.init as 'aim' | 'systemd',
@@ -51,6 +59,7 @@ same image gives byte-identical raw and pxe output. Partial output is removed on
         kernelImage: flags.kernel,
         ipxeSrc: flags['ipxe-src'] ?? process.env.AIM_IPXE_SRC,
         ref: flags.ref,
+        memoryMiB: flags.memory,
         signal: this.abortSignal(),
       },
       this.reporter(),

@@ -1,11 +1,11 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdir, symlink } from 'node:fs/promises';
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aim } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
-import { bootAndGet } from './helpers/qemu.js';
+import { startVm, withConsole } from './helpers/qemu.js';
 import { prepareSlimNginx } from './helpers/slim-nginx.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -39,11 +39,23 @@ describe('raw UEFI disk of the slim nginx image', () => {
     expect(table.partitiontable.partitions.map((p) => p.type)).toEqual(['C12A7328-F81F-11D2-BA4B-00A0C93EC93B', '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709']);
     const vm = join(tmp.dir, 'vm-raw');
     await mkdir(vm);
-    const answer = await bootAndGet({ dir: vm, disk: { path: disk!.path, format: 'raw' }, guestPort: 80, timeoutMs: 90_000 });
-    expect(answer.status).toBe(200);
-    expect(answer.body).toContain('<title>Welcome to nginx!</title>');
-    expect(answer.console).toMatch(/aim: eth0 has address 10\.0\.2\.15/);
-    console.log(`raw disk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
+    const machine = await startVm({ dir: vm, disk: { path: disk!.path, format: 'raw' }, guestPort: 80, maxSeconds: 140 });
+    try {
+      await withConsole(machine, async () => {
+        const answer = await machine.waitForHttp('/', 90_000);
+        expect(answer.status).toBe(200);
+        expect(answer.body).toContain('<title>Welcome to nginx!</title>');
+        expect(await machine.console()).toMatch(/aim: eth0 has address 10\.0\.2\.15/);
+        console.log(`raw disk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
+        // the ACPI power button stops the service and powers the machine off
+        const off = await machine.powerDown(30_000);
+        expect(off.exitCode).toBe(0);
+        expect(await machine.console()).toMatch(/aim: power button pressed/);
+        console.log(`raw disk: powered off ${off.seconds.toFixed(1)} s after the power button`);
+      });
+    } finally {
+      await machine.stop();
+    }
   }, 150_000);
 
   it('is reproducible: the same image built twice gives byte-identical disks', async () => {
@@ -60,20 +72,40 @@ describe('stream-optimized VMDK of the slim nginx image', () => {
   it('is reproducible (its random CID replaced) and boots under OVMF with snapshot=on', async () => {
     const vmdk = (out: string) => aim<BuildJson>(['build', 'slim/nginx:1', '--format', 'vmdk', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, out), '--repo', repo]);
     const one = await vmdk('vmdk');
-    expect(one.exitCode, one.stderr).toBe(0);
+    expect(one.exitCode, one.stdout + one.stderr).toBe(0);
     const two = await vmdk('vmdk-again');
+    expect(two.exitCode, two.stdout + two.stderr).toBe(0);
     expect(two.json.artifacts[0]!.sha256).toBe(one.json.artifacts[0]!.sha256);
     const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', one.json.artifacts[0]!.path])).stdout) as { format: string; 'format-specific': { data: { 'create-type': string } } };
     expect(info.format).toBe('vmdk');
     expect(info['format-specific'].data['create-type']).toBe('streamOptimized');
-    const vm = join(tmp.dir, 'vm-vmdk');
-    await mkdir(vm);
-    // QEMU cannot write a stream-optimized VMDK in place: writes go to a temporary overlay
-    const answer = await bootAndGet({ dir: vm, disk: { path: one.json.artifacts[0]!.path, format: 'vmdk', snapshot: true }, guestPort: 80, timeoutMs: 90_000 });
+    // booted through the CLI, as a user tries an artifact before shipping it (QEMU writes to an overlay)
+    const boot = await aim<{ probe: { status: number; title?: string; seconds: number } }>(['boot', join(tmp.dir, 'vmdk'), '--forward', '0:80', '--probe', '/', '--timeout', '90s']);
+    expect(boot.exitCode, boot.stderr).toBe(0);
+    const answer = boot.json.probe;
     expect(answer.status).toBe(200);
-    expect(answer.body).toContain('<title>Welcome to nginx!</title>');
+    expect(answer.title).toBe('Welcome to nginx!');
     console.log(`vmdk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
   }, 200_000);
+});
+
+describe('aim boot faults: clear errors before QEMU starts', () => {
+  it('a path that holds no disk, a probe without a forward, a bad forward', async () => {
+    const empty = join(tmp.dir, 'empty');
+    await mkdir(empty);
+    const none = await aim<ErrorJson>(['boot', empty]);
+    expect(none.exitCode).toBe(4);
+    expect(none.json.error.code).toBe('E_NOT_BOOTABLE');
+    const missing = await aim<ErrorJson>(['boot', join(tmp.dir, 'nope.raw')]);
+    expect(missing.exitCode).toBe(3);
+    const raw = join(tmp.dir, 'raw');
+    const noForward = await aim<ErrorJson>(['boot', raw, '--probe', '/']);
+    expect(noForward.exitCode).toBe(2);
+    expect(noForward.json.error.message).toMatch(/--probe needs a --forward/);
+    const bad = await aim<ErrorJson>(['boot', raw, '--forward', '80']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.json.error.message).toMatch(/expected HOST:GUEST/);
+  });
 });
 
 describe('raw build faults: clear errors before any work, nothing left behind', () => {
@@ -107,6 +139,21 @@ describe('raw build faults: clear errors before any work, nothing left behind', 
     expect(mod.exitCode).toBe(2);
     expect(mod.json.error.message).toMatch(/no_such_driver/);
     expect(existsSync(join(tmp.dir, 'nosystemd')) || existsSync(join(tmp.dir, 'nomodule'))).toBe(false);
+  });
+
+  it('a tool failing midway: the partial disk and the scratch space are removed', async () => {
+    const bin = join(tmp.dir, 'failing-bin');
+    await mkdir(bin);
+    await writeFile(join(bin, 'sfdisk'), '#!/bin/sh\necho "sfdisk: simulated failure" >&2\nexit 1\n', { mode: 0o755 });
+    const scratch = join(tmp.dir, 'scratch');
+    await mkdir(scratch);
+    const res = await aim<ErrorJson>(['build', 'slim/nginx:1', '--format', 'raw', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, 'failed'), '--repo', repo], {
+      env: { PATH: `${bin}:${process.env.PATH}`, AIM_TMPDIR: scratch },
+    });
+    expect(res.exitCode).toBe(6);
+    expect(res.json.error.message).toMatch(/^sfdisk failed \(exit 1\): sfdisk: simulated failure/);
+    expect(existsSync(join(tmp.dir, 'failed'))).toBe(false);
+    expect(await readdir(scratch)).toEqual([]);
   });
 
   it('a missing tool names its Debian package', async () => {

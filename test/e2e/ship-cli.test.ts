@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -27,7 +27,7 @@ beforeAll(async () => {
   await writeFile(join(tmp.dir, 'tree', 'etc', 'hostname'), 'vm\n');
   expect((await run('repo', 'init')).exitCode).toBe(0);
   expect((await run('image', 'import', join(tmp.dir, 'tree'), '--tag', 'slim/app:1')).exitCode).toBe(0);
-  // a datastore that must never be contacted when the ship stops before work
+  // a datastore that must never be contacted by a dry run or a ship refused before work
   requests = [];
   server = http.createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
@@ -51,20 +51,8 @@ describe('aim ship', () => {
     }
   });
 
-  // Replaced by a real end-to-end ship (VMDK + OVA, upload to a local datastore) once the vmdk and
-  // ova builders land on main.
-  it('vmware: stops before any work while the vmdk format is not built in, writing and sending nothing', async () => {
-    const out = join(tmp.dir, 'vm');
-    const res = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', out, '--datastore-url', datastore);
-    expect(res.exitCode).toBe(2);
-    expect(res.json.error).toMatchObject({ code: 'E_CONFIG', message: 'format vmdk is not implemented yet' });
-    expect(existsSync(out)).toBe(false);
-    expect(requests).toEqual([]);
-    await mkdir(join(tmp.dir, 'vm-empty'));
-    expect((await run('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'vm-empty'))).exitCode).toBe(2);
-    expect(await readdir(join(tmp.dir, 'vm-empty'))).toEqual([]);
-  });
-
+  // The real end-to-end ship (VMDK + OVA built, uploaded to a local datastore, a 500 cleaned up) is in
+  // test/boot/ova-boot.test.ts, which shares the slim nginx image and kernel core with the OVA boot.
   it('vmware --dry-run shows the builds and the uploads it would make', async () => {
     const res = await run<{ dryRun: boolean; plan: { builds: { format: string }[]; uploads: { file: string; destination: string }[] } }>(
       'ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'dry'), '--datastore-url', datastore, '--dry-run',

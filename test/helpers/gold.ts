@@ -7,6 +7,7 @@ import { projectRoot } from './cli.js';
 export const GOLD = {
   nginx: ['nginx'],
   redis: ['redis-server'],
+  systemd: ['systemd-sysv'],
 } as const;
 
 export const goldCacheDir = join(projectRoot, '.cache', 'gold');

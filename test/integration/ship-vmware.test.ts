@@ -2,82 +2,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { readFile } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { checkDatastore, parseDatastoreUrl, uploadToDatastore, type DatastoreOptions } from '../../providers/vmware/datastore.js';
 import { datastoreSettings } from '../../providers/vmware/index.js';
 import { AimError } from '../../src/lib/errors.js';
 import { RecordingReporter } from '../../src/lib/reporter.js';
+import { FakeDatastore } from '../helpers/datastore.js';
 import { tempDir } from '../helpers/tmp.js';
-
-interface Seen {
-  method: string;
-  path: string;
-  query: Record<string, string>;
-  auth: string | undefined;
-  bytes: number;
-  sha256: string;
-}
-
-/** A datastore stand-in on 127.0.0.1: records every request; `behave` decides each answer. */
-class FakeDatastore {
-  readonly seen: Seen[] = [];
-  readonly stored = new Map<string, string>();
-  connections = 0;
-  behave: (req: http.IncomingMessage, res: http.ServerResponse, seen: Seen) => boolean = () => false;
-  private readonly server: http.Server;
-
-  constructor(private readonly tls?: { key: Buffer; cert: Buffer }) {
-    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res);
-    this.server = tls ? https.createServer(tls, handler) : http.createServer(handler);
-  }
-
-  async start(): Promise<string> {
-    this.server.on(this.tls ? 'secureConnection' : 'connection', () => this.connections++);
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  openConnections(): Promise<number> {
-    return new Promise((r, j) => this.server.getConnections((e, n) => (e ? j(e) : r(n))));
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((r) => this.server.close(r));
-  }
-
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const seen: Seen = { method: req.method ?? '', path: decodeURIComponent(url.pathname), query: Object.fromEntries(url.searchParams), auth: req.headers.authorization, bytes: 0, sha256: '' };
-    this.seen.push(seen);
-    if (this.behave(req, res, seen)) return;
-    if (req.headers.authorization !== `Basic ${Buffer.from('root:s3cret').toString('base64')}`) {
-      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="VMware HTTP server"' }).end();
-      return;
-    }
-    const hash = createHash('sha256');
-    req.on('data', (c: Buffer) => {
-      hash.update(c);
-      seen.bytes += c.length;
-    });
-    req.on('end', () => {
-      seen.sha256 = hash.digest('hex');
-      // Content-Length: 0 as ESXi sends it; without it Node's server closes the connection.
-      const empty = (status: number) => res.writeHead(status, { 'Content-Length': 0 }).end();
-      if (seen.method === 'HEAD') empty(this.stored.has(seen.path) ? 200 : 404);
-      else if (seen.method === 'PUT') {
-        const existed = this.stored.has(seen.path);
-        this.stored.set(seen.path, seen.sha256);
-        empty(existed ? 200 : 201);
-      } else if (seen.method === 'DELETE') empty(this.stored.delete(seen.path) ? 204 : 404);
-      else empty(405);
-    });
-  }
-}
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let small: string;

@@ -100,3 +100,31 @@ describe('aim init script', () => {
     expect(script).toMatch(/restarting in 1 s/);
   });
 });
+
+describe('kernel in the image', () => {
+  it('finds the newest /boot/vmlinuz-* whose modules are indexed, through merged-usr symlinks', async () => {
+    const { findKernel } = await import('../../src/core/boot/kernel.js');
+    const withKernel = tree([
+      { path: '/' },
+      { path: '/boot' },
+      { path: '/boot/vmlinuz-6.1.0-9-amd64', type: 'file', size: 1, blob: 'k1' },
+      { path: '/boot/vmlinuz-6.1.0-10-amd64', type: 'file', size: 1, blob: 'k2' },
+      { path: '/boot/vmlinuz-6.9.0-1-amd64', type: 'file', size: 1, blob: 'k3' },
+      { path: '/lib', type: 'symlink', target: 'usr/lib' },
+      { path: '/usr' },
+      { path: '/usr/lib' },
+      { path: '/usr/lib/modules' },
+      { path: '/usr/lib/modules/6.1.0-9-amd64' },
+      { path: '/usr/lib/modules/6.1.0-9-amd64/modules.dep', type: 'file', size: 1, blob: 'd1' },
+      { path: '/usr/lib/modules/6.1.0-10-amd64' },
+      { path: '/usr/lib/modules/6.1.0-10-amd64/modules.dep', type: 'file', size: 1, blob: 'd2' },
+      // a kernel without indexed modules is not bootable by aim
+      { path: '/usr/lib/modules/6.9.0-1-amd64' },
+    ]);
+    const k = findKernel(withKernel);
+    expect(k?.version).toBe('6.1.0-10-amd64');
+    expect(k?.modulesDir).toBe('/usr/lib/modules/6.1.0-10-amd64');
+    expect(k?.vmlinuz.blob).toBe('k2');
+    expect(findKernel(slim)).toBeUndefined();
+  });
+});

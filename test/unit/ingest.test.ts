@@ -7,6 +7,7 @@ import { RecordingReporter } from '../../src/lib/reporter.js';
 import { InputError } from '../../src/lib/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 import { readdir, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const meta = { mode: 0o644, uid: 0, gid: 0, mtime: 1 };
@@ -111,6 +112,10 @@ describe('ingestSource', () => {
     expect(r.elfBlobs).toEqual(new Set([by('/bin').blob]));
     expect((await blobs.read(by('/bin').blob!)).equals(elf)).toBe(true);
     expect(r.totalSize).toBe(2 * text.length + elf.length);
+    // a real dynamically linked program: its facts come from ingest, not from a second read
+    const trueBin = await run([{ name: Buffer.from('true'), type: 'file', ...meta, size: statSync('/bin/true').size, local: { path: '/bin/true' } }]);
+    const facts = trueBin.elfFacts.get(trueBin.entries.find((e) => e.path === '/true')!.blob!);
+    expect(facts?.needed).toContain('libc.so.6');
   });
 
   it('names a local file that vanished or is shorter than declared', async () => {

@@ -85,12 +85,21 @@ describe('repository', () => {
     const big = bigs[2]!;
     const range = await repo.blobs.putLocal({ path: join(tmp.dir, 'big2'), offset: 1000, length: (2 << 20) + 3 });
     expect(range.hash).toBe(sha(big.subarray(1000, 1000 + (2 << 20) + 3)));
-    // a range that fits the buffer, with the content kept for the caller
-    const kept = await repo.blobs.putLocal({ path: join(tmp.dir, 'big2'), offset: big.length - 10, length: 10 }, { keep: (c) => c[9] === 9 });
-    expect(kept.content).toEqual(big.subarray(big.length - 10));
-    expect(kept.hash).toBe(sha(big.subarray(big.length - 10)));
-    const notKept = await repo.blobs.putLocal({ path: join(tmp.dir, 'small') }, { keep: () => false });
-    expect(notKept.content).toBeUndefined();
+    // a range that fits the buffer, shown to `inspect` before putLocal resolves
+    const seen = await repo.blobs.putLocal({ path: join(tmp.dir, 'big2'), offset: big.length - 10, length: 10 }, { inspect: async (c) => c.toString('hex') });
+    expect(seen.inspected).toBe(big.subarray(big.length - 10).toString('hex'));
+    expect(seen.hash).toBe(sha(big.subarray(big.length - 10)));
+    // contents larger than the read buffer are not inspected
+    const unseen = await repo.blobs.putLocal({ path: join(tmp.dir, 'big2') }, { inspect: () => 'called' });
+    expect(unseen.inspected).toBeUndefined();
+    // two at once: the second must not read into the buffer the first one lent to `inspect`
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = repo.blobs.putLocal({ path: join(tmp.dir, 'small') }, { inspect: async (c) => (await gate, c.toString()) });
+    const other = await repo.blobs.putLocal({ path: join(tmp.dir, 'big0') }, { inspect: (c) => c.length });
+    release();
+    expect((await slow).inspected).toBe(small.toString());
+    expect(other.inspected).toBe(bigs[0]!.length);
     // a range past the end of the file yields what is there (the caller compares sizes)
     expect((await repo.blobs.putLocal({ path: join(tmp.dir, 'small'), offset: 6, length: 100 })).size).toBe(small.length - 6);
     expect(await readdir(await repo.blobs.scratchDir())).toEqual([]);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILTIN_PROVIDERS } from '../../providers/index.js';
 import { importImage } from '../../src/core/import/import-image.js';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
-import type { Provider } from '../../src/core/ship/provider.js';
+import type { Provider, ShipContext } from '../../src/core/ship/provider.js';
 import { asProvider, findProvider, providerEntries } from '../../src/core/ship/registry.js';
 import { resolveProviderOptions, shipImage } from '../../src/core/ship/ship-image.js';
 import type { AimError} from '../../src/lib/errors.js';
@@ -154,10 +154,30 @@ describe('shipImage', () => {
     expect(existsSync(join(tmp.dir, 'elsewhere'))).toBe(false);
     expect(existsSync(join(tmp.dir, 'esc'))).toBe(false);
   });
+});
 
-  it('vmware checks its formats before any work: until vmdk is built in, a clear ConfigError', async () => {
+describe('vmware provider', () => {
+  it('builds the VMDK once and packs that VMDK into the OVA; --memory is checked before any work', async () => {
     const { provider } = await findProvider('vmware', providerEntries([], silentReporter));
-    await expect(shipImage(repo, provider, 'built-in', { ...request('vm'), options: {} }, silentReporter)).rejects.toMatchObject({ code: 'E_CONFIG', message: 'format vmdk is not implemented yet' });
-    expect(existsSync(join(tmp.dir, 'vm'))).toBe(false);
+    const builds: { format: string; subdir: string; options: Record<string, unknown> }[] = [];
+    const context: ShipContext = {
+      reporter: silentReporter,
+      signal: new AbortController().signal,
+      env: {},
+      requireFormat: () => undefined,
+      build: async (format, subdir, options = {}) => {
+        builds.push({ format, subdir, options });
+        const path = `/out/${subdir}/${format === 'vmdk' ? 'disk.vmdk' : 'web.ova'}`;
+        return { imageId: 'id', format, outDir: `/out/${subdir}`, artifacts: [{ path, kind: format, bytes: 1, sha256: 'x' }], seconds: 0 };
+      },
+    };
+    const request = { imageId: 'a'.repeat(64), imageRef: 'slim/web:1', outDir: '/out', options: { kernel: 'core/kernel:bookworm', memory: '1024' } };
+    const outcome = await provider.ship(request, context);
+    expect(builds).toEqual([
+      { format: 'vmdk', subdir: 'vmdk', options: { platform: 'vmware', kernelImage: 'core/kernel:bookworm' } },
+      { format: 'ova', subdir: 'ova', options: { platform: 'vmware', kernelImage: 'core/kernel:bookworm', vmdk: '/out/vmdk/disk.vmdk', vmName: 'slim-web-1', memoryMiB: 1024 } },
+    ]);
+    expect(outcome.published.map((p) => p.location)).toEqual(['/out/vmdk/disk.vmdk', '/out/ova/web.ova']);
+    await expect(provider.check({ ...request, options: { memory: 'lots' } }, context)).rejects.toThrow(/--memory lots: expected the VM's memory in MiB/);
   });
 });

@@ -438,6 +438,29 @@ describe('tarSource', () => {
     }
   });
 
+  it('reads extended headers larger than its read window and contents across it', async () => {
+    const bigValue = Buffer.alloc(10_000, 0x41);
+    const parts: Buffer[] = [];
+    const contents: Buffer[] = [];
+    for (let i = 0; i < 12; i++) {
+      const content = Buffer.alloc(i * 700 + 1, i);
+      contents.push(content);
+      if (i % 3 === 0) parts.push(paxEntry('x', [['SCHILY.xattr.user.big', bigValue], ['mtime', `${i}.5`]]));
+      parts.push(rawHeader({ name: `f${i}`, size: content.length }), padded(content));
+    }
+    const path = join(dir, 'window.tar');
+    writeFileSync(path, Buffer.concat([...parts, END]));
+    const entries = await viaSource(path);
+    expect(entries.map((e) => e.name)).toEqual(contents.map((_, i) => `f${i}`));
+    for (const [i, e] of entries.entries()) {
+      expect(e.local).toBe(true);
+      expect(e.data!.equals(contents[i]!)).toBe(true);
+      const xattrs = (e.meta as { xattrs?: Record<string, Buffer> }).xattrs;
+      if (i % 3 === 0) expect(xattrs!['user.big']!.equals(bigValue)).toBe(true);
+      else expect(xattrs).toBeUndefined();
+    }
+  });
+
   it('streams compressed tars, and reports truncation of an uncompressed one before the entry', async () => {
     const gz = join(dir, 'pax.tar.gz');
     await execa('sh', ['-c', `gzip -c ${join(dir, 'pax.tar')} > ${gz}`]);

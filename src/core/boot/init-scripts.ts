@@ -150,9 +150,10 @@ export function powerButtonScript(): string {
   return `#!${AIM_BUSYBOX} sh
 B=${AIM_BUSYBOX}
 echo "aim: power button pressed: stopping services and powering off" >/dev/console
-$B kill -TERM -1
+# the shell's own kill: kill(-1) spares the caller, and the caller must be this script
+kill -TERM -1
 $B sleep 2
-$B kill -KILL -1
+kill -KILL -1
 $B sync
 $B umount -a -r 2>/dev/null
 $B mount -o remount,ro / 2>/dev/null

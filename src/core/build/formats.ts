@@ -10,5 +10,6 @@ export const FORMAT_BUILDERS: Partial<Record<BuildFormat, () => Promise<FormatBu
   raw: async () => (await import('./raw.js')).buildRaw,
   qcow2: async () => (await import('./disk-formats.js')).buildQcow2,
   vmdk: async () => (await import('./disk-formats.js')).buildVmdk,
+  ova: async () => (await import('./ova.js')).buildOva,
   pxe: async () => (await import('./pxe.js')).buildPxe,
 };

@@ -118,6 +118,7 @@ export async function writeGzipLayer(
   layout: string,
   produce: (out: Writable) => Promise<void>,
   progress?: (uncompressedBytes: number) => void,
+  signal?: AbortSignal,
 ): Promise<{ descriptor: OciDescriptor; diffId: string }> {
   const dir = await blobDir(layout);
   const tmp = join(dir, `.layer-${randomBytes(6).toString('hex')}.partial`);
@@ -149,6 +150,8 @@ export async function writeGzipLayer(
       framed,
       counted,
       createWriteStream(tmp, { flags: 'wx' }),
+      // Ctrl-C stops the streams, so an abandoned build writes nothing more.
+      ...(signal ? [{ signal }] : []),
     );
     const producing = produce(source).then(
       () => source.end(),

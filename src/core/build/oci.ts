@@ -56,7 +56,9 @@ export const buildOci: FormatBuilder = async ({ repo, request, entries, reporter
     layout,
     (out) => writeTar(tarEntries(entries, repo.blobs), out),
     (done) => reporter.emit({ type: 'progress', stage: 'oci layer', done, total, unit: 'bytes' }),
+    request.signal,
   );
+  request.signal?.throwIfAborted();
   const config = await writeJsonBlob(
     layout,
     'application/vnd.oci.image.config.v1+json',

@@ -32,6 +32,12 @@ export interface BuildRequest {
   kernelImage?: string;
   /** iPXE source tree to build binaries with the script embedded (pxe). */
   ipxeSrc?: string;
+  /** ova: VM memory in MiB (default 512). */
+  memoryMiB?: number;
+  /** ova: VM name, also the base name of the .ova and the files inside it (default aim-<short id>). */
+  vmName?: string;
+  /** ova: a stream-optimized VMDK already built from this image (same platform) to pack instead of building one. */
+  vmdk?: string;
   /** OCI layouts: the image's name in index.json (org.opencontainers.image.ref.name); default "latest". */
   ref?: string;
   /** Aborts the build (Ctrl-C); partial output is removed as on any failure. */

@@ -158,19 +158,19 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
     }
   };
 
+  // Small ELF files are parsed while their content is still in the store's read buffer.
+  const inspectElf = (content: Buffer) =>
+    isElfHead(content) ? parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content }) : undefined;
+
   const storeLocal = async (entry: Entry, local: LocalContent, declared: number | undefined) => {
-    let stored: LocalBlob;
+    let stored: LocalBlob<ElfFacts | undefined>;
     try {
-      stored = await blobs.putLocal(local, { keep: isElfHead });
+      stored = await blobs.putLocal(local, { inspect: inspectElf });
     } catch (e) {
       throw readFailed(e, label, entry.path);
     }
     record(entry, stored, stored.head, declared);
-    if (stored.content && !elfFacts.has(stored.hash)) {
-      const content = stored.content;
-      const facts = await parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content });
-      if (facts) elfFacts.set(stored.hash, facts);
-    }
+    if (stored.inspected && !elfFacts.has(stored.hash)) elfFacts.set(stored.hash, stored.inspected);
   };
 
   const track = (job: Promise<void>) => {

@@ -1,7 +1,8 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { InputError, InternalError } from '../../lib/errors.js';
+import { readFullSync } from '../../lib/fs.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { EntryType } from '../model/entry.js';
 import { detectFormat, openDecompressed } from './decompress.js';
@@ -20,6 +21,8 @@ const BLOCK = 512;
 const MAX_META = 16 << 20;
 /** Largest content chunk handed out at once (a subarray of the input chunk, never a copy). */
 const MAX_CHUNK = 1 << 20;
+/** Bytes walkTarFile reads at a header's position (several headers and small data at once). */
+const HEADER_WINDOW = 4096;
 
 export interface TarEntry extends SourceEntry {
   /** Offset of the entry's first header (pax and GNU extension headers included) in the tar stream. */
@@ -614,14 +617,19 @@ export function* walkTarFile(path: string, label = path): Generator<TarMember> {
     let pending: Pending = {};
     let pos = 0;
     const block = Buffer.alloc(BLOCK);
+    // A small window: an entry's pax header, its data and the entry's own header come with one read.
+    const win = Buffer.alloc(HEADER_WINDOW);
+    let winAt = 0;
+    let winLen = 0;
     const readAt = (buf: Buffer, at: number) => {
-      let got = 0;
-      while (got < buf.length) {
-        const n = readSync(fd, buf, got, buf.length - got, at + got);
-        if (n === 0) break;
-        got += n;
+      if (buf.length <= win.length) {
+        if (at < winAt || at + buf.length > winAt + winLen) {
+          winAt = at;
+          winLen = readFullSync(fd, win, win.length, at);
+        }
+        return win.copy(buf, 0, at - winAt, Math.min(winLen, at - winAt + buf.length));
       }
-      return got;
+      return readFullSync(fd, buf, buf.length, at);
     };
     for (;;) {
       const ctx: Ctx = { label, offset: pos };

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, fstatSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, renameSync, statSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { IntegrityError, NotFoundError, errnoCode } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
+import { readFullSync } from '../../lib/fs.js';
 import type { LocalContent, StoredBlob } from '../import/source.js';
 import type { BlobStore, LocalBlob, PutLocalOptions } from './types.js';
 
@@ -30,7 +31,6 @@ const HEAD = 64;
  */
 export class FsBlobStore implements BlobStore {
   /** Blobs were renamed into place since the last flush. */
-  private dirty = false;
   /** Blobs this instance added to the store (not those it found already there). */
   readonly created = new Set<string>();
   private tmpDir: Promise<string> | undefined;
@@ -99,9 +99,22 @@ export class FsBlobStore implements BlobStore {
    * is exactly what was hashed, even if the file changes meanwhile (a copy by path could not
    * promise that). Synchronous on purpose: see commitSync.
    */
-  async putLocal(file: LocalContent, options: PutLocalOptions = {}): Promise<LocalBlob> {
+  async putLocal<T = never>(file: LocalContent, options: PutLocalOptions<T> = {}): Promise<LocalBlob<T>> {
     const scratch = await this.scratchDir();
-    const buf = (this.readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
+    // The buffer is lent out while `inspect` runs; a putLocal meanwhile gets a buffer of its own.
+    const buf = this.readBuffer ?? Buffer.allocUnsafe(READ_BUFFER);
+    this.readBuffer = undefined;
+    try {
+      const stored = this.putLocalSync(file, buf, scratch);
+      if (!stored.content || !options.inspect) return { hash: stored.hash, size: stored.size, head: stored.head };
+      return { hash: stored.hash, size: stored.size, head: stored.head, inspected: await options.inspect(stored.content) };
+    } finally {
+      this.readBuffer = buf;
+    }
+  }
+
+  /** The work of putLocal; `content` is the whole content when it fitted `buf` (a view of it). */
+  private putLocalSync(file: LocalContent, buf: Buffer, scratch: string): StoredBlob & { head: Buffer; content?: Buffer } {
     const fd = openSync(file.path, 'r');
     let tmp: string | undefined;
     let out: number | undefined;
@@ -109,15 +122,14 @@ export class FsBlobStore implements BlobStore {
       const start = file.offset ?? 0;
       const length = file.length ?? fstatSync(fd).size;
       const hasher = createHash('sha256');
-      let n = readFull(fd, buf, Math.min(buf.length, length), start);
+      let n = readFullSync(fd, buf, Math.min(buf.length, length), start);
       const head = Buffer.from(buf.subarray(0, Math.min(n, HEAD)));
       if (n < buf.length || n === length) {
         // The whole content is in the buffer; for a whole file, a read short of the buffer is its end.
         const content = buf.subarray(0, n);
         const hash = hasher.update(content).digest('hex');
         this.commitSync(hash, [content], n, scratch);
-        const kept = options.keep?.(content) ? Buffer.from(content) : undefined;
-        return kept ? { hash, size: n, head, content: kept } : { hash, size: n, head };
+        return { hash, size: n, head, content };
       }
       tmp = join(scratch, String(++this.counter));
       out = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444);
@@ -129,7 +141,7 @@ export class FsBlobStore implements BlobStore {
         size += n;
         // A byte range ends at its length; a whole file at its end, even if it grew since it was listed.
         const want = file.length === undefined ? buf.length : Math.min(buf.length, length - size);
-        n = want > 0 ? readFull(fd, buf, want, start + size) : 0;
+        n = want > 0 ? readFullSync(fd, buf, want, start + size) : 0;
       }
       closeSync(out);
       out = undefined;
@@ -138,7 +150,6 @@ export class FsBlobStore implements BlobStore {
       if (statSync(dest, { throwIfNoEntry: false })?.size === size) unlinkSync(tmp);
       else {
         renameSync(tmp, dest);
-        this.dirty = true;
         this.created.add(hash);
       }
       tmp = undefined;
@@ -172,7 +183,6 @@ export class FsBlobStore implements BlobStore {
       return;
     }
     renameSync(tmp, dest);
-    this.dirty = true;
     this.created.add(hash);
   }
 
@@ -226,14 +236,16 @@ export class FsBlobStore implements BlobStore {
       return;
     }
     await rename(tmp, dest);
-    this.dirty = true;
     this.created.add(hash);
   }
 
-  /** One syncfs of the filesystem holding the objects: every blob written so far is durable. */
+  /**
+   * One syncfs of the filesystem holding the objects: every blob written so far is durable. It
+   * runs even when this import wrote nothing new: the blobs it found may come from a concurrent
+   * import that has not synced yet, and this image must not reach the catalog before they are
+   * durable. A syncfs with nothing dirty costs next to nothing.
+   */
   async flush(): Promise<void> {
-    if (!this.dirty) return;
-    this.dirty = false;
     await runTool('sync', ['--file-system', this.objectsDir]);
   }
 
@@ -284,17 +296,6 @@ export class FsBlobStore implements BlobStore {
       if (errnoCode(e) !== 'ENOENT') throw e;
     });
   }
-}
-
-/** Reads up to `want` bytes at `position`, fewer only at the end of the file. */
-function readFull(fd: number, buf: Buffer, want: number, position: number): number {
-  let got = 0;
-  while (got < want) {
-    const n = readSync(fd, buf, got, want - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
 
 async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {

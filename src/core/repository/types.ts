@@ -17,7 +17,7 @@ export interface BlobStore {
    * Stores a file on the local filesystem, or a byte range of one (a member of a tar), reading it
    * once. The fast path of directory and tar imports; a remote backend streams the same bytes.
    */
-  putLocal(file: LocalContent, options?: PutLocalOptions): Promise<LocalBlob>;
+  putLocal<T = never>(file: LocalContent, options?: PutLocalOptions<T>): Promise<LocalBlob<T>>;
   has(hash: string): Promise<boolean>;
   /** Size in bytes, or undefined when absent. */
   size(hash: string): Promise<number | undefined>;
@@ -33,19 +33,20 @@ export interface BlobStore {
   localPath?(hash: string): string;
 }
 
-export interface PutLocalOptions {
+export interface PutLocalOptions<T> {
   /**
-   * Asked with the whole content when it was small enough to be read in one go; when it returns
-   * true the result carries a copy of the content (ingest keeps small ELF files to parse them).
+   * Called with the whole content when it was small enough to be read in one go (up to 1 MiB),
+   * before putLocal resolves; its result is returned as `inspected`. The buffer is only valid
+   * until the returned promise settles (ingest parses small ELF files this way, without a copy).
    */
-  keep?: (content: Buffer) => boolean;
+  inspect?: (content: Buffer) => T | Promise<T>;
 }
 
-export interface LocalBlob extends StoredBlob {
+export interface LocalBlob<T = never> extends StoredBlob {
   /** The first bytes of the content (up to 64). */
   head: Buffer;
-  /** The whole content, when `keep` asked for it. */
-  content?: Buffer;
+  /** What `inspect` returned, when it was called. */
+  inspected?: T;
 }
 
 export interface ImageRecord {

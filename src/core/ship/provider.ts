@@ -30,7 +30,7 @@ export interface ShipRequest {
 }
 
 /** The build options a provider may set; the rest (entrypoint, init, headroom) take aim's defaults. */
-export type ProviderBuildOptions = Partial<Pick<BuildRequest, 'platform' | 'modules' | 'entrypoint' | 'init' | 'headroomMiB' | 'kernelImage' | 'ref'>>;
+export type ProviderBuildOptions = Partial<Pick<BuildRequest, 'platform' | 'modules' | 'entrypoint' | 'init' | 'headroomMiB' | 'kernelImage' | 'ref' | 'memoryMiB' | 'vmName' | 'vmdk'>>;
 
 /** What aim lends a provider: its builders, its reporter, the environment and the Ctrl-C signal. */
 export interface ShipContext {

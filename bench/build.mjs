@@ -1,0 +1,124 @@
+// Build benchmark (issue "Build"): for every artifact format aim builds, the artifact size gold vs
+// slim and the build time; for each bootable kind (the raw disk; the PXE bundle once aim boots
+// it), the time from QEMU's start to nginx's first answer, QEMU's resident memory at that moment
+// (TCG with a fixed translation-cache size, or the cache dominates) and the smallest guest memory
+// (-m) at which nginx still boots and answers: how many VMs fit on a host.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { cache, duBytes, goldTar, machine, median, root, writeResults } from './lib.mjs';
+
+const MiB = 1024 * 1024;
+const TB_SIZE_MIB = 64;
+const BOOT_TIMEOUT_MS = 150_000;
+const BOOT_RUNS = 3;
+
+function aim(repo, ...args) {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), ...args, '--repo', repo, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`aim ${args.join(' ')} failed (${r.status}): ${r.stdout.slice(-1500)}${r.stderr.slice(-1500)}`);
+  return JSON.parse(r.stdout);
+}
+
+function rssMiB(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) / 1024;
+}
+
+/** Boots an artifact once: undefined when nginx never answered (too little memory, or the budget ran out). */
+async function bootOnce(qemu, artifactPath, memoryMiB, timeoutMs) {
+  const dir = mkdtempSync(join(cache, 'bench', 'vm-'));
+  const artifact = await qemu.findBootArtifact(artifactPath);
+  const port = await qemu.freePort();
+  const started = Date.now();
+  const vm = await qemu.startVm({ artifact, dir, memoryMiB, forwards: [{ host: port, guest: 80 }], accel: 'tcg', tbSizeMiB: TB_SIZE_MIB, console: 'file' });
+  try {
+    const answer = await qemu.waitForHttp(vm, port, '/', timeoutMs, started);
+    if (answer.status !== 200) return undefined;
+    return { seconds: answer.seconds, rssMiB: rssMiB(vm.pid) };
+  } catch {
+    return undefined;
+  } finally {
+    await vm.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The smallest -m (to 16 MiB) at which nginx answers, by bisection between lo (fails or floor) and hi (boots). */
+async function minMemory(qemu, artifactPath, hi) {
+  let lo = 32;
+  while (hi - lo > 16) {
+    const mid = Math.round((lo + hi) / 2 / 16) * 16;
+    const ok = await bootOnce(qemu, artifactPath, mid, 120_000);
+    console.error(`bench build:   -m ${mid}: ${ok ? `answered in ${ok.seconds.toFixed(1)} s` : 'no answer'}`);
+    if (ok) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+export default async function buildBench() {
+  const dist = (p) => import(join(root, 'dist', 'src', ...p));
+  const { FORMAT_BUILDERS } = await dist(['core', 'build', 'formats.js']);
+  const qemu = await dist(['core', 'boot', 'qemu.js']);
+  const work = join(cache, 'bench', 'build');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const repo = join(work, 'repo');
+  aim(repo, 'repo', 'init');
+  aim(repo, 'image', 'import', await goldTar('nginx', ['nginx']), '--tag', 'gold/nginx:1');
+  aim(repo, 'profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/', '--name', 'web', '--duration', '3s');
+  aim(repo, 'slim', 'gold/nginx:1', '--profile', 'web', '--tag', 'slim/nginx:1');
+  aim(repo, 'core', 'kernel', '--deb-dir', join(cache, 'kernel'));
+
+  const images = { gold: ['gold/nginx:1', '--entrypoint', "nginx -g 'daemon off;'"], slim: ['slim/nginx:1'] };
+  const formats = ['raw', 'qcow2', 'vmdk', 'ova', 'pxe', 'tar', 'oci'].filter((f) => FORMAT_BUILDERS[f]);
+  const builds = [];
+  for (const format of formats) {
+    const row = { format };
+    for (const [which, [ref, ...extra]] of Object.entries(images)) {
+      const out = join(work, `${format}-${which}`);
+      console.error(`bench build: ${format} of ${ref}`);
+      const kernel = ['tar', 'oci'].includes(format) ? [] : ['--kernel', 'core/kernel:bookworm', ...extra];
+      const built = aim(repo, 'build', ref, '--format', format, '--out', out, ...kernel);
+      row[which] = { bytes: built.artifacts.reduce((n, a) => n + a.bytes, 0), allocated: duBytes(out, false), seconds: built.seconds, out };
+    }
+    builds.push(row);
+  }
+
+  const boots = [];
+  for (const kind of ['raw', 'pxe'].filter((f) => formats.includes(f))) {
+    const row = { kind };
+    for (const which of Object.keys(images)) {
+      const out = builds.find((b) => b.format === kind)[which].out;
+      let artifact;
+      try {
+        artifact = (await qemu.findBootArtifact(out)).path;
+      } catch (e) {
+        console.error(`bench build: ${kind} is not bootable by aim boot yet (${e.message}); skipped`);
+        break;
+      }
+      console.error(`bench build: booting ${kind} ${which}`);
+      const runs = [];
+      for (let i = 0; i < BOOT_RUNS; i++) {
+        const run = await bootOnce(qemu, artifact, 512, BOOT_TIMEOUT_MS);
+        if (!run) throw new Error(`${kind} ${which} did not boot to nginx with -m 512`);
+        runs.push(run);
+      }
+      row[which] = { seconds: median(runs.map((r) => r.seconds)), rssMiB: median(runs.map((r) => r.rssMiB)), runs, minMemoryMiB: await minMemory(qemu, artifact, 512) };
+    }
+    if (row.gold && row.slim) boots.push(row);
+  }
+  rmSync(work, { recursive: true, force: true });
+
+  const mib = (b) => (b / MiB).toFixed(1);
+  const md =
+    `### Build benchmark (${machine().cores} cores; nginx: gold = Debian bookworm minbase + nginx, slim = its slim image; kernel from core/kernel:bookworm)\n\n` +
+    '| format | gold MiB | slim MiB | gold allocated MiB | slim allocated MiB | gold build s | slim build s |\n|---|---:|---:|---:|---:|---:|---:|\n' +
+    builds.map((b) => `| ${b.format} | ${mib(b.gold.bytes)} | ${mib(b.slim.bytes)} | ${mib(b.gold.allocated)} | ${mib(b.slim.allocated)} | ${b.gold.seconds.toFixed(1)} | ${b.slim.seconds.toFixed(1)} |`).join('\n') +
+    '\n\n' +
+    `| boot (QEMU TCG, tb-size ${TB_SIZE_MIB} MiB, -m 512) | gold: start → nginx s | slim: start → nginx s | gold QEMU RSS MiB | slim QEMU RSS MiB | gold smallest -m MiB | slim smallest -m MiB |\n|---|---:|---:|---:|---:|---:|---:|\n` +
+    boots.map((b) => `| ${b.kind} | ${b.gold.seconds.toFixed(1)} | ${b.slim.seconds.toFixed(1)} | ${b.gold.rssMiB.toFixed(0)} | ${b.slim.rssMiB.toFixed(0)} | ${b.gold.minMemoryMiB} | ${b.slim.minMemoryMiB} |`).join('\n') +
+    `\n\nMiB: apparent size of the artifacts; allocated: blocks on disk (raw disks are sparse). Boot time and RSS: median of ${BOOT_RUNS} boots under software emulation; ` +
+    `smallest -m: bisection to 16 MiB, nginx must answer within 120 s.\n`;
+  writeResults('build', { machine: machine(), tbSizeMiB: TB_SIZE_MIB, builds: builds.map(({ format, gold, slim }) => ({ format, gold: { ...gold, out: undefined }, slim: { ...slim, out: undefined } })), boots }, md);
+}
