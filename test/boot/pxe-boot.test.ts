@@ -47,7 +47,7 @@ describe('PXE bundle of the slim nginx image', () => {
     expect(names(bundle)).toEqual(['vmlinuz', 'initrd.img', 'boot.ipxe', 'undionly.kpxe', 'ipxe.efi']);
     const script = await readFile(join(bundle.outDir, 'boot.ipxe'), 'utf8');
     expect(script).toMatch(/^#!ipxe\n/);
-    expect(script).toMatch(/^kernel vmlinuz initrd=initrd\.img console=ttyS0,115200 panic=-1 aim\.root=ram$/m);
+    expect(script).toMatch(/^kernel vmlinuz initrd=initrd\.img console=ttyS0,115200 panic=-1 root=ram$/m);
     expect(script).toMatch(/^initrd initrd\.img$/m);
     for (const bin of ['undionly.kpxe', 'ipxe.efi']) await execa('cmp', [join(bundle.outDir, bin), join('/usr/lib/ipxe', bin)]);
     // two archives: the core initramfs, then the whole root under newroot/
@@ -58,7 +58,8 @@ describe('PXE bundle of the slim nginx image', () => {
     expect(core).toContain('bin/busybox');
     expect(root).toContain('newroot/usr/sbin/nginx');
     expect(root).toContain('newroot/.aim/init');
-    expect(root!.every((n) => n === 'newroot' || n.startsWith('newroot/'))).toBe(true);
+    expect(root!.at(-1)).toBe('etc/aim/root-complete');
+    expect(root!.slice(0, -1).every((n) => n === 'newroot' || n.startsWith('newroot/'))).toBe(true);
     console.log(`pxe bundle: initrd ${(initrd.bytes / 1048576).toFixed(1)} MiB, whole bundle ${(bundle.artifacts.reduce((n, a) => n + a.bytes, 0) / 1048576).toFixed(1)} MiB`);
   });
 
@@ -73,11 +74,25 @@ describe('PXE bundle of the slim nginx image', () => {
       // on the serial console; under SeaBIOS it writes only to the screen)
       if (firmware === 'uefi') expect(answer.console).toContain('tftp://10.0.2.2/boot.ipxe... ok');
       // (UEFI iPXE puts the image's name first, as the EFI stub expects)
-      expect(answer.console).toMatch(/Command line: (vmlinuz )?initrd=initrd\.img console=ttyS0,115200 panic=-1 aim\.root=ram/);
+      expect(answer.console).toMatch(/Command line: (vmlinuz )?initrd=initrd\.img console=ttyS0,115200 panic=-1 root=ram/);
       expect(answer.console).toMatch(/aim: eth0 has address 10\.0\.2\.15/);
       console.log(`pxe ${firmware}: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
     }, 150_000);
   }
+
+  it('a root that the kernel could not unpack whole stops the machine with a clear message', async () => {
+    // a cut initrd is what a machine too small to unpack it sees: the kernel stops at the first
+    // error and boots anyway, so /init must notice the missing end of the root cpio
+    const cut = join(tmp.dir, 'pxe-cut');
+    await mkdir(cut);
+    for (const name of ['vmlinuz', 'boot.ipxe']) await execa('cp', [join(bundle.outDir, name), join(cut, name)]);
+    const initrd = await readFile(join(bundle.outDir, 'initrd.img'));
+    await writeFile(join(cut, 'initrd.img'), initrd.subarray(0, Math.floor(initrd.length * 0.8)));
+    const vm = join(tmp.dir, 'vm-cut');
+    await mkdir(vm);
+    await expect(bootAndGet({ dir: vm, firmware: 'bios', pxe: { tftpDir: cut, bootfile: 'boot.ipxe' }, memoryMiB: MEMORY_MIB.bios, guestPort: 80, timeoutMs: 90_000 }))
+      .rejects.toThrow(/QEMU exited[^]*aim: the root filesystem in RAM is incomplete/);
+  }, 120_000);
 
   it('is reproducible: the same image built again gives byte-identical files', async () => {
     const again = await build('pxe-again');

@@ -20,12 +20,12 @@ describe('boot.ipxe and the kernel line', () => {
     expect(script.split('\n')).toEqual([
       '#!ipxe',
       '# aim 0123456789ab: the kernel, and an initrd holding the whole root filesystem',
-      'kernel vmlinuz initrd=initrd.img console=ttyS0,115200 panic=-1 aim.root=ram',
+      'kernel vmlinuz initrd=initrd.img console=ttyS0,115200 panic=-1 root=ram',
       'initrd initrd.img',
       'boot',
       '',
     ]);
-    expect(pxeCommandLine('vmware')).toBe('initrd=initrd.img console=tty0 console=ttyS0,115200 panic=-1 aim.root=ram');
+    expect(pxeCommandLine('vmware')).toBe('initrd=initrd.img console=tty0 console=ttyS0,115200 panic=-1 root=ram');
   });
 
   it('the embedded script of source-built iPXE configures DHCP and chains to boot.ipxe', () => {
@@ -52,7 +52,8 @@ describe('root cpio', () => {
     expect(buf.length).toBe(bytes);
     const [archive, ...rest] = readNewcArchives(buf);
     expect(rest).toEqual([]);
-    expect(archive!.map((m) => m.name)).toEqual(['newroot', 'newroot/bin', 'newroot/owned', 'newroot/pipe', 'newroot/usr', 'newroot/usr/bin', 'newroot/usr/bin/app']);
+    // the tree in name order, then the completeness marker /init checks, last
+    expect(archive!.map((m) => m.name)).toEqual(['newroot', 'newroot/bin', 'newroot/owned', 'newroot/pipe', 'newroot/usr', 'newroot/usr/bin', 'newroot/usr/bin/app', 'etc/aim/root-complete']);
     const byName = new Map(archive!.map((m) => [m.name, m]));
     expect(byName.get('newroot/usr/bin/app')!.mode).toBe(0o104755);
     expect(byName.get('newroot/usr/bin/app')!.data.toString()).toBe('binary');

@@ -19,11 +19,18 @@ export function shellQuote(word: string): string {
 /**
  * Kernel argument of PXE boots: the root filesystem is already in RAM, unpacked by the kernel from
  * the second cpio of the initrd under /newroot, so /init enters it with chroot (busybox switch_root
- * needs the new root to be a mount of its own).
+ * needs the new root to be a mount of its own). A root= (any) also makes the kernel's rootfs a
+ * ramfs instead of a tmpfs capped at half the memory: the gold nginx root then unpacks in 400 MiB
+ * instead of failing at 480. The kernel never looks the name up, since the initramfs has /init.
  */
-export const RAM_ROOT_ARG = 'aim.root=ram';
+export const RAM_ROOT_ARG = 'root=ram';
 /** Where the root of a RAM-root initrd is unpacked (the core initramfs has this directory empty). */
 export const RAM_ROOT_DIR = 'newroot';
+/**
+ * The last member of the root cpio. The kernel stops unpacking at its first error (out of memory:
+ * "Initramfs unpacking failed: write error") and boots anyway, so /init checks that it got this far.
+ */
+export const RAM_ROOT_MARKER = 'etc/aim/root-complete';
 
 /** The initramfs /init: modules in /etc/aim/modules (load order), the init to start in /etc/aim/init. */
 export function initramfsInit(): string {
@@ -44,10 +51,12 @@ done </etc/aim/modules
 root=
 ram=
 for arg in $(cat /proc/cmdline); do
-  case "$arg" in root=*) root="\${arg#root=}" ;; ${RAM_ROOT_ARG}) ram=1 ;; esac
+  case "$arg" in root=*) root="\${arg#root=}" ;; esac
 done
+[ "root=$root" = "${RAM_ROOT_ARG}" ] && ram=1
 init=$(cat /etc/aim/init)
 if [ -n "$ram" ]; then
+  [ -e /${RAM_ROOT_MARKER} ] || fail "the root filesystem in RAM is incomplete: the kernel could not unpack all of the initrd (too little memory?)"
   [ -x "/newroot$init" ] || [ -L "/newroot$init" ] || fail "$init not found in the root in RAM (is the root cpio missing from the initrd?)"
   umount /proc /sys
   mount --move /dev /newroot/dev 2>/dev/null || umount /dev

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { AimError, ConfigError, ExitCode, MissingToolError, ToolFailedError } from '../../lib/errors.js';
 import { requireTool, runTool, TOOLS } from '../../lib/exec.js';
 import { compareCpioNames, cpioRecord, cpioTrailer, type CpioMember } from '../boot/cpio.js';
-import { RAM_ROOT_ARG, RAM_ROOT_DIR } from '../boot/init-scripts.js';
+import { RAM_ROOT_ARG, RAM_ROOT_DIR, RAM_ROOT_MARKER } from '../boot/init-scripts.js';
 import { buildInitramfs } from '../boot/initramfs.js';
 import { planBoot, type BootPlan } from '../boot/plan.js';
 import { prepareRootTree } from '../boot/root-tree.js';
@@ -126,7 +126,7 @@ export async function rootCpioMembers(dir: string, prefix: string): Promise<{ me
 
 /**
  * Writes the root tree `dir` as a newc cpio under `prefix/` to `out`, member by member (contents
- * are read one file at a time). Hard links become separate copies; xattrs are not carried (newc
+ * are read one file at a time), then the marker /init looks for to know the kernel unpacked it all. Hard links become separate copies; xattrs are not carried (newc
  * has no place for them). Deterministic: the same tree gives the same bytes.
  */
 export async function writeRootCpio(dir: string, prefix: string, out: string, mtime: number): Promise<number> {
@@ -141,6 +141,9 @@ export async function writeRootCpio(dir: string, prefix: string, out: string, mt
       await fh.write(rec);
       bytes += rec.length;
     }
+    const marker = cpioRecord({ name: RAM_ROOT_MARKER, type: 'file', mode: 0o644, data: Buffer.from(`${prefix}\n`) }, ino, mtime);
+    await fh.write(marker);
+    bytes += marker.length;
     const trailer = cpioTrailer();
     await fh.write(trailer);
     bytes += trailer.length;
@@ -173,7 +176,9 @@ async function buildPxeInitrd(context: BuildContext, plan: BootPlan, out: string
   const rootCpioBytes = await writeRootCpio(tree, RAM_ROOT_DIR, rootCpio, plan.epoch);
   await rm(tree, { recursive: true, force: true });
   const rootZst = join(workDir, 'root.cpio.zst');
-  await runTool('zstd', ['-q', '-19', '-T1', '--no-progress', '-f', rootCpio, '-o', rootZst]);
+  // Level 10, not the initramfs's 19: on the 184 MiB gold nginx root, 5 s instead of 72 s for a
+  // 14% larger file. One thread, so the bytes do not depend on the machine.
+  await runTool('zstd', ['-q', '-10', '-T1', '--no-progress', '-f', rootCpio, '-o', rootZst]);
   await rm(rootCpio, { force: true });
   reporter.emit({ type: 'stage', stage: 'root', status: 'done' });
   reporter.emit({ type: 'stage', stage: 'initramfs', status: 'start', detail: `${context.request.platform}: ${plan.modules.join(' ')}` });
