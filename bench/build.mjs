@@ -92,9 +92,9 @@ export default async function buildBench() {
     const row = { kind };
     for (const which of Object.keys(images)) {
       const out = builds.find((b) => b.format === kind)[which].out;
-      let artifact;
+      const artifact = out;
       try {
-        artifact = (await qemu.findBootArtifact(out)).path;
+        await qemu.findBootArtifact(out);
       } catch (e) {
         console.error(`bench build: ${kind} is not bootable by aim boot yet (${e.message}); skipped`);
         break;
@@ -121,6 +121,6 @@ export default async function buildBench() {
     `| boot (QEMU TCG, tb-size ${TB_SIZE_MIB} MiB, -m ${BOOT_MEMORY_MIB}) | gold: start → nginx s | slim: start → nginx s | gold QEMU RSS MiB | slim QEMU RSS MiB | gold smallest -m MiB | slim smallest -m MiB |\n|---|---:|---:|---:|---:|---:|---:|\n` +
     boots.map((b) => `| ${b.kind} | ${b.gold.seconds.toFixed(1)} | ${b.slim.seconds.toFixed(1)} | ${b.gold.rssMiB.toFixed(0)} | ${b.slim.rssMiB.toFixed(0)} | ${b.gold.minMemoryMiB} | ${b.slim.minMemoryMiB} |`).join('\n') +
     `\n\nMiB: apparent size of the artifacts; allocated: blocks on disk (raw disks are sparse). Boot time and RSS: median of ${BOOT_RUNS} boots under software emulation; ` +
-    `smallest -m: bisection to 16 MiB, nginx must answer within 90 s. PXE boots run under UEFI (OVMF), as aim boot does by default.\n`;
+    `smallest -m: bisection to 16 MiB, nginx must answer within 60 s. PXE boots run under UEFI (OVMF), as aim boot does by default.\n`;
   writeResults('build', { machine: machine(), tbSizeMiB: TB_SIZE_MIB, bootMemoryMiB: BOOT_MEMORY_MIB, builds: builds.map(({ format, gold, slim }) => ({ format, gold: { ...gold, out: undefined }, slim: { ...slim, out: undefined } })), boots }, md);
 }
