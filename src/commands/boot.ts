@@ -92,6 +92,8 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
     }
     const stopOnAbort = () => void vm.stop();
     signal.addEventListener('abort', stopOnAbort);
+    // Ctrl-C while the disk was extracted or QEMU started: the listener came too late for it
+    if (signal.aborted) stopOnAbort();
     try {
       const result: BootResult = { artifact, devices, memoryMiB: flags.memory, forwards };
       if (!this.jsonEnabled()) process.stderr.write(`aim: booting ${describe(artifact)} (${devices} devices, ${flags.firmware}, ${flags.memory} MiB, ${accel}); ${forwards.map((f) => `127.0.0.1:${f.host} → guest ${f.guest}`).join(', ') || 'no forwards'}\n`);

@@ -1,4 +1,12 @@
-import { readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, readSync } from 'node:fs';
+
+/** The sha256 of a file's content, hex, read in 1 MiB chunks. */
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
 
 /** Reads `want` bytes into the start of `buf` from `position` of `fd`; fewer only at the end of the file. */
 export function readFullSync(fd: number, buf: Buffer, want: number, position: number): number {

@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { sha256File } from '../../lib/fs.js';
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { ConfigError, whenAborted } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { emptyOrAbsent } from '../export/export-image.js';
@@ -19,11 +17,6 @@ export function parseSizeMiB(text: string): number {
   return Number(m[1]) * (unit === 'T' ? 1024 * 1024 : unit === 'G' ? 1024 : 1);
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('hex');
-}
 
 /** The loader of a format's builder; a ConfigError when the format is not built in yet (lets callers check before work). */
 export function requireFormat(format: BuildFormat): () => Promise<FormatBuilder> {

@@ -1,3 +1,4 @@
+import { sha256File } from '../../lib/fs.js';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
@@ -47,11 +48,6 @@ async function vmdkFacts(vmdk: string): Promise<VmdkFacts> {
   return { virtualBytes: info['virtual-size'] ?? 0, populatedBytes: map.reduce((sum, m) => sum + (m.data ? m.length : 0), 0) };
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('hex');
-}
 
 /**
  * Writes an OVA: a ustar archive holding the OVF descriptor first (vSphere reads it before the

@@ -21,7 +21,8 @@ export interface KernelCoreRequest {
 export interface KernelCoreResult extends ImportResult {
   package: string;
   kernelVersion: string;
-  deb: string;
+  /** The cached .deb, when a --deb-dir kept it. */
+  deb?: string;
 }
 
 /** The codename of the running Debian (VERSION_CODENAME in /etc/os-release). */
@@ -90,7 +91,8 @@ export async function buildKernelCore(repo: Repository, request: KernelCoreReque
     }
     reporter.emit({ type: 'stage', stage: 'kernel', status: 'done', detail: kernelVersion });
     const imported = await importImage(repo, { source: root, kind: 'dir', tags: [request.tag] }, reporter);
-    return { ...imported, package: pkg, kernelVersion, deb };
+    // without --deb-dir the .deb lived in scratch space, which is gone once this returns
+    return { ...imported, package: pkg, kernelVersion, ...(request.debDir === undefined ? {} : { deb }) };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { sha256File } from '../../lib/fs.js';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Reporter } from '../../lib/reporter.js';
@@ -88,11 +87,6 @@ export interface FsckReport {
   staleScratchDirs: number;
 }
 
-async function hashFile(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
 
 async function staleScratch(repo: Repository): Promise<string[]> {
   const names = await readdir(repo.tmpRoot).catch(() => [] as string[]);
@@ -116,7 +110,7 @@ export async function fsckRepository(repo: Repository, reporter: Reporter, optio
   for await (const b of repo.blobs.list()) {
     sizes.set(b.hash, b.size);
     if (rehash && repo.blobs.localPath) {
-      const actual = await hashFile(repo.blobs.localPath(b.hash));
+      const actual = await sha256File(repo.blobs.localPath(b.hash));
       bytesHashed += b.size;
       if (actual !== b.hash) problems.push({ kind: 'corrupt-blob', blob: b.hash, message: `blob ${b.hash} has content hashing to ${actual}` });
     }
