@@ -121,7 +121,11 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
   reporter.emit({ type: 'stage', stage: 'ship', status: 'start', detail: `${provider.name} (${source})` });
   try {
     await mkdir(outDir, { recursive: true });
-    const shipping = provider.ship(request, context);
+    // Only what the provider rejects with is a provider failure; aim's own errors pass unchanged.
+    const shipping = Promise.resolve().then(() => provider.ship(request, context)).catch((e: unknown) => {
+      if (isAimError(e)) throw e;
+      throw new ProviderError(`provider ${provider.name} failed: ${(e as Error).message ?? String(e)}`, { cause: e, hint: pluginHint(source) });
+    });
     // On Ctrl-C the provider gets a moment to undo its uploads (it sees the signal) before we go.
     const interrupted = aborted.promise.catch(async (e: unknown) => {
       await Promise.race([shipping.catch(() => {}), new Promise((r) => setTimeout(r, CLEANUP_GRACE_MS).unref())]);
@@ -133,8 +137,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
   } catch (e) {
     if (state === 'absent') await rm(outDir, { recursive: true, force: true });
     else for (const name of await readdir(outDir).catch(() => [] as string[])) await rm(join(outDir, name), { recursive: true, force: true });
-    if (isAimError(e)) throw e;
-    throw new ProviderError(`provider ${provider.name} failed: ${(e as Error).message ?? String(e)}`, { cause: e, hint: pluginHint(source) });
+    throw e;
   } finally {
     aborted.dispose();
   }
