@@ -1,10 +1,10 @@
 import { sha256File } from '../../lib/fs.js';
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, whenAborted } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
-import { emptyOrAbsent } from '../export/export-image.js';
+import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
 import { FORMAT_BUILDERS } from './formats.js';
 import type { Artifact, BuildFormat, BuildRequest, BuildResult, FormatBuilder } from './types.js';
@@ -49,8 +49,7 @@ export async function buildImage(repo: Repository, request: BuildRequest, report
     reporter.emit({ type: 'stage', stage: 'build', status: 'done' });
     return { imageId: request.imageId, format: request.format, outDir, artifacts, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
   } catch (e) {
-    if (state === 'absent') await rm(outDir, { recursive: true, force: true });
-    else for (const name of await readdir(outDir).catch(() => [] as string[])) await rm(join(outDir, name), { recursive: true, force: true });
+    await removePartialOutput(outDir, state);
     throw e;
   } finally {
     aborted.dispose();

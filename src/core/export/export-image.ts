@@ -64,6 +64,15 @@ export async function emptyOrAbsent(out: string): Promise<'absent' | 'empty'> {
 }
 
 /**
+ * Undoes a failed write into an output directory `emptyOrAbsent` checked: the directory goes when
+ * we created it, otherwise only what was written into it, so the user's directory stays as it was.
+ */
+export async function removePartialOutput(out: string, state: 'absent' | 'empty'): Promise<void> {
+  if (state === 'absent') await rm(out, { recursive: true, force: true });
+  else for (const name of await readdir(out).catch(() => [] as string[])) await rm(join(out, name), { recursive: true, force: true });
+}
+
+/**
  * Writes an image back out, exactly: as a pax tar, or as a directory tree (through GNU tar, which
  * restores owners, modes, nanosecond times, devices and xattrs). On failure everything written is
  * removed.
@@ -130,8 +139,7 @@ async function exportDir(entries: Entry[], blobs: BlobStore, out: string, report
       throw new ConfigError(`extracting into ${out} failed: ${Buffer.concat(stderr).toString().trim().split('\n').slice(-3).join('; ')}`);
     }
   } catch (e) {
-    if (state === 'absent') await rm(out, { recursive: true, force: true });
-    else for (const name of await readdir(out).catch(() => [] as string[])) await rm(join(out, name), { recursive: true, force: true });
+    await removePartialOutput(out, state);
     throw e;
   }
 }

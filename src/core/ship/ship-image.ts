@@ -1,10 +1,10 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join, normalize, resolve } from 'node:path';
 import { ConfigError, ProviderError, isAimError, whenAborted } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { buildImage, requireFormat } from '../build/build-image.js';
 import type { Artifact } from '../build/types.js';
-import { emptyOrAbsent } from '../export/export-image.js';
+import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
 import type { Provider, ProviderOptions, Published, ShipContext, ShipPlan, ShipRequest } from './provider.js';
 
@@ -135,8 +135,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
     reporter.emit({ type: 'stage', stage: 'ship', status: 'done' });
     return result(outcome.artifacts, outcome.published, false);
   } catch (e) {
-    if (state === 'absent') await rm(outDir, { recursive: true, force: true });
-    else for (const name of await readdir(outDir).catch(() => [] as string[])) await rm(join(outDir, name), { recursive: true, force: true });
+    await removePartialOutput(outDir, state);
     throw e;
   } finally {
     aborted.dispose();
