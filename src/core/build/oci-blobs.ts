@@ -160,7 +160,11 @@ export async function writeGzipLayer(
         throw e;
       },
     );
-    await Promise.all([producing, writing]);
+    // Both must settle before cleanup: if the producer fails first, the file stream may still be
+    // opening the partial file, and removing it before that would leave it behind.
+    const [made, written] = await Promise.allSettled([producing, writing]);
+    if (made.status === 'rejected') throw made.reason;
+    if (written.status === 'rejected') throw written.reason;
     const hex = gzHash.digest('hex');
     await rename(tmp, join(dir, hex));
     return {

@@ -134,7 +134,11 @@ async function exportDir(entries: Entry[], blobs: BlobStore, out: string, report
     const stderr: Buffer[] = [];
     child.stderr?.on('data', (d: Buffer) => stderr.push(d));
     const writing = writeTar(tarEntries(entries, blobs), child.stdin!).then(() => child.stdin!.end());
-    const [, result] = await Promise.all([writing.catch((e: unknown) => { child.kill(); throw e; }), child]);
+    // tar must have exited before the partial output is removed, or it could go on writing into it.
+    const [written, ran] = await Promise.allSettled([writing.catch((e: unknown) => { child.kill(); throw e; }), child]);
+    if (written.status === 'rejected') throw written.reason;
+    if (ran.status === 'rejected') throw ran.reason;
+    const result = ran.value;
     if (result.exitCode !== 0) {
       throw new ConfigError(`extracting into ${out} failed: ${Buffer.concat(stderr).toString().trim().split('\n').slice(-3).join('; ')}`);
     }
