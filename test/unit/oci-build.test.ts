@@ -63,6 +63,15 @@ describe('gzip layer (parallel deflate)', () => {
     const { readdir } = await import('node:fs/promises');
     expect(await readdir(join(tmp.dir, 'f', 'blobs', 'sha256'))).toEqual([]);
   });
+
+  it('leaves no partial blob when the producer fails before the file is even open', async () => {
+    // The file's open and the cleanup's rm race on libuv's thread pool: try it many times.
+    for (let i = 0; i < 50; i++) {
+      await expect(writeGzipLayer(join(tmp.dir, 'g'), () => Promise.reject(new Error('no source')))).rejects.toThrow('no source');
+    }
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(join(tmp.dir, 'g', 'blobs', 'sha256'))).toEqual([]);
+  });
 });
 
 describe('OCI config facts', () => {

@@ -101,13 +101,16 @@ async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promi
     if (errnoCode(e) !== 'ENOENT') throw e;
   }
   const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(4).toString('hex')}.partial`);
+  const file = createWriteStream(tmp, { flags: 'wx' });
   try {
-    const file = createWriteStream(tmp, { flags: 'wx' });
     await writeTar(tarEntries(entries, blobs), file);
     file.end();
     await finished(file);
     await rename(tmp, out);
   } catch (e) {
+    // The stream opens its file asynchronously: close it first, or it could be created after the rm.
+    file.destroy();
+    await finished(file).catch(() => undefined);
     await rm(tmp, { force: true });
     throw e;
   }
