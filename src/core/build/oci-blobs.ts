@@ -142,6 +142,8 @@ export async function writeGzipLayer(
       done(null, chunk);
     },
   });
+  const file = createWriteStream(tmp, { flags: 'wx' });
+  const closed = new Promise<void>((resolve) => file.once('close', resolve));
   try {
     const writing = pipeline(
       source,
@@ -149,7 +151,7 @@ export async function writeGzipLayer(
       parallelDeflate,
       framed,
       counted,
-      createWriteStream(tmp, { flags: 'wx' }),
+      file,
       // Ctrl-C stops the streams, so an abandoned build writes nothing more.
       ...(signal ? [{ signal }] : []),
     );
@@ -160,8 +162,6 @@ export async function writeGzipLayer(
         throw e;
       },
     );
-    // Both must settle before cleanup: if the producer fails first, the file stream may still be
-    // opening the partial file, and removing it before that would leave it behind.
     const [made, written] = await Promise.allSettled([producing, writing]);
     if (made.status === 'rejected') throw made.reason;
     if (written.status === 'rejected') throw written.reason;
@@ -172,6 +172,10 @@ export async function writeGzipLayer(
       diffId: `sha256:${rawHash.digest('hex')}`,
     };
   } catch (e) {
+    // pipeline() settles on the first error without waiting for the file stream, which may still
+    // be opening the partial file: removed before that, it would be created after the rm.
+    file.destroy();
+    await closed;
     await rm(tmp, { force: true });
     throw e;
   }

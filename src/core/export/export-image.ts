@@ -102,6 +102,7 @@ async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promi
   }
   const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(4).toString('hex')}.partial`);
   const file = createWriteStream(tmp, { flags: 'wx' });
+  const closed = new Promise<void>((resolve) => file.once('close', resolve));
   try {
     await writeTar(tarEntries(entries, blobs), file);
     file.end();
@@ -110,7 +111,7 @@ async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promi
   } catch (e) {
     // The stream opens its file asynchronously: close it first, or it could be created after the rm.
     file.destroy();
-    await finished(file).catch(() => undefined);
+    await closed;
     await rm(tmp, { force: true });
     throw e;
   }
