@@ -97,20 +97,22 @@ export async function runTool(
 }
 
 export interface SpawnOptions {
-  stdin?: 'pipe' | 'ignore';
-  stdout?: 'pipe' | 'ignore';
+  stdin?: 'pipe' | 'ignore' | 'inherit';
+  stdout?: 'pipe' | 'ignore' | 'inherit';
   stderr?: 'pipe' | 'ignore' | 'inherit';
   input?: string | Uint8Array;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
+  /** Kills the tool (SIGTERM) after this many milliseconds. */
+  timeout?: number;
 }
 
 export type StreamingProcess = ResultPromise<{ reject: false; buffer: false }>;
 
 /**
- * Starts a tool without waiting, for streaming its stdin/stdout (decompressors, mmdebstrap, tar).
- * Not async on purpose: the returned subprocess is itself a promise of the result. Streams set to
- * 'ignore' are null at run time.
+ * Starts a tool without waiting, for streaming its stdin/stdout (decompressors, mmdebstrap, tar,
+ * QEMU). Not async on purpose: the returned subprocess is itself a promise of the result. Streams
+ * set to 'ignore' or 'inherit' are null at run time; nothing is buffered, so read what you need.
  */
 export function spawnTool(tool: string, args: readonly string[], options: SpawnOptions = {}): StreamingProcess {
   const bin = requireTool(tool);

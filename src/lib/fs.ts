@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, readSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A new private scratch directory `aim-<purpose>-XXXXXX` under $AIM_TMPDIR, else the system's temp directory. */
+export async function makeScratchDir(purpose: string): Promise<string> {
+  return mkdtemp(join(process.env.AIM_TMPDIR ?? tmpdir(), `aim-${purpose}-`));
+}
 
 /** The sha256 of a file's content, hex, read in 1 MiB chunks. */
 export async function sha256File(path: string): Promise<string> {

@@ -1,11 +1,10 @@
-import { execa, type ResultPromise } from 'execa';
 import { existsSync, statSync } from 'node:fs';
 import { copyFile, readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { basename, dirname, extname, join } from 'node:path';
 import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError } from '../../lib/errors.js';
-import { requireTool, runTool } from '../../lib/exec.js';
+import { requireTool, runTool, spawnTool, type StreamingProcess } from '../../lib/exec.js';
 import { formatGuid } from '../import/disk/partition-table.js';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -184,7 +183,9 @@ export async function freePort(): Promise<number> {
 
 export interface RunningVm {
   pid: number;
-  process: ResultPromise;
+  process: StreamingProcess;
+  /** What QEMU wrote to stderr so far. */
+  stderr(): string;
   /** True once QEMU has exited. */
   exited(): boolean;
   /** Kills QEMU (by its pid) if it still runs and waits for it. */
@@ -206,21 +207,27 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
   if (uefi) await copyFile(OVMF_VARS, join(spec.dir, 'OVMF_VARS.fd'));
   if (spec.devices === 'vmware' && !spec.firmwareEsp && spec.artifact.kind === 'disk') spec = { ...spec, firmwareEsp: await findEsp(spec.artifact, spec.dir) };
   const started = Date.now();
-  const qemu: ResultPromise = execa('qemu-system-x86_64', qemuArgs(spec), {
-    reject: false,
+  const qemu = spawnTool('qemu-system-x86_64', qemuArgs(spec), {
     ...(spec.maxSeconds === undefined ? {} : { timeout: spec.maxSeconds * 1000 }),
     stdin: spec.console === 'stdio' ? 'inherit' : 'ignore',
-    stdout: spec.console === 'stdio' ? 'inherit' : 'pipe',
+    stdout: spec.console === 'stdio' ? 'inherit' : 'ignore',
     stderr: 'pipe',
   });
+  const stderr: Buffer[] = [];
+  qemu.stderr?.on('data', (d: Buffer) => stderr.push(d));
+  const stderrText = () => Buffer.concat(stderr).toString('utf8');
   let done = false;
   void qemu.then(() => (done = true));
-  if (qemu.pid === undefined) throw new ToolFailedError(['qemu-system-x86_64'], undefined, String((await qemu).stderr ?? ''));
+  if (qemu.pid === undefined) {
+    await qemu;
+    throw new ToolFailedError(['qemu-system-x86_64'], undefined, stderrText());
+  }
   const pid = qemu.pid;
   const readConsole = () => readFile(consoleLogPath(spec), 'utf8').catch(() => '');
   return {
     pid,
     process: qemu,
+    stderr: stderrText,
     exited: () => done,
     async stop() {
       if (!done) process.kill(pid, 'SIGKILL');
@@ -282,7 +289,7 @@ export async function waitForHttp(vm: RunningVm, port: number, path: string, tim
   while (Date.now() - started < timeoutMs) {
     if (vm.exited()) {
       const res = await vm.process;
-      const why = `QEMU exited (${res.exitCode ?? res.signal}) before the guest answered: ${String(res.stderr ?? '').trim().slice(-400)}`;
+      const why = `QEMU exited (${res.exitCode ?? res.signal}) before the guest answered: ${vm.stderr().trim().slice(-400)}`;
       throw new AimError('E_BOOT_NO_ANSWER', `${why}${consoleTail(await vm.console())}`, ExitCode.verifyFailed);
     }
     try {

@@ -1,7 +1,6 @@
-import { sha256File } from '../../lib/fs.js';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { makeScratchDir, sha256File } from '../../lib/fs.js';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { ConfigError, whenAborted } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
@@ -37,7 +36,7 @@ export async function buildImage(repo: Repository, request: BuildRequest, report
   const started = process.hrtime.bigint();
   const builder = await load();
   const entries = await repo.catalog.entries(request.imageId);
-  const workDir = await mkdtemp(join(process.env.AIM_TMPDIR ?? tmpdir(), 'aim-build-'));
+  const workDir = await makeScratchDir('build');
   reporter.emit({ type: 'stage', stage: 'build', status: 'start', detail: `${request.format} → ${outDir}` });
   const aborted = whenAborted(request.signal);
   try {

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, InputError } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
+import { makeScratchDir } from '../../lib/fs.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { readHostAptSources, sourcesForSuite } from '../import/apt-sources.js';
 import { importImage, type ImportResult } from '../import/import-image.js';
@@ -60,7 +60,7 @@ export function versionedKernelPackage(aptCacheDepends: string): string | undefi
  */
 export async function buildKernelCore(repo: Repository, request: KernelCoreRequest, reporter: Reporter): Promise<KernelCoreResult> {
   parseTag(request.tag);
-  const scratch = await mkdtemp(join(process.env.AIM_TMPDIR ?? tmpdir(), 'aim-kernel-'));
+  const scratch = await makeScratchDir('kernel');
   try {
     reporter.emit({ type: 'stage', stage: 'kernel', status: 'start', detail: `linux-image-amd64 (${request.suite})` });
     const apt = await aptOptionsFor(request.suite, scratch);
