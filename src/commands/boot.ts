@@ -1,36 +1,8 @@
 import { Args, Flags } from '@oclif/core';
-import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AimCommand } from '../cli/base-command.js';
-import { BOOT_DEVICES, bootDisk, defaultDevices, findBootArtifact, freePort, startVm, waitForHttp, type BootArtifact, type BootDevices } from '../core/boot/qemu.js';
-import { ConfigError } from '../lib/errors.js';
+import { bootArtifact, parseForward, type BootResult } from '../core/boot/boot-artifact.js';
+import { BOOT_DEVICES, type BootDevices } from '../core/boot/qemu.js';
 import { parseDuration } from '../core/profile/profile-run.js';
-
-export interface BootResult {
-  artifact: BootArtifact;
-  devices: BootDevices;
-  memoryMiB: number;
-  forwards: { host: number; guest: number }[];
-  /** With --probe: the guest's answer, and how long after QEMU started it came. */
-  probe?: { url: string; status: number; bytes: number; sha256: string; seconds: number; title?: string };
-  /** Without --probe: how QEMU ended. */
-  exitCode?: number;
-}
-
-function parseForward(text: string): { host: number; guest: number } {
-  const m = /^(\d{1,5}):(\d{1,5})$/.exec(text);
-  const host = Number(m?.[1]);
-  const guest = Number(m?.[2]);
-  if (!m || host > 65535 || guest < 1 || guest > 65535) throw new ConfigError(`--forward ${text}: expected HOST:GUEST ports, e.g. 8080:80 (host 0 = any free port)`);
-  return { host, guest };
-}
-
-function describe(a: BootArtifact): string {
-  if (a.kind === 'pxe') return `${join(a.dir, a.bootfile)} by PXE (TFTP)`;
-  return `${a.path} (${a.kind === 'ova' ? 'OVA' : a.format})`;
-}
 
 export default class Boot extends AimCommand {
   static override summary = 'Boot a built disk in QEMU on this machine, with ports forwarded, to try it before shipping.';
@@ -69,56 +41,24 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
 
   async run(): Promise<BootResult> {
     const { args, flags } = await this.parse(Boot);
-    const artifact = await findBootArtifact(args.artifact);
-    const requested = flags.forward.map(parseForward);
-    if (flags.probe !== undefined && requested.length === 0) throw new ConfigError('--probe needs a --forward to reach the guest (e.g. --forward 0:80)');
-    if (flags.probe !== undefined && !flags.probe.startsWith('/')) throw new ConfigError(`--probe ${flags.probe}: give the HTTP path, starting with /`);
-    const timeoutMs = parseDuration(flags.timeout);
-    const forwards = await Promise.all(requested.map(async (f) => ({ host: f.host === 0 ? await freePort() : f.host, guest: f.guest })));
-    const accel = (flags.accel ?? (process.env.AIM_QEMU_ACCEL === 'kvm' ? 'kvm' : 'tcg')) as 'tcg' | 'kvm';
-    const dir = await mkdtemp(join(process.env.AIM_TMPDIR ?? tmpdir(), 'aim-boot-'));
-    const interactive = flags.probe === undefined;
-    const signal = this.abortSignal();
-    const devices = (flags.devices ?? defaultDevices(artifact)) as BootDevices;
-    let started = Date.now();
-    let vm;
-    try {
-      const disk = await bootDisk(artifact, dir);
-      started = Date.now();
-      vm = await startVm({ artifact: disk, devices, firmware: flags.firmware as 'uefi' | 'bios', dir, memoryMiB: flags.memory, forwards, accel, tbSizeMiB: flags['tb-size'], console: interactive && !this.jsonEnabled() ? 'stdio' : 'file' });
-    } catch (e) {
-      await rm(dir, { recursive: true, force: true });
-      throw e;
-    }
-    const stopOnAbort = () => void vm.stop();
-    signal.addEventListener('abort', stopOnAbort);
-    // Ctrl-C while the disk was extracted or QEMU started: the listener came too late for it
-    if (signal.aborted) stopOnAbort();
-    try {
-      const result: BootResult = { artifact, devices, memoryMiB: flags.memory, forwards };
-      if (!this.jsonEnabled()) process.stderr.write(`aim: booting ${describe(artifact)} (${devices} devices, ${flags.firmware}, ${flags.memory} MiB, ${accel}); ${forwards.map((f) => `127.0.0.1:${f.host} → guest ${f.guest}`).join(', ') || 'no forwards'}\n`);
-      if (interactive) {
-        const res = await vm.process;
-        if (signal.aborted) throw signal.reason;
-        result.exitCode = res.exitCode ?? undefined;
-        return result;
-      }
-      const answer = await waitForHttp(vm, forwards[0]!.host, flags.probe!, timeoutMs, started);
-      const title = /<title>([^<]*)<\/title>/i.exec(answer.body.toString('utf8'))?.[1];
-      result.probe = {
-        url: `http://127.0.0.1:${forwards[0]!.host}${flags.probe}`,
-        status: answer.status,
-        bytes: answer.body.length,
-        sha256: createHash('sha256').update(answer.body).digest('hex'),
-        seconds: answer.seconds,
-        ...(title === undefined ? {} : { title }),
-      };
-      this.log(`HTTP ${answer.status} from the guest ${answer.seconds.toFixed(1)} s after QEMU started${title ? `: "${title}"` : ''} (${answer.body.length} bytes)`);
-      return result;
-    } finally {
-      signal.removeEventListener('abort', stopOnAbort);
-      await vm.stop();
-      await rm(dir, { recursive: true, force: true });
-    }
+    const result = await bootArtifact(
+      {
+        path: args.artifact,
+        forwards: flags.forward.map(parseForward),
+        memoryMiB: flags.memory,
+        ...(flags.probe === undefined ? {} : { probe: flags.probe }),
+        timeoutMs: parseDuration(flags.timeout),
+        accel: (flags.accel ?? (process.env.AIM_QEMU_ACCEL === 'kvm' ? 'kvm' : 'tcg')) as 'tcg' | 'kvm',
+        ...(flags.devices === undefined ? {} : { devices: flags.devices as BootDevices }),
+        firmware: flags.firmware as 'uefi' | 'bios',
+        tbSizeMiB: flags['tb-size'],
+        consoleOnStdio: !this.jsonEnabled(),
+        signal: this.abortSignal(),
+      },
+      this.reporter(),
+    );
+    const p = result.probe;
+    if (p) this.log(`HTTP ${p.status} from the guest ${p.seconds.toFixed(1)} s after QEMU started${p.title ? `: "${p.title}"` : ''} (${p.bytes} bytes)`);
+    return result;
   }
 }

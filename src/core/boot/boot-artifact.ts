@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError } from '../../lib/errors.js';
+import { makeScratchDir } from '../../lib/fs.js';
+import type { Reporter } from '../../lib/reporter.js';
+import { bootDisk, defaultDevices, findBootArtifact, freePort, startVm, waitForHttp, type BootArtifact, type BootDevices, type RunningVm } from './qemu.js';
+
+/** 127.0.0.1:host → the guest's port; host 0 asks for any free port. */
+export interface PortForward {
+  host: number;
+  guest: number;
+}
+
+export interface BootRequest {
+  /** A disk file, an .ova, or an `aim build` output directory (a PXE bundle: the one with boot.ipxe). */
+  path: string;
+  forwards: PortForward[];
+  memoryMiB: number;
+  /** HTTP path to GET through the first forward once the guest is up; then the VM is stopped. */
+  probe?: string;
+  /** With a probe: how long to wait for the answer. */
+  timeoutMs: number;
+  accel: 'tcg' | 'kvm';
+  /** Default: vmware for an OVA, else virtio. */
+  devices?: BootDevices;
+  firmware: 'uefi' | 'bios';
+  tbSizeMiB: number;
+  /** Without a probe: the guest console on this process's terminal rather than in a scratch file. */
+  consoleOnStdio: boolean;
+  /** Stops the VM (Ctrl-C). */
+  signal?: AbortSignal;
+}
+
+export interface BootResult {
+  artifact: BootArtifact;
+  devices: BootDevices;
+  memoryMiB: number;
+  forwards: PortForward[];
+  /** With a probe: the guest's answer, and how long after QEMU started it came. */
+  probe?: { url: string; status: number; bytes: number; sha256: string; seconds: number; title?: string };
+  /** Without a probe: how QEMU ended. */
+  exitCode?: number;
+}
+
+/** "8080:80" → { host: 8080, guest: 80 }. */
+export function parseForward(text: string): PortForward {
+  const m = /^(\d{1,5}):(\d{1,5})$/.exec(text);
+  const host = Number(m?.[1]);
+  const guest = Number(m?.[2]);
+  if (!m || host > 65535 || guest < 1 || guest > 65535) throw new ConfigError(`--forward ${text}: expected HOST:GUEST ports, e.g. 8080:80 (host 0 = any free port)`);
+  return { host, guest };
+}
+
+function describe(a: BootArtifact): string {
+  if (a.kind === 'pxe') return `${join(a.dir, a.bootfile)} by PXE (TFTP)`;
+  return `${a.path} (${a.kind === 'ova' ? 'OVA' : a.format})`;
+}
+
+/**
+ * Boots an artifact in QEMU in a private scratch directory. With a probe it waits for the guest's
+ * HTTP answer and stops the VM; without one it runs until the guest powers off. The VM and the
+ * scratch directory are gone when this returns or throws, Ctrl-C (the signal) included.
+ */
+export async function bootArtifact(request: BootRequest, reporter: Reporter): Promise<BootResult> {
+  if (request.probe !== undefined && request.forwards.length === 0) throw new ConfigError('--probe needs a --forward to reach the guest (e.g. --forward 0:80)');
+  if (request.probe !== undefined && !request.probe.startsWith('/')) throw new ConfigError(`--probe ${request.probe}: give the HTTP path, starting with /`);
+  const artifact = await findBootArtifact(request.path);
+  const forwards = await Promise.all(request.forwards.map(async (f) => ({ host: f.host === 0 ? await freePort() : f.host, guest: f.guest })));
+  const devices = request.devices ?? defaultDevices(artifact);
+  const dir = await makeScratchDir('boot');
+  let started = Date.now();
+  let vm: RunningVm;
+  try {
+    const disk = await bootDisk(artifact, dir);
+    started = Date.now();
+    vm = await startVm({
+      artifact: disk,
+      devices,
+      firmware: request.firmware,
+      dir,
+      memoryMiB: request.memoryMiB,
+      forwards,
+      accel: request.accel,
+      tbSizeMiB: request.tbSizeMiB,
+      console: request.probe === undefined && request.consoleOnStdio ? 'stdio' : 'file',
+    });
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const { signal } = request;
+  const stopOnAbort = () => void vm.stop();
+  signal?.addEventListener('abort', stopOnAbort);
+  // Ctrl-C while the disk was extracted or QEMU started: the listener came too late for it
+  if (signal?.aborted) stopOnAbort();
+  try {
+    const result: BootResult = { artifact, devices, memoryMiB: request.memoryMiB, forwards };
+    const ports = forwards.map((f) => `127.0.0.1:${f.host} → guest ${f.guest}`).join(', ') || 'no forwards';
+    reporter.emit({ type: 'stage', stage: 'boot', status: 'start', detail: `${describe(artifact)} (${devices} devices, ${request.firmware}, ${request.memoryMiB} MiB, ${request.accel}); ${ports}` });
+    if (request.probe === undefined) {
+      const res = await vm.process;
+      if (signal?.aborted) throw signal.reason;
+      result.exitCode = res.exitCode ?? undefined;
+      return result;
+    }
+    const answer = await waitForHttp(vm, forwards[0]!.host, request.probe, request.timeoutMs, started);
+    const title = /<title>([^<]*)<\/title>/i.exec(answer.body.toString('utf8'))?.[1];
+    result.probe = {
+      url: `http://127.0.0.1:${forwards[0]!.host}${request.probe}`,
+      status: answer.status,
+      bytes: answer.body.length,
+      sha256: createHash('sha256').update(answer.body).digest('hex'),
+      seconds: answer.seconds,
+      ...(title === undefined ? {} : { title }),
+    };
+    return result;
+  } finally {
+    signal?.removeEventListener('abort', stopOnAbort);
+    await vm.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
