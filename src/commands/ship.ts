@@ -5,8 +5,7 @@ import { allProviders } from '../cli/plugin-providers.js';
 import type { Provider } from '../core/ship/provider.js';
 import { resolveImage } from '../core/query/resolve.js';
 import { findProvider } from '../core/ship/registry.js';
-import { shipImage, type ShipResult } from '../core/ship/ship-image.js';
-import { ConfigError } from '../lib/errors.js';
+import { givenOptions, shipImage, type ShipResult } from '../core/ship/ship-image.js';
 
 type FlagMap = Interfaces.FlagInput;
 
@@ -54,18 +53,8 @@ The provider checks options, credentials and tools before any work; artifacts ar
     const { args, flags } = await this.parse({ args: Ship.args, flags: { ...Ship.flags, ...extra }, baseFlags: AimCommand.baseFlags, enableJsonFlag: true, strict: true });
     if (!provider) ({ provider, source } = await findProvider(args.provider, await allProviders(this.config, reporter)));
 
-    const options: Record<string, string | boolean> = {};
-    for (const o of flags.opt) {
-      const eq = o.indexOf('=');
-      if (eq <= 0) throw new ConfigError(`--opt "${o}" is not name=value`);
-      options[o.slice(0, eq)] = o.slice(eq + 1);
-    }
-    for (const name of Object.keys(extra)) {
-      const v = (flags as Record<string, unknown>)[name];
-      if (v === undefined) continue;
-      if (name in options) throw new ConfigError(`option ${name} given twice (--${name} and --opt ${name}=…)`);
-      options[name] = v as string | boolean;
-    }
+    const values = flags as unknown as Record<string, string | boolean | undefined>;
+    const options = givenOptions(flags.opt, Object.fromEntries(Object.keys(extra).map((name) => [name, values[name]])));
     const repo = await this.repository(flags.repo);
     const result = await shipImage(
       repo,

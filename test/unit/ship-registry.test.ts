@@ -7,7 +7,7 @@ import { importImage } from '../../src/core/import/import-image.js';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
 import type { Provider, ShipContext } from '../../src/core/ship/provider.js';
 import { asProvider, findProvider, providerEntries } from '../../src/core/ship/registry.js';
-import { resolveProviderOptions, shipImage } from '../../src/core/ship/ship-image.js';
+import { givenOptions, resolveProviderOptions, shipImage } from '../../src/core/ship/ship-image.js';
 import type { AimError} from '../../src/lib/errors.js';
 import { ConfigError } from '../../src/lib/errors.js';
 import { RecordingReporter, silentReporter } from '../../src/lib/reporter.js';
@@ -91,6 +91,18 @@ describe('provider options', () => {
     expect(e).toBeInstanceOf(ConfigError);
     expect((e as AimError).message).toBe('provider fake: unknown option "colour"; target is required (or FAKE_TARGET); force: "maybe" is not true or false');
     expect((e as AimError).hint).toBe('options of fake: --target VALUE, --force');
+  });
+
+  it('merges --opt pairs with the provider flags, refusing the same option given both ways', () => {
+    expect(givenOptions(['target=a=b', 'force=true'], { 'datastore-url': 'https://h/folder', insecure: true, name: undefined })).toEqual({
+      target: 'a=b',
+      force: 'true',
+      'datastore-url': 'https://h/folder',
+      insecure: true,
+    });
+    expect(() => givenOptions(['=x'], {})).toThrow('--opt "=x" is not name=value');
+    expect(() => givenOptions(['noequals'], {})).toThrow(ConfigError);
+    expect(() => givenOptions(['target=a'], { target: 'b' })).toThrow('option target given twice (--target and --opt target=…)');
   });
 });
 

@@ -48,6 +48,25 @@ async function providerStep<T>(provider: Provider, source: string, step: () => P
 }
 
 /**
+ * The options given on the command line, merged: `--opt name=value` pairs and the provider's own
+ * flags (`--datastore-url …`, undefined when absent). The same option given both ways is an error.
+ */
+export function givenOptions(pairs: readonly string[], flags: Record<string, string | boolean | undefined>): Record<string, string | boolean> {
+  const options: Record<string, string | boolean> = {};
+  for (const o of pairs) {
+    const eq = o.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--opt "${o}" is not name=value`);
+    options[o.slice(0, eq)] = o.slice(eq + 1);
+  }
+  for (const [name, v] of Object.entries(flags)) {
+    if (v === undefined) continue;
+    if (name in options) throw new ConfigError(`option ${name} given twice (--${name} and --opt ${name}=…)`);
+    options[name] = v;
+  }
+  return options;
+}
+
+/**
  * Checks given options against the provider's declarations: unknown names and missing required
  * options are reported together; absent options fall back to their environment variable.
  */
