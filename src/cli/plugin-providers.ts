@@ -1,4 +1,4 @@
-import type { Config } from '@oclif/core';
+import type { Interfaces } from '@oclif/core';
 import type { Reporter } from '../lib/reporter.js';
 import { providerEntries, type ProviderEntry } from '../core/ship/registry.js';
 
@@ -6,7 +6,7 @@ import { providerEntries, type ProviderEntry } from '../core/ship/registry.js';
 export const PROVIDERS_HOOK = 'aim:providers';
 
 /** Built-in providers plus those of installed or linked oclif plugins (a failing hook is a warning). */
-export async function allProviders(config: Config, reporter: Reporter): Promise<ProviderEntry[]> {
+export async function allProviders(config: Interfaces.Config, reporter: Reporter): Promise<ProviderEntry[]> {
   const { successes, failures } = await config.runHook(PROVIDERS_HOOK, {}, 30_000, true);
   for (const f of failures) {
     reporter.emit({ type: 'warn', code: 'W_PLUGIN_HOOK_FAILED', message: `plugin ${f.plugin.name} could not list its providers: ${f.error.message}` });

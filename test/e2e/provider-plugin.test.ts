@@ -59,6 +59,9 @@ describe('a third-party provider as an oclif plugin', () => {
       ['localdir', 'aim-provider-localdir'],
     ]);
     expect(list.json.providers[1]!.options.map((o) => o.name)).toEqual(['dir']);
+    // `aim ship --help` lists the plugin's provider and options with the built-in ones
+    const help = await plain('ship', '--help');
+    expect(help.stdout).toMatch(/PROVIDERS AND THEIR OPTIONS[\s\S]*vmware \(built-in\)[\s\S]*localdir \(aim-provider-localdir\)\s[\s\S]*--dir VALUE/);
 
     const dest = join(tmp.dir, 'dest');
     await mkdir(dest);

@@ -49,6 +49,11 @@ describe('aim ship', () => {
       expect(h.stdout).toMatch(/EXAMPLES/);
       expect(h.stdout).toMatch(/--json/);
     }
+    // a provider's options are flags of `aim ship <provider>`: the help lists them
+    const h = await execa(process.execPath, [runJs, 'ship', '--help']);
+    expect(h.stdout).toMatch(/PROVIDERS AND THEIR OPTIONS\n\s+vmware \(built-in\)/);
+    expect(h.stdout).toMatch(/--datastore-url VALUE\s+upload to/);
+    expect(h.stdout).toMatch(/\[env:\s+AIM_VMWARE_DATASTORE_URL\]/);
   });
 
   // The real end-to-end ship (VMDK + OVA built, uploaded to a local datastore, a 500 cleaned up) is in
