@@ -245,6 +245,8 @@ export async function uploadToDatastore(options: DatastoreOptions, files: Datast
   const sent: URL[] = [];
   const published: Published[] = [];
   try {
+    // Checked again, on purpose: `check` ran before a build that can take minutes, and another
+    // run may have written these files since; their HEADs are cheap next to the uploads.
     await preflight(client, options, files.map((f) => f.name));
     for (const file of files) {
       const url = datastoreFileUrl(options.target, file.name);
