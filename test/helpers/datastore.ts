@@ -39,6 +39,17 @@ export class FakeDatastore {
     return new Promise((r, j) => this.server.getConnections((e, n) => (e ? j(e) : r(n))));
   }
 
+  /** Open connections once the client's closes have reached the server (it sees them a moment later), or after 5 s. */
+  async settledConnections(): Promise<number> {
+    const deadline = Date.now() + 5000;
+    let n = await this.openConnections();
+    while (n > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      n = await this.openConnections();
+    }
+    return n;
+  }
+
   async stop(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise((r) => this.server.close(r));

@@ -86,8 +86,7 @@ describe('datastore upload (ESXi/vCenter HTTP file API) against a local server',
     expect(reporter.events.some((e) => e.type === 'progress' && e.done === 24 << 20 && e.total === 24 << 20)).toBe(true);
     // keep-alive: one socket for all four requests, and none left open afterwards
     expect(ds.connections).toBe(1);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(await ds.openConnections()).toBe(0);
+    expect(await ds.settledConnections()).toBe(0);
   });
 
   it('stops on 401 before sending any data', async () => {
@@ -136,8 +135,7 @@ describe('datastore upload (ESXi/vCenter HTTP file API) against a local server',
     expect(methods.filter((m) => m.startsWith('DELETE'))).toEqual(['DELETE web.ova', 'DELETE web.vmdk']);
     expect([...ds.stored.keys()]).toEqual([]);
     expect(reporter.events.filter((x) => x.type === 'info' && /removed/.test(x.message))).toHaveLength(2);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(await ds.openConnections()).toBe(0);
+    expect(await ds.settledConnections()).toBe(0);
   });
 
   it('on Ctrl-C (abort) mid-upload stops, DELETEs what it sent and reports an interruption', async () => {
