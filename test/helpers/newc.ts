@@ -1,6 +1,8 @@
 /** A newc member as read back by tests (independent of the writer in src/core/boot/cpio.ts). */
 export interface NewcEntry {
   name: string;
+  ino: number;
+  nlink: number;
   mode: number;
   uid: number;
   gid: number;
@@ -25,7 +27,7 @@ export function readNewcArchives(buf: Buffer): NewcEntry[][] {
     const magic = buf.toString('latin1', pos, pos + 6);
     if (magic !== '070701') throw new Error(`newc: bad magic ${JSON.stringify(magic)} at ${pos}`);
     const field = (i: number) => parseInt(buf.toString('latin1', pos + 6 + i * 8, pos + 14 + i * 8), 16);
-    const [mode, uid, gid, mtime, size, nameSize] = [field(1), field(2), field(3), field(5), field(6), field(11)];
+    const [ino, mode, uid, gid, nlink, mtime, size, nameSize] = [field(0), field(1), field(2), field(3), field(4), field(5), field(6), field(11)];
     const name = buf.toString('utf8', pos + 110, pos + 110 + nameSize - 1);
     const dataStart = align(pos + 110 + nameSize);
     const data = buf.subarray(dataStart, dataStart + size);
@@ -35,7 +37,7 @@ export function readNewcArchives(buf: Buffer): NewcEntry[][] {
       current = [];
       continue;
     }
-    current.push({ name, mode, uid, gid, mtime, data });
+    current.push({ name, ino, nlink, mode, uid, gid, mtime, data });
   }
   if (current.length > 0) throw new Error('newc: archive without a trailer');
   return archives;

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { chmod, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootScript, buildIpxeFromSource, checkIpxeSource, embeddedScript, pxeCommandLine, warnXattrs, writeRootCpio } from '../../src/core/build/pxe.js';
@@ -69,6 +69,33 @@ describe('root cpio', () => {
     await writeRootCpio(root, 'newroot', again, 1_700_000_000);
     expect((await readFile(again)).equals(buf)).toBe(true);
     await expect(writeRootCpio(root, 'newroot', out, 1_700_000_000)).rejects.toThrow(/EEXIST/);
+  });
+
+  it('keeps hard links as links: one inode number, the content once, on the last name', async () => {
+    const root = join(tmp.dir, 'linked');
+    await mkdir(join(root, 'usr/bin'), { recursive: true });
+    await writeFile(join(root, 'usr/bin/perl'), 'interpreter');
+    await link(join(root, 'usr/bin/perl'), join(root, 'usr/bin/perl5.36.0'));
+    await link(join(root, 'usr/bin/perl'), join(root, 'alias'));
+    await writeFile(join(root, 'usr/bin/other'), 'single');
+    const out = join(tmp.dir, 'linked.cpio');
+    await writeRootCpio(root, 'r', out, 1_700_000_000);
+    const [archive] = readNewcArchives(await readFile(out));
+    const byName = new Map(archive!.map((m) => [m.name, m]));
+    const names = ['r/alias', 'r/usr/bin/perl', 'r/usr/bin/perl5.36.0'].map((n) => byName.get(n)!);
+    expect(names.map((m) => m.nlink)).toEqual([3, 3, 3]);
+    expect(new Set(names.map((m) => m.ino)).size).toBe(1);
+    expect(names.map((m) => m.data.toString())).toEqual(['', '', 'interpreter']);
+    expect(byName.get('r/usr/bin/other')).toMatchObject({ nlink: 1 });
+    expect(new Set(archive!.map((m) => m.ino)).size).toBe(archive!.length - 2);
+    // GNU cpio unpacks them as one file with three names
+    const back = join(tmp.dir, 'linked-back');
+    await mkdir(back);
+    await execa('cpio', ['-i', '-d', '--quiet', '-F', out], { cwd: back });
+    const inodes = await Promise.all(['r/alias', 'r/usr/bin/perl', 'r/usr/bin/perl5.36.0'].map(async (n) => (await stat(join(back, n))).ino));
+    expect(new Set(inodes).size).toBe(1);
+    expect(await readFile(join(back, 'r/alias'), 'utf8')).toBe('interpreter');
+    expect((await stat(join(back, 'r/alias'))).nlink).toBe(3);
   });
 });
 

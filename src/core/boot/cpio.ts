@@ -20,6 +20,12 @@ export interface CpioMember {
   rdevMinor?: number;
   /** This member's time; default: the archive's. */
   mtime?: number;
+  /**
+   * Hard links: every name of one file is a member with the same inode number and this count;
+   * only the last carries the content (GNU cpio's convention; the kernel links the names as it
+   * unpacks them and writes the content through the last).
+   */
+  nlink?: number;
 }
 
 const TYPE_BITS = { file: 0o100000, dir: 0o040000, symlink: 0o120000, char: 0o020000, block: 0o060000, fifo: 0o010000 } as const;
@@ -45,7 +51,7 @@ export function compareCpioNames(a: { name: string }, b: { name: string }): numb
 /** One member's record with inode number `ino`; for writers that stream large archives member by member. */
 export function cpioRecord(m: CpioMember, ino: number, mtime: number): Buffer {
   const data = m.type === 'file' ? (m.data ?? Buffer.alloc(0)) : m.type === 'symlink' ? Buffer.from(m.target ?? '', 'utf8') : Buffer.alloc(0);
-  const nlink = m.type === 'dir' ? 2 : 1;
+  const nlink = m.nlink ?? (m.type === 'dir' ? 2 : 1);
   // ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor
   return record([ino, TYPE_BITS[m.type] | (m.mode & 0o7777), m.uid ?? 0, m.gid ?? 0, nlink, m.mtime ?? mtime, data.length, 0, 0, m.rdevMajor ?? 0, m.rdevMinor ?? 0], m.name, data);
 }

@@ -104,16 +104,23 @@ export async function buildIpxeFromSource(srcTop: string, script: string, outDir
   return out;
 }
 
+/** A member of the root cpio and the file it comes from; `inode` is the host's, for files with several names. */
+export interface RootMember {
+  member: CpioMember;
+  path: string;
+  inode?: number;
+}
+
 /** The members of the root cpio: every object of `dir` under `prefix/`, sorted, with their owners, modes and times. */
-export async function rootCpioMembers(dir: string, prefix: string): Promise<{ member: CpioMember; path: string }[]> {
-  const out: { member: CpioMember; path: string }[] = [];
+export async function rootCpioMembers(dir: string, prefix: string): Promise<RootMember[]> {
+  const out: RootMember[] = [];
   const walk = async (path: string, name: string): Promise<void> => {
     const st = await lstat(path);
     const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.max(0, Math.floor(st.mtimeMs / 1000)) };
     if (st.isDirectory()) {
       out.push({ member: { ...base, type: 'dir' }, path });
       for (const child of await readdir(path)) await walk(join(path, child), `${name}/${child}`);
-    } else if (st.isFile()) out.push({ member: { ...base, type: 'file' }, path });
+    } else if (st.isFile()) out.push({ member: { ...base, type: 'file' }, path, ...(st.nlink > 1 ? { inode: st.ino } : {}) });
     else if (st.isSymbolicLink()) out.push({ member: { ...base, type: 'symlink', target: await readlink(path) }, path });
     else if (st.isCharacterDevice() || st.isBlockDevice()) {
       out.push({ member: { ...base, type: st.isCharacterDevice() ? 'char' : 'block', rdevMajor: Math.floor(st.rdev / 256) & 0xfff, rdevMinor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) }, path });
@@ -125,19 +132,41 @@ export async function rootCpioMembers(dir: string, prefix: string): Promise<{ me
 }
 
 /**
+ * Hard links in the tree: for each host inode with several names in it, the cpio inode number
+ * (the first name's place, 1-based), the number of names and which member carries the content.
+ */
+function linkGroups(members: readonly RootMember[]): Map<number, { ino: number; nlink: number; last: number }> {
+  const groups = new Map<number, { ino: number; nlink: number; last: number }>();
+  members.forEach((m, i) => {
+    if (m.inode === undefined) return;
+    const g = groups.get(m.inode);
+    if (g) {
+      g.nlink++;
+      g.last = i;
+    } else groups.set(m.inode, { ino: i + 1, nlink: 1, last: i });
+  });
+  return groups;
+}
+
+/**
  * Writes the root tree `dir` as a newc cpio under `prefix/` to `out`, member by member (contents
- * are read one file at a time), then the marker /init looks for to know the kernel unpacked it all. Hard links become separate copies; xattrs are not carried (newc
- * has no place for them). Deterministic: the same tree gives the same bytes.
+ * are read one file at a time), then the marker /init looks for to know the kernel unpacked it
+ * all. Hard links stay hard links (one inode number, the content once). xattrs are not carried
+ * (newc has no place for them). Deterministic: the same tree gives the same bytes.
  */
 export async function writeRootCpio(dir: string, prefix: string, out: string, mtime: number): Promise<number> {
   const members = await rootCpioMembers(dir, prefix);
+  const groups = linkGroups(members);
   const fh = await open(out, 'wx');
   let bytes = 0;
   try {
     let ino = 1;
-    for (const { member, path } of members) {
-      const data = member.type === 'file' ? await readFile(path) : undefined;
-      const rec = cpioRecord({ ...member, data }, ino++, mtime);
+    for (const [i, { member, path, inode }] of members.entries()) {
+      const group = inode === undefined ? undefined : groups.get(inode);
+      const linked = group !== undefined && group.nlink > 1;
+      const data = member.type === 'file' && (!linked || group.last === i) ? await readFile(path) : undefined;
+      const rec = cpioRecord({ ...member, data, ...(linked ? { nlink: group.nlink } : {}) }, linked ? group.ino : ino, mtime);
+      ino++;
       await fh.write(rec);
       bytes += rec.length;
     }
