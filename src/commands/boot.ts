@@ -12,8 +12,9 @@ and NIC, or with --devices vmware VMware's (PVSCSI controller, VMXNET3 NIC), the
 OVA, whose disk is extracted to scratch space. Debian's OVMF has no PVSCSI driver, so with vmware
 devices the firmware reads the boot loader from a read-only view of the disk's EFI partition on
 a virtio disk of its own; Linux sees only the pvscsi disk (a vmware build has no virtio drivers).
-A PXE bundle (the directory with boot.ipxe) network-boots: QEMU's TFTP server serves it and the
-NIC's iPXE ROM runs boot.ipxe, under UEFI or, with --firmware bios, SeaBIOS; the root lives in RAM,
+A PXE bundle (the directory with boot.ipxe) network-boots: QEMU's TFTP server serves it (or, with
+--pxe-via http, an HTTP server aim runs on 127.0.0.1, the guest's 10.0.2.2) and the NIC's iPXE
+ROM runs boot.ipxe, under UEFI or, with --firmware bios, SeaBIOS; the root lives in RAM,
 so give enough --memory.
 Without --probe the guest console is on stdout until the guest powers off or you press Ctrl-C.
 With --probe aim waits until the guest answers an HTTP GET on the first forwarded port, reports
@@ -26,6 +27,7 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
     '<%= config.bin %> boot build/ova --forward 0:80 --probe /   # the OVA\'s disk on pvscsi + vmxnet3',
     '<%= config.bin %> boot build/vmdk --devices vmware --forward 8080:80',
     '<%= config.bin %> boot build/pxe --firmware bios --memory 128 --forward 0:80 --probe /   # PXE by TFTP through QEMU\'s iPXE ROM',
+    '<%= config.bin %> boot build/pxe --pxe-via http --memory 160 --forward 8080:80   # PXE by HTTP from aim\'s server on 127.0.0.1',
   ];
   static override args = { artifact: Args.string({ description: 'disk file, .ova, or aim build output directory (a PXE bundle: the one with boot.ipxe)', required: true }) };
   static override flags = {
@@ -36,6 +38,7 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
     accel: Flags.string({ description: 'QEMU accelerator [default: $AIM_QEMU_ACCEL, else tcg]', options: ['tcg', 'kvm'] }),
     devices: Flags.string({ description: 'disk controller and NIC: virtio, or vmware (pvscsi + vmxnet3) [default: vmware for an .ova, else virtio]', options: [...BOOT_DEVICES] }),
     firmware: Flags.string({ description: 'UEFI (OVMF) or legacy BIOS (SeaBIOS)', options: ['uefi', 'bios'], default: 'uefi' }),
+    'pxe-via': Flags.string({ description: 'PXE bundles: TFTP from QEMU\'s server, or HTTP from a server aim runs on 127.0.0.1 for the boot (faster for a large initrd)', options: ['tftp', 'http'], default: 'tftp' }),
     'tb-size': Flags.integer({ description: 'TCG translation cache, MiB (QEMU’s memory use is dominated by it)', default: 256, min: 8 }),
   };
 
@@ -52,6 +55,7 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
         ...(flags.devices === undefined ? {} : { devices: flags.devices as BootDevices }),
         firmware: flags.firmware as 'uefi' | 'bios',
         tbSizeMiB: flags['tb-size'],
+        pxeVia: flags['pxe-via'] as 'tftp' | 'http',
         consoleOnStdio: !this.jsonEnabled(),
         signal: this.abortSignal(),
       },

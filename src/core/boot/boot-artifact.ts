@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../../lib/errors.js';
 import { makeScratchDir } from '../../lib/fs.js';
 import type { Reporter } from '../../lib/reporter.js';
+import { servePxeBundle, type PxeHttpRequest, type PxeHttpServer } from './pxe-http.js';
 import { bootDisk, defaultDevices, findBootArtifact, freePort, startVm, waitForHttp, type BootArtifact, type BootDevices, type RunningVm } from './qemu.js';
 
 /** 127.0.0.1:host → the guest's port; host 0 asks for any free port. */
@@ -26,6 +27,8 @@ export interface BootRequest {
   devices?: BootDevices;
   firmware: 'uefi' | 'bios';
   tbSizeMiB: number;
+  /** PXE bundles: fetched by TFTP from QEMU's server (default), or by HTTP from a server aim runs for the boot. */
+  pxeVia?: 'tftp' | 'http';
   /** Without a probe: the guest console on this process's terminal rather than in a scratch file. */
   consoleOnStdio: boolean;
   /** Stops the VM (Ctrl-C). */
@@ -41,6 +44,8 @@ export interface BootResult {
   probe?: { url: string; status: number; bytes: number; sha256: string; seconds: number; title?: string };
   /** Without a probe: how QEMU ended. */
   exitCode?: number;
+  /** PXE by HTTP: what the guest fetched from aim's boot server. */
+  pxeHttp?: { port: number; requests: PxeHttpRequest[] };
 }
 
 /** "8080:80" → { host: 8080, guest: 80 }. */
@@ -53,7 +58,7 @@ export function parseForward(text: string): PortForward {
 }
 
 function describe(a: BootArtifact): string {
-  if (a.kind === 'pxe') return `${join(a.dir, a.bootfile)} by PXE (TFTP)`;
+  if (a.kind === 'pxe') return `${join(a.dir, a.bootfile)} by PXE (${a.httpPort ? `HTTP from 127.0.0.1:${a.httpPort}` : 'TFTP'})`;
   return `${a.path} (${a.kind === 'ova' ? 'OVA' : a.format})`;
 }
 
@@ -65,13 +70,20 @@ function describe(a: BootArtifact): string {
 export async function bootArtifact(request: BootRequest, reporter: Reporter): Promise<BootResult> {
   if (request.probe !== undefined && request.forwards.length === 0) throw new ConfigError('--probe needs a --forward to reach the guest (e.g. --forward 0:80)');
   if (request.probe !== undefined && !request.probe.startsWith('/')) throw new ConfigError(`--probe ${request.probe}: give the HTTP path, starting with /`);
-  const artifact = await findBootArtifact(request.path);
+  const found = await findBootArtifact(request.path);
+  if (request.pxeVia === 'http' && found.kind !== 'pxe') throw new ConfigError('--pxe-via http is for PXE bundles (the aim build --format pxe directory)');
   const forwards = await Promise.all(request.forwards.map(async (f) => ({ host: f.host === 0 ? await freePort() : f.host, guest: f.guest })));
-  const devices = request.devices ?? defaultDevices(artifact);
+  const devices = request.devices ?? defaultDevices(found);
   const dir = await makeScratchDir('boot');
+  let artifact = found;
   let started = Date.now();
   let vm: RunningVm;
+  let http: PxeHttpServer | undefined;
   try {
+    if (found.kind === 'pxe' && request.pxeVia === 'http') {
+      http = await servePxeBundle(found.dir);
+      artifact = { ...found, httpPort: http.port };
+    }
     const disk = await bootDisk(artifact, dir);
     started = Date.now();
     vm = await startVm({
@@ -86,6 +98,7 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
       console: request.probe === undefined && request.consoleOnStdio ? 'stdio' : 'file',
     });
   } catch (e) {
+    await http?.close();
     await rm(dir, { recursive: true, force: true });
     throw e;
   }
@@ -95,7 +108,7 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
   // Ctrl-C while the disk was extracted or QEMU started: the listener came too late for it
   if (signal?.aborted) stopOnAbort();
   try {
-    const result: BootResult = { artifact, devices, memoryMiB: request.memoryMiB, forwards };
+    const result: BootResult = { artifact, devices, memoryMiB: request.memoryMiB, forwards, ...(http ? { pxeHttp: { port: http.port, requests: http.requests } } : {}) };
     const ports = forwards.map((f) => `127.0.0.1:${f.host} → guest ${f.guest}`).join(', ') || 'no forwards';
     reporter.emit({ type: 'stage', stage: 'boot', status: 'start', detail: `${describe(artifact)} (${devices} devices, ${request.firmware}, ${request.memoryMiB} MiB, ${request.accel}); ${ports}` });
     if (request.probe === undefined) {
@@ -118,6 +131,7 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
   } finally {
     signal?.removeEventListener('abort', stopOnAbort);
     await vm.stop();
+    await http?.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -31,6 +31,8 @@ export interface PxeArtifact {
   kind: 'pxe';
   dir: string;
   bootfile: string;
+  /** Served by HTTP on this port of 127.0.0.1 (the guest's 10.0.2.2) instead of QEMU's TFTP server. */
+  httpPort?: number;
 }
 
 /** How a built artifact is booted: what a `--out` directory or a disk file holds. */
@@ -110,7 +112,8 @@ export function consoleLogPath(spec: Pick<VmSpec, 'dir'>): string {
 
 /**
  * QEMU's command line for a spec (pure). For disk boots the NIC carries no option ROM, so it never
- * PXE-boots before the disk; for PXE boots QEMU's own iPXE ROM fetches the bootfile by TFTP. A
+ * PXE-boots before the disk; for PXE boots QEMU's own iPXE ROM fetches the bootfile by TFTP from
+ * QEMU's server, or by HTTP from the host (10.0.2.2 is the host's 127.0.0.1 in user networking). A
  * monitor socket in the spec's directory lets the caller press the ACPI power button.
  */
 export function qemuArgs(spec: VmSpec): string[] {
@@ -127,14 +130,14 @@ export function qemuArgs(spec: VmSpec): string[] {
           '-drive', `file=${a.path},if=none,id=d0,format=${a.format}${a.format === 'vmdk' ? ',snapshot=on' : ''}`,
           ...(vmware ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : ['-device', 'virtio-blk-pci,drive=d0']),
         ];
-  const tftp = a.kind === 'pxe' ? `,tftp=${a.dir},bootfile=${a.bootfile}` : '';
+  const pxe = a.kind !== 'pxe' ? '' : a.httpPort ? `,bootfile=http://10.0.2.2:${a.httpPort}/${a.bootfile}` : `,tftp=${a.dir},bootfile=${a.bootfile}`;
   return [
     '-nodefaults', '-machine', 'q35', '-accel', accel, '-m', String(spec.memoryMiB), '-smp', '1', '-display', 'none', '-no-reboot',
     '-serial', spec.console === 'file' ? `file:${consoleLogPath(spec)}` : 'stdio',
     '-monitor', `unix:${join(spec.dir, 'monitor.sock')},server=on,wait=off`,
     ...(uefi ? ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`] : []),
     ...disk,
-    '-netdev', `user,id=n0${hostfwd}${tftp}`,
+    '-netdev', `user,id=n0${hostfwd}${pxe}`,
     '-device', `${vmware ? 'vmxnet3' : 'virtio-net-pci'},netdev=n0${a.kind === 'pxe' ? '' : ',romfile='}`,
   ];
 }

@@ -1,0 +1,82 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, normalize, sep } from 'node:path';
+
+/** One request the boot server answered, as `aim boot --json` reports it. */
+export interface PxeHttpRequest {
+  method: string;
+  path: string;
+  status: number;
+  bytes: number;
+}
+
+/** A read-only HTTP server for one PXE bundle directory, on 127.0.0.1 (QEMU's guests reach it as 10.0.2.2). */
+export interface PxeHttpServer {
+  port: number;
+  /** Every request so far, in order. */
+  requests: PxeHttpRequest[];
+  close(): Promise<void>;
+}
+
+/** The file a request path names inside `dir`, or undefined when it would leave it. */
+export function bundleFile(dir: string, urlPath: string): string | undefined {
+  let path: string;
+  try {
+    path = decodeURIComponent(urlPath.split('?')[0] ?? '');
+  } catch {
+    return undefined;
+  }
+  if (!path.startsWith('/') || path.includes('\0')) return undefined;
+  const rel = normalize(path.slice(1));
+  if (rel === '.' || rel === '..' || rel.startsWith(`..${sep}`)) return undefined;
+  return join(dir, rel);
+}
+
+async function answer(dir: string, req: IncomingMessage, res: ServerResponse, log: PxeHttpRequest[]): Promise<void> {
+  const entry: PxeHttpRequest = { method: req.method ?? '', path: req.url ?? '', status: 0, bytes: 0 };
+  log.push(entry);
+  const send = (status: number, text: string) => {
+    entry.status = status;
+    res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(text) }).end(text);
+  };
+  if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'only GET and HEAD\n');
+  const file = bundleFile(dir, entry.path);
+  if (!file) return send(403, 'outside the bundle\n');
+  const st = await stat(file).catch(() => undefined);
+  if (!st?.isFile()) return send(404, 'not in the bundle\n');
+  entry.status = 200;
+  res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': st.size });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  entry.bytes = st.size;
+  const body = createReadStream(file);
+  body.on('error', () => res.destroy());
+  body.pipe(res);
+}
+
+/**
+ * Serves a PXE bundle over HTTP, so iPXE fetches boot.ipxe, the kernel and the initrd by HTTP
+ * (much faster than TFTP for an initrd holding a whole root). Listens on a free port of 127.0.0.1.
+ */
+export async function servePxeBundle(dir: string): Promise<PxeHttpServer> {
+  const requests: PxeHttpRequest[] = [];
+  const server = createServer((req, res) => {
+    answer(dir, req, res, requests).catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    requests,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
