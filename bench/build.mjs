@@ -3,54 +3,23 @@
 // it), the time from QEMU's start to nginx's first answer, QEMU's resident memory at that moment
 // (TCG with a fixed translation-cache size, or the cache dominates) and the smallest guest memory
 // (-m) at which nginx still boots and answers: how many VMs fit on a host.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { aim, bootOnce, loadBootModules, TB_SIZE_MIB } from './boot.mjs';
 import { cache, duBytes, goldTar, machine, median, root, writeResults } from './lib.mjs';
 
 const MiB = 1024 * 1024;
-const TB_SIZE_MIB = 64;
 const BOOT_TIMEOUT_MS = 150_000;
 const BOOT_RUNS = 3;
 /** Guest memory of the timed boots; enough for a gold PXE boot, whose whole root lives in RAM. */
 const BOOT_MEMORY_MIB = 1024;
 
-function aim(repo, ...args) {
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), ...args, '--repo', repo, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  if (r.status !== 0) throw new Error(`aim ${args.join(' ')} failed (${r.status}): ${r.stdout.slice(-1500)}${r.stderr.slice(-1500)}`);
-  return JSON.parse(r.stdout);
-}
-
-function rssMiB(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) / 1024;
-}
-
-/** Boots an artifact once: undefined when nginx never answered (too little memory, or the budget ran out). */
-async function bootOnce(qemu, artifactPath, memoryMiB, timeoutMs) {
-  const dir = mkdtempSync(join(cache, 'bench', 'vm-'));
-  const artifact = await qemu.findBootArtifact(artifactPath);
-  const port = await qemu.freePort();
-  const started = Date.now();
-  const vm = await qemu.startVm({ artifact, dir, memoryMiB, forwards: [{ host: port, guest: 80 }], accel: 'tcg', tbSizeMiB: TB_SIZE_MIB, console: 'file' });
-  try {
-    const answer = await qemu.waitForHttp(vm, port, '/', timeoutMs, started);
-    if (answer.status !== 200) return undefined;
-    return { seconds: answer.seconds, rssMiB: rssMiB(vm.pid) };
-  } catch {
-    return undefined;
-  } finally {
-    await vm.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /** The smallest -m (to 16 MiB) at which nginx answers, by bisection between lo (fails or floor) and hi (boots). */
-async function minMemory(qemu, artifactPath, hi) {
+async function minMemory(boot, artifactPath, hi) {
   let lo = 32;
   while (hi - lo > 16) {
     const mid = Math.round((lo + hi) / 2 / 16) * 16;
-    const ok = await bootOnce(qemu, artifactPath, mid, 120_000);
+    const ok = await bootOnce(boot, artifactPath, mid, 120_000);
     console.error(`bench build:   -m ${mid}: ${ok ? `answered in ${ok.seconds.toFixed(1)} s` : 'no answer'}`);
     if (ok) hi = mid;
     else lo = mid;
@@ -59,9 +28,9 @@ async function minMemory(qemu, artifactPath, hi) {
 }
 
 export default async function buildBench() {
-  const dist = (p) => import(join(root, 'dist', 'src', ...p));
-  const { FORMAT_BUILDERS } = await dist(['core', 'build', 'formats.js']);
-  const qemu = await dist(['core', 'boot', 'qemu.js']);
+  const { FORMAT_BUILDERS } = await import(join(root, 'dist', 'src', 'core', 'build', 'formats.js'));
+  const boot = await loadBootModules();
+  const { qemu } = boot;
   const work = join(cache, 'bench', 'build');
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
@@ -102,11 +71,11 @@ export default async function buildBench() {
       console.error(`bench build: booting ${kind} ${which}`);
       const runs = [];
       for (let i = 0; i < BOOT_RUNS; i++) {
-        const run = await bootOnce(qemu, artifact, BOOT_MEMORY_MIB, BOOT_TIMEOUT_MS);
+        const run = await bootOnce(boot, artifact, BOOT_MEMORY_MIB, BOOT_TIMEOUT_MS);
         if (!run) throw new Error(`${kind} ${which} did not boot to nginx with -m ${BOOT_MEMORY_MIB}`);
         runs.push(run);
       }
-      row[which] = { seconds: median(runs.map((r) => r.seconds)), rssMiB: median(runs.map((r) => r.rssMiB)), runs, minMemoryMiB: await minMemory(qemu, artifact, BOOT_MEMORY_MIB) };
+      row[which] = { seconds: median(runs.map((r) => r.seconds)), rssMiB: median(runs.map((r) => r.rssMiB)), runs, minMemoryMiB: await minMemory(boot, artifact, BOOT_MEMORY_MIB) };
     }
     if (row.gold && row.slim) boots.push(row);
   }
