@@ -32,20 +32,21 @@ function rssMiB(pid) {
  */
 export async function bootOnce({ qemu, pxeHttp }, artifactPath, memoryMiB, timeoutMs, pxeVia = 'tftp') {
   const dir = mkdtempSync(join(cache, 'bench', 'vm-'));
-  let artifact = await qemu.findBootArtifact(artifactPath);
-  const server = pxeVia === 'http' ? await pxeHttp.servePxeBundle(artifact.dir) : undefined;
-  if (server) artifact = { ...artifact, httpPort: server.port };
-  const port = await qemu.freePort();
-  const started = Date.now();
-  const vm = await qemu.startVm({ artifact, dir, memoryMiB, forwards: [{ host: port, guest: 80 }], accel: 'tcg', tbSizeMiB: TB_SIZE_MIB, console: 'file' });
+  let server;
+  let vm;
   try {
-    const answer = await qemu.waitForHttp(vm, port, '/', timeoutMs, started);
-    if (answer.status !== 200) return undefined;
+    let artifact = await qemu.findBootArtifact(artifactPath);
+    server = pxeVia === 'http' ? await pxeHttp.servePxeBundle(artifact.dir) : undefined;
+    if (server) artifact = { ...artifact, httpPort: server.port };
+    const port = await qemu.freePort();
+    const started = Date.now();
+    vm = await qemu.startVm({ artifact, dir, memoryMiB, forwards: [{ host: port, guest: 80 }], accel: 'tcg', tbSizeMiB: TB_SIZE_MIB, console: 'file' });
+    // no answer in time (too little memory, a stuck boot) is a result; failing to start QEMU is not
+    const answer = await qemu.waitForHttp(vm, port, '/', timeoutMs, started).catch(() => undefined);
+    if (answer?.status !== 200) return undefined;
     return { seconds: answer.seconds, rssMiB: rssMiB(vm.pid) };
-  } catch {
-    return undefined;
   } finally {
-    await vm.stop();
+    await vm?.stop();
     await server?.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,6 +9,11 @@ import { givenOptions, shipImage, type ShipResult } from '../core/ship/ship-imag
 
 type FlagMap = Interfaces.FlagInput;
 
+/** Flag names of `aim ship` itself: a provider option with one of these names is given with --opt only. */
+export function shipOwnFlags(): Set<string> {
+  return new Set([...Object.keys(Ship.flags), ...Object.keys(AimCommand.baseFlags), 'json', 'help']);
+}
+
 /** A provider's declared options as flags of `aim ship` (names aim's own flags use stay --opt only). */
 function providerFlags(provider: Provider, taken: Set<string>): FlagMap {
   const flags: FlagMap = {};
@@ -48,8 +53,7 @@ The provider checks options, credentials and tools before any work; artifacts ar
     let provider: Provider | undefined;
     let source = 'built-in';
     if (first && !first.startsWith('-')) ({ provider, source } = await findProvider(first, await allProviders(this.config, reporter)));
-    const taken = new Set([...Object.keys(Ship.flags), ...Object.keys(AimCommand.baseFlags), 'json', 'help']);
-    const extra = provider ? providerFlags(provider, taken) : {};
+    const extra = provider ? providerFlags(provider, shipOwnFlags()) : {};
     const { args, flags } = await this.parse({ args: Ship.args, flags: { ...Ship.flags, ...extra }, baseFlags: AimCommand.baseFlags, enableJsonFlag: true, strict: true });
     if (!provider) ({ provider, source } = await findProvider(args.provider, await allProviders(this.config, reporter)));
 

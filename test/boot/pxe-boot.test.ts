@@ -83,18 +83,18 @@ describe('PXE bundle of the slim nginx image', () => {
   it('boots by HTTP from aim\'s boot server with `aim boot --pxe-via http`, and nginx answers', async () => {
     interface BootJson {
       probe: { status: number; title?: string; seconds: number };
-      pxeHttp: { port: number; requests: { method: string; path: string; status: number; bytes: number }[] };
+      pxeHttp: { port: number; requests: { method: string; path: string; status: number; bytes: number; complete: boolean }[] };
     }
     const res = await aim<BootJson>(['boot', bundle.outDir, '--pxe-via', 'http', '--firmware', 'bios', '--memory', String(MEMORY_MIB.bios), '--forward', '0:80', '--probe', '/', '--timeout', '120s']);
     expect(res.exitCode, res.stdout + res.stderr).toBe(0);
     expect(res.json.probe).toMatchObject({ status: 200, title: 'Welcome to nginx!' });
     // iPXE fetched the script, then the kernel and the initrd it names, whole, from aim's server
     const size = (name: string) => bundle.artifacts.find((a) => a.path.endsWith(`/${name}`))!.bytes;
-    const gets = res.json.pxeHttp.requests.filter((r) => r.method === 'GET').map((r) => [r.path, r.status, r.bytes]);
+    const gets = res.json.pxeHttp.requests.filter((r) => r.method === 'GET').map((r) => [r.path, r.status, r.bytes, r.complete]);
     expect(gets).toEqual([
-      ['/boot.ipxe', 200, size('boot.ipxe')],
-      ['/vmlinuz', 200, size('vmlinuz')],
-      ['/initrd.img', 200, size('initrd.img')],
+      ['/boot.ipxe', 200, size('boot.ipxe'), true],
+      ['/vmlinuz', 200, size('vmlinuz'), true],
+      ['/initrd.img', 200, size('initrd.img'), true],
     ]);
     console.log(`pxe bios by HTTP: nginx answered ${res.json.probe.seconds.toFixed(1)} s after QEMU started`);
   }, 180_000);

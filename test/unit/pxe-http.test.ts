@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,9 +48,9 @@ describe('PXE boot server (HTTP)', () => {
     expect(head).toMatchObject({ status: 200, length: '300000' });
     expect(head.body.length).toBe(0);
     expect(server.requests.slice(0, 3)).toEqual([
-      { method: 'GET', path: '/boot.ipxe', status: 200, bytes: 12 },
-      { method: 'GET', path: '/sub/initrd.img', status: 200, bytes: 300_000 },
-      { method: 'HEAD', path: '/sub/initrd.img', status: 200, bytes: 0 },
+      { method: 'GET', path: '/boot.ipxe', status: 200, bytes: 12, complete: true },
+      { method: 'GET', path: '/sub/initrd.img', status: 200, bytes: 300_000, complete: true },
+      { method: 'HEAD', path: '/sub/initrd.img', status: 200, bytes: 0, complete: true },
     ]);
   });
 
@@ -61,8 +61,34 @@ describe('PXE boot server (HTTP)', () => {
     expect((await fetch('GET', '/missing')).status).toBe(404);
     expect((await fetch('GET', '/sub')).status).toBe(404);
     expect((await fetch('PUT', '/boot.ipxe')).status).toBe(405);
+    // a symlink in the bundle that leads out of it serves nothing; one that stays inside does
+    await symlink(join(tmp.dir, 'secret'), join(bundle, 'escape'));
+    await symlink('sub/initrd.img', join(bundle, 'initrd-link'));
+    expect((await fetch('GET', '/escape')).status).toBe(403);
+    expect((await fetch('GET', '/initrd-link')).status).toBe(200);
     expect(bundleFile('/b', '/a%ZZ')).toBeUndefined();
     expect(bundleFile('/b', '/x/../y?q=1')).toBe('/b/y');
+  });
+
+  it('logs a transfer the client broke off as incomplete', async () => {
+    await writeFile(join(bundle, 'big'), Buffer.alloc(64 << 20, 1));
+    const before = server.requests.length;
+    await new Promise<void>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: server.port, path: '/big', agent: false }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
+      req.end();
+    });
+    const deadline = Date.now() + 5000;
+    while (server.requests[before]?.bytes === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // the rest of 64 MiB cannot fit in socket buffers the client never reads: it is never all sent
+    const logged = server.requests[before]!;
+    expect(logged).toMatchObject({ path: '/big', status: 200, complete: false });
+    expect(logged.bytes).toBeLessThan(64 << 20);
   });
 
   it('is what QEMU\'s DHCP names as the bootfile (the host is 10.0.2.2 to the guest), instead of its TFTP server', () => {

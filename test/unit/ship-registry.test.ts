@@ -103,6 +103,9 @@ describe('provider options', () => {
     expect(() => givenOptions(['=x'], {})).toThrow('--opt "=x" is not name=value');
     expect(() => givenOptions(['noequals'], {})).toThrow(ConfigError);
     expect(() => givenOptions(['target=a'], { target: 'b' })).toThrow('option target given twice (--target and --opt target=…)');
+    // names that are also Object.prototype's are ordinary option names
+    expect({ ...givenOptions(['__proto__=x'], { constructor: 'y' }) }).toEqual({ ['__proto__']: 'x', constructor: 'y' });
+    expect(Object.keys(givenOptions(['__proto__=x', 'toString=z'], {}))).toEqual(['__proto__', 'toString']);
   });
 });
 

@@ -72,18 +72,24 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
   if (request.probe !== undefined && !request.probe.startsWith('/')) throw new ConfigError(`--probe ${request.probe}: give the HTTP path, starting with /`);
   const found = await findBootArtifact(request.path);
   if (request.pxeVia === 'http' && found.kind !== 'pxe') throw new ConfigError('--pxe-via http is for PXE bundles (the aim build --format pxe directory)');
-  const forwards = await Promise.all(request.forwards.map(async (f) => ({ host: f.host === 0 ? await freePort() : f.host, guest: f.guest })));
   const devices = request.devices ?? defaultDevices(found);
   const dir = await makeScratchDir('boot');
   let artifact = found;
+  let forwards: PortForward[] = [];
   let started = Date.now();
   let vm: RunningVm;
   let http: PxeHttpServer | undefined;
+  const cleanUp = async () => {
+    await http?.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  };
   try {
+    // the boot server first: a free port picked for a forward is closed again until QEMU takes it
     if (found.kind === 'pxe' && request.pxeVia === 'http') {
       http = await servePxeBundle(found.dir);
       artifact = { ...found, httpPort: http.port };
     }
+    forwards = await Promise.all(request.forwards.map(async (f) => ({ host: f.host === 0 ? await freePort() : f.host, guest: f.guest })));
     const disk = await bootDisk(artifact, dir);
     started = Date.now();
     vm = await startVm({
@@ -98,12 +104,11 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
       console: request.probe === undefined && request.consoleOnStdio ? 'stdio' : 'file',
     });
   } catch (e) {
-    await http?.close();
-    await rm(dir, { recursive: true, force: true });
+    await cleanUp();
     throw e;
   }
   const { signal } = request;
-  const stopOnAbort = () => void vm.stop();
+  const stopOnAbort = () => void vm.stop().catch(() => undefined);
   signal?.addEventListener('abort', stopOnAbort);
   // Ctrl-C while the disk was extracted or QEMU started: the listener came too late for it
   if (signal?.aborted) stopOnAbort();
@@ -130,8 +135,10 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
     return result;
   } finally {
     signal?.removeEventListener('abort', stopOnAbort);
-    await vm.stop();
-    await http?.close();
-    await rm(dir, { recursive: true, force: true });
+    try {
+      await vm.stop();
+    } finally {
+      await cleanUp();
+    }
   }
 }

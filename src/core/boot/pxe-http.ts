@@ -1,15 +1,19 @@
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, normalize, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 
 /** One request the boot server answered, as `aim boot --json` reports it. */
 export interface PxeHttpRequest {
   method: string;
   path: string;
   status: number;
+  /** Body bytes sent: the whole file once the response finished, what went out before a disconnect otherwise. */
   bytes: number;
+  /** The whole response reached the connection (false: the client went away first). */
+  complete: boolean;
 }
 
 /** A read-only HTTP server for one PXE bundle directory, on 127.0.0.1 (QEMU's guests reach it as 10.0.2.2). */
@@ -34,9 +38,16 @@ export function bundleFile(dir: string, urlPath: string): string | undefined {
   return join(dir, rel);
 }
 
+/** Whether `file` lies inside `dir` once symlinks are followed (a link in the bundle must not serve the host). */
+async function inside(dir: string, file: string): Promise<boolean> {
+  const [root, real] = await Promise.all([realpath(dir), realpath(file)]);
+  return real.startsWith(root.endsWith(sep) ? root : `${root}${sep}`);
+}
+
 async function answer(dir: string, req: IncomingMessage, res: ServerResponse, log: PxeHttpRequest[]): Promise<void> {
-  const entry: PxeHttpRequest = { method: req.method ?? '', path: req.url ?? '', status: 0, bytes: 0 };
+  const entry: PxeHttpRequest = { method: req.method ?? '', path: req.url ?? '', status: 0, bytes: 0, complete: false };
   log.push(entry);
+  res.once('finish', () => (entry.complete = true));
   const send = (status: number, text: string) => {
     entry.status = status;
     res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(text) }).end(text);
@@ -46,16 +57,17 @@ async function answer(dir: string, req: IncomingMessage, res: ServerResponse, lo
   if (!file) return send(403, 'outside the bundle\n');
   const st = await stat(file).catch(() => undefined);
   if (!st?.isFile()) return send(404, 'not in the bundle\n');
+  if (!(await inside(dir, file))) return send(403, 'outside the bundle\n');
   entry.status = 200;
   res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': st.size });
   if (req.method === 'HEAD') {
     res.end();
     return;
   }
-  entry.bytes = st.size;
   const body = createReadStream(file);
-  body.on('error', () => res.destroy());
-  body.pipe(res);
+  body.on('data', (chunk) => (entry.bytes += chunk.length));
+  // a client that goes away destroys the response, and pipeline then closes the file too
+  await pipeline(body, res).catch(() => undefined);
 }
 
 /**

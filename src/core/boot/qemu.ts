@@ -3,7 +3,7 @@ import { copyFile, readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { basename, dirname, extname, join } from 'node:path';
-import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError } from '../../lib/errors.js';
+import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError, errnoCode } from '../../lib/errors.js';
 import { requireTool, runTool, spawnTool, type StreamingProcess } from '../../lib/exec.js';
 import { formatGuid } from '../import/disk/partition-table.js';
 
@@ -222,8 +222,8 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
   let done = false;
   void qemu.then(() => (done = true));
   if (qemu.pid === undefined) {
-    await qemu;
-    throw new ToolFailedError(['qemu-system-x86_64'], undefined, stderrText());
+    const failed = await qemu;
+    throw new ToolFailedError(['qemu-system-x86_64'], undefined, stderrText() || failed.message || 'it could not be started');
   }
   const pid = qemu.pid;
   const readConsole = () => readFile(consoleLogPath(spec), 'utf8').catch(() => '');
@@ -233,7 +233,12 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
     stderr: stderrText,
     exited: () => done,
     async stop() {
-      if (!done) process.kill(pid, 'SIGKILL');
+      try {
+        if (!done) process.kill(pid, 'SIGKILL');
+      } catch (e) {
+        // QEMU already exited (a Ctrl-C reaches it too) but its promise has not settled yet
+        if (errnoCode(e) !== 'ESRCH') throw e;
+      }
       await qemu.catch(() => undefined);
     },
     console: readConsole,

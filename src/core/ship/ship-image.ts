@@ -52,7 +52,8 @@ async function providerStep<T>(provider: Provider, source: string, step: () => P
  * flags (`--datastore-url …`, undefined when absent). The same option given both ways is an error.
  */
 export function givenOptions(pairs: readonly string[], flags: Record<string, string | boolean | undefined>): Record<string, string | boolean> {
-  const options: Record<string, string | boolean> = {};
+  // no prototype: an option may be called "constructor" or "__proto__"
+  const options: Record<string, string | boolean> = Object.create(null) as Record<string, string | boolean>;
   for (const o of pairs) {
     const eq = o.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--opt "${o}" is not name=value`);
@@ -60,7 +61,7 @@ export function givenOptions(pairs: readonly string[], flags: Record<string, str
   }
   for (const [name, v] of Object.entries(flags)) {
     if (v === undefined) continue;
-    if (name in options) throw new ConfigError(`option ${name} given twice (--${name} and --opt ${name}=…)`);
+    if (Object.hasOwn(options, name)) throw new ConfigError(`option ${name} given twice (--${name} and --opt ${name}=…)`);
     options[name] = v;
   }
   return options;
