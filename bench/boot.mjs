@@ -1,9 +1,9 @@
 // QEMU boot measurements shared by the build and PXE benchmarks: aim's own runner from dist/,
 // TCG with a fixed translation-cache size (or the cache dominates QEMU's memory).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cache, root } from './lib.mjs';
+import { cache, goldTar, root } from './lib.mjs';
 
 export const TB_SIZE_MIB = 64;
 
@@ -12,6 +12,22 @@ export function aim(repo, ...args) {
   const r = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), ...args, '--repo', repo, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(`aim ${args.join(' ')} failed (${r.status}): ${r.stdout.slice(-1500)}${r.stderr.slice(-1500)}`);
   return JSON.parse(r.stdout);
+}
+
+/** The images the boot benchmarks build: gold nginx (booted with nginx as its entrypoint) and its slim image. */
+export const NGINX_IMAGES = { gold: ['gold/nginx:1', '--entrypoint', "nginx -g 'daemon off;'"], slim: ['slim/nginx:1'] };
+
+/** A fresh repository in `work` with gold/nginx:1, its slim image slim/nginx:1 and the kernel core; returns its path. */
+export async function prepareNginxRepo(work) {
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const repo = join(work, 'repo');
+  aim(repo, 'repo', 'init');
+  aim(repo, 'image', 'import', await goldTar('nginx', ['nginx']), '--tag', 'gold/nginx:1');
+  aim(repo, 'profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/', '--name', 'web', '--duration', '3s');
+  aim(repo, 'slim', 'gold/nginx:1', '--profile', 'web', '--tag', 'slim/nginx:1');
+  aim(repo, 'core', 'kernel', '--deb-dir', join(cache, 'kernel'));
+  return repo;
 }
 
 /** aim's QEMU runner and PXE boot server, from the built dist/. */

@@ -3,10 +3,10 @@
 // it), the time from QEMU's start to nginx's first answer, QEMU's resident memory at that moment
 // (TCG with a fixed translation-cache size, or the cache dominates) and the smallest guest memory
 // (-m) at which nginx still boots and answers: how many VMs fit on a host.
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { aim, bootOnce, loadBootModules, TB_SIZE_MIB } from './boot.mjs';
-import { cache, duBytes, goldTar, machine, median, root, writeResults } from './lib.mjs';
+import { aim, bootOnce, loadBootModules, NGINX_IMAGES, prepareNginxRepo, TB_SIZE_MIB } from './boot.mjs';
+import { cache, duBytes, machine, median, root, writeResults } from './lib.mjs';
 
 const MiB = 1024 * 1024;
 const BOOT_TIMEOUT_MS = 150_000;
@@ -32,16 +32,8 @@ export default async function buildBench() {
   const boot = await loadBootModules();
   const { qemu } = boot;
   const work = join(cache, 'bench', 'build');
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
-  const repo = join(work, 'repo');
-  aim(repo, 'repo', 'init');
-  aim(repo, 'image', 'import', await goldTar('nginx', ['nginx']), '--tag', 'gold/nginx:1');
-  aim(repo, 'profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/', '--name', 'web', '--duration', '3s');
-  aim(repo, 'slim', 'gold/nginx:1', '--profile', 'web', '--tag', 'slim/nginx:1');
-  aim(repo, 'core', 'kernel', '--deb-dir', join(cache, 'kernel'));
-
-  const images = { gold: ['gold/nginx:1', '--entrypoint', "nginx -g 'daemon off;'"], slim: ['slim/nginx:1'] };
+  const repo = await prepareNginxRepo(work);
+  const images = NGINX_IMAGES;
   const formats = ['raw', 'qcow2', 'vmdk', 'ova', 'pxe', 'tar', 'oci'].filter((f) => FORMAT_BUILDERS[f]);
   const builds = [];
   for (const format of formats) {

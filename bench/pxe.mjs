@@ -1,10 +1,10 @@
 // PXE benchmark: the same gold and slim nginx PXE bundles network-booted in QEMU (TCG, UEFI),
 // fetched by TFTP from QEMU's built-in server (what PXE setups use by default) and by HTTP from
 // `aim boot --pxe-via http`'s server, side by side: the time from QEMU's start to nginx's page.
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { aim, bootOnce, loadBootModules, TB_SIZE_MIB } from './boot.mjs';
-import { cache, goldTar, machine, median, writeResults } from './lib.mjs';
+import { aim, bootOnce, loadBootModules, NGINX_IMAGES, prepareNginxRepo, TB_SIZE_MIB } from './boot.mjs';
+import { cache, machine, median, writeResults } from './lib.mjs';
 
 const RUNS = 3;
 const MEMORY_MIB = 1024;
@@ -14,16 +14,8 @@ const MiB = 1024 * 1024;
 export default async function pxeBench() {
   const boot = await loadBootModules();
   const work = join(cache, 'bench', 'pxe');
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
-  const repo = join(work, 'repo');
-  aim(repo, 'repo', 'init');
-  aim(repo, 'image', 'import', await goldTar('nginx', ['nginx']), '--tag', 'gold/nginx:1');
-  aim(repo, 'profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/', '--name', 'web', '--duration', '3s');
-  aim(repo, 'slim', 'gold/nginx:1', '--profile', 'web', '--tag', 'slim/nginx:1');
-  aim(repo, 'core', 'kernel', '--deb-dir', join(cache, 'kernel'));
-
-  const images = { gold: ['gold/nginx:1', '--entrypoint', "nginx -g 'daemon off;'"], slim: ['slim/nginx:1'] };
+  const repo = await prepareNginxRepo(work);
+  const images = NGINX_IMAGES;
   const rows = [];
   for (const [which, [ref, ...extra]] of Object.entries(images)) {
     const out = join(work, which);
