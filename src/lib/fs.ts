@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, readSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { createReadStream, createWriteStream, readSync, type WriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -25,4 +25,22 @@ export function readFullSync(fd: number, buf: Buffer, want: number, position: nu
     got += n;
   }
   return got;
+}
+
+/**
+ * A new file (`wx`) written through a stream, with a way to throw it away on failure. A write
+ * stream opens its file asynchronously, and pipeline() settles on the first error without waiting
+ * for it: `discard` closes the stream first, so the file cannot be created after it was removed.
+ */
+export function partialFile(path: string): { stream: WriteStream; discard(): Promise<void> } {
+  const stream = createWriteStream(path, { flags: 'wx' });
+  const closed = new Promise<void>((resolve) => stream.once('close', resolve));
+  return {
+    stream,
+    async discard() {
+      stream.destroy();
+      await closed;
+      await rm(path, { force: true });
+    },
+  };
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { partialFile } from '../../lib/fs.js';
 import { join } from 'node:path';
 import { PassThrough, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -142,8 +142,7 @@ export async function writeGzipLayer(
       done(null, chunk);
     },
   });
-  const file = createWriteStream(tmp, { flags: 'wx' });
-  const closed = new Promise<void>((resolve) => file.once('close', resolve));
+  const file = partialFile(tmp);
   try {
     const writing = pipeline(
       source,
@@ -151,7 +150,7 @@ export async function writeGzipLayer(
       parallelDeflate,
       framed,
       counted,
-      file,
+      file.stream,
       // Ctrl-C stops the streams, so an abandoned build writes nothing more.
       ...(signal ? [{ signal }] : []),
     );
@@ -162,9 +161,7 @@ export async function writeGzipLayer(
         throw e;
       },
     );
-    const [made, written] = await Promise.allSettled([producing, writing]);
-    if (made.status === 'rejected') throw made.reason;
-    if (written.status === 'rejected') throw written.reason;
+    await Promise.all([producing, writing]);
     const hex = gzHash.digest('hex');
     await rename(tmp, join(dir, hex));
     return {
@@ -172,11 +169,7 @@ export async function writeGzipLayer(
       diffId: `sha256:${rawHash.digest('hex')}`,
     };
   } catch (e) {
-    // pipeline() settles on the first error without waiting for the file stream, which may still
-    // be opening the partial file: removed before that, it would be created after the rm.
-    file.destroy();
-    await closed;
-    await rm(tmp, { force: true });
+    await file.discard();
     throw e;
   }
 }

@@ -160,17 +160,16 @@ export async function writeRootCpio(dir: string, prefix: string, out: string, mt
   const fh = await open(out, 'wx');
   let bytes = 0;
   try {
-    let ino = 1;
+    // inode numbers follow the member order (1-based); the names of one file share the first's
     for (const [i, { member, path, inode }] of members.entries()) {
       const group = inode === undefined ? undefined : groups.get(inode);
       const linked = group !== undefined && group.nlink > 1;
       const data = member.type === 'file' && (!linked || group.last === i) ? await readFile(path) : undefined;
-      const rec = cpioRecord({ ...member, data, ...(linked ? { nlink: group.nlink } : {}) }, linked ? group.ino : ino, mtime);
-      ino++;
+      const rec = cpioRecord({ ...member, data, ...(linked ? { nlink: group.nlink } : {}) }, linked ? group.ino : i + 1, mtime);
       await fh.write(rec);
       bytes += rec.length;
     }
-    const marker = cpioRecord({ name: RAM_ROOT_MARKER, type: 'file', mode: 0o644, data: Buffer.from(`${prefix}\n`) }, ino, mtime);
+    const marker = cpioRecord({ name: RAM_ROOT_MARKER, type: 'file', mode: 0o644, data: Buffer.from(`${prefix}\n`) }, members.length + 1, mtime);
     await fh.write(marker);
     bytes += marker.length;
     const trailer = cpioTrailer();

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { ConfigError, PermissionError, errnoCode } from '../../lib/errors.js';
+import { partialFile } from '../../lib/fs.js';
 import { spawnTool } from '../../lib/exec.js';
 import { CAP, hasCapability } from '../../lib/privileges.js';
 import { decodePath } from '../../lib/path-codec.js';
@@ -101,18 +101,14 @@ async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promi
     if (errnoCode(e) !== 'ENOENT') throw e;
   }
   const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(4).toString('hex')}.partial`);
-  const file = createWriteStream(tmp, { flags: 'wx' });
-  const closed = new Promise<void>((resolve) => file.once('close', resolve));
+  const file = partialFile(tmp);
   try {
-    await writeTar(tarEntries(entries, blobs), file);
-    file.end();
-    await finished(file);
+    await writeTar(tarEntries(entries, blobs), file.stream);
+    file.stream.end();
+    await finished(file.stream);
     await rename(tmp, out);
   } catch (e) {
-    // The stream opens its file asynchronously: close it first, or it could be created after the rm.
-    file.destroy();
-    await closed;
-    await rm(tmp, { force: true });
+    await file.discard();
     throw e;
   }
 }
