@@ -12,7 +12,7 @@ export interface PxeHttpRequest {
   status: number;
   /** Body bytes sent: the whole file once the response finished, what went out before a disconnect otherwise. */
   bytes: number;
-  /** The whole response reached the connection (false: the client went away first). */
+  /** The whole response was handed to the connection (false: the client went away first). */
   complete: boolean;
 }
 
@@ -47,7 +47,10 @@ async function inside(dir: string, file: string): Promise<boolean> {
 async function answer(dir: string, req: IncomingMessage, res: ServerResponse, log: PxeHttpRequest[]): Promise<void> {
   const entry: PxeHttpRequest = { method: req.method ?? '', path: req.url ?? '', status: 0, bytes: 0, complete: false };
   log.push(entry);
-  res.once('finish', () => (entry.complete = true));
+  // Not 'finish' or writableEnded: a client that has every byte Content-Length promised may hang
+  // up before the server even ends the response. Complete = every body byte went to the connection.
+  let bodyBytes = 0;
+  res.once('close', () => (entry.complete = entry.status !== 0 && entry.bytes === bodyBytes));
   const send = (status: number, text: string) => {
     entry.status = status;
     res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(text) }).end(text);
@@ -64,6 +67,7 @@ async function answer(dir: string, req: IncomingMessage, res: ServerResponse, lo
     res.end();
     return;
   }
+  bodyBytes = st.size;
   const body = createReadStream(file);
   body.on('data', (chunk) => (entry.bytes += chunk.length));
   // a client that goes away destroys the response, and pipeline then closes the file too
