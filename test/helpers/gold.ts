@@ -47,7 +47,7 @@ export async function layeredGoldTar(packages: readonly string[], copyIns: reado
 }
 
 /** Writes `out`: the tar `base` with the copy-ins replacing or adding members (GNU tar --delete, --append). */
-async function layerOnto(base: string, copyIns: readonly CopyIn[], out: string): Promise<void> {
+export async function layerOnto(base: string, copyIns: readonly CopyIn[], out: string): Promise<void> {
   const listing = (await execa('tar', ['-tf', base], { maxBuffer: 1 << 28 })).stdout.split('\n');
   const inBase = new Set(listing.map((m) => m.replace(/\/$/, '')));
   const stage = await tempDir('aim-layer-');
