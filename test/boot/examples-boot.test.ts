@@ -33,7 +33,7 @@ beforeAll(async () => {
   tmp = await tempDir('aim-boot-examples-');
   repo = join(tmp.dir, 'repo');
   await run('repo', 'init');
-  const tar = await servicesGoldTar();
+  const tar = await servicesGoldTar('light');
   const first = (await goldRecipe(BOOTED[0])).tag;
   await run('image', 'import', tar, '--tag', first);
   for (const dir of BOOTED.slice(1)) await run('image', 'tag', first, (await goldRecipe(dir)).tag);

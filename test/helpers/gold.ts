@@ -1,8 +1,11 @@
 import { execa } from 'execa';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, cp, mkdir, readdir, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { basename, join, posix } from 'node:path';
 import { cachedFile, cachedGoldTar as cached, goldRecipeKey, type GoldRecipe } from '../../src/core/import/gold-cache.js';
 import { resolveCopyIns, type CopyIn } from '../../src/core/import/gold-debian.js';
+import { walkTarFile } from '../../src/core/import/tar-reader.js';
 import { projectRoot } from './cli.js';
 import { tempDir } from './tmp.js';
 
@@ -46,7 +49,12 @@ export async function layeredGoldTar(packages: readonly string[], copyIns: reado
   return cachedFile(join(goldCacheDir, `layered-${key}.tar`), (tmp) => layerOnto(base, resolved, tmp));
 }
 
-/** Writes `out`: the tar `base` with the copy-ins replacing or adding members (GNU tar --delete, --append). */
+/**
+ * Writes `out`: the tar `base` with the copy-ins replacing or adding members. Replaced members are
+ * left out while copying the base byte for byte (aim's own tar walker gives each member's span,
+ * its extension headers included; GNU tar --delete loses members of large pax archives), then
+ * GNU tar --append adds the copy-ins.
+ */
 export async function layerOnto(base: string, copyIns: readonly CopyIn[], out: string): Promise<void> {
   const listing = (await execa('tar', ['-tf', base], { maxBuffer: 1 << 28 })).stdout.split('\n');
   const inBase = new Set(listing.map((m) => m.replace(/\/$/, '')));
@@ -72,13 +80,33 @@ export async function layerOnto(base: string, copyIns: readonly CopyIn[], out: s
         note(`.${posix.join(c.dest, basename(c.src))}`, false);
       }
     }
-    await copyFile(base, out);
-    if (replaced.length > 0) await execa('tar', ['--delete', '-f', out, ...replaced]);
+    await copyWithout(base, new Set(replaced), out);
     const members = [...new Set(added)].sort();
     await execa('tar', ['--append', '-f', out, '-C', stage.dir, '--no-recursion', '--owner=0', '--group=0', '--numeric-owner', '--format=pax', ...members, ...replaced]);
   } finally {
     await stage.cleanup();
   }
+}
+
+/** Copies a tar file leaving out the members with the given names ("./path", directories without their "/"). */
+async function copyWithout(tar: string, names: ReadonlySet<string>, out: string): Promise<void> {
+  const drop: [number, number][] = [];
+  for (const m of walkTarFile(tar)) {
+    if (!names.has(m.name.toString('utf8').replace(/\/$/, ''))) continue;
+    drop.push([m.headerOffset, m.dataOffset + m.dataSize + ((512 - (m.dataSize % 512)) % 512)]);
+  }
+  if (drop.length !== names.size) throw new Error(`${tar}: expected ${names.size} members to replace, found ${drop.length}`);
+  const size = (await stat(tar)).size;
+  const keep: [number, number][] = [];
+  let at = 0;
+  for (const [start, end] of drop) {
+    if (start > at) keep.push([at, start]);
+    at = end;
+  }
+  keep.push([at, size]);
+  const sink = createWriteStream(out);
+  for (const [start, end] of keep) await pipeline(createReadStream(tar, { start, end: end - 1 }), sink, { end: false });
+  await new Promise<void>((resolve, reject) => sink.end((e?: Error | null) => (e ? reject(e) : resolve())));
 }
 
 /** Paths under `dir` (relative, "/"-separated), parents before children. */

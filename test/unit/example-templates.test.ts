@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadTemplate, templateCopyIns } from '../../src/core/template/index.js';
 import { projectRoot } from '../helpers/cli.js';
 import { goldRecipe } from '../helpers/examples.js';
-import { SERVICE_EXAMPLES } from '../helpers/service-examples.js';
+import { SERVICE_EXAMPLES, SERVICE_GROUPS } from '../helpers/service-examples.js';
 
 const OWN_GOLD = ['nginx', 'redis', 'python-http'];
 
@@ -26,9 +26,9 @@ describe('example templates', () => {
     }
   });
 
-  it('the service examples can share one gold tree: no two copy into the same place', async () => {
+  it.each(Object.entries(SERVICE_GROUPS))('the %s service examples can share one gold tree: no two copy into the same place', async (_, dirs) => {
     const seen = new Map<string, string>();
-    for (const dir of SERVICE_EXAMPLES) {
+    for (const dir of dirs) {
       for (const spec of (await goldRecipe(dir)).copyIns) {
         const dest = spec.slice(spec.lastIndexOf(':') + 1);
         expect(seen.get(dest), `${dir} and ${seen.get(dest)} copy into ${dest}`).toBeUndefined();

@@ -79,8 +79,14 @@ describe('layered gold tar (tests share one package tree, copy-ins laid over it)
       await mkdir(join(root, 'etc', 'app'), { recursive: true });
       await writeFile(join(root, 'etc', 'app', 'app.conf'), 'packaged\n');
       await writeFile(join(root, 'etc', 'app', 'other.conf'), 'kept\n');
+      // members after the replaced one, one with a name long enough for a pax header (as mmdebstrap writes)
+      const long = join('var', 'lib', 'a-directory-whose-name-is-long-enough'.repeat(3), 'x'.repeat(60));
+      await mkdir(join(root, long), { recursive: true });
+      await writeFile(join(root, long, 'data'), 'deep\n');
+      await mkdir(join(root, 'var', 'mail'), { recursive: true });
       const base = join(t.dir, 'base.tar');
-      await execa('tar', ['-cf', base, '-C', root, '--owner=0', '--group=0', '--numeric-owner', '.']);
+      await execa('tar', ['-cf', base, '-C', root, '--format=pax', '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '.']);
+      const before = (await execa('tar', ['-tf', base])).stdout.split('\n');
       const conf = join(t.dir, 'conf');
       await mkdir(join(conf, 'sub'), { recursive: true });
       await writeFile(join(conf, 'app.conf'), 'mine\n');
@@ -92,6 +98,8 @@ describe('layered gold tar (tests share one package tree, copy-ins laid over it)
 
       const members = (await execa('tar', ['-tf', out])).stdout.split('\n');
       expect(new Set(members).size).toBe(members.length);
+      expect(members).toEqual(expect.arrayContaining(before)); // nothing of the base lost
+      expect(members).toContain(`./${long}/data`);
       expect(members).toEqual(expect.arrayContaining(['./etc/app/app.conf', './etc/app/other.conf', './etc/app/sub/', './etc/app/sub/extra.conf', './srv/', './srv/www/', './srv/www/site/', './srv/www/site/index.html']));
       const x = join(t.dir, 'x');
       await mkdir(x);
