@@ -210,7 +210,7 @@ async function addExecTargets(trace: Trace, root: string): Promise<Trace> {
     }
   }
   if (targets.size === 0) return trace;
-  return mergeTraces(trace, { paths: targets, execs: [...targets.keys()], processes: 0, unresolved: 0 });
+  return mergeTraces(trace, { paths: targets, execs: [...targets.keys()], processes: 0, unresolved: 0, complete: true, untied: 0, untraced: 0 });
 }
 
 /**
