@@ -40,6 +40,8 @@ export const DEBIAN_PACKAGES = {
   'util-linux': 'unshare/nsenter/setpriv for the profiling sandbox',
   iproute2: 'loopback inside the profiling sandbox',
   binutils: 'readelf, used by tests to check the ELF parser',
+  gcc: 'static test programs that fork, thread, spawn and clone3 under the tracer (test/fixtures/trace)',
+  'libc6-dev': 'static glibc for those test programs',
   ostree: 'import benchmark comparison',
   time: 'peak memory figures in benchmarks',
   openssl: 'hashing lower bound in the import benchmark',

@@ -554,6 +554,21 @@ describe('hand-written edge cases', () => {
     expect(t.execs).toEqual(['/bin/next']);
   });
 
+  it('takes a thread\'s execve as done once it supersedes the leader, whatever result strace prints', () => {
+    // captured with --seccomp-bpf (strace 6.1): the leader's "resumed" result is garbage
+    const t = parse(`
+      26229 1.0 chroot("/R") = 0
+      26229 1.1 execve("/bin/tracee", ["/bin/tracee", "thread-exec"], 0x7fff53663860 /* 39 vars */) = 0
+      27167 1.2 execve("/bin/next", ["next", "open", "thread-exec"], 0x7ffe31062a80 /* 39 vars */ <unfinished ...>
+      27154 1.3 +++ exited with 0 +++
+      26229 1.4 +++ superseded by execve in pid 27167 +++
+      26229 1.5 <... execve resumed>)             = -1 (errno 18446744073709551359)
+      26229 1.6 +++ exited with 0 +++
+    `);
+    expect(t.paths.get('/bin/next')).toMatchObject({ ok: true, exec: true, errors: [] });
+    expect(t.execs).toEqual(['/bin/tracee', '/bin/next']);
+  });
+
   it('sets the cwd from getcwd and keeps traces without chroot with insideFromStart', () => {
     const t = parseStrace(lines(`
       1 1.0 getcwd("/srv/app", 4096) = 9

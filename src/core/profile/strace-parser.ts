@@ -229,6 +229,8 @@ interface Unfinished {
   name: string;
   text: string;
   time: number;
+  /** Known to have succeeded, whatever strace prints as its result. */
+  succeeded?: boolean;
 }
 
 /**
@@ -435,17 +437,20 @@ export class StraceParser {
       case 'resumed': {
         const u = this.unfinished.get(pid);
         this.unfinished.delete(pid);
-        if (u && u.name === body.name) this.call(pid, u.time, u.name, u.text + body.text);
+        if (u?.succeeded && u.name === body.name) this.call(pid, u.time, u.name, `${u.text}) = 0`);
+        else if (u && u.name === body.name) this.call(pid, u.time, u.name, u.text + body.text);
         else if (CLONE_SYSCALLS.has(body.name)) this.call(pid, time, body.name, `${body.name}(${body.text}`);
         break;
       }
       case 'exit': {
-        // A thread's execve replaces the leader: the call started under the thread's pid.
+        // A thread's execve replaces the leader: the call started under the thread's pid. That
+        // notice is the proof it succeeded; with --seccomp-bpf strace 6.1 then prints a garbage
+        // result ("= -1 (errno 18446744073709551359)") for it.
         const superseded = /^superseded by execve in pid (\d+)/.exec(body.detail);
         const u = superseded ? this.unfinished.get(Number(superseded[1])) : undefined;
         if (u) {
           this.unfinished.delete(Number(superseded![1]));
-          this.unfinished.set(pid, u);
+          this.unfinished.set(pid, { ...u, succeeded: true });
         }
         if (isEnd(body)) {
           this.procs.delete(pid);
