@@ -7,10 +7,12 @@
  * Used by test/integration/trace-stress.test.ts: a few iterations in the normal suite,
  * `AIM_TRACE_STRESS=100 npx vitest run test/integration/trace-stress.test.ts` for a real run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runSandboxed } from '../../src/core/profile/sandbox.js';
+import type { Reporter } from '../../src/lib/reporter.js';
 import { staticProgram } from './c-programs.js';
 import { tempDir } from './tmp.js';
 
@@ -22,8 +24,13 @@ export interface StressOptions {
   requests: number;
   /** Children per iteration of a server that ignores SIGCHLD (tracee fork, as an exec probe). */
   forks: number;
-  /** Short-lived processes per iteration inside the sandbox (tracee churn): pid reuse inside its namespace. */
+  /** Short-lived processes per iteration inside the sandbox (tracee churn). */
   innerChurn: number;
+  /**
+   * Lower the sandbox's own pid_max to this once it is ready (kernels with a pid_max per pid
+   * namespace, 6.14 and later), so pid numbers inside it wrap and are reused within one run.
+   */
+  innerPidMax?: number;
   /** Processes spinning on the host to load the CPUs. */
   spinners: number;
   /** A host process creating short-lived processes as fast as it can, so pid numbers wrap. */
@@ -43,7 +50,37 @@ export interface StressResult {
   errors: string[];
   /** Processes the parser could not tie to their parent (Trace.untied), summed. */
   untied: number;
+  /** Iterations whose sandbox got the lower pid_max. */
+  pidMaxLowered: number;
   ms: number;
+}
+
+/** Processes whose root is `root`: the sandboxed workload, as the host sees it. */
+function chrootedInto(root: string): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readlinkSync(`/proc/${n}/root`) === root;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/**
+ * Sets pid_max in the pid namespace of the sandbox around `root`, if that namespace has its own
+ * (its value differs from the host's); never touches the host's. Tells whether it did.
+ */
+function lowerPidMax(root: string, pidMax: number): boolean {
+  const pid = chrootedInto(root)[0];
+  if (pid === undefined) return false;
+  const enter = ['--target', String(pid), '--pid', '--mount', '--'];
+  const inside = execFileSync('nsenter', [...enter, 'cat', '/proc/sys/kernel/pid_max'], { encoding: 'utf8' }).trim();
+  if (inside === readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim()) return false;
+  execFileSync('nsenter', [...enter, 'sh', '-c', `echo ${pidMax} > /proc/sys/kernel/pid_max`]);
+  return true;
 }
 
 /** Host processes started by the stress loop; all stopped by {@link stopAll}. */
@@ -93,7 +130,7 @@ async function makeTree(root: string, options: StressOptions): Promise<string[]>
 /** Runs the loop; never throws for a failed iteration (it is counted), only for a broken set-up. */
 export async function runTraceStress(options: StressOptions): Promise<StressResult> {
   const log = options.log ?? (() => undefined);
-  const result: StressResult = { iterations: 0, expected: 0, missed: 0, iterationsWithMisses: 0, errors: [], untied: 0, ms: 0 };
+  const result: StressResult = { iterations: 0, expected: 0, missed: 0, iterationsWithMisses: 0, errors: [], untied: 0, pidMaxLowered: 0, ms: 0 };
   const t0 = Date.now();
   const helpers = startHelpers(options);
   const tmp = await tempDir('aim-stress-');
@@ -104,15 +141,21 @@ export async function runTraceStress(options: StressOptions): Promise<StressResu
       const expected = await makeTree(root, options);
       const probes = [
         { kind: 'http' as const, url: 'http://127.0.0.1:80/index.html' },
-        { kind: 'exec' as const, command: `for i in $(seq 0 ${options.requests - 1}); do wget -q -O /dev/null http://127.0.0.1/p$i.html || exit 1; done` },
         ...(options.innerChurn > 0 ? [{ kind: 'exec' as const, command: `tracee churn ${options.innerChurn}` }] : []),
+        { kind: 'exec' as const, command: `for i in $(seq 0 ${options.requests - 1}); do wget -q -O /dev/null http://127.0.0.1/p$i.html || exit 1; done` },
         { kind: 'exec' as const, command: `tracee fork ${options.forks}` },
       ];
       result.iterations++;
       result.expected += expected.length;
       const started = Date.now();
       try {
-        const r = await runSandboxed({ root, workDir: join(base, 'work'), run: 'exec httpd -f -p 80 -h /www', readyPort: 80, probes, durationMs: 200, graceMs: 2_000 });
+        // Once ready (before the probes), the sandbox's pid numbers may be made to wrap.
+        const reporter: Reporter = {
+          emit: (event) => {
+            if (event.type === 'info' && options.innerPidMax !== undefined && lowerPidMax(root, options.innerPidMax)) result.pidMaxLowered++;
+          },
+        };
+        const r = await runSandboxed({ root, workDir: join(base, 'work'), run: 'exec httpd -f -p 80 -h /www', readyPort: 80, probes, durationMs: 200, graceMs: 2_000, probeTimeoutMs: 120_000, reporter });
         const failedProbe = r.probes.find((p) => (p.kind === 'http' ? p.status !== 200 : p.exitCode !== 0));
         if (failedProbe) throw new Error(`probe failed: ${JSON.stringify(failedProbe)}`);
         const missing = expected.filter((p) => !r.trace.paths.get(p)?.ok);

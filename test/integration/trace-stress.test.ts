@@ -9,8 +9,17 @@ const which = (tool: string) => `${process.env.PATH ?? ''}:/usr/sbin:/sbin`.spli
 const BUSYBOX = which('busybox');
 const CAN_RUN = process.getuid?.() === 0 && HAS_GCC && BUSYBOX !== undefined && ['strace', 'unshare', 'nsenter', 'setpriv', 'ip', 'chroot', 'mount', 'mknod'].every((t) => which(t) !== undefined);
 
-/** AIM_TRACE_STRESS=N runs N iterations (the normal suite runs 3); AIM_TRACE_STRESS_REPORT=FILE writes the figures as JSON. */
+/**
+ * AIM_TRACE_STRESS=N runs N iterations (the normal suite runs 3). AIM_TRACE_STRESS_INNER_CHURN=K
+ * adds K short-lived processes inside the sandbox per iteration (default 400). Where the kernel
+ * has a pid_max per pid namespace, the sandbox's is lowered to 330 once it is ready: after the
+ * churn its new pids cycle through 300..329, so the pages' httpd children and the forks reuse pid
+ * numbers within one trace. AIM_TRACE_STRESS_SPINNERS sets the CPU load (default 1);
+ * AIM_TRACE_STRESS_REPORT=FILE writes the figures as JSON; AIM_KEEP_TRACE=DIR keeps the raw
+ * traces of iterations that missed something.
+ */
 const ITERATIONS = Number(process.env.AIM_TRACE_STRESS ?? 3);
+const INNER_CHURN = Number(process.env.AIM_TRACE_STRESS_INNER_CHURN ?? 400);
 
 describe.skipIf(!CAN_RUN)('trace stress (root, strace, gcc, busybox-static)', () => {
   it(`misses no open in ${ITERATIONS} runs under pid churn and CPU load`, async () => {
@@ -19,7 +28,8 @@ describe.skipIf(!CAN_RUN)('trace stress (root, strace, gcc, busybox-static)', ()
       iterations: ITERATIONS,
       requests: 20,
       forks: 40,
-      innerChurn: Number(process.env.AIM_TRACE_STRESS_INNER_CHURN ?? 0),
+      innerChurn: INNER_CHURN,
+      innerPidMax: 330,
       spinners: Number(process.env.AIM_TRACE_STRESS_SPINNERS ?? 1),
       churn: true,
       keepFailedDir: process.env.AIM_KEEP_TRACE || undefined,
@@ -31,5 +41,5 @@ describe.skipIf(!CAN_RUN)('trace stress (root, strace, gcc, busybox-static)', ()
     expect(result.iterations).toBe(ITERATIONS);
     expect(result.expected).toBe(ITERATIONS * 61);
     expect(result).toMatchObject({ missed: 0, iterationsWithMisses: 0, untied: 0 });
-  }, 60_000 + ITERATIONS * 30_000);
+  }, 60_000 + ITERATIONS * (30_000 + INNER_CHURN * 2));
 });
