@@ -15,7 +15,7 @@ const CAN_RUN = process.getuid?.() === 0 && HAS_GCC && BUSYBOX !== undefined && 
  * has a pid_max per pid namespace, the sandbox's is lowered to 330 once it is ready: after the
  * churn its new pids cycle through 300..329, so the pages' httpd children and the forks reuse pid
  * numbers within one trace. AIM_TRACE_STRESS_SPINNERS sets the CPU load (default 1);
- * AIM_TRACE_STRESS_REPORT=FILE writes the figures as JSON; AIM_KEEP_TRACE=DIR keeps the raw
+ * AIM_TRACE_STRESS_REPORT=FILE writes the figures as JSON; AIM_TRACE_STRESS_KEEP=DIR keeps the raw
  * traces of iterations that missed something.
  */
 const ITERATIONS = Number(process.env.AIM_TRACE_STRESS ?? 3);
@@ -32,7 +32,7 @@ describe.skipIf(!CAN_RUN)('trace stress (root, strace, gcc, busybox-static)', ()
       innerPidMax: 330,
       spinners: Number(process.env.AIM_TRACE_STRESS_SPINNERS ?? 1),
       churn: true,
-      keepFailedDir: process.env.AIM_KEEP_TRACE || undefined,
+      keepFailedDir: process.env.AIM_TRACE_STRESS_KEEP || undefined,
       log: ITERATIONS > 3 ? (line) => process.stderr.write(`trace-stress ${line}\n`) : undefined,
     });
     process.stderr.write(`trace-stress: ${JSON.stringify(result)}\n`);
