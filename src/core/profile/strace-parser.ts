@@ -184,7 +184,8 @@ const QUIET_SIGNALS = ['SIGCHLD', 'SIGCONT', 'SIGURG', 'SIGWINCH', 'SIGSTOP', 'S
  * -f follows forks, clones and vforks; -q drops attach notices but keeps "+++ exited" (a pid that
  * exited may be reused); -ttt stamps epoch seconds; -y decorates fds with their paths (dirfds of
  * *at() calls, the cwd behind AT_FDCWD, the file an open() reached); --seccomp-bpf stops the
- * tracee only for traced calls (without it, medians of 3: redis-benchmark ran 13x and a syscall-heavy batch job 4.6x slower; README).
+ * tracee only for traced calls (without it, medians of 3: redis-benchmark ran 13x and a
+ * syscall-heavy batch job 4.6x slower; see the README).
  *
  * strace must run in the pid namespace of its tracees (the sandbox starts it there): a clone()
  * returns the child's pid in the caller's namespace, and the parser ties parent and child by
