@@ -83,9 +83,10 @@ function ensureNpmDependencies() {
   const npm = process.env.npm_execpath
     ? [process.execPath, [process.env.npm_execpath]]
     : ['npm', []];
-  // `npm install`, not `npm ci`: vite's Windows-only optional dependency is missing from the
-  // registry, so the lock file cannot list it and `npm ci` refuses the lock as out of sync.
-  execFileSync(npm[0], [...npm[1], 'install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  // `npm ci`: installs exactly what package-lock.json lists and never rewrites it, so a fresh
+  // clone stays clean (test/integration/setup-clean.test.ts). A lock out of step with package.json
+  // fails here: run `npm install` and commit the lock it writes.
+  execFileSync(npm[0], [...npm[1], 'ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
 }
 
 ensureDebianPackages();
