@@ -56,7 +56,7 @@ export const vmware = {
     { name: 'name', type: 'string', description: 'base name of the uploaded files (default: from the image name)' },
     { name: 'insecure', type: 'boolean', description: 'accept a self-signed certificate (ESXi default)' },
     { name: 'overwrite', type: 'boolean', description: 'replace files that already exist on the datastore' },
-    { name: 'kernel', type: 'string', env: 'AIM_KERNEL', description: 'kernel core image to boot when the image has no kernel of its own (e.g. core/kernel:bookworm)' },
+    { name: 'kernel', type: 'string', env: 'AIM_KERNEL', description: 'kernel core image to boot when the image has no kernel of its own (default: the newest core/kernel:*)' },
     { name: 'memory', type: 'string', description: `memory of the VM in the OVF descriptor, MiB (default ${OVA_DEFAULT_MEMORY_MIB})` },
   ],
   plan(request) {

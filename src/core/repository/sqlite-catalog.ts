@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type { Entry, EntryType } from '../model/entry.js';
 import { comparePaths } from '../../lib/path-codec.js';
-import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord } from './types.js';
+import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -254,6 +254,12 @@ export class SqliteCatalog implements Catalog {
 
   async tagsOf(imageId: string): Promise<string[]> {
     return (this.db.prepare('SELECT name FROM tags WHERE image_id = ? ORDER BY name').all(imageId) as { name: string }[]).map((r) => r.name);
+  }
+
+  async listTags(prefix = ''): Promise<TagRecord[]> {
+    // substr, not LIKE: a tag name may hold % or _
+    const rows = this.db.prepare('SELECT name, image_id, updated_at FROM tags WHERE substr(name, 1, ?) = ? ORDER BY name').all(prefix.length, prefix) as { name: string; image_id: string; updated_at: string }[];
+    return rows.map((r) => ({ name: r.name, imageId: r.image_id, updatedAt: r.updated_at }));
   }
 
   async removeImage(id: string): Promise<void> {
