@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { OVA_DEFAULT_MEMORY_MIB } from '../../src/core/build/ovf.js';
 import { ConfigError } from '../../src/lib/errors.js';
+import { addCredentials } from '../../src/lib/redact.js';
 import type { Artifact } from '../../src/core/build/types.js';
 import type { Provider, ProviderOptions, ShipContext, ShipRequest } from '../../src/core/ship/provider.js';
 import { checkDatastore, datastoreFileUrl, parseDatastoreUrl, uploadToDatastore, type DatastoreOptions } from './datastore.js';
@@ -26,6 +27,8 @@ export function datastoreSettings(options: ProviderOptions, env: NodeJS.ProcessE
     const missing = [user ? undefined : 'AIM_VMWARE_USER', password ? undefined : 'AIM_VMWARE_PASSWORD'].filter(Boolean).join(' and ');
     throw new ConfigError(`uploading to a datastore needs credentials: ${missing} not set`, { hint: 'export AIM_VMWARE_USER=… AIM_VMWARE_PASSWORD=… (never on the command line)' });
   }
+  // hidden from every message and log from now on, also as the basic-auth header a server may echo
+  addCredentials(user, password);
   return { target, credentials: { user, password }, insecure: options.insecure === true, overwrite: options.overwrite === true, reporter: context.reporter, signal: context.signal };
 }
 

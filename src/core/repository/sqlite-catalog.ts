@@ -1,4 +1,7 @@
 import Database from 'better-sqlite3';
+import { accessSync, constants } from 'node:fs';
+import { dirname } from 'node:path';
+import { errnoCode } from '../../lib/errors.js';
 import type { Entry, EntryType } from '../model/entry.js';
 import { comparePaths } from '../../lib/path-codec.js';
 import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
@@ -140,17 +143,37 @@ function toEntry(r: EntryRow): Entry {
   return e;
 }
 
+/**
+ * SQLite says only "unable to open database file" (or read-only): the errno behind it (EROFS,
+ * EACCES, ENOSPC…) comes from asking the filesystem the same question; WAL needs the directory
+ * writable too (for -wal and -shm).
+ */
+function whyCannotOpen(file: string, error: unknown, readonly: boolean): unknown {
+  if (!/^SQLITE_(CANTOPEN|READONLY|IOERR)/.test(errnoCode(error) ?? '')) return error;
+  try {
+    if (!readonly) accessSync(dirname(file), constants.W_OK);
+    accessSync(file, readonly ? constants.R_OK : constants.R_OK | constants.W_OK);
+  } catch (e) {
+    return e;
+  }
+  return error;
+}
+
 /** The embedded catalog: one SQLite file in WAL mode. */
 export class SqliteCatalog implements Catalog {
   private readonly db: Database.Database;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
-    this.db = new Database(file, { readonly: options.readonly ?? false, timeout: 30_000 });
-    if (!options.readonly) {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
+    try {
+      this.db = new Database(file, { readonly: options.readonly ?? false, timeout: 30_000 });
+      if (!options.readonly) {
+        this.db.pragma('journal_mode = WAL');
+        this.db.pragma('synchronous = FULL');
+      }
+      this.db.pragma('foreign_keys = ON');
+    } catch (e) {
+      throw whyCannotOpen(file, e, options.readonly ?? false);
     }
-    this.db.pragma('foreign_keys = ON');
   }
 
   /** Creates tables (idempotent) and records the schema version. */
