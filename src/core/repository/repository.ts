@@ -20,9 +20,10 @@ export interface Repository {
   lockForGc(waitMs?: number): Promise<Lock>;
   tmpRoot: string;
   /**
-   * After a failed write: removes the blobs this process added, so the repository is exactly as
-   * before. Skipped while another import runs (it may already count on one of them); gc then
-   * collects them.
+   * After a failed write: removes the blobs this process added that no committed image
+   * references, so the repository is as before. Decided under an exclusive lease: while another
+   * writer is live (it may count on one of them before it commits) nothing is removed, and gc
+   * collects them later. A blob another import reused and committed meanwhile stays.
    */
   rollbackBlobs(lock: Lock): Promise<number>;
   close(): Promise<void>;
@@ -92,9 +93,17 @@ export async function openRepository(dir: string): Promise<Repository> {
       const created = [...blobs.created];
       blobs.created.clear();
       await blobs.disposeScratch();
-      if (created.length === 0 || (await lock.othersWriting())) return 0;
-      for (const hash of created) await blobs.remove(hash);
-      return created.length;
+      if (created.length === 0) return 0;
+      const alone = await lock.exclusive();
+      if (!alone) return 0;
+      try {
+        const kept = await catalog.referencedAmong(created);
+        const garbage = created.filter((h) => !kept.has(h));
+        for (const hash of garbage) await blobs.remove(hash);
+        return garbage.length;
+      } finally {
+        await alone.release();
+      }
     },
     async close() {
       await blobs.disposeScratch();

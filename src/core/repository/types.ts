@@ -139,5 +139,9 @@ export interface Catalog {
   listProfiles(): Promise<Pick<ProfileRecord, 'name' | 'imageId' | 'createdAt' | 'updatedAt'>[]>;
   /** Every blob referenced by any image (entries and manifests). */
   referencedBlobs(): Promise<Set<string>>;
+  /** Those of `blobs` that some image references (as an entry's content or as its manifest). */
+  referencedAmong(blobs: Iterable<string>): Promise<Set<string>>;
+  /** Where images use a blob: up to `limit` (image, path) pairs, the manifest itself as path "". */
+  blobUsers(blob: string, limit: number): Promise<{ imageId: string; path: string }[]>;
   close(): Promise<void>;
 }
