@@ -113,9 +113,10 @@ export async function acquireGcLock(dir: string, waitMs = 0): Promise<Lock> {
   }
 }
 
+/** gc's lock, exclusive already: its upgrade is a no-op whose release leaves the lock held. */
 function gcLock(own: string): Lock {
-  const lock: Lock = { release: () => unlink(own).catch(() => {}), exclusive: async () => lock };
-  return lock;
+  const held: Lock = { release: async () => {}, exclusive: async () => held };
+  return { release: () => unlink(own).catch(() => {}), exclusive: async () => held };
 }
 
 /**

@@ -79,9 +79,9 @@ export async function openRepository(dir: string): Promise<Repository> {
   if (marker.format !== FORMAT.format || marker.version !== FORMAT.version) {
     throw new ConfigError(`${root} holds an unsupported repository format (${marker.format} v${marker.version})`);
   }
-  const blobs = new FsBlobStore(l.objects, l.tmp);
   const catalog = new SqliteCatalog(l.catalog);
   catalog.migrate();
+  const blobs = new FsBlobStore(l.objects, l.tmp, (hash) => catalog.blobUsers(hash, 6));
   return {
     root,
     blobs,
