@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError, InputError, NotFoundError, errnoCode } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Repository } from '../repository/repository.js';
+import { SpaceGuard } from '../repository/space-guard.js';
 import { commitImage, type CommittedImage } from './commit.js';
 import { dirSource } from './dir-reader.js';
 import { diskSource, isDiskImage } from './disk/disk-reader.js';
@@ -34,6 +35,8 @@ export interface ImportRequest {
   ref?: string;
   /** OCI image indexes: the platform to pick, "os/arch[/variant]" (default linux/amd64). */
   platform?: string;
+  /** Most bytes of new content the import may add to the repository (E_MAX_SIZE beyond). */
+  maxBytes?: number;
 }
 
 export interface ImportResult extends CommittedImage {
@@ -71,6 +74,7 @@ export async function importImage(repo: Repository, request: ImportRequest, repo
     throw new ConfigError('--ref and --platform apply to OCI layouts and docker archives only');
   }
   const lock = await repo.lockForWrite();
+  repo.blobs.guard = new SpaceGuard(repo.root, { maxBytes: request.maxBytes });
   try {
     const entries = await openSource(repo, source, kind, request, reporter);
     const result = await importSource(repo, entries, { source, sourceKind: kind, tags }, reporter);
@@ -79,6 +83,7 @@ export async function importImage(repo: Repository, request: ImportRequest, repo
     await repo.rollbackBlobs(lock);
     throw e;
   } finally {
+    repo.blobs.guard = undefined;
     await lock.release();
   }
 }

@@ -7,6 +7,7 @@ import { IntegrityError, errnoCode } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
 import { readFullSync } from '../../lib/fs.js';
 import type { LocalContent, StoredBlob } from '../import/source.js';
+import type { SpaceGuard } from './space-guard.js';
 import type { BlobStore, LocalBlob, PutLocalOptions } from './types.js';
 import { CorruptBlobError, MissingBlobError, verifyBuffer, verifyChunks, type BlobUsersLookup } from './verify.js';
 
@@ -36,6 +37,8 @@ export class FsBlobStore implements BlobStore {
   /** Blobs were renamed into place since the last flush. */
   /** Blobs this instance added to the store (not those it found already there). */
   readonly created = new Set<string>();
+  /** Charged before every byte written, while a write (an import) sets it: free space and --max-size. */
+  guard: SpaceGuard | undefined;
   private tmpDir: Promise<string> | undefined;
 
   constructor(
@@ -142,6 +145,7 @@ export class FsBlobStore implements BlobStore {
       while (n > 0) {
         const chunk = buf.subarray(0, n);
         hasher.update(chunk);
+        this.guard?.charge(n);
         for (let off = 0; off < n; ) off += writeSync(out, chunk, off, n - off);
         size += n;
         // A byte range ends at its length; a whole file at its end, even if it grew since it was listed.
@@ -152,8 +156,10 @@ export class FsBlobStore implements BlobStore {
       out = undefined;
       const hash = hasher.digest('hex');
       const dest = this.localPath(hash);
-      if (statSync(dest, { throwIfNoEntry: false })?.size === size) unlinkSync(tmp);
-      else {
+      if (statSync(dest, { throwIfNoEntry: false })?.size === size) {
+        unlinkSync(tmp);
+        this.guard?.refund(size);
+      } else {
         renameSync(tmp, dest);
         this.created.add(hash);
       }
@@ -174,6 +180,7 @@ export class FsBlobStore implements BlobStore {
   private commitSync(hash: string, chunks: Buffer[], size: number, scratch: string): void {
     const dest = this.localPath(hash);
     if (statSync(dest, { throwIfNoEntry: false })?.size === size) return;
+    this.guard?.charge(size);
     const tmp = join(scratch, String(++this.counter));
     const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444);
     try {
@@ -185,6 +192,7 @@ export class FsBlobStore implements BlobStore {
     }
     if (statSync(dest, { throwIfNoEntry: false })?.size === size) {
       unlinkSync(tmp); // another writer got there first
+      this.guard?.refund(size);
       return;
     }
     renameSync(tmp, dest);
@@ -204,12 +212,14 @@ export class FsBlobStore implements BlobStore {
         if (!fh) {
           head.push(chunk);
           if (size > MEMORY_LIMIT) {
+            this.guard?.charge(size);
             tmp = await this.tmpName();
             fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444);
             await writeAll(fh, head);
             head.length = 0;
           }
         } else {
+          this.guard?.charge(chunk.length);
           await fh.write(chunk);
         }
       }
@@ -238,6 +248,7 @@ export class FsBlobStore implements BlobStore {
     if ((await this.size(hash)) === size) {
       // another writer got there first
       await unlink(tmp);
+      this.guard?.refund(size);
       return;
     }
     await rename(tmp, dest);

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError, NotFoundError, errnoCode } from '../../lib/errors.js';
 import { FsBlobStore } from './fs-blob-store.js';
 import { acquireGcLock, acquireWriteLock, type Lock } from './locks.js';
+import type { SpaceGuard } from './space-guard.js';
 import { SqliteCatalog } from './sqlite-catalog.js';
 import type { BlobStore, Catalog } from './types.js';
 
@@ -14,7 +15,7 @@ const FORMAT = { format: 'aim-repository', version: 1 };
 /** An opened repository: the blob store and catalog every stage reads and writes. */
 export interface Repository {
   root: string;
-  blobs: BlobStore & { scratchDir(): Promise<string>; disposeScratch(): Promise<void>; readonly created: Set<string> };
+  blobs: BlobStore & { scratchDir(): Promise<string>; disposeScratch(): Promise<void>; readonly created: Set<string>; guard: SpaceGuard | undefined };
   catalog: Catalog;
   lockForWrite(waitMs?: number): Promise<Lock>;
   lockForGc(waitMs?: number): Promise<Lock>;
