@@ -8,8 +8,8 @@ export default class ImageImport extends AimCommand {
   static override summary = 'Import a gold image: directory, tar(.gz|.xz|.zst), OCI layout, docker-save archive, or raw/qcow2 disk.';
   static override description = `The source kind is detected from the content, not the name. Every file becomes a content-addressed
 blob (stored once across all images); owners, modes, times, xattrs, devices and hardlinks are kept
-exactly. An import that fails or is killed leaves the repository as it was. An import stops with
-E_NO_SPACE before the repository's filesystem runs out, and with E_MAX_SIZE beyond --max-size.`;
+exactly. An import that fails or is killed leaves the repository as it was.
+It stops with E_NO_SPACE before the repository's filesystem runs out, and with E_MAX_SIZE beyond --max-size.`;
   static override examples = [
     '<%= config.bin %> image import ./rootfs --tag gold/web:1',
     '<%= config.bin %> image import rootfs.tar.zst --tag gold/web:2',

@@ -10,9 +10,7 @@ export default class RepoFsck extends AimCommand {
   static override summary = 'Check the repository: re-hash every blob and check every reference.';
   static override description = `Exits with code 8 when a blob is corrupt or missing or a manifest does not match its image id.
 Unreferenced blobs and scratch files of killed imports are not errors: aim repo gc removes them.
---repair removes corrupt copies (so that an import of the same content writes them anew), rebuilds
-damaged manifests from the catalog, restores blobs from the sources given with --source, and lists
-the images still lacking content with the source each came from.`;
+--repair removes corrupt copies (so that an import of the same content writes them anew), rebuilds damaged manifests from the catalog, restores blobs from the sources given with --source, and lists the images still lacking content with the source each came from.`;
   static override examples = [
     '<%= config.bin %> repo fsck',
     '<%= config.bin %> repo fsck --no-rehash --json',
