@@ -298,7 +298,7 @@ export class FsBlobStore implements BlobStore {
     return Readable.from(verified, { objectMode: false, highWaterMark: STREAM_CHUNK });
   }
 
-  /** The stored bytes of a blob, unverified, in chunks sized to the file; none when its size is wrong. */
+  /** The stored bytes of a blob, unverified, in chunks of up to 1 MiB; none when its size is wrong. */
   private async *chunks(hash: string, expectedSize: number | undefined): AsyncGenerator<Buffer> {
     let fh: FileHandle;
     try {
@@ -309,11 +309,11 @@ export class FsBlobStore implements BlobStore {
     try {
       const { size } = await fh.stat();
       if (expectedSize !== undefined && size !== expectedSize) throw await this.corrupt(hash, { size, expectedSize });
-      let position = 0;
-      for (;;) {
-        const buf = Buffer.allocUnsafe(Math.max(4096, Math.min(STREAM_CHUNK, size - position)));
+      // Up to the size found at open: the hash then vouches for exactly what was passed on.
+      for (let position = 0; position < size; ) {
+        const buf = Buffer.allocUnsafe(Math.min(STREAM_CHUNK, size - position));
         const { bytesRead } = await fh.read(buf, 0, buf.length, position);
-        if (bytesRead === 0) break;
+        if (bytesRead === 0) break; // shrunk meanwhile: the hash will not match
         position += bytesRead;
         yield buf.subarray(0, bytesRead);
       }
