@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
 import { fsckRepository, gcRepository, repoStats } from '../../src/core/repository/maintenance.js';
+import { repairRepository } from '../../src/core/repository/repair.js';
 import { manifestId, serializeManifest } from '../../src/core/model/manifest.js';
 import type { Entry } from '../../src/core/model/entry.js';
 import { BusyError, NotFoundError } from '../../src/lib/errors.js';
@@ -247,6 +248,21 @@ describe('repository', () => {
     expect(await lock.exclusive()).toBeUndefined();
     await second.release();
     await lock.release();
+  });
+
+  it('repair refuses to run while an import is writing, and leaves the damage for a later run', async () => {
+    const id = await addImage({ a: 'to be damaged' }, 'r:1');
+    const blob = (await repo.catalog.entries(id)).find((e) => e.path === '/a')!.blob!;
+    await chmod(repo.blobs.localPath!(blob), 0o644);
+    await writeFile(repo.blobs.localPath!(blob), 'tampered!!!!!');
+    const found = await fsckRepository(repo, silentReporter);
+    expect(found.ok).toBe(false);
+    const importing = await repo.lockForWrite();
+    await expect(repairRepository(repo, found, silentReporter)).rejects.toBeInstanceOf(BusyError);
+    expect(await repo.blobs.has(blob)).toBe(true);
+    await importing.release();
+    const repaired = await repairRepository(repo, found, silentReporter);
+    expect(repaired).toMatchObject({ ok: false, removedCorrupt: [blob], unrepaired: [blob], affectedImages: [{ id, tags: ['r:1'], paths: ['/a'] }] });
   });
 
   it('removing an image keeps its blobs until gc', async () => {
