@@ -383,6 +383,21 @@ export class SqliteCatalog implements Catalog {
     return set;
   }
 
+  async referencedAmong(blobs: Iterable<string>): Promise<Set<string>> {
+    const byEntry = this.db.prepare('SELECT 1 FROM entries WHERE blob = ? LIMIT 1').pluck();
+    const byImage = this.db.prepare('SELECT 1 FROM images WHERE id = ?').pluck();
+    const out = new Set<string>();
+    for (const b of blobs) if (byEntry.get(b) !== undefined || byImage.get(b) !== undefined) out.add(b);
+    return out;
+  }
+
+  async blobUsers(blob: string, limit: number): Promise<{ imageId: string; path: string }[]> {
+    const rows = this.db
+      .prepare("SELECT id AS imageId, '' AS path FROM images WHERE id = ? UNION ALL SELECT image_id, path FROM entries WHERE blob = ? LIMIT ?")
+      .all(blob, blob, limit) as { imageId: string; path: string }[];
+    return rows;
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }

@@ -21,9 +21,17 @@ export interface BlobStore {
   has(hash: string): Promise<boolean>;
   /** Size in bytes, or undefined when absent. */
   size(hash: string): Promise<number | undefined>;
+  /** The whole blob, verified like createReadStream. */
   read(hash: string): Promise<Buffer>;
+  /** A byte range, not verified: for analysers peeking into blobs, never for output. */
   readRange(hash: string, offset: number, length: number): Promise<Buffer>;
-  createReadStream(hash: string): Readable;
+  /**
+   * The blob as a stream that verifies it as it flows: it fails with E_CORRUPT_BLOB (naming the
+   * blob and the images using it) before the end of content that does not hash to the blob's
+   * name or, when given, is not `expectedSize` bytes long, and with E_MISSING_BLOB when it is
+   * absent. Every reader that writes blobs out (export, build, sandbox, ship) reads through it.
+   */
+  createReadStream(hash: string, expectedSize?: number): Readable;
   /** Every stored blob, in no particular order. */
   list(): AsyncIterable<StoredBlob>;
   remove(hash: string): Promise<void>;
@@ -141,5 +149,9 @@ export interface Catalog {
   listProfiles(): Promise<Pick<ProfileRecord, 'name' | 'imageId' | 'createdAt' | 'updatedAt'>[]>;
   /** Every blob referenced by any image (entries and manifests). */
   referencedBlobs(): Promise<Set<string>>;
+  /** Those of `blobs` that some image references (as an entry's content or as its manifest). */
+  referencedAmong(blobs: Iterable<string>): Promise<Set<string>>;
+  /** Where images use a blob: up to `limit` (image, path) pairs, the manifest itself as path "". */
+  blobUsers(blob: string, limit: number): Promise<{ imageId: string; path: string }[]>;
   close(): Promise<void>;
 }
