@@ -31,7 +31,7 @@ const NAME_FLAGS = O_PATH | constants.O_NOFOLLOW;
 const NEW_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 /** Directory handles a cacheDirs root keeps open at most (far below any descriptor limit). */
-const MAX_CACHED_DIRS = 256;
+const MAX_CACHED_DIRS = 1024;
 
 /** "/proc/self/fd/N", or the name `name` (raw bytes) inside the directory fd N has open. */
 const fdPath = (fd: number, name?: Buffer): Buffer =>
@@ -101,9 +101,11 @@ export class BeneathRoot {
     const code = errnoCode(e);
     if (code === 'ENOENT') throw new UnsafePathError(`${this.shown(parts)} does not exist: aim needs a directory there`);
     if (code !== 'ENOTDIR' && code !== 'ELOOP') throw e;
+    // What is there now (it may have changed again since the open failed).
     const st = await lstat(fdPath(parentFd, parts[parts.length - 1])).catch(() => undefined);
-    const what = st?.isSymbolicLink() ? 'a symlink' : st ? 'not a directory' : 'gone';
-    throw new UnsafePathError(`${this.shown(parts)} is ${what}: aim needs a directory there`);
+    if (st?.isSymbolicLink()) throw new UnsafePathError(`${this.shown(parts)} is a symlink: aim needs a directory there`);
+    if (st && !st.isDirectory()) throw new UnsafePathError(`${this.shown(parts)} is not a directory: aim needs a directory there`);
+    throw new UnsafePathError(`${this.shown(parts)} was replaced while aim worked in it: aim needs a directory there`);
   }
 
   /**
