@@ -20,7 +20,7 @@
  * Needs /proc (aim runs on Linux only). Works without root: O_PATH needs no read permission.
  */
 import { constants, existsSync, type Stats } from 'node:fs';
-import { chmod, lchown, lstat, lutimes, mkdir, open, readdir, readlink, rename, rmdir, type FileHandle } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, lutimes, mkdir, open, readdir, readlink, rename, rmdir, utimes, type FileHandle } from 'node:fs/promises';
 import { AimError, ExitCode, InternalError, errnoCode } from './errors.js';
 import { encodePath } from './path-codec.js';
 
@@ -50,6 +50,8 @@ export class UnsafePathError extends AimError {
 export type RelPath = string | Buffer;
 
 const SLASH = 0x2f;
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
 
 function components(rel: RelPath): Buffer[] {
   const bytes = typeof rel === 'string' ? Buffer.from(rel, 'utf8') : rel;
@@ -64,8 +66,6 @@ function components(rel: RelPath): Buffer[] {
     start = end + 1;
   }
 }
-const DOT = Buffer.from('.');
-const DOTDOT = Buffer.from('..');
 const key = (parts: readonly Buffer[]) => Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from('/'), p]))).toString('latin1');
 
 /**
@@ -263,13 +263,14 @@ export class BeneathRoot {
 
   /** Sets the times of the entry itself (a symlink's own times, never its target's). */
   async setTimes(rel: RelPath, atime: number | Date, mtime: number | Date): Promise<void> {
-    if (rel.length === 0) return lutimes(fdPath(this.root.fd), atime, mtime);
+    // (the root through its magic link, followed: lutimes would set the times of the /proc link itself)
+    if (rel.length === 0) return utimes(fdPath(this.root.fd), atime, mtime);
     return this.inParent(rel, (fd, name) => lutimes(fdPath(fd, name), atime, mtime));
   }
 
   /** Sets owner and group of the entry itself. */
   async chown(rel: RelPath, uid: number, gid: number): Promise<void> {
-    if (rel.length === 0) return lchown(fdPath(this.root.fd), uid, gid);
+    if (rel.length === 0) return chown(fdPath(this.root.fd), uid, gid);
     return this.inParent(rel, (fd, name) => lchown(fdPath(fd, name), uid, gid));
   }
 

@@ -165,6 +165,20 @@ describe.each(HOSTILE_IMAGES.map((image, i) => ({ ...image, tag: `hostile/case${
   }, 120_000);
 });
 
+describe('reproducible output', () => {
+  it('the same hostile image built twice as pxe gives the same initrd (builds seconds apart: aim\'s additions carry fixed times, the root keeps its own)', async () => {
+    const sums: string[] = [];
+    for (const n of [1, 2]) {
+      const dir = join(outs, `repro-${n}`);
+      const r = await run('build', 'hostile/case0:1', '--format', 'pxe', '--entrypoint', 'app', '--out', dir);
+      expect(r.exitCode, r.stderr).toBe(0);
+      sums.push((r.json as unknown as { artifacts: { path: string; sha256: string }[] }).artifacts.find((a) => a.path.endsWith('initrd.img'))!.sha256);
+    }
+    expect(sums[1]).toBe(sums[0]);
+    await expectSentinelIntact('reproducible pxe');
+  }, 300_000);
+});
+
 /** Commits a manifest as an older aim could have stored it (import refuses these now). */
 async function commitManifest(tag: string, make: (s: Sentinel, blob: { hash: string; size: number }) => Entry[]): Promise<void> {
   const r = await openRepository(repo);

@@ -42,6 +42,11 @@ describe('BeneathRoot', () => {
       expect((await stat(join(root, 'new/a'))).mode & 0o7777).toBe(0o711);
       await t.setTimes('new/a/b/script', 1_000_000, 1_000_000);
       expect((await stat(join(root, 'new/a/b/script'))).mtimeMs).toBe(1_000_000_000);
+      // the root itself (through its descriptor)
+      await t.setTimes('', 2_000_000, 2_000_000);
+      await t.chmod('', 0o701);
+      await t.chown('', 12, 34);
+      expect(await stat(root)).toMatchObject({ mtimeMs: 2_000_000_000, mode: 0o40701, uid: 12, gid: 34 });
     } finally {
       await t.close();
     }
