@@ -49,7 +49,7 @@ describe('planRuntimeState', () => {
 
   it('lets the first line for a path win, across files in order', () => {
     const plan = planRuntimeState(inputs({ tmpfiles: [tmpfiles('/a.conf', 'd /run/x 0700'), tmpfiles('/b.conf', 'd /run/x 0755\nz /run/x 0711')] }));
-    expect(plan.actions.map((a) => [a.kind, a.mode, a.origin.kind === 'tmpfiles' && a.origin.file])).toEqual([
+    expect(plan.actions.map((a) => [a.kind, 'mode' in a && a.mode, a.origin.kind === 'tmpfiles' && a.origin.file])).toEqual([
       ['dir', 0o700, '/a.conf'],
       ['adjust', 0o711, '/b.conf'],
     ]);
@@ -163,7 +163,7 @@ describe('planImageRuntime (from a manifest)', () => {
     expect(plan.detected).toBe(true);
     expect(plan.units).toEqual(['redis-server.service']);
     expect(plan.tmpfiles).toEqual(['/usr/lib/tmpfiles.d/a.conf', '/etc/tmpfiles.d/b.conf']);
-    expect(plan.actions.map((a) => [a.path, a.mode, a.uid])).toEqual([
+    expect(plan.actions.map((a) => [a.path, 'mode' in a ? a.mode : undefined, 'uid' in a ? a.uid : undefined])).toEqual([
       ['/run/a', 0o755, 100],
       ['/run/b-from-etc', undefined, undefined],
       ['/run/redis', 0o750, 100],
