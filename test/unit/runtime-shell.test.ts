@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { rootInit } from '../../src/core/boot/init-scripts.js';
 import { planRuntimeState } from '../../src/core/runtime/plan.js';
 import { runtimeShell, runtimeShellLines } from '../../src/core/runtime/shell.js';
 import { parseTmpfiles } from '../../src/core/runtime/tmpfiles.js';
@@ -31,6 +32,16 @@ describe('runtime state as sh lines', () => {
       "aim_adjust /var/log/app 0640 :4243 one || echo 'aim: could not prepare /var/log/app'",
     ]);
     expect(runtimeShell([])).toBe('');
+  });
+
+  it("runs in aim's init after /run and /tmp are mounted and before the entrypoint starts", () => {
+    const script = rootInit(['/usr/bin/app'], actions('d /run/app 0750 app app'));
+    const at = (s: string) => script.indexOf(s);
+    expect(at('aim_dir /run/app 0750 4242:4243')).toBeGreaterThan(at('tmpfs /run'));
+    expect(at('aim_dir /run/app')).toBeGreaterThan(at('tmpfs /tmp'));
+    expect(at('aim_dir /run/app')).toBeGreaterThan(at('aim_dir() {'));
+    expect(at('aim_dir /run/app')).toBeLessThan(at('aim_service &'));
+    expect(rootInit(['/usr/bin/app'])).not.toContain('aim_dir');
   });
 
   it.skipIf(process.getuid?.() !== 0 || !isStatic)('does what the plan says when busybox runs it in the image root', async () => {

@@ -34,7 +34,7 @@ export async function prepareRootTree(context: BuildContext, plan: BootPlan, dir
     await mkdir(join(aim, 'acpi', 'PWRF'), { recursive: true, mode: 0o755 });
     const files: [string, Buffer | string][] = [
       ['busybox', await staticBusybox()],
-      ['init', rootInit(plan.entrypoint)],
+      ['init', rootInit(plan.entrypoint, plan.runtime)],
       ['dhcp', dhcpScript()],
       ['acpi/PWRF/00000080', powerButtonScript()],
     ];
