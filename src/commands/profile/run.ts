@@ -65,8 +65,8 @@ AIM_DURATION, AIM_PROBE_TIMEOUT, AIM_UNIT), else the --template file, else defau
     }
     const rt = result.run.runtime;
     if (rt.actions > 0) {
-      const from = [...rt.units.map((u) => `${u}${rt.detected ? ' (found from the command)' : ''}`), ...(rt.tmpfiles.length > 0 ? [`${rt.tmpfiles.length} tmpfiles.d file(s)`] : [])];
-      this.log(`runtime state: ${rt.actions} action(s) from ${from.join(', ')}`);
+      const units = rt.units.length === 0 ? 'no unit' : `${rt.units.join(', ')}${rt.detected ? ' (found from the command)' : ''}`;
+      this.log(`runtime state: ${rt.actions} action(s) from ${units} and ${rt.tmpfiles.length} tmpfiles.d file(s)`);
     }
     this.log(`profile ${result.profile.name} (image ${shortId(imageId)}): ${result.run.paths} paths this run, ${result.profile.paths.length} in ${result.profile.runs.length} run(s)`);
     return result;
