@@ -54,20 +54,35 @@ async function readText(image: ImageFiles, path: string): Promise<string | undef
   return (await image.readBlob(e.blob)).toString('utf8');
 }
 
+/** Directory → names directly in it, built once per manifest. */
+const childIndex = new WeakMap<ReadonlyMap<string, Entry>, Map<string, string[]>>();
+
+function childrenOf(entries: ReadonlyMap<string, Entry>, dir: string): string[] {
+  let index = childIndex.get(entries);
+  if (!index) {
+    index = new Map();
+    for (const path of entries.keys()) {
+      const slash = path.lastIndexOf('/');
+      if (slash < 0 || path === '/') continue;
+      const parent = slash === 0 ? '/' : path.slice(0, slash);
+      const list = index.get(parent);
+      if (list) list.push(path.slice(slash + 1));
+      else index.set(parent, [path.slice(slash + 1)]);
+    }
+    childIndex.set(entries, index);
+  }
+  return index.get(dir) ?? [];
+}
+
 /** Names directly in each of `dirs` (resolved; a directory reached twice through links counts once), as DIR/NAME. */
-function listDirs(entries: ReadonlyMap<string, Entry>, dirs: readonly string[], depth = 1): string[] {
-  const canon = new Map<string, string>();
+function listDirs(entries: ReadonlyMap<string, Entry>, dirs: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
   for (const d of dirs) {
     const c = resolveImagePath(entries, d);
-    if (c !== undefined && entries.get(c)?.type === 'dir' && ![...canon.values()].includes(c)) canon.set(d, c);
-  }
-  const out: string[] = [];
-  for (const path of entries.keys()) {
-    for (const [named, c] of canon) {
-      if (!path.startsWith(`${c}/`)) continue;
-      const rel = path.slice(c.length + 1);
-      if (rel.split('/').length <= depth) out.push(`${named}/${rel}`);
-    }
+    if (c === undefined || entries.get(c)?.type !== 'dir' || seen.has(c)) continue;
+    seen.add(c);
+    for (const name of childrenOf(entries, c)) out.push(`${d}/${name}`);
   }
   return out.sort();
 }
