@@ -114,10 +114,11 @@ User=u
     const u = parseUnitFile(`[Service]
 ExecStart=-/usr/bin/a --flag
 ExecStart=!!b
+ExecStart=/usr/bin/python3 -u /usr/sbin/app --x
 ExecStart=/bin/sh -c "set -f; [ ! -e /x ] && VAR= || \\
  VAR=\`/x\`; exec /usr/sbin/mariadbd $OPTS"
 `);
-    expect(execStartPrograms(u)).toEqual(['/usr/bin/a', 'b', '/usr/sbin/mariadbd']);
+    expect(execStartPrograms(u)).toEqual(['/usr/bin/a', 'b', '/usr/sbin/app', '/usr/sbin/mariadbd']);
   });
 
   it('selects drop-ins by file name, template ones first, higher directories winning', () => {

@@ -139,6 +139,11 @@ function goldLike() {
     '/usr/bin/redis-server': 'ELF',
     '/usr/bin/setpriv': 'ELF',
     '/usr/bin/other': 'ELF',
+    '/usr/bin/python3': '-> python3.11',
+    '/usr/bin/python3.11': 'ELF',
+    '/srv/app.py': 'print(1)',
+    '/usr/lib/systemd/system/py-other.service': '[Service]\nExecStart=/usr/bin/python3 -u /srv/other.py\nRuntimeDirectory=py-other\n',
+    '/usr/lib/systemd/system/py-app.service': '[Service]\nExecStart=/usr/bin/python3 -u /srv/app.py\nRuntimeDirectory=py-app\n',
     '/etc/passwd': 'root:x:0:0::/root:/bin/sh\nredis:x:100:101::/var/lib/redis:/usr/sbin/nologin\n',
     '/etc/group': 'root:x:0:\nredis:x:101:\n',
     '/usr/lib/systemd/system/redis-server.service': REDIS_UNIT,
@@ -170,6 +175,11 @@ describe('planImageRuntime (from a manifest)', () => {
     ]);
   });
 
+  it('tells services of one interpreter apart by their script', async () => {
+    const plan = await planImageRuntime(goldLike(), { command: 'exec python3 /srv/app.py --port 80' });
+    expect(plan.units).toEqual(['py-app.service']);
+  });
+
   it('takes a named unit through its alias, and refuses one the image lacks', async () => {
     const img = goldLike();
     const plan = await planImageRuntime(img, { units: ['redis'], command: 'other' });
@@ -182,7 +192,9 @@ describe('planImageRuntime (from a manifest)', () => {
 
   it('names the programs of a command that are in the image, wrappers and shells aside', () => {
     const img = goldLike();
-    expect(commandPrograms(img.entries, 'exec setpriv --reuid=redis /bin/redis-server /etc/passwd; sh -c other')).toEqual(['/usr/bin/redis-server', '/usr/bin/other']);
+    expect(commandPrograms(img.entries, 'exec setpriv --reuid=redis /bin/redis-server /etc/passwd; sh -c other')).toEqual(['/usr/bin/redis-server', '/etc/passwd', '/usr/bin/other']);
+    // an interpreter names no service; the script it runs does
+    expect(commandPrograms(img.entries, 'python3 /srv/app.py')).toEqual(['/srv/app.py']);
     expect(canonicalImagePath(img.entries, '/var/run/x/y')).toBe('/run/x/y');
     expect(canonicalImagePath(img.entries, '/bin')).toBe('/bin');
   });

@@ -9,7 +9,7 @@ import { parseGroup, parsePasswd } from '../closure/passwd.js';
 import type { Entry } from '../model/entry.js';
 import { planRuntimeState, type RuntimePlan } from './plan.js';
 import { parseTmpfiles, selectTmpfiles, TMPFILES_DIRS, type TmpfilesProblem } from './tmpfiles.js';
-import { dropInDirNames, execStartPrograms, mergeUnitFiles, parseUnitFile, selectDropIns, UNIT_DIRS, unitName, type UnitFile } from './unit-file.js';
+import { dropInDirNames, execStartPrograms, INTERPRETERS, mergeUnitFiles, parseUnitFile, selectDropIns, UNIT_DIRS, unitName, type UnitFile } from './unit-file.js';
 import { splitWords } from './words.js';
 
 export interface ImageFiles {
@@ -94,18 +94,28 @@ function isMasked(entries: ReadonlyMap<string, Entry>, path: string): boolean {
   return e?.type === 'symlink' && (e.target === '/dev/null' || resolveImagePath(entries, path) === '/dev/null');
 }
 
-/** The executable an unqualified or absolute program name names in the image, canonical. */
+/**
+ * The executable an unqualified or absolute program name names in the image, canonical. An
+ * absolute path may name any regular file (a script an interpreter runs need not be executable).
+ */
 function programPath(entries: ReadonlyMap<string, Entry>, word: string): string | undefined {
   const candidates = word.startsWith('/') ? [word] : word.includes('/') ? [] : PATH_DIRS.map((d) => `${d}/${word}`);
   for (const c of candidates) {
     const path = resolveImagePath(entries, c);
     const e = path === undefined ? undefined : lookupImagePath(entries, path);
-    if (path !== undefined && e?.type === 'file' && (e.mode & 0o111) !== 0) return path;
+    if (path !== undefined && e?.type === 'file' && (word.startsWith('/') || (e.mode & 0o111) !== 0)) return path;
   }
   return undefined;
 }
 
-/** The executables a workload command names (every word that is a program in the image, wrappers aside). */
+const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+/** Wrappers and interpreters name no service by themselves. */
+const generic = (p: string) => WRAPPERS.test(base(p)) || INTERPRETERS.test(base(p));
+
+/**
+ * The programs a workload command names: every word that is an executable on PATH or an absolute
+ * path to a file in the image, wrappers (setpriv, env …) and interpreters (sh, python3 …) aside.
+ */
 export function commandPrograms(entries: ReadonlyMap<string, Entry>, command: string): string[] {
   let words: string[];
   try {
@@ -116,9 +126,9 @@ export function commandPrograms(entries: ReadonlyMap<string, Entry>, command: st
   const out = new Set<string>();
   for (const w of words) {
     const word = w.replace(/^[;&|(]+|[;&|)]+$/g, '');
-    if (!/^[A-Za-z0-9_./+@-]+$/.test(word) || WRAPPERS.test(word.slice(word.lastIndexOf('/') + 1))) continue;
+    if (!/^[A-Za-z0-9_./+@-]+$/.test(word) || generic(word)) continue;
     const p = programPath(entries, word);
-    if (p !== undefined && !WRAPPERS.test(p.slice(p.lastIndexOf('/') + 1))) out.add(p);
+    if (p !== undefined && !generic(p)) out.add(p);
   }
   return [...out];
 }

@@ -124,10 +124,13 @@ export function unitName(name: string): string {
 /** ExecStart= prefixes (systemd.service(5)): @ - : + ! !!. */
 const EXEC_PREFIX = /^[@\-:+!]+/;
 const SHELLS = /(^|\/)(sh|bash|dash|ash|busybox|zsh|ksh|mksh)$/;
+/** Programs that run a script or class named after them: the script is what identifies a service. */
+export const INTERPRETERS = /^(python[0-9.]*|pypy[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|java|php[0-9.]*|lua[0-9.]*|tclsh[0-9.]*|Rscript|sh|bash|dash|ash|zsh|ksh|mksh)$/;
 
 /**
- * The programs a service's ExecStart= lines start: each line's executable and, when that is a
- * shell running `-c SCRIPT`, the programs the script `exec`s. As written (maybe relative names).
+ * The programs a service's ExecStart= lines start: each line's executable; when that is a shell
+ * running `-c SCRIPT`, the programs the script `exec`s; when it is another interpreter, the
+ * script it runs (the first word after it that is not an option). As written (maybe relative).
  */
 export function execStartPrograms(unit: UnitFile): string[] {
   const out: string[] = [];
@@ -144,6 +147,9 @@ export function execStartPrograms(unit: UnitFile): string[] {
     const c = words.indexOf('-c');
     if (SHELLS.test(program) && c > 0 && words[c + 1] !== undefined) {
       for (const m of words[c + 1]!.matchAll(/(?:^|[;&|({\s])exec\s+([^\s;&|)]+)/g)) out.push(m[1]!);
+    } else if (INTERPRETERS.test(program.slice(program.lastIndexOf('/') + 1))) {
+      const script = words.slice(1).find((w) => !w.startsWith('-'));
+      if (script !== undefined) out.push(script);
     } else out.push(program);
   }
   return out;
