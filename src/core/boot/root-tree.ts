@@ -74,7 +74,7 @@ export async function prepareRootTree(context: BuildContext, plan: BootPlan, dir
       for (const d of [aim, `${aim}/acpi`, `${aim}/acpi/PWRF`]) await root.mkdir(d, 0o755);
       const files: [string, Buffer | string][] = [
         ['busybox', await staticBusybox()],
-        ['init', rootInit(plan.entrypoint)],
+        ['init', rootInit(plan.entrypoint, plan.runtime)],
         ['dhcp', dhcpScript()],
         ['acpi/PWRF/00000080', powerButtonScript()],
       ];

@@ -4,7 +4,8 @@
  * Process chain (each line the child of the one above):
  *
  *   setpriv --pdeathsig KILL   unshare --mount --pid --uts --net --ipc --fork --kill-child
- *   /bin/sh supervisor (pid 1)  mounts /proc, and /proc /sys /dev /tmp /run under the root, lo up
+ *   /bin/sh supervisor (pid 1)  mounts /proc, and /proc /sys /dev /tmp /run under the root,
+ *                               copies the runtime state seeded for /dev /tmp /run onto them, lo up
  *   strace -f …                traces everything below, from inside the pid namespace
  *   env -i … setpriv … chroot ROOT cmd   the workload: clean environment, fewer capabilities
  *
@@ -40,6 +41,8 @@ import { ProfileError } from './errors.js';
 import { OutputTail } from './output-tail.js';
 import { insideImage, runExecProbe, runHttpProbe, validateProbe, type ProbeContext, type ProbeResult, type ProbeSpec } from './probes.js';
 import { hostPidIn, listeningPorts, namespaceMembers, nsPids, pidNamespaceOf, processTree, signalPids, waitUntil } from './processes.js';
+import { applyRuntimePlan } from '../runtime/apply.js';
+import type { RuntimeAction } from '../runtime/plan.js';
 import { resolveInRoot } from './resolve-in-root.js';
 import { mergeTraces, StraceParser, straceFlags, type PathEvidence, type Trace } from './strace-parser.js';
 
@@ -72,6 +75,8 @@ export interface SandboxOptions {
    * this directory, whether the run succeeds or fails. Default: $AIM_KEEP_TRACE; unset keeps nothing.
    */
   keepTraceDir?: string;
+  /** Runtime state (tmpfiles.d, the unit's directories) to create before the workload starts. */
+  runtime?: readonly RuntimeAction[];
   reporter?: Reporter;
 }
 
@@ -95,11 +100,12 @@ const MOUNT_POINTS: Record<string, number> = { proc: 0o555, sys: 0o555, dev: 0o7
 const SETUP_TIMEOUT_MS = 15_000;
 const EXIT_TIMEOUT_MS = 10_000;
 
-// $1 root, $2 marker file, $3 hostname; the rest is strace's argv with the workload's after it
-// (strace … env -i … chroot ROOT …). Runs on the host's /bin/sh, in the new namespaces.
+// $1 root, $2 marker file, $3 hostname, $4 runtime seed directory (or empty); the rest is
+// strace's argv with the workload's after it (strace … env -i … chroot ROOT …). Runs on the
+// host's /bin/sh, in the new namespaces.
 const SUPERVISOR = `set -eu
-root=$1 marker=$2 name=$3
-shift 3
+root=$1 marker=$2 name=$3 seed=$4
+shift 4
 mount --make-rprivate /
 printf '%s' "$name" > /proc/sys/kernel/hostname
 # Still the host's procfs: our host pid. Then a procfs of this pid namespace over it, for strace.
@@ -127,6 +133,11 @@ mkdir -m 755 "$d/pts"
 if mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$d/pts" 2>/dev/null; then ln -s pts/ptmx "$d/ptmx"; fi
 mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs "$root/tmp"
 mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs "$root/run"
+if [ -n "$seed" ]; then
+  for m in dev tmp run; do
+    if [ -d "$seed/$m" ]; then cp -a "$seed/$m/." "$root/$m/"; fi
+  done
+fi
 ip link set lo up
 set +e
 "$@" &
@@ -154,6 +165,7 @@ function requireSandboxTools(): void {
     ln: 'create /dev links inside the sandbox',
     mkdir: 'create /dev directories inside the sandbox',
     sleep: 'pace the sandbox supervisor',
+    cp: 'copy runtime state onto the sandbox\'s /run and /tmp',
   };
   for (const [tool, purpose] of Object.entries(purposes)) requireTool(tool, purpose);
 }
@@ -211,6 +223,22 @@ async function keepRawTraces(dir: string, files: readonly string[]): Promise<str
 }
 let keptRuns = 0;
 
+/**
+ * Applies the runtime state plan: into the root, and for /dev, /tmp and /run (mounted fresh in the
+ * sandbox) into a seed directory the supervisor copies onto the mounts. Returns the seed directory
+ * when anything went there. A failed action is a warning: the workload shows whether it mattered.
+ */
+async function seedRuntimeState(actions: readonly RuntimeAction[], root: string, workDir: string, reporter: Reporter): Promise<string | undefined> {
+  if (actions.length === 0) return undefined;
+  const seed = join(workDir, 'runtime-seed');
+  await rm(seed, { recursive: true, force: true });
+  const mounts = Object.fromEntries(Object.entries(MOUNT_POINTS).filter(([name]) => name === 'dev' || name === 'tmp' || name === 'run'));
+  const result = await applyRuntimePlan(actions, { root, seed, mounts });
+  for (const f of result.failed) reporter.emit({ type: 'warn', code: 'W_RUNTIME_STATE', message: `runtime state: ${f}` });
+  reporter.emit({ type: 'info', message: `runtime state: ${result.applied} of ${actions.length} action(s) applied before the workload starts` });
+  return result.seeded.length > 0 ? seed : undefined;
+}
+
 /** Streams a trace file through the parser (traces of long runs are large). */
 async function parseTraceFile(file: string, root: string): Promise<Trace> {
   const parser = new StraceParser({ root });
@@ -260,6 +288,7 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
   const root = await prepareRoot(options.root);
   await mkdir(options.workDir, { recursive: true });
   const workDir = await realpath(options.workDir);
+  const seed = await seedRuntimeState(options.runtime ?? [], root, workDir, reporter);
   const traceFile = join(workDir, 'workload.strace');
   const marker = join(workDir, 'sandbox.pid');
   const probeTraces: string[] = [];
@@ -289,6 +318,7 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     root,
     marker,
     options.hostname ?? 'aim-profile',
+    seed ?? '',
     requireTool('strace'),
     ...straceFlags(traceFile),
     ...workload,

@@ -70,6 +70,10 @@ export interface Trace {
   untied: number;
   /** clone() calls with CLONE_UNTRACED: their children escaped the trace. */
   untraced: number;
+  /** User ids processes inside the image switched to (set*uid) or gave files (chown), sorted. */
+  uids?: number[];
+  /** Group ids likewise (set*gid, setgroups, chown), sorted. */
+  gids?: number[];
 }
 
 export interface ParseOptions {
@@ -164,12 +168,28 @@ const FILE_SYSCALLS: Record<string, SyscallSpec> = {
 
 const CLONE_SYSCALLS = new Set(['clone', 'clone3', 'fork', 'vfork']);
 const STATE_SYSCALLS = ['fchdir', 'getcwd', 'bind', 'connect'];
+/** Calls that switch or give away user and group ids: argument indexes of uids and gids. */
+const ID_SYSCALLS: Record<string, { uids: number[]; gids: number[] }> = {
+  setuid: { uids: [0], gids: [] },
+  setreuid: { uids: [0, 1], gids: [] },
+  setresuid: { uids: [0, 1, 2], gids: [] },
+  setfsuid: { uids: [0], gids: [] },
+  setgid: { uids: [], gids: [0] },
+  setregid: { uids: [], gids: [0, 1] },
+  setresgid: { uids: [], gids: [0, 1, 2] },
+  setfsgid: { uids: [], gids: [0] },
+  setgroups: { uids: [], gids: [] },
+  chown: { uids: [1], gids: [2] },
+  lchown: { uids: [1], gids: [2] },
+  fchown: { uids: [1], gids: [2] },
+  fchownat: { uids: [2], gids: [3] },
+};
 
 /**
  * The `-e trace=` set. Each name carries strace's '?' so a name unknown on this architecture
  * (open, stat and fork do not exist on arm64) or to this strace is skipped, not an error.
  */
-export const STRACE_SYSCALLS: readonly string[] = [...Object.keys(FILE_SYSCALLS), ...CLONE_SYSCALLS, ...STATE_SYSCALLS];
+export const STRACE_SYSCALLS: readonly string[] = [...new Set([...Object.keys(FILE_SYSCALLS), ...CLONE_SYSCALLS, ...STATE_SYSCALLS, ...Object.keys(ID_SYSCALLS)])];
 
 /**
  * Signals that never end a process (their default action is to ignore or stop it): not printed.
@@ -308,6 +328,8 @@ export class StraceParser {
   private readonly execSeen = new Set<string>();
   private processes = 0;
   private unresolved = 0;
+  private readonly uids = new Set<number>();
+  private readonly gids = new Set<number>();
   private readonly root?: string;
   private readonly insideFromStart: boolean;
 
@@ -344,6 +366,7 @@ export class StraceParser {
       e.errors.sort();
       paths.set(key, e);
     }
+    const byNumber = (a: number, b: number) => a - b;
     return {
       paths,
       execs: [...this.execs],
@@ -352,6 +375,8 @@ export class StraceParser {
       complete: this.seen && this.live.size === 0,
       untied: this.untied,
       untraced: this.untraced,
+      uids: [...this.uids].sort(byNumber),
+      gids: [...this.gids].sort(byNumber),
     };
   }
 
@@ -480,6 +505,7 @@ export class StraceParser {
     const { args } = split;
     const fs = proc.fs;
     this.noteCwdDecoration(fs, args);
+    if (ok && fs.inside && ID_SYSCALLS[name]) this.noteIds(name, args);
 
     const spec = FILE_SYSCALLS[name];
     if (spec) this.fileCall(pid, time, name, spec, args, ret, ok, proc);
@@ -498,6 +524,21 @@ export class StraceParser {
         else this.record(path, pid, time, name, ok, ret.errno, { wrote: ok && name === 'bind' });
       }
     }
+  }
+
+  /** Ids a successful set*id/setgroups/chown call inside the image used (-1: unchanged). */
+  private noteIds(name: string, args: string[]): void {
+    const spec = ID_SYSCALLS[name]!;
+    const id = (a: string | undefined) => (a !== undefined && /^\d+$/.test(a.trim()) ? Number(a.trim()) : undefined);
+    for (const i of spec.uids) {
+      const v = id(args[i]);
+      if (v !== undefined) this.uids.add(v);
+    }
+    for (const i of spec.gids) {
+      const v = id(args[i]);
+      if (v !== undefined) this.gids.add(v);
+    }
+    if (name === 'setgroups') for (const g of /\[([^\]]*)\]/.exec(args[1] ?? '')?.[1]?.split(',') ?? []) if (id(g) !== undefined) this.gids.add(id(g)!);
   }
 
   /** AT_FDCWD</host/cwd> is the kernel's own word on the cwd: prefer it to what we tracked. */
@@ -696,11 +737,15 @@ export function mergeTraces(...traces: Trace[]): Trace {
   let unresolved = 0;
   let untied = 0;
   let untraced = 0;
+  const uids = new Set<number>();
+  const gids = new Set<number>();
   for (const t of traces) {
     processes += t.processes;
     unresolved += t.unresolved;
     untied += t.untied;
     untraced += t.untraced;
+    for (const u of t.uids ?? []) uids.add(u);
+    for (const g of t.gids ?? []) gids.add(g);
     for (const x of t.execs) if (!execs.includes(x)) execs.push(x);
     for (const [path, e] of t.paths) {
       const m = merged.get(path);
@@ -721,5 +766,6 @@ export function mergeTraces(...traces: Trace[]): Trace {
     }
   }
   const paths = new Map([...merged.keys()].sort(comparePaths).map((k) => [k, merged.get(k)!]));
-  return { paths, execs, processes, unresolved, complete: traces.every((t) => t.complete), untied, untraced };
+  const byNumber = (a: number, b: number) => a - b;
+  return { paths, execs, processes, unresolved, complete: traces.every((t) => t.complete), untied, untraced, uids: [...uids].sort(byNumber), gids: [...gids].sort(byNumber) };
 }

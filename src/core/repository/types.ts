@@ -105,9 +105,13 @@ export interface ProfileRecord {
   imageId: string;
   createdAt: string;
   updatedAt: string;
-  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; probeTimeoutMs?: number; results: ProbeResult[]; at: string }[];
+  /** `units`: the systemd units whose runtime directories the run created first. */
+  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; probeTimeoutMs?: number; units?: string[]; results: ProbeResult[]; at: string }[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
   paths: PathEvidence[];
+  /** User and group ids the workload switched to or gave files (set*id, setgroups, chown), sorted. */
+  uids?: number[];
+  gids?: number[];
 }
 
 export interface TagRecord {
