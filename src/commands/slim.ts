@@ -8,7 +8,10 @@ import { loadTemplate, requireSetting, resolveSettings } from '../core/template/
 export default class Slim extends AimCommand {
   static override summary = 'Compose a slim image from a gold image and a profile: only what the workload needs.';
   static override description = `The profile's traced paths seed a static closure (ELF interpreter and libraries, shebang
-interpreters, symlink chains and parent directories, NSS modules, CA certificates, time zone).
+interpreters, symlink chains and parent directories, NSS modules, CA certificates, time zone),
+the tmpfiles.d files and directories of the runtime state the workload used, and the passwd/
+group/shadow files of the users it switched to. The slim image records that runtime state:
+aim's init creates it at boot, before the entrypoint.
 The slim image is a new manifest of exactly those entries; its report of removed files by
 package and size is kept with it. --explain says why any path is kept or dropped.
 "limit" is the physical limit: the bytes of the gold files the trace actually opened.
@@ -66,8 +69,13 @@ Settings come from flags, else AIM_GOLD, AIM_PROFILE, AIM_TAGS, AIM_ENTRYPOINT, 
     this.log(`packages the trace touched: ${r.packagesTouched.join(', ') || '(none)'}`);
     this.log(`removed most from: ${r.removedByPackage.slice(0, 6).map((p) => `${p.package} ${formatBytes(p.bytes)}`).join(', ')}`);
     if (r.entrypoint) this.log(`entrypoint: ${JSON.stringify(r.entrypoint)}`);
+    if (r.runtime && r.runtime.actions.length > 0) {
+      const from = [...r.runtime.units, ...r.runtime.tmpfiles];
+      this.log(`runtime state made at start: ${r.runtime.actions.length} action(s) from ${from.join(', ')}`);
+    }
     for (const e of result.explanations) {
-      this.log(`\n${e.path}: ${e.kept ? 'kept' : e.dropBy ? `dropped (${e.dropBy})` : 'not kept'}${e.packages?.length ? ` [${e.packages.join(', ')}]` : ''}`);
+      const status = e.kept ? 'kept' : e.created ? 'made at start' : e.dropBy ? `dropped (${e.dropBy})` : 'not kept';
+      this.log(`\n${e.path}: ${status}${e.packages?.length ? ` [${e.packages.join(', ')}]` : ''}`);
       for (const why of e.reasons) this.log(`  - ${why}`);
     }
     return result;

@@ -38,6 +38,8 @@ export function partialFile(path: string): { stream: WriteStream; discard(): Pro
   return {
     stream,
     async discard() {
+      // Writes still queued fail once the stream is destroyed; nobody waits for them any more.
+      stream.on('error', () => {});
       stream.destroy();
       await closed;
       await rm(path, { force: true });

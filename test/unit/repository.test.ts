@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
 import { fsckRepository, gcRepository, repoStats } from '../../src/core/repository/maintenance.js';
+import { repairRepository } from '../../src/core/repository/repair.js';
 import { manifestId, serializeManifest } from '../../src/core/model/manifest.js';
 import type { Entry } from '../../src/core/model/entry.js';
 import { BusyError, NotFoundError } from '../../src/lib/errors.js';
@@ -200,6 +201,68 @@ describe('repository', () => {
     await expect(gcRepository(repo, silentReporter)).rejects.toBeInstanceOf(BusyError);
     await lock.release();
     await expect(gcRepository(repo, silentReporter)).resolves.toMatchObject({ removedBlobs: 0 });
+  });
+
+  it('a rollback removes only blobs no committed image references, and only when no other writer is live', async () => {
+    const lock = await repo.lockForWrite();
+    const mine = await repo.blobs.putBuffer(Buffer.from('only mine'));
+    const reused = await repo.blobs.putBuffer(Buffer.from('reused by another import'));
+    // another process's import: sees the blob stored, commits an image using it
+    const other = await openRepository(tmp.dir);
+    const otherLock = await other.lockForWrite();
+    const entries: Entry[] = [
+      { path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 },
+      { path: '/r', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: reused.size, blob: reused.hash },
+    ];
+    const bytes = serializeManifest({ schemaVersion: 1, entries });
+    await other.blobs.putBuffer(bytes);
+    await other.catalog.addImage(
+      { id: manifestId(bytes), createdAt: new Date().toISOString(), source: 't', sourceKind: 't', entryCount: 2, fileCount: 1, totalSize: reused.size },
+      entries,
+      undefined,
+      [],
+    );
+    expect(other.blobs.created.has(reused.hash)).toBe(false);
+    // while the other writer still holds its lease, nothing is removed
+    expect(await repo.rollbackBlobs(lock)).toBe(0);
+    expect(await repo.blobs.has(mine.hash)).toBe(true);
+    await otherLock.release();
+    await other.close();
+
+    repo.blobs.created.add(mine.hash).add(reused.hash);
+    expect(await repo.rollbackBlobs(lock)).toBe(1);
+    expect(await repo.blobs.has(mine.hash)).toBe(false);
+    expect(await repo.blobs.has(reused.hash)).toBe(true);
+    expect((await fsckRepository(repo, silentReporter)).ok).toBe(true);
+    await lock.release();
+  });
+
+  it('an exclusive lease keeps new writers and gc out until released', async () => {
+    const lock = await repo.lockForWrite();
+    const alone = await lock.exclusive();
+    expect(alone).toBeDefined();
+    await expect(repo.lockForWrite(300)).rejects.toBeInstanceOf(BusyError);
+    await expect(gcRepository(repo, silentReporter)).rejects.toBeInstanceOf(BusyError);
+    await alone!.release();
+    const second = await repo.lockForWrite(0);
+    expect(await lock.exclusive()).toBeUndefined();
+    await second.release();
+    await lock.release();
+  });
+
+  it('repair refuses to run while an import is writing, and leaves the damage for a later run', async () => {
+    const id = await addImage({ a: 'to be damaged' }, 'r:1');
+    const blob = (await repo.catalog.entries(id)).find((e) => e.path === '/a')!.blob!;
+    await chmod(repo.blobs.localPath!(blob), 0o644);
+    await writeFile(repo.blobs.localPath!(blob), 'tampered!!!!!');
+    const found = await fsckRepository(repo, silentReporter);
+    expect(found.ok).toBe(false);
+    const importing = await repo.lockForWrite();
+    await expect(repairRepository(repo, found, silentReporter)).rejects.toBeInstanceOf(BusyError);
+    expect(await repo.blobs.has(blob)).toBe(true);
+    await importing.release();
+    const repaired = await repairRepository(repo, found, silentReporter);
+    expect(repaired).toMatchObject({ ok: false, removedCorrupt: [blob], unrepaired: [blob], affectedImages: [{ id, tags: ['r:1'], paths: ['/a'] }] });
   });
 
   it('removing an image keeps its blobs until gc', async () => {

@@ -2,12 +2,14 @@ import { Args, Flags } from '@oclif/core';
 import { AimCommand } from '../../cli/base-command.js';
 import { formatBytes, shortId } from '../../cli/format.js';
 import { importImage, SOURCE_KINDS, type ImportResult } from '../../core/import/import-image.js';
+import { parseByteSize } from '../../core/repository/space-guard.js';
 
 export default class ImageImport extends AimCommand {
   static override summary = 'Import a gold image: directory, tar(.gz|.xz|.zst), OCI layout, docker-save archive, or raw/qcow2 disk.';
   static override description = `The source kind is detected from the content, not the name. Every file becomes a content-addressed
 blob (stored once across all images); owners, modes, times, xattrs, devices and hardlinks are kept
-exactly. An import that fails or is killed leaves the repository as it was.`;
+exactly. An import that fails or is killed leaves the repository as it was.
+It stops with E_NO_SPACE before the repository's filesystem runs out, and with E_MAX_SIZE beyond --max-size.`;
   static override examples = [
     '<%= config.bin %> image import ./rootfs --tag gold/web:1',
     '<%= config.bin %> image import rootfs.tar.zst --tag gold/web:2',
@@ -21,6 +23,7 @@ exactly. An import that fails or is killed leaves the repository as it was.`;
     partition: Flags.integer({ description: 'disk images: partition number of the root filesystem', min: 1 }),
     ref: Flags.string({ description: 'OCI layouts / docker archives with several images: the image name[:tag]' }),
     platform: Flags.string({ description: 'OCI image indexes: os/arch[/variant] to pick (default linux/amd64)' }),
+    'max-size': Flags.string({ description: 'most new content the import may add to the repository (512M, 20G); it fails with E_MAX_SIZE beyond' }),
   };
 
   async run(): Promise<ImportResult> {
@@ -35,6 +38,7 @@ exactly. An import that fails or is killed leaves the repository as it was.`;
         partition: flags.partition,
         ref: flags.ref,
         platform: flags.platform,
+        maxBytes: flags['max-size'] === undefined ? undefined : parseByteSize(flags['max-size'], '--max-size'),
       },
       this.reporter(),
     );

@@ -6,6 +6,9 @@
  * on the console. The power button (ACPI) stops everything and powers off.
  */
 
+import type { RuntimeAction } from '../runtime/plan.js';
+import { runtimeShell } from '../runtime/shell.js';
+
 /** Where aim's own files live in the root filesystem of a bootable image. */
 export const AIM_DIR = '/.aim';
 export const AIM_BUSYBOX = `${AIM_DIR}/busybox`;
@@ -84,11 +87,15 @@ exec switch_root /newroot "$init"
 `;
 }
 
-/** /.aim/init in the root filesystem: PID 1 of an aim-booted image, supervising `entrypoint`. */
-export function rootInit(entrypoint: readonly string[]): string {
+/**
+ * /.aim/init in the root filesystem: PID 1 of an aim-booted image, supervising `entrypoint`,
+ * after creating the runtime state (`runtime`: tmpfiles.d lines and the service's directories,
+ * planned at build time) on the fresh /run and /tmp.
+ */
+export function rootInit(entrypoint: readonly string[], runtime: readonly RuntimeAction[] = []): string {
   const command = entrypoint.map(shellQuote).join(' ');
   return `#!${AIM_BUSYBOX} sh
-# aim init: API filesystems, loopback and DHCP, then the entrypoint as a supervised service.
+# aim init: API filesystems, runtime state, loopback and DHCP, then the entrypoint as a supervised service.
 B=${AIM_BUSYBOX}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # /dev normally arrives moved from the initramfs; /proc and /sys do not.
@@ -101,7 +108,7 @@ $B mount -t devpts -o gid=5,mode=620 devpts /dev/pts
 $B mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 $B mount -t tmpfs -o mode=0755 tmpfs /run
 $B mount -t tmpfs -o mode=1777 tmpfs /tmp
-$B hostname aim
+${runtimeShell(runtime)}$B hostname aim
 $B ip link set lo up
 $B acpid -c ${AIM_DIR}/acpi -l /run/aim-acpid.log
 if $B ip link show eth0 >/dev/null 2>&1; then

@@ -2,6 +2,8 @@ import { ConfigError, InputError } from '../../lib/errors.js';
 import { lookupImagePath, resolveImagePath } from '../analyze/resolve.js';
 import type { BuildContext } from '../build/types.js';
 import type { Entry } from '../model/entry.js';
+import { runtimeForImage } from '../runtime/for-image.js';
+import type { RuntimeAction } from '../runtime/plan.js';
 import { readEntrypoint } from '../slim/entrypoint.js';
 import { bootIds, sourceDateEpoch, type BootIds } from './ids.js';
 import { AIM_BUSYBOX, AIM_INIT } from './init-scripts.js';
@@ -17,6 +19,8 @@ export interface BootPlan {
   init: string;
   /** The service aim's init supervises (argv); absent when booting systemd. */
   entrypoint?: string[];
+  /** Runtime state aim's init creates before the entrypoint (tmpfiles.d, the service's directories). */
+  runtime?: RuntimeAction[];
   ids: BootIds;
   /** The one timestamp of the artifact. */
   epoch: number;
@@ -79,15 +83,18 @@ export async function planBoot(context: BuildContext): Promise<BootPlan> {
   const entries = new Map(context.entries.map((e) => [e.path, e]));
   let init = AIM_INIT;
   let entrypoint: string[] | undefined;
+  let runtime: RuntimeAction[] | undefined;
   if (request.init === 'systemd') {
     init = checkSystemd(entries);
   } else {
     const argv = request.entrypoint ?? (await readEntrypoint(repo, request.imageId));
     if (!argv) throw new ConfigError(`image ${request.imageId.slice(0, 12)} records no entrypoint`, { hint: 'pass --entrypoint "COMMAND", or --init systemd for images with systemd' });
     entrypoint = checkEntrypoint(entries, argv);
+    // A slim image's recorded plan; otherwise the image's tmpfiles.d and the entrypoint's units.
+    runtime = (await runtimeForImage(repo, request.imageId, { command: argv.join(' ') }, context.reporter)).actions;
   }
   const kernel = await resolveBootKernel(repo, { id: request.imageId, entries }, request.kernelImage);
   const modules = wantedModules(request.platform, request.modules);
   moduleClosure(kernel.index, modules); // unknown modules fail here, before any work
-  return { kernel, modules, init, entrypoint, ids: bootIds(request.imageId), epoch: sourceDateEpoch(context.entries), entries };
+  return { kernel, modules, init, entrypoint, ...(runtime ? { runtime } : {}), ids: bootIds(request.imageId), epoch: sourceDateEpoch(context.entries), entries };
 }

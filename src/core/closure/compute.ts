@@ -9,6 +9,7 @@ import { KeepSet } from './keep-set.js';
 import { hasMuslLoader, readLdSoConf, readMuslPaths } from './ld-config.js';
 import { LibrarySearch } from './library-search.js';
 import { applyRules } from './rules.js';
+import { keepRuntimeState } from './runtime-state.js';
 import { MOUNT_POINTS } from './types.js';
 import type { Closure, ClosureInput } from './types.js';
 
@@ -21,9 +22,10 @@ const MAX_ESSENTIAL_ROUNDS = 4;
  * run, by the rules the kernel, ld.so and libc follow, plus what the package rules ask for.
  *
  * Passes, each run to a fixpoint:
- *  1. seeds, the run-time mount points, and what their execution needs (PT_INTERP, DT_NEEDED
- *     searched as ld.so does, "#!" interpreters, every directory and symlink on the way); no drop
- *     glob applies here;
+ *  1. seeds, the run-time mount points, the runtime state the workload needs (tmpfiles.d files,
+ *     planned directories, the accounts it switches to) and what their execution needs
+ *     (PT_INTERP, DT_NEEDED searched as ld.so does, "#!" interpreters, every directory and
+ *     symlink on the way); no drop glob applies here;
  *  2. rules: whole packages, keep globs, interpreter module trees;
  *  3. essentials: ld.so.cache, NSS configuration and modules, gconv, CA certificates, time zone
  *     data, passwd/group of the workload's users.
@@ -66,6 +68,7 @@ export async function computeClosure(input: ClosureInput): Promise<Closure> {
     else ctx.keep.keep(m, { kind: 'mountpoint' });
   }
   await keepPreload(ctx);
+  const runtime = await keepRuntimeState(ctx);
   await drain(ctx);
   const required = new Set(ctx.keep.kept.keys());
 
@@ -97,6 +100,7 @@ export async function computeClosure(input: ClosureInput): Promise<Closure> {
     missing: ctx.keep.missing,
     create,
     dropGlobs: [...dropGlobs],
+    ...(runtime ? { runtime } : {}),
     warnings,
   };
 }

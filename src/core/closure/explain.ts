@@ -1,6 +1,8 @@
 import { resolveImagePath } from '../analyze/resolve.js';
 import { normaliseListedPath } from '../analyze/package.js';
 import type { Entry } from '../model/entry.js';
+import { canonicalImagePath } from '../runtime/image-source.js';
+import { describeAction, describeOrigin } from '../runtime/plan.js';
 import { compileGlob, matchesGlob, rebaseGlob } from './glob.js';
 import type { Closure, Reason } from './types.js';
 
@@ -16,6 +18,8 @@ export interface Explanation {
   dropBy?: string;
   /** Owning packages, when owners were given. */
   packages?: string[];
+  /** True when the slim image's runtime state plan creates the path before the workload starts. */
+  created?: boolean;
 }
 
 export interface ExplainOptions {
@@ -26,6 +30,20 @@ export interface ExplainOptions {
 const MAX_CHAIN = 24;
 
 export function explainPath(closure: Closure, entries: ReadonlyMap<string, Entry>, path: string, options: ExplainOptions = {}): Explanation {
+  const out = explainEntry(closure, entries, path, options);
+  // Runtime state is made, not copied: say so first, whatever the gold image has there.
+  const canonical = canonicalImagePath(entries, out.path);
+  const planned = (closure.runtime?.actions ?? []).filter((a) => a.path === canonical);
+  if (planned.length > 0) {
+    out.created = true;
+    out.reasons.unshift(
+      ...planned.map((a) => `${out.path} is made before the workload starts (by aim's init at boot, and in the profile sandbox): ${describeAction(a)}, from ${describeOrigin(a.origin)}`),
+    );
+  }
+  return out;
+}
+
+function explainEntry(closure: Closure, entries: ReadonlyMap<string, Entry>, path: string, options: ExplainOptions): Explanation {
   const p = normaliseListedPath(path);
   const named = resolveImagePath(entries, p, { followFinal: false }) ?? p;
   const key = closure.kept.has(p) || closure.dropped.has(p) || closure.missing.has(p) ? p : named;
@@ -155,7 +173,13 @@ function label(reason: Reason): string {
     case 'tzdata':
       return 'time zone data';
     case 'user':
-      return `user ${reason.name}`;
+      return `user '${reason.name}'`;
+    case 'group':
+      return `group '${reason.name}'`;
+    case 'tmpfiles':
+      return `tmpfiles.d line ${reason.line}, creating ${reason.creates}`;
+    case 'runtime':
+      return `runtime state from ${reason.by}`;
     case 'package':
       return `package ${reason.name}, kept whole`;
     case 'glob':
@@ -183,13 +207,22 @@ function label(reason: Reason): string {
 function terminal(reason: Reason): string {
   switch (reason.kind) {
     case 'traced':
+      if (reason.syscall === 'chdir') return `is a directory the workload chdir'd into (${label(reason)})`;
+      if (reason.syscall === 'chroot') return `is a directory the workload chroot'ed into (${label(reason)})`;
       return `is used by the traced workload (${label(reason)})`;
     case 'entrypoint':
       return 'is a declared entrypoint';
     case 'tzdata':
       return 'is time zone data (/etc/localtime)';
     case 'user':
-      return `holds the passwd/group entries of user ${reason.name}, whom the workload runs as`;
+      if (reason.why === undefined) return `holds the passwd/group entries of user ${reason.name}, whom the workload runs as`;
+      return `holds the passwd/group/shadow entries of user '${reason.name}', ${reason.why}`;
+    case 'group':
+      return `holds the group/gshadow entries of group '${reason.name}', ${reason.why}`;
+    case 'tmpfiles':
+      return `is the tmpfiles.d file whose line ${reason.line} creates ${reason.creates}, which the workload uses`;
+    case 'runtime':
+      return `is made before the workload starts by ${reason.by}; kept as the gold image has it`;
     case 'package':
       return `belongs to package ${reason.name}, kept whole by rule`;
     case 'glob':

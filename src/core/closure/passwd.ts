@@ -24,3 +24,21 @@ export function findUser(users: PasswdUser[], who: string): PasswdUser | undefin
   if (/^\d+$/.test(who)) return users.find((u) => u.uid === Number(who));
   return users.find((u) => u.name === who);
 }
+
+export interface GroupEntry {
+  name: string;
+  gid: number;
+}
+
+/** /etc/group: names and gids. */
+export function parseGroup(text: string): GroupEntry[] {
+  const out: GroupEntry[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 3 || f[0] === '' || line.startsWith('#')) continue;
+    const gid = Number(f[2]);
+    if (f[2] === '' || !Number.isInteger(gid)) continue;
+    out.push({ name: f[0]!, gid });
+  }
+  return out;
+}

@@ -1,6 +1,8 @@
 import type { Reporter } from '../../lib/reporter.js';
 import type { ElfFacts } from '../analyze/elf.js';
 import type { Entry } from '../model/entry.js';
+import type { RecordedRuntime } from '../runtime/for-image.js';
+import type { RuntimeAction } from '../runtime/plan.js';
 
 /**
  * Why a path is kept (or was asked for). Kinds with `of` point at the path that caused this one,
@@ -41,8 +43,14 @@ export type Reason =
   | { kind: 'tls-ca'; of?: string }
   /** Time zone data: /etc/localtime and its zoneinfo target, or the whole zoneinfo tree by rule. */
   | { kind: 'tzdata' }
-  /** passwd/group database holding the user the workload runs as. */
-  | { kind: 'user'; name: string }
+  /** passwd/group database holding the user the workload runs as (`why`: how it comes to, default "runs as"). */
+  | { kind: 'user'; name: string; why?: string }
+  /** group/gshadow database holding a group the workload switched to or a planned path belongs to. */
+  | { kind: 'group'; name: string; why: string }
+  /** A tmpfiles.d file whose line `line` creates `creates`, a path the workload used. */
+  | { kind: 'tmpfiles'; line: number; creates: string }
+  /** A path the runtime state plan creates (`by`: the tmpfiles.d line or unit setting), kept as the gold image has it. */
+  | { kind: 'runtime'; by: string }
   /** A file of a package kept whole by rule. */
   | { kind: 'package'; name: string }
   /** Matches a keep glob. */
@@ -97,6 +105,11 @@ export interface ClosureInput {
   /** Users the workload runs as (names or numeric uids). */
   users?: string[];
   rules?: ClosureRules;
+  /**
+   * Runtime state: the gold image's plan for the workload (tmpfiles.d, its units' directories),
+   * every path the workload named (found or not), and the ids it switched to.
+   */
+  runtime?: { actions: RuntimeAction[]; used: string[]; uids?: number[]; gids?: number[] };
   /** PATH used to resolve `#!/usr/bin/env cmd`; default Debian's root PATH. */
   path?: string[];
   reporter?: Reporter;
@@ -124,6 +137,8 @@ export interface Closure {
   create: string[];
   /** The drop globs in force, for explanations. */
   dropGlobs: string[];
+  /** The runtime state the slim image creates before its workload starts (when the input had a plan). */
+  runtime?: RecordedRuntime;
   warnings: string[];
 }
 

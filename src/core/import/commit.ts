@@ -44,6 +44,8 @@ export function imageView(repo: Repository, entries: Entry[]) {
 export async function commitImage(repo: Repository, ingested: IngestResult, request: CommitRequest, reporter: Reporter): Promise<CommittedImage> {
   const bytes = serializeManifest({ schemaVersion: 1, entries: ingested.entries });
   const id = manifestId(bytes);
+  // The catalog's rows and its WAL take about what the manifest does, again.
+  repo.blobs.guard?.require(2 * bytes.length);
   await repo.blobs.putBuffer(bytes);
   // One filesystem sync for every blob of the import. It runs while the analysers read (they
   // only read, and what they read is in the page cache), so its wait mostly disappears.

@@ -5,6 +5,7 @@ import { spawnTool } from '../../lib/exec.js';
 import { CAP, hasCapability } from '../../lib/privileges.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Repository } from '../repository/repository.js';
+import { SpaceGuard } from '../repository/space-guard.js';
 import { readHostAptSources, sourcesForSuite } from './apt-sources.js';
 import { commitImage } from './commit.js';
 import type { ImportResult } from './import-image.js';
@@ -24,6 +25,8 @@ export interface GoldDebianRequest {
   keepAptSources?: boolean;
   /** Host files or directories put into the tree once packages are installed (see {@link CopyIn}). */
   copyIns?: CopyIn[];
+  /** Most bytes of new content the build may add to the repository (E_MAX_SIZE beyond). */
+  maxBytes?: number;
 }
 
 /**
@@ -99,6 +102,7 @@ export async function buildGoldDebian(repo: Repository, req: GoldDebianRequest, 
     ? (await readFile(req.sourcesFile, 'utf8')).split('\n').filter((l) => l.trim().startsWith('deb'))
     : sourcesForSuite(await readHostAptSources(), req.suite);
   const lock = await repo.lockForWrite();
+  repo.blobs.guard = new SpaceGuard(repo.root, { maxBytes: req.maxBytes });
   try {
     reporter.emit({ type: 'stage', stage: 'mmdebstrap', status: 'start', detail: `${req.suite} ${req.variant} +${req.include.join(',')}` });
     const child = spawnTool('mmdebstrap', mmdebstrapArgs(req), { input: sources.join('\n') + '\n', stdout: 'pipe', stderr: 'pipe' });
@@ -137,6 +141,7 @@ export async function buildGoldDebian(repo: Repository, req: GoldDebianRequest, 
     await repo.rollbackBlobs(lock);
     throw e;
   } finally {
+    repo.blobs.guard = undefined;
     await lock.release();
   }
 }

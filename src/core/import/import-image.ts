@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError, InputError, NotFoundError, errnoCode } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Repository } from '../repository/repository.js';
+import { SpaceGuard } from '../repository/space-guard.js';
 import { commitImage, type CommittedImage } from './commit.js';
 import { dirSource } from './dir-reader.js';
 import { diskSource, isDiskImage } from './disk/disk-reader.js';
@@ -34,6 +35,8 @@ export interface ImportRequest {
   ref?: string;
   /** OCI image indexes: the platform to pick, "os/arch[/variant]" (default linux/amd64). */
   platform?: string;
+  /** Most bytes of new content the import may add to the repository (E_MAX_SIZE beyond). */
+  maxBytes?: number;
 }
 
 export interface ImportResult extends CommittedImage {
@@ -59,7 +62,7 @@ export async function detectSourceKind(path: string): Promise<Exclude<SourceKind
 /**
  * Imports a source into the repository as one image. Holds the repository's write lock (so gc
  * cannot remove blobs this import relies on); on any failure the catalog is untouched and the
- * blobs already written are unreferenced garbage for gc.
+ * blobs it wrote are removed again (or left to gc while other imports run).
  */
 export async function importImage(repo: Repository, request: ImportRequest, reporter: Reporter): Promise<ImportResult> {
   const started = Date.now();
@@ -71,25 +74,43 @@ export async function importImage(repo: Repository, request: ImportRequest, repo
     throw new ConfigError('--ref and --platform apply to OCI layouts and docker archives only');
   }
   const lock = await repo.lockForWrite();
+  repo.blobs.guard = new SpaceGuard(repo.root, { maxBytes: request.maxBytes });
   try {
-    reporter.emit({ type: 'stage', stage: 'import', status: 'start', detail: `${kind} ${source}` });
-    const reader = READERS[kind];
-    const entries = reader.read(source, {
-      reporter,
-      scratchDir: await repo.blobs.scratchDir(),
-      storeBlob: (content) => repo.blobs.put(content),
-      partition: request.partition,
-      ref: request.ref,
-      platform: request.platform,
-    });
+    const entries = await openSource(repo, source, kind, request, reporter);
     const result = await importSource(repo, entries, { source, sourceKind: kind, tags }, reporter);
     return { ...result, durationMs: Date.now() - started };
   } catch (e) {
     await repo.rollbackBlobs(lock);
     throw e;
   } finally {
+    repo.blobs.guard = undefined;
     await lock.release();
   }
+}
+
+async function openSource(repo: Repository, source: string, kind: Exclude<SourceKind, 'auto'>, request: ImportRequest, reporter: Reporter): Promise<Source> {
+  reporter.emit({ type: 'stage', stage: 'import', status: 'start', detail: `${kind} ${source}` });
+  return READERS[kind].read(source, {
+    reporter,
+    scratchDir: await repo.blobs.scratchDir(),
+    storeBlob: (content) => repo.blobs.put(content),
+    partition: request.partition,
+    ref: request.ref,
+    platform: request.platform,
+  });
+}
+
+/**
+ * Stores the contents of a source as blobs without making an image of it: `aim repo fsck --repair
+ * --source` restores damaged blobs this way. The caller holds the write lease and removes what no
+ * image needs.
+ */
+export async function storeSourceBlobs(repo: Repository, request: Omit<ImportRequest, 'tags'>, reporter: Reporter): Promise<{ files: number }> {
+  const source = resolve(request.source);
+  const kind = request.kind && request.kind !== 'auto' ? request.kind : await detectSourceKind(source);
+  const ingested = await ingestSource(await openSource(repo, source, kind, request, reporter), { blobs: repo.blobs, reporter, label: source });
+  reporter.emit({ type: 'stage', stage: 'import', status: 'done', detail: `${ingested.fileCount} files read` });
+  return { files: ingested.fileCount };
 }
 
 /** Ingests and commits any source stream (used by import and by gold builds). Caller holds the write lock. */

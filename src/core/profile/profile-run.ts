@@ -6,6 +6,7 @@ import { exportImage } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
 import type { ProfileRecord } from '../repository/types.js';
 import type { ProbeResult, ProbeSpec } from './probes.js';
+import { runtimeForImage, type ImageRuntime } from '../runtime/for-image.js';
 import { runSandboxed, type SandboxResult } from './sandbox.js';
 import type { PathEvidence } from './strace-parser.js';
 
@@ -17,12 +18,23 @@ export interface ProfileRunRequest {
   readyPort?: number;
   durationMs?: number;
   probeTimeoutMs?: number;
+  /** systemd units whose RuntimeDirectory= and friends to create; default: found from the command. */
+  units?: string[];
 }
 
 export interface ProfileRunResult {
   profile: ProfileRecord;
   /** This run's own results. */
-  run: { probes: ProbeResult[]; paths: number; execs: string[]; readyMs?: number; durationMs: number; outputTail: string };
+  run: {
+    probes: ProbeResult[];
+    paths: number;
+    execs: string[];
+    readyMs?: number;
+    durationMs: number;
+    outputTail: string;
+    /** Runtime state created before the workload started: the units used (and whether found from the command), actions applied. */
+    runtime: { units: string[]; detected: boolean; tmpfiles: string[]; actions: number };
+  };
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -61,21 +73,25 @@ export interface TraceRequest {
   durationMs?: number;
   /** Per probe; default 10 s. */
   probeTimeoutMs?: number;
+  /** systemd units whose directories are created first; undefined: the units whose ExecStart= runs a program of `run`. */
+  units?: readonly string[];
 }
 
 /**
  * Materialises an image in the repository's scratch space and runs the workload there under
- * strace in namespaces, with the probes. The materialised tree is always removed.
+ * strace in namespaces, with the probes, after creating the runtime state a booted system would
+ * have (tmpfiles.d, the workload's units' directories). The materialised tree is always removed.
  */
-export async function traceImage(repo: Repository, imageId: string, label: string, req: TraceRequest, reporter: Reporter): Promise<SandboxResult> {
+export async function traceImage(repo: Repository, imageId: string, label: string, req: TraceRequest, reporter: Reporter): Promise<SandboxResult & { runtime: ImageRuntime }> {
   const work = join(await repo.blobs.scratchDir(), `trace-${label}`);
   const root = join(work, 'root');
   try {
+    const runtime = await runtimeForImage(repo, imageId, { units: req.units, command: req.run }, reporter);
     await exportImage(repo, imageId, { format: 'dir', out: root }, reporter);
     reporter.emit({ type: 'stage', stage: 'profile', status: 'start', detail: req.run });
-    const result = await runSandboxed({ root, workDir: join(work, 'trace'), run: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, probeTimeoutMs: req.probeTimeoutMs, reporter });
+    const result = await runSandboxed({ root, workDir: join(work, 'trace'), run: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, probeTimeoutMs: req.probeTimeoutMs, runtime: runtime.actions, reporter });
     reporter.emit({ type: 'stage', stage: 'profile', status: 'done', detail: `${result.trace.paths.size} paths, ${result.probes.length} probes` });
-    return result;
+    return { ...result, runtime };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -101,13 +117,33 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
     updatedAt: now,
     runs: [
       ...(existing?.runs ?? []),
-      { command: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, probeTimeoutMs: req.probeTimeoutMs, results: result.probes, at: now },
+      { command: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, probeTimeoutMs: req.probeTimeoutMs, units: result.runtime.units, results: result.probes, at: now },
     ],
     paths: mergeEvidence(existing?.paths ?? [], paths),
+    uids: mergeIds(existing?.uids, result.trace.uids),
+    gids: mergeIds(existing?.gids, result.trace.gids),
   };
   await repo.catalog.putProfile(profile);
   return {
     profile,
-    run: { probes: result.probes, paths: paths.length, execs: result.trace.execs, readyMs: result.readyMs, durationMs: result.durationMs, outputTail: result.outputTail },
+    run: {
+      probes: result.probes,
+      paths: paths.length,
+      execs: result.trace.execs,
+      readyMs: result.readyMs,
+      durationMs: result.durationMs,
+      outputTail: result.outputTail,
+      runtime: { units: result.runtime.units, detected: result.runtime.detected, tmpfiles: result.runtime.tmpfiles, actions: result.runtime.actions.length },
+    },
   };
+}
+
+function mergeIds(a: readonly number[] | undefined, b: readonly number[] | undefined): number[] {
+  return [...new Set([...(a ?? []), ...(b ?? [])])].sort((x, y) => x - y);
+}
+
+/** Every unit a profile's runs created runtime state for, each once; undefined when no run recorded units (older profiles). */
+export function profileUnits(profile: ProfileRecord): string[] | undefined {
+  if (profile.runs.every((r) => r.units === undefined)) return undefined;
+  return [...new Set(profile.runs.flatMap((r) => r.units ?? []))];
 }

@@ -1,13 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, fstatSync, openSync, renameSync, statSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, fstatSync, openSync, renameSync, statSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { IntegrityError, NotFoundError, errnoCode } from '../../lib/errors.js';
+import { Readable } from 'node:stream';
+import { IntegrityError, errnoCode } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
 import { readFullSync } from '../../lib/fs.js';
 import type { LocalContent, StoredBlob } from '../import/source.js';
+import type { SpaceGuard } from './space-guard.js';
 import type { BlobStore, LocalBlob, PutLocalOptions } from './types.js';
+import { CorruptBlobError, MissingBlobError, verifyBuffer, verifyChunks, type BlobUsersLookup } from './verify.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 /** Content up to this size is hashed in memory first, so a blob already stored costs no write. */
@@ -16,6 +18,8 @@ const MEMORY_LIMIT = 1 << 20;
 const READ_BUFFER = 1 << 20;
 /** Bytes of a blob's start putLocal hands back (enough for any magic number). */
 const HEAD = 64;
+/** Read streams read blobs in chunks of up to this size. */
+const STREAM_CHUNK = 1 << 20;
 
 /**
  * Blobs as files: objects/sha256/ab/cdef… (two hex digits of fan-out). A blob is written to a
@@ -33,11 +37,15 @@ export class FsBlobStore implements BlobStore {
   /** Blobs were renamed into place since the last flush. */
   /** Blobs this instance added to the store (not those it found already there). */
   readonly created = new Set<string>();
+  /** Charged before every byte written, while a write (an import) sets it: free space and --max-size. */
+  guard: SpaceGuard | undefined;
   private tmpDir: Promise<string> | undefined;
 
   constructor(
     readonly objectsDir: string,
     private readonly tmpRoot: string,
+    /** Names the images and paths using a blob in read errors (the repository passes its catalog's). */
+    private readonly usersOf: BlobUsersLookup = async () => [],
   ) {}
 
   private counter = 0;
@@ -137,6 +145,7 @@ export class FsBlobStore implements BlobStore {
       while (n > 0) {
         const chunk = buf.subarray(0, n);
         hasher.update(chunk);
+        this.guard?.charge(n);
         for (let off = 0; off < n; ) off += writeSync(out, chunk, off, n - off);
         size += n;
         // A byte range ends at its length; a whole file at its end, even if it grew since it was listed.
@@ -147,8 +156,10 @@ export class FsBlobStore implements BlobStore {
       out = undefined;
       const hash = hasher.digest('hex');
       const dest = this.localPath(hash);
-      if (statSync(dest, { throwIfNoEntry: false })?.size === size) unlinkSync(tmp);
-      else {
+      if (statSync(dest, { throwIfNoEntry: false })?.size === size) {
+        unlinkSync(tmp);
+        this.guard?.refund(size);
+      } else {
         renameSync(tmp, dest);
         this.created.add(hash);
       }
@@ -169,6 +180,7 @@ export class FsBlobStore implements BlobStore {
   private commitSync(hash: string, chunks: Buffer[], size: number, scratch: string): void {
     const dest = this.localPath(hash);
     if (statSync(dest, { throwIfNoEntry: false })?.size === size) return;
+    this.guard?.charge(size);
     const tmp = join(scratch, String(++this.counter));
     const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444);
     try {
@@ -180,6 +192,7 @@ export class FsBlobStore implements BlobStore {
     }
     if (statSync(dest, { throwIfNoEntry: false })?.size === size) {
       unlinkSync(tmp); // another writer got there first
+      this.guard?.refund(size);
       return;
     }
     renameSync(tmp, dest);
@@ -199,12 +212,14 @@ export class FsBlobStore implements BlobStore {
         if (!fh) {
           head.push(chunk);
           if (size > MEMORY_LIMIT) {
+            this.guard?.charge(size);
             tmp = await this.tmpName();
             fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444);
             await writeAll(fh, head);
             head.length = 0;
           }
         } else {
+          this.guard?.charge(chunk.length);
           await fh.write(chunk);
         }
       }
@@ -233,6 +248,7 @@ export class FsBlobStore implements BlobStore {
     if ((await this.size(hash)) === size) {
       // another writer got there first
       await unlink(tmp);
+      this.guard?.refund(size);
       return;
     }
     await rename(tmp, dest);
@@ -249,15 +265,18 @@ export class FsBlobStore implements BlobStore {
     await runTool('sync', ['--file-system', this.objectsDir]);
   }
 
+  /** The whole blob, verified against its hash (E_CORRUPT_BLOB, E_MISSING_BLOB). */
   async read(hash: string): Promise<Buffer> {
+    let content: Buffer;
     try {
-      return await readFile(this.localPath(hash));
+      content = await readFile(this.localPath(hash));
     } catch (e) {
-      if (errnoCode(e) === 'ENOENT') throw new NotFoundError(`blob ${hash} is missing from the repository`, { hint: 'run: aim repo fsck' });
-      throw e;
+      throw await this.readFailed(hash, e);
     }
+    return verifyBuffer(hash, content, (actual) => this.corrupt(hash, actual));
   }
 
+  /** Not verified (a range cannot be): for analysers peeking into blobs, never for output. */
   async readRange(hash: string, offset: number, length: number): Promise<Buffer> {
     const fh = await open(this.localPath(hash), 'r');
     try {
@@ -269,8 +288,47 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  createReadStream(hash: string): Readable {
-    return createReadStream(this.localPath(hash));
+  /**
+   * The blob as a stream, verified as it flows: a blob that does not hash to its name ends in an
+   * E_CORRUPT_BLOB error before its last chunk. Opened lazily on the first read, so a stream that
+   * is never read never fails.
+   */
+  createReadStream(hash: string, expectedSize?: number): Readable {
+    const verified = verifyChunks(hash, this.chunks(hash, expectedSize), (actual) => this.corrupt(hash, actual));
+    return Readable.from(verified, { objectMode: false, highWaterMark: STREAM_CHUNK });
+  }
+
+  /** The stored bytes of a blob, unverified, in chunks of up to 1 MiB; none when its size is wrong. */
+  private async *chunks(hash: string, expectedSize: number | undefined): AsyncGenerator<Buffer> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.localPath(hash), 'r');
+    } catch (e) {
+      throw await this.readFailed(hash, e);
+    }
+    try {
+      const { size } = await fh.stat();
+      if (expectedSize !== undefined && size !== expectedSize) throw await this.corrupt(hash, { size, expectedSize });
+      // Up to the size found at open: the hash then vouches for exactly what was passed on.
+      for (let position = 0; position < size; ) {
+        const buf = Buffer.allocUnsafe(Math.min(STREAM_CHUNK, size - position));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, position);
+        if (bytesRead === 0) break; // shrunk meanwhile: the hash will not match
+        position += bytesRead;
+        yield buf.subarray(0, bytesRead);
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async corrupt(hash: string, actual: CorruptBlobError['actual']): Promise<CorruptBlobError> {
+    return new CorruptBlobError(hash, actual, await this.usersOf(hash).catch(() => []));
+  }
+
+  private async readFailed(hash: string, e: unknown): Promise<unknown> {
+    if (errnoCode(e) !== 'ENOENT') return e;
+    return new MissingBlobError(hash, await this.usersOf(hash).catch(() => []), e);
   }
 
   async *list(): AsyncIterable<StoredBlob> {

@@ -11,8 +11,12 @@ import { BusyError, errnoCode } from '../../lib/errors.js';
  */
 export interface Lock {
   release(): Promise<void>;
-  /** True while another live process holds a write lock on the same repository. */
-  othersWriting(): Promise<boolean>;
+  /**
+   * For a write lease: excludes every other writer (and gc) for as long as the returned lock is
+   * held, as gc's lock does, or undefined at once when another writer is live. Under it, nothing
+   * can pick up a blob that no committed image references: a failed write's rollback runs here.
+   */
+  exclusive(): Promise<Lock | undefined>;
 }
 
 interface LockInfo {
@@ -59,11 +63,12 @@ async function publish(dir: string, kind: LockInfo['kind']): Promise<string> {
   return file;
 }
 
-async function liveOthers(dir: string, kind: LockInfo['kind'], own: string): Promise<LockInfo[]> {
+/** Live locks of `kind` other than our own files (a stale one, whose process is gone, is removed). */
+async function liveOthers(dir: string, kind: LockInfo['kind'], ...own: string[]): Promise<LockInfo[]> {
   const locks = await readLocks(dir);
   const live: LockInfo[] = [];
   for (const l of locks) {
-    if (l.file === own || l.info.kind !== kind) continue;
+    if (own.includes(l.file) || l.info.kind !== kind) continue;
     if (alive(l.info.pid)) live.push(l.info);
     else await unlink(l.file).catch(() => {});
   }
@@ -80,7 +85,7 @@ export async function acquireWriteLock(dir: string, waitMs = 10 * 60_000): Promi
     if ((await liveOthers(dir, 'gc', own)).length === 0) {
       return {
         release: () => unlink(own).catch(() => {}),
-        othersWriting: async () => (await liveOthers(dir, 'write', own)).length > 0,
+        exclusive: () => upgrade(dir, own),
       };
     }
     await unlink(own).catch(() => {});
@@ -97,7 +102,7 @@ export async function acquireGcLock(dir: string, waitMs = 0): Promise<Lock> {
     const writers = await liveOthers(dir, 'write', own);
     const collectors = await liveOthers(dir, 'gc', own);
     if (writers.length === 0 && collectors.length === 0) {
-      return { release: () => unlink(own).catch(() => {}), othersWriting: async () => false };
+      return gcLock(own);
     }
     await unlink(own).catch(() => {});
     if (Date.now() >= deadline) {
@@ -106,6 +111,26 @@ export async function acquireGcLock(dir: string, waitMs = 0): Promise<Lock> {
     }
     await sleep(250 + Math.random() * 250);
   }
+}
+
+/** gc's lock, exclusive already: its upgrade is a no-op whose release leaves the lock held. */
+function gcLock(own: string): Lock {
+  const held: Lock = { release: async () => {}, exclusive: async () => held };
+  return { release: () => unlink(own).catch(() => {}), exclusive: async () => held };
+}
+
+/**
+ * A writer takes gc's side of the Dekker protocol while keeping its write lock: it publishes a gc
+ * lock, then looks for writers other than itself. A writer starting meanwhile sees the gc lock and
+ * waits (acquireWriteLock); a gc sees this writer's own write lock and backs off.
+ */
+async function upgrade(dir: string, ownWrite: string): Promise<Lock | undefined> {
+  const own = await publish(dir, 'gc');
+  const writers = await liveOthers(dir, 'write', own, ownWrite);
+  const collectors = await liveOthers(dir, 'gc', own);
+  if (writers.length === 0 && collectors.length === 0) return gcLock(own);
+  await unlink(own).catch(() => {});
+  return undefined;
 }
 
 export function isProcessAlive(pid: number): boolean {

@@ -1,9 +1,12 @@
 import { sha256File } from '../../lib/fs.js';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { IntegrityError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
-import { manifestId, parseManifest } from '../model/manifest.js';
+import type { RepairReport } from './repair.js';
+import { parseManifest } from '../model/manifest.js';
 import { isProcessAlive } from './locks.js';
+import { CorruptBlobError, usedBy } from './verify.js';
 import type { Repository } from './repository.js';
 
 export interface RepoStats {
@@ -73,6 +76,8 @@ export interface FsckProblem {
   blob?: string;
   image?: string;
   path?: string;
+  /** The size the image's manifest gives the blob, when it differs from the stored one. */
+  expectedSize?: number;
   message: string;
 }
 
@@ -85,6 +90,27 @@ export interface FsckReport {
   /** Not errors: garbage that `aim repo gc` removes. */
   unreferencedBlobs: number;
   staleScratchDirs: number;
+  /** With --repair: what was done; `ok` then says whether the repository is whole again. */
+  repair?: RepairReport;
+}
+
+/** fsck found damage (and --repair, if given, could not mend all of it); carries the whole report. */
+export class RepositoryDamagedError extends IntegrityError {
+  constructor(readonly report: FsckReport) {
+    const left = report.repair ? report.repair.unrepaired.length : report.problems.length;
+    super(
+      report.repair ? `${left} damaged blob(s) could not be restored (${report.problems.length} problem(s) found)` : `${left} integrity problem(s) found`,
+      {
+        hint: report.repair
+          ? 're-import the sources of the affected images listed above (aim image import SOURCE), or give them to aim repo fsck --repair --source SOURCE'
+          : 'run aim repo fsck --repair (with --source SOURCE to restore content from a source)',
+      },
+    );
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), report: this.report };
+  }
 }
 
 
@@ -112,7 +138,10 @@ export async function fsckRepository(repo: Repository, reporter: Reporter, optio
     if (rehash && repo.blobs.localPath) {
       const actual = await sha256File(repo.blobs.localPath(b.hash));
       bytesHashed += b.size;
-      if (actual !== b.hash) problems.push({ kind: 'corrupt-blob', blob: b.hash, message: `blob ${b.hash} has content hashing to ${actual}` });
+      if (actual !== b.hash) {
+        const users = await repo.catalog.blobUsers(b.hash, 6);
+        problems.push({ kind: 'corrupt-blob', blob: b.hash, message: `blob ${b.hash} has content hashing to ${actual}${usedBy(users)}` });
+      }
     }
     if (++checked % 2000 === 0) reporter.emit({ type: 'progress', stage: 'fsck-blobs', done: checked, unit: 'blobs' });
   }
@@ -126,8 +155,11 @@ export async function fsckRepository(repo: Repository, reporter: Reporter, optio
       problems.push({ kind: 'bad-manifest', image: img.id, message: `image ${img.id}: manifest blob is missing` });
       continue;
     }
-    const bytes = await repo.blobs.read(img.id);
-    if (manifestId(bytes) !== img.id) {
+    const bytes = await repo.blobs.read(img.id).catch((e: unknown) => {
+      if (e instanceof CorruptBlobError) return undefined;
+      throw e;
+    });
+    if (!bytes) {
       problems.push({ kind: 'bad-manifest', image: img.id, message: `image ${img.id}: manifest does not hash to the image id` });
       continue;
     }
@@ -145,7 +177,7 @@ export async function fsckRepository(repo: Repository, reporter: Reporter, optio
       referenced.add(e.blob);
       const size = sizes.get(e.blob);
       if (size === undefined) problems.push({ kind: 'missing-blob', image: img.id, blob: e.blob, path: e.path, message: `image ${img.id}: ${e.path} needs missing blob ${e.blob}` });
-      else if (size !== e.size) problems.push({ kind: 'corrupt-blob', image: img.id, blob: e.blob, path: e.path, message: `image ${img.id}: ${e.path} expects ${e.size} bytes, blob has ${size}` });
+      else if (size !== e.size) problems.push({ kind: 'corrupt-blob', image: img.id, blob: e.blob, path: e.path, expectedSize: e.size, message: `image ${img.id}: ${e.path} expects ${e.size} bytes, blob has ${size}` });
     }
   }
   let unreferenced = 0;

@@ -3,8 +3,10 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, NotFoundError, errnoCode } from '../../lib/errors.js';
+import { systemError } from '../../lib/system-errors.js';
 import { FsBlobStore } from './fs-blob-store.js';
 import { acquireGcLock, acquireWriteLock, type Lock } from './locks.js';
+import type { SpaceGuard } from './space-guard.js';
 import { SqliteCatalog } from './sqlite-catalog.js';
 import type { BlobStore, Catalog } from './types.js';
 
@@ -14,15 +16,16 @@ const FORMAT = { format: 'aim-repository', version: 1 };
 /** An opened repository: the blob store and catalog every stage reads and writes. */
 export interface Repository {
   root: string;
-  blobs: BlobStore & { scratchDir(): Promise<string>; disposeScratch(): Promise<void>; readonly created: Set<string> };
+  blobs: BlobStore & { scratchDir(): Promise<string>; disposeScratch(): Promise<void>; readonly created: Set<string>; guard: SpaceGuard | undefined };
   catalog: Catalog;
   lockForWrite(waitMs?: number): Promise<Lock>;
   lockForGc(waitMs?: number): Promise<Lock>;
   tmpRoot: string;
   /**
-   * After a failed write: removes the blobs this process added, so the repository is exactly as
-   * before. Skipped while another import runs (it may already count on one of them); gc then
-   * collects them.
+   * After a failed write: removes the blobs this process added that no committed image
+   * references, so the repository is as before. Decided under an exclusive lease: while another
+   * writer is live (it may count on one of them before it commits) nothing is removed, and gc
+   * collects them later. A blob another import reused and committed meanwhile stays.
    */
   rollbackBlobs(lock: Lock): Promise<number>;
   close(): Promise<void>;
@@ -73,14 +76,14 @@ export async function openRepository(dir: string): Promise<Repository> {
     if (errnoCode(e) === 'ENOENT') {
       throw new NotFoundError(`no aim repository at ${root}`, { hint: `create one with: aim repo init --repo ${root}` });
     }
-    throw new ConfigError(`${l.marker} is unreadable: ${(e as Error).message}`);
+    throw systemError(e) ?? new ConfigError(`${l.marker} is unreadable: ${(e as Error).message}`);
   }
   if (marker.format !== FORMAT.format || marker.version !== FORMAT.version) {
     throw new ConfigError(`${root} holds an unsupported repository format (${marker.format} v${marker.version})`);
   }
-  const blobs = new FsBlobStore(l.objects, l.tmp);
   const catalog = new SqliteCatalog(l.catalog);
   catalog.migrate();
+  const blobs = new FsBlobStore(l.objects, l.tmp, (hash) => catalog.blobUsers(hash, 6));
   return {
     root,
     blobs,
@@ -92,9 +95,17 @@ export async function openRepository(dir: string): Promise<Repository> {
       const created = [...blobs.created];
       blobs.created.clear();
       await blobs.disposeScratch();
-      if (created.length === 0 || (await lock.othersWriting())) return 0;
-      for (const hash of created) await blobs.remove(hash);
-      return created.length;
+      if (created.length === 0) return 0;
+      const alone = await lock.exclusive();
+      if (!alone) return 0;
+      try {
+        const kept = await catalog.referencedAmong(created);
+        const garbage = created.filter((h) => !kept.has(h));
+        for (const hash of garbage) await blobs.remove(hash);
+        return garbage.length;
+      } finally {
+        await alone.release();
+      }
     },
     async close() {
       await blobs.disposeScratch();

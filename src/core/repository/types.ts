@@ -21,9 +21,17 @@ export interface BlobStore {
   has(hash: string): Promise<boolean>;
   /** Size in bytes, or undefined when absent. */
   size(hash: string): Promise<number | undefined>;
+  /** The whole blob, verified like createReadStream. */
   read(hash: string): Promise<Buffer>;
+  /** A byte range, not verified: for analysers peeking into blobs, never for output. */
   readRange(hash: string, offset: number, length: number): Promise<Buffer>;
-  createReadStream(hash: string): Readable;
+  /**
+   * The blob as a stream that verifies it as it flows: it fails with E_CORRUPT_BLOB (naming the
+   * blob and the images using it) before the end of content that does not hash to the blob's
+   * name or, when given, is not `expectedSize` bytes long, and with E_MISSING_BLOB when it is
+   * absent. Every reader that writes blobs out (export, build, sandbox, ship) reads through it.
+   */
+  createReadStream(hash: string, expectedSize?: number): Readable;
   /** Every stored blob, in no particular order. */
   list(): AsyncIterable<StoredBlob>;
   remove(hash: string): Promise<void>;
@@ -97,9 +105,13 @@ export interface ProfileRecord {
   imageId: string;
   createdAt: string;
   updatedAt: string;
-  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; probeTimeoutMs?: number; results: ProbeResult[]; at: string }[];
+  /** `units`: the systemd units whose runtime directories the run created first. */
+  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; probeTimeoutMs?: number; units?: string[]; results: ProbeResult[]; at: string }[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
   paths: PathEvidence[];
+  /** User and group ids the workload switched to or gave files (set*id, setgroups, chown), sorted. */
+  uids?: number[];
+  gids?: number[];
 }
 
 export interface TagRecord {
@@ -124,6 +136,8 @@ export interface Catalog {
   setTag(name: string, imageId: string): Promise<void>;
   removeTag(name: string): Promise<boolean>;
   tagsOf(imageId: string): Promise<string[]>;
+  /** Every tag whose name starts with the prefix ("core/kernel:"), with the time it was last set. */
+  listTags(prefix?: string): Promise<TagRecord[]>;
   /** Removes an image and everything that hangs off it (not its blobs). */
   removeImage(id: string): Promise<void>;
   entries(imageId: string): Promise<Entry[]>;
@@ -139,5 +153,9 @@ export interface Catalog {
   listProfiles(): Promise<Pick<ProfileRecord, 'name' | 'imageId' | 'createdAt' | 'updatedAt'>[]>;
   /** Every blob referenced by any image (entries and manifests). */
   referencedBlobs(): Promise<Set<string>>;
+  /** Those of `blobs` that some image references (as an entry's content or as its manifest). */
+  referencedAmong(blobs: Iterable<string>): Promise<Set<string>>;
+  /** Where images use a blob: up to `limit` (image, path) pairs, the manifest itself as path "". */
+  blobUsers(blob: string, limit: number): Promise<{ imageId: string; path: string }[]>;
   close(): Promise<void>;
 }

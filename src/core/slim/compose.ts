@@ -10,6 +10,9 @@ import { lookupImagePath } from '../analyze/resolve.js';
 import type { Entry } from '../model/entry.js';
 import type { Repository } from '../repository/repository.js';
 import type { ProfileRecord } from '../repository/types.js';
+import { profileUnits } from '../profile/profile-run.js';
+import type { RecordedRuntime } from '../runtime/for-image.js';
+import { planImageRuntime } from '../runtime/image-source.js';
 
 export interface SlimRequest {
   goldId: string;
@@ -44,6 +47,11 @@ export interface SlimReport {
   removedLargest: { path: string; bytes: number }[];
   /** Paths the workload asked for that the gold image does not have. */
   missing: string[];
+  /**
+   * Runtime state the slim image creates before its workload starts (aim's init at boot, the
+   * sandbox in aim verify): the lines of the kept tmpfiles.d files and the units' directories.
+   */
+  runtime?: RecordedRuntime;
   warnings: string[];
 }
 
@@ -56,6 +64,12 @@ export interface SlimResult extends CommittedImage {
 function entrypointOf(profile: ProfileRecord): string[] | undefined {
   const last = profile.runs.at(-1);
   return last ? ['/bin/sh', '-c', last.command] : undefined;
+}
+
+/** The syscall that says most about why a path matters: entering a directory, then creating, opening, looking. */
+const TELLING = ['chroot', 'chdir', 'bind', 'mkdir', 'mkdirat', 'openat', 'open', 'openat2', 'connect'];
+function tellingSyscall(syscalls: readonly string[]): string {
+  return TELLING.find((s) => syscalls.includes(s)) ?? syscalls[0] ?? 'open';
 }
 
 /** Owning packages of the given image paths (canonical), counted once each. */
@@ -169,7 +183,9 @@ export async function slimImage(repo: Repository, req: SlimRequest, reporter: Re
   const elf = (await repo.catalog.elfFacts([...new Set(gold.filter((e) => e.blob).map((e) => e.blob!))])) as Map<string, ElfFacts>;
   const seeds = profile.paths
     .filter((p) => p.ok)
-    .map((p) => ({ path: p.path, reason: { kind: 'traced' as const, syscall: p.exec ? 'execve' : (p.syscalls[0] ?? 'open'), pid: p.firstPid } }));
+    .map((p) => ({ path: p.path, reason: { kind: 'traced' as const, syscall: p.exec ? 'execve' : tellingSyscall(p.syscalls), pid: p.firstPid } }));
+  const last = profile.runs.at(-1);
+  const goldRuntime = await planImageRuntime({ entries: byPath, readBlob: (b) => repo.blobs.read(b) }, { units: profileUnits(profile), command: last?.command });
   const closure = await computeClosure({
     entries: byPath,
     elf: (blob) => elf.get(blob),
@@ -177,6 +193,7 @@ export async function slimImage(repo: Repository, req: SlimRequest, reporter: Re
     owners,
     seeds,
     rules: req.rules,
+    runtime: { actions: goldRuntime.actions, used: profile.paths.map((p) => p.path), uids: profile.uids, gids: profile.gids },
     reporter,
   });
   const entries = slimEntries(gold, closure);
@@ -210,6 +227,7 @@ export async function slimImage(repo: Repository, req: SlimRequest, reporter: Re
     entrypoint: req.entrypoint ?? entrypointOf(profile),
     ...summarizeRemoved(gold, new Set(closure.kept.keys()), owners),
     missing: [...closure.missing.keys()],
+    ...(closure.runtime ? { runtime: closure.runtime } : {}),
     warnings: closure.warnings,
   };
   const lock = await repo.lockForWrite();

@@ -1,7 +1,7 @@
 import { AimError, ExitCode, NotFoundError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { ProbeResult } from '../profile/probes.js';
-import { traceImage } from '../profile/profile-run.js';
+import { profileUnits, traceImage } from '../profile/profile-run.js';
 import type { Repository } from '../repository/repository.js';
 
 export interface ProbeComparison {
@@ -42,7 +42,7 @@ export async function verifySlim(
   // The last run's command and readiness, with the probes of every run (each once).
   const last = profile.runs[profile.runs.length - 1]!;
   const specs = [...new Map(profile.runs.flatMap((r) => r.probes).map((p) => [JSON.stringify(p), p] as const)).values()];
-  const req = { run: last.command, probes: specs, readyPort: last.readyPort, durationMs: last.durationMs, probeTimeoutMs: options.probeTimeoutMs ?? last.probeTimeoutMs };
+  const req = { run: last.command, probes: specs, readyPort: last.readyPort, durationMs: last.durationMs, probeTimeoutMs: options.probeTimeoutMs ?? last.probeTimeoutMs, units: profileUnits(profile) };
   const gold = await traceImage(repo, goldId, 'verify-gold', req, reporter);
   const slim = await traceImage(repo, slimId, 'verify-slim', req, reporter).catch((e: unknown) => {
     if (e instanceof AimError) {

@@ -41,6 +41,10 @@ export const ImageTemplateSchema = z
         duration: duration.optional(),
         'probe-timeout': duration.optional(),
         probes: z.array(ProbeSchema).default([]),
+        unit: z
+          .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+          .optional()
+          .describe('systemd unit(s) whose RuntimeDirectory=, StateDirectory=, LogsDirectory=, CacheDirectory= are created before the workload starts; default: the units whose ExecStart= runs a program of the workload'),
       })
       .optional()
       .describe('how the workload is traced (aim profile run) and replayed (aim verify)'),

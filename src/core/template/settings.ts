@@ -23,6 +23,7 @@ export interface SettingFlags {
   keep?: string[];
   drop?: string[];
   keepPackages?: string[];
+  units?: string[];
 }
 
 export interface Settings {
@@ -36,6 +37,8 @@ export interface Settings {
   durationMs: number;
   probeTimeoutMs: number;
   probes: ProbeSpec[];
+  /** systemd units of the workload (runtime directories); undefined: found from the command. */
+  units?: string[];
   /** Tags of the slim image. */
   tags: string[];
   /** What the slim image starts, as argv. */
@@ -90,6 +93,7 @@ export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv = pr
     durationMs: duration(durationText[0], durationText[1]),
     probeTimeoutMs: duration(timeoutText[0], timeoutText[1]),
     probes: flags.probes && flags.probes.length > 0 ? flags.probes : templateProbes,
+    units: first(flags.units && flags.units.length > 0 ? flags.units : undefined, list(env.AIM_UNIT), mapDefined(t?.profile?.unit, (u) => (typeof u === 'string' ? [u] : u))),
     tags: first(flags.tags && flags.tags.length > 0 ? flags.tags : undefined, list(env.AIM_TAGS), t?.slim?.tags) ?? [],
     entrypoint: first(mapDefined(nonEmpty(flags.entrypoint), shell), mapDefined(nonEmpty(env.AIM_ENTRYPOINT), shell), templateEntrypoint),
     rules: {

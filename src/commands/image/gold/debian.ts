@@ -3,6 +3,7 @@ import { AimCommand } from '../../../cli/base-command.js';
 import { formatBytes, shortId } from '../../../cli/format.js';
 import { buildGoldDebian, mmdebstrapArgs, resolveCopyIns, type GoldDebianRequest } from '../../../core/import/gold-debian.js';
 import type { ImportResult } from '../../../core/import/import-image.js';
+import { parseByteSize } from '../../../core/repository/space-guard.js';
 import { loadTemplate, templateCopyIns } from '../../../core/template/index.js';
 
 const VARIANTS = ['minbase', 'essential', 'apt', 'required', 'important', 'standard'] as const;
@@ -32,6 +33,7 @@ copy-ins add up).`;
     tag: Flags.string({ char: 't', description: 'name:tag (repeatable) [default: the template’s gold.tag]', multiple: true, default: [] }),
     sources: Flags.string({ description: 'file of deb lines to use instead of the machine’s apt sources' }),
     'keep-apt-sources': Flags.boolean({ description: 'keep apt sources inside the image' }),
+    'max-size': Flags.string({ description: 'most new content the build may add to the repository (512M, 20G); it fails with E_MAX_SIZE beyond' }),
     'dry-run': Flags.boolean({ description: 'print the mmdebstrap command and stop' }),
   };
 
@@ -48,6 +50,7 @@ copy-ins add up).`;
       sourcesFile: flags.sources,
       keepAptSources: flags['keep-apt-sources'],
       copyIns: await resolveCopyIns([...(loaded ? templateCopyIns(loaded) : []), ...flags['copy-in']]),
+      maxBytes: flags['max-size'] === undefined ? undefined : parseByteSize(flags['max-size'], '--max-size'),
     };
     if (flags['dry-run']) {
       const command = ['mmdebstrap', ...mmdebstrapArgs(req)];
