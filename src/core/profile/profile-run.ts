@@ -9,20 +9,15 @@ import type { ProbeResult, ProbeSpec } from './probes.js';
 import { runSandboxed, type SandboxResult } from './sandbox.js';
 import type { PathEvidence } from './strace-parser.js';
 
-export interface ProfileRunRequest {
+export interface ProfileRunRequest extends TraceRequest {
   imageId: string;
   name: string;
-  run: string;
-  probes: ProbeSpec[];
-  readyPort?: number;
-  durationMs?: number;
-  probeTimeoutMs?: number;
 }
 
 export interface ProfileRunResult {
   profile: ProfileRecord;
   /** This run's own results. */
-  run: { probes: ProbeResult[]; paths: number; execs: string[]; readyMs?: number; durationMs: number; outputTail: string };
+  run: { probes: ProbeResult[]; paths: number; execs: string[]; ready?: SandboxResult['ready']; durationMs: number; outputTail: string };
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -58,9 +53,19 @@ export interface TraceRequest {
   run: string;
   probes: ProbeSpec[];
   readyPort?: number;
+  /** A regular expression for the line of output that says the workload is ready. */
+  readyLog?: string;
+  /** Default 60 s. */
+  readyTimeoutMs?: number;
   durationMs?: number;
-  /** Per probe; default 10 s. */
+  /** Per probe try; default 10 s. */
   probeTimeoutMs?: number;
+  /** Rounds of probes (aim verify); default 1. */
+  repeat?: number;
+  /** A probe that never meets its expectation fails the run (default), or is recorded as unmet. */
+  onUnmet?: 'throw' | 'record';
+  /** Said in a probe's error ("in the gold image"). */
+  where?: string;
 }
 
 /**
@@ -73,7 +78,8 @@ export async function traceImage(repo: Repository, imageId: string, label: strin
   try {
     await exportImage(repo, imageId, { format: 'dir', out: root }, reporter);
     reporter.emit({ type: 'stage', stage: 'profile', status: 'start', detail: req.run });
-    const result = await runSandboxed({ root, workDir: join(work, 'trace'), run: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, probeTimeoutMs: req.probeTimeoutMs, reporter });
+    const { run, probes, readyPort, readyLog, readyTimeoutMs, durationMs, probeTimeoutMs, repeat, onUnmet, where } = req;
+    const result = await runSandboxed({ root, workDir: join(work, 'trace'), run, probes, readyPort, readyLog, readyTimeoutMs, durationMs, probeTimeoutMs, repeat, onUnmet, where, reporter });
     reporter.emit({ type: 'stage', stage: 'profile', status: 'done', detail: `${result.trace.paths.size} paths, ${result.probes.length} probes` });
     return result;
   } finally {
@@ -83,7 +89,8 @@ export async function traceImage(repo: Repository, imageId: string, label: strin
 
 /**
  * Traces the workload in the image and records every path it used in the named profile (merged
- * with earlier runs of the same name on the same image).
+ * with earlier runs of the same name on the same image). A probe that never meets its
+ * expectation fails the run (ProbeFailedError) and nothing is stored.
  */
 export async function runProfile(repo: Repository, req: ProfileRunRequest, reporter: Reporter): Promise<ProfileRunResult> {
   if (!NAME.test(req.name)) throw new ConfigError(`invalid profile name "${req.name}"`, { hint: 'lowercase letters, digits, ".", "_" and "-"' });
@@ -101,13 +108,24 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
     updatedAt: now,
     runs: [
       ...(existing?.runs ?? []),
-      { command: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, probeTimeoutMs: req.probeTimeoutMs, results: result.probes, at: now },
+      {
+        command: req.run,
+        probes: req.probes,
+        readyPort: req.readyPort,
+        readyLog: req.readyLog,
+        readyTimeoutMs: req.readyTimeoutMs,
+        durationMs: req.durationMs,
+        probeTimeoutMs: req.probeTimeoutMs,
+        results: result.probes,
+        ready: result.ready,
+        at: now,
+      },
     ],
     paths: mergeEvidence(existing?.paths ?? [], paths),
   };
   await repo.catalog.putProfile(profile);
   return {
     profile,
-    run: { probes: result.probes, paths: paths.length, execs: result.trace.execs, readyMs: result.readyMs, durationMs: result.durationMs, outputTail: result.outputTail },
+    run: { probes: result.probes, paths: paths.length, execs: result.trace.execs, ready: result.ready, durationMs: result.durationMs, outputTail: result.outputTail },
   };
 }

@@ -105,7 +105,19 @@ export interface ProfileRecord {
   imageId: string;
   createdAt: string;
   updatedAt: string;
-  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; probeTimeoutMs?: number; results: ProbeResult[]; at: string }[];
+  runs: {
+    command: string;
+    probes: ProbeSpec[];
+    readyPort?: number;
+    readyLog?: string;
+    readyTimeoutMs?: number;
+    durationMs?: number;
+    probeTimeoutMs?: number;
+    results: ProbeResult[];
+    /** Time to ready and the probe tries it took (runs recorded before readiness was measured have none). */
+    ready?: { ms: number; tries: number; line?: string };
+    at: string;
+  }[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
   paths: PathEvidence[];
 }
