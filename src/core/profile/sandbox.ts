@@ -387,7 +387,7 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
       gates.push({
         name: 'log',
         check: () => readyLog.check(),
-        notReady: (ms) => new ProfileError('E_PROFILE_NOT_READY', `the workload wrote no line matching /${options.readyLog}/ within ${ms} ms`, tail(), { hint: 'check --ready-log against what the workload prints; raise --ready-timeout for slow starts' }),
+        notReady: () => new ProfileError('E_PROFILE_NOT_READY', `the workload wrote no line matching /${options.readyLog}/ within ${readyTimeoutMs} ms`, tail(), { hint: 'check --ready-log against what the workload prints; raise --ready-timeout for slow starts' }),
       });
     }
     let portSeen = options.readyPort === undefined;
@@ -396,7 +396,7 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
       gates.push({
         name: 'port',
         check: async () => (portSeen = (await listeningPorts(initPid!)).has(port)),
-        notReady: (ms) => new ProfileError('E_PROFILE_NOT_READY', `port ${port} was not listening after ${ms} ms`, tail()),
+        notReady: () => new ProfileError('E_PROFILE_NOT_READY', `port ${port} was not listening after ${readyTimeoutMs} ms`, tail()),
       });
     }
     const execTries = probes.map(() => 0);
