@@ -105,7 +105,7 @@ describe('aim profile run (nginx gold image)', () => {
     expect(report.probes[0]!.slim.every((o) => o.status === 404 && !o.met)).toBe(true);
     // nginx stats the document root first; the slim image has no /var/www/html at all
     expect(report.missing.map((m) => m.path)).toContain('/var/www/html');
-  });
+  }, 900_000); // two verifies, each runs the workload in gold and in slim
 
   it('verify tells a probe that varies in gold itself (flaky) from a difference, and fails on it unless allowed', async () => {
     const uuid = 'cat /proc/sys/kernel/random/uuid';
@@ -120,7 +120,7 @@ describe('aim profile run (nginx gold image)', () => {
     expect(allowed.exitCode, allowed.stderr).toBe(0);
     expect(allowed.json.ok).toBe(true);
     expect(allowed.json.probes.map((p) => p.verdict)).toEqual(['same', 'flaky']);
-  });
+  }, 900_000); // two verifies, each runs the workload in gold and in slim
 
   it('waits for a workload that listens only after a while, with no ready port: the probe is tried until it answers', async () => {
     const res = await run<RunJson & { run: { ready: { ms: number; tries: number } } }>('profile', 'run', 'gold/nginx:1', '--run', "sleep 2; exec nginx -g 'daemon off;'", '--probe', 'http://127.0.0.1:80/', '--name', 'late', '--duration', '1s');
