@@ -106,7 +106,20 @@ export interface ProfileRecord {
   createdAt: string;
   updatedAt: string;
   /** `units`: the systemd units whose runtime directories the run created first. */
-  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; probeTimeoutMs?: number; units?: string[]; results: ProbeResult[]; at: string }[];
+  runs: {
+    command: string;
+    probes: ProbeSpec[];
+    readyPort?: number;
+    readyLog?: string;
+    readyTimeoutMs?: number;
+    durationMs?: number;
+    probeTimeoutMs?: number;
+    units?: string[];
+    results: ProbeResult[];
+    /** Time to ready and the probe tries it took (runs recorded before readiness was measured have none). */
+    ready?: { ms: number; tries: number; line?: string };
+    at: string;
+  }[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
   paths: PathEvidence[];
   /** User and group ids the workload switched to or gave files (set*id, setgroups, chown), sorted. */
