@@ -399,7 +399,7 @@ describe('tarSource', () => {
       const meta = { type, mode, uid, gid, mtime, mtimeNsec, size, linkName, devMajor, devMinor, xattrs };
       let data: Buffer | undefined;
       if (e.local) {
-        const p = e.local.path.toString();
+        const p = e.local.path!.toString();
         const whole = files.get(p) ?? readFileSync(p);
         files.set(p, whole);
         data = whole.subarray(e.local.offset, e.local.offset! + e.local.length!);

@@ -10,6 +10,7 @@ import { diskSource, isDiskImage } from './disk/disk-reader.js';
 import { ingestSource } from './ingest.js';
 import { detectArchiveKind, dockerArchiveSource, ociSource } from './oci-reader.js';
 import type { Source, SourceReader } from './source.js';
+import { storeContent } from './store-content.js';
 import { parseTag } from './tags.js';
 import { tarSource } from './tar-reader.js';
 
@@ -77,7 +78,7 @@ export async function importImage(repo: Repository, request: ImportRequest, repo
     const entries = reader.read(source, {
       reporter,
       scratchDir: await repo.blobs.scratchDir(),
-      storeBlob: (content) => repo.blobs.put(content),
+      storeBlob: (content) => storeContent(repo.blobs, content),
       partition: request.partition,
       ref: request.ref,
       platform: request.platform,
