@@ -39,6 +39,7 @@ export async function* tarEntries(entries: Entry[], blobs: BlobStore): AsyncGene
     if (e.xattrs) t.xattrs = Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
     if (e.type === 'file') {
       t.size = e.size ?? 0;
+      if (e.sparse) t.sparse = e.sparse;
       t.content = blobs.createReadStream(e.blob!);
     } else if (e.type === 'symlink') t.linkName = decodePath(e.target!);
     else if (e.type === 'hardlink') t.linkName = memberName(e.target!);

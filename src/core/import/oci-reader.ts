@@ -6,7 +6,7 @@ import { InputError, NotFoundError, InternalError, errnoCode } from '../../lib/e
 import { encodePath } from '../../lib/path-codec.js';
 import { detectFormat, openDecompressed } from './decompress.js';
 import type { Source, SourceEntry, SourceReadOptions, SourceReader, StoredBlob } from './source.js';
-import { indexTarFile, readTar, type TarMember } from './tar-reader.js';
+import { endOfInput, indexTarFile, readTar, type TarMember } from './tar-reader.js';
 
 /**
  * Container images as sources: an OCI image layout (a directory, or packed in an uncompressed tar
@@ -487,7 +487,7 @@ async function applyLayer(root: Node, layer: LayerSource, storeBlob: NonNullable
       }
       parent.children.set(base, node);
     }
-    await d.done;
+    await endOfInput(d, input[Symbol.asyncIterator]());
     ok = true;
   } finally {
     if (!ok) d.close();
