@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { writeFileContent } from '../../src/core/export/sparse-file.js';
 import { checkExtents, dataLength, expandSparse, HOLE_BLOCK, MAX_EXTENTS, MIN_HOLE, SparsePacker, type ContentChunk, type DataExtent } from '../../src/core/model/sparse.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /** Packs content given as chunks (Buffers and known holes); returns the stored data and the map. */
 function pack(chunks: ContentChunk[]): { data: Buffer; sparse?: DataExtent[] } {
@@ -121,5 +125,42 @@ describe('checkExtents', () => {
     expect(checkExtents([[0, 10], [20, 6]], 25)).toMatch(/ends past/);
     expect(checkExtents([[0, 0]], 25)).toMatch(/invalid/);
     expect(checkExtents([[-1, 2]], 25)).toMatch(/invalid/);
+  });
+});
+
+describe('writeFileContent', () => {
+  it('writes a file with holes by its data only: apparent size kept, holes stay unallocated', async () => {
+    const tmp = await tempDir();
+    try {
+      const size = 2 ** 36; // 64 GiB apparent
+      const extents: DataExtent[] = [[4096, 8192], [size - 100, 100]];
+      const data = Buffer.concat([Buffer.alloc(8192, 'd'), Buffer.alloc(100, 't')]);
+      const path = join(tmp.dir, 'sparse');
+      const fd = openSync(path, 'wx');
+      await writeFileContent(fd, size, extents, (async function* () { yield* chop(data, [3000, 5000]); })());
+      closeSync(fd);
+      const st = statSync(path);
+      expect(st.size).toBe(size);
+      expect(st.blocks * 512).toBeLessThan(1 << 20);
+      const probe = Buffer.alloc(12288);
+      const rfd = openSync(path, 'r');
+      readSync(rfd, probe, 0, probe.length, 0);
+      expect(probe.equals(Buffer.concat([Buffer.alloc(4096), Buffer.alloc(8192, 'd')]))).toBe(true);
+      readSync(rfd, probe, 0, 100, size - 100);
+      expect(probe.subarray(0, 100).equals(Buffer.alloc(100, 't'))).toBe(true);
+      closeSync(rfd);
+      // dense content is written as it comes; too little or too much content is refused
+      const dense = join(tmp.dir, 'dense');
+      const dfd = openSync(dense, 'wx');
+      await writeFileContent(dfd, 5, undefined, (async function* () { yield Buffer.from('hel'); yield Buffer.from('lo'); })());
+      closeSync(dfd);
+      expect(readFileSync(dense, 'utf8')).toBe('hello');
+      const bad = openSync(join(tmp.dir, 'bad'), 'wx');
+      await expect(writeFileContent(bad, size, extents, (async function* () { yield data.subarray(0, 10); })())).rejects.toMatchObject({ code: 'E_SIZE_MISMATCH' });
+      await expect(writeFileContent(bad, 10, [[5, 10]], (async function* () {})())).rejects.toMatchObject({ code: 'E_BAD_SPARSE_MAP' });
+      closeSync(bad);
+    } finally {
+      await tmp.cleanup();
+    }
   });
 });
