@@ -252,6 +252,12 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
     } catch (e) {
       throw readFailed(e, label, entry.path);
     }
+    if (local.fd !== undefined && declared !== undefined && stored.size !== declared) {
+      // The open file matched its listing, then shrank or grew while it was read.
+      throw new InputError('E_SOURCE_CHANGED', `${label}: "${entry.path}" changed during import (${stored.size} bytes read, ${declared} listed)`, {
+        hint: 'import a tree that nothing changes meanwhile (a snapshot or a stopped system)',
+      });
+    }
     record(entry, stored, stored.head, declared);
     if (stored.inspected && !elfFacts.has(stored.hash)) elfFacts.set(stored.hash, stored.inspected);
   };
