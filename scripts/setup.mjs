@@ -41,7 +41,7 @@ export const DEBIAN_PACKAGES = {
   iproute2: 'loopback inside the profiling sandbox',
   binutils: 'readelf, used by tests to check the ELF parser',
   ostree: 'import benchmark comparison',
-  time: 'peak memory figures in benchmarks',
+  time: 'peak memory figures in benchmarks and the hostile-input tests',
   openssl: 'hashing lower bound in the import benchmark',
 };
 
