@@ -43,7 +43,7 @@ export const DEBIAN_PACKAGES = {
   gcc: 'static test programs that fork, thread, spawn and clone3 under the tracer (test/fixtures/trace)',
   'libc6-dev': 'static glibc for those test programs',
   ostree: 'import benchmark comparison',
-  time: 'peak memory figures in benchmarks',
+  time: 'peak memory figures in benchmarks and the hostile-input tests',
   openssl: 'hashing lower bound in the import benchmark',
 };
 

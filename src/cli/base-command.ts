@@ -81,9 +81,11 @@ export abstract class AimCommand extends Command {
   }
 
   /**
-   * Every failure becomes one AimError: a code, a message and a hint, one JSON document with
-   * --json. Node's system errors (a full disk, a read-only filesystem) get aim codes and hints
-   * (lib/system-errors); anything else is an internal error, never Node's raw object.
+   * Every failure becomes one AimError: a code, a message and a hint, and with --json exactly one
+   * document, `{ "error": {code, message, hint, exitCode, …}, "result": <what the command had
+   * produced (AimError's result, e.g. verify's report), or null> }`. Node's system errors (a full
+   * disk, a read-only filesystem) get aim codes and hints (lib/system-errors); anything else is an
+   * internal error, never Node's raw object.
    */
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
     // oclif's own exits (this.exit, --help, --version) are not failures
@@ -98,7 +100,7 @@ export abstract class AimCommand extends Command {
       err = new ConfigError(lines.join('; ') || 'invalid usage', { hint: `see: ${[this.config.bin, ...(this.id ?? '').split(':').filter(Boolean)].join(' ')} --help` });
     }
     const error = toAimError(err, this.opened ? `the repository ${this.opened.root} or the output directory` : undefined);
-    if (this.jsonEnabled()) this.logJson({ error: error.toJSON() });
+    if (this.jsonEnabled()) this.logJson({ error: error.toJSON(), result: error.result ?? null });
     else {
       process.stderr.write(`aim: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
       // a bug's stack, for its report

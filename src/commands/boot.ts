@@ -17,12 +17,15 @@ A PXE bundle (the directory with boot.ipxe) network-boots: QEMU's TFTP server se
 ROM runs boot.ipxe, under UEFI or, with --firmware bios, SeaBIOS; the root lives in RAM,
 so give enough --memory.
 Without --probe the guest console is on stdout until the guest powers off or you press Ctrl-C.
-With --probe aim waits until the guest answers an HTTP GET on the first forwarded port, reports
-the answer and how long after QEMU started it came, and stops the VM. Software emulation (TCG)
+With --probe aim tries an HTTP GET on the first forwarded port (100 ms doubling to 1 s between
+tries) until the answer meets its expectation (any 2xx, or --expect-status and --expect-body) or
+--timeout runs out (E_PROBE_FAILED, with the last answer and the guest console), reports the
+answer, the tries and how long after QEMU started it came, and stops the VM. Software emulation (TCG)
 by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a temporary overlay.`;
   static override examples = [
     '<%= config.bin %> boot build/raw --forward 8080:80',
     '<%= config.bin %> boot build/raw/disk.raw --forward 0:80 --probe / --timeout 120s --json',
+    '<%= config.bin %> boot build/raw --forward 0:80 --probe /missing --expect-status 404',
     '<%= config.bin %> boot build/vmdk --memory 256 --forward 8080:80 --probe /index.html',
     '<%= config.bin %> boot build/ova --forward 0:80 --probe /   # the OVA\'s disk on pvscsi + vmxnet3',
     '<%= config.bin %> boot build/vmdk --devices vmware --forward 8080:80',
@@ -33,8 +36,10 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
   static override flags = {
     forward: Flags.string({ description: 'forward 127.0.0.1:HOST to the guest port GUEST (repeatable; HOST 0 = any free port)', multiple: true, default: [] }),
     memory: Flags.integer({ char: 'm', description: 'guest memory, MiB', default: 512, min: 32 }),
-    probe: Flags.string({ description: 'HTTP path to GET through the first forward once the guest is up; then stop the VM' }),
-    timeout: Flags.string({ description: 'with --probe: how long to wait for the answer', default: '120s' }),
+    probe: Flags.string({ description: 'HTTP path to GET through the first forward until the answer meets its expectation; then stop the VM' }),
+    'expect-status': Flags.integer({ description: 'with --probe: the status the answer must have instead of 2xx', min: 100, max: 599 }),
+    'expect-body': Flags.string({ description: 'with --probe: text the answer\'s body must contain' }),
+    timeout: Flags.string({ description: 'with --probe: how long after QEMU starts the guest may take to answer as expected', default: '120s' }),
     accel: Flags.string({ description: 'QEMU accelerator [default: $AIM_QEMU_ACCEL, else tcg]', options: ['tcg', 'kvm'] }),
     devices: Flags.string({ description: 'disk controller and NIC: virtio, or vmware (pvscsi + vmxnet3) [default: vmware for an .ova, else virtio]', options: [...BOOT_DEVICES] }),
     firmware: Flags.string({ description: 'UEFI (OVMF) or legacy BIOS (SeaBIOS)', options: ['uefi', 'bios'], default: 'uefi' }),
@@ -50,6 +55,7 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
         forwards: flags.forward.map(parseForward),
         memoryMiB: flags.memory,
         ...(flags.probe === undefined ? {} : { probe: flags.probe }),
+        ...(flags['expect-status'] === undefined && flags['expect-body'] === undefined ? {} : { expect: { status: flags['expect-status'], bodyContains: flags['expect-body'] } }),
         timeoutMs: parseDuration(flags.timeout),
         accel: (flags.accel ?? (process.env.AIM_QEMU_ACCEL === 'kvm' ? 'kvm' : 'tcg')) as 'tcg' | 'kvm',
         ...(flags.devices === undefined ? {} : { devices: flags.devices as BootDevices }),
@@ -62,7 +68,7 @@ by default; --accel kvm where /dev/kvm exists. VMDKs boot with writes to a tempo
       this.reporter(),
     );
     const p = result.probe;
-    if (p) this.log(`HTTP ${p.status} from the guest ${p.seconds.toFixed(1)} s after QEMU started${p.title ? `: "${p.title}"` : ''} (${p.bytes} bytes)`);
+    if (p) this.log(`HTTP ${p.status} from the guest ${p.seconds.toFixed(1)} s after QEMU started, try ${p.tries}${p.title ? `: "${p.title}"` : ''} (${p.bytes} bytes)`);
     return result;
   }
 }

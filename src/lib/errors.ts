@@ -26,12 +26,15 @@ export const ExitCode = {
 export interface AimErrorOptions {
   hint?: string;
   cause?: unknown;
+  /** What the command had produced when it failed (a verify report); printed as `result` with --json. */
+  result?: unknown;
 }
 
 export class AimError extends Error {
   readonly code: string;
   readonly exitCode: number;
   readonly hint?: string;
+  readonly result?: unknown;
 
   /** Message and hint never carry credentials (lib/redact), whatever they were built from. */
   constructor(code: string, message: string, exitCode: number = ExitCode.internal, options: AimErrorOptions = {}) {
@@ -40,6 +43,7 @@ export class AimError extends Error {
     this.code = code;
     this.exitCode = exitCode;
     this.hint = options.hint === undefined ? undefined : redact(options.hint);
+    if (options.result !== undefined) this.result = options.result;
   }
 
   toJSON(): Record<string, unknown> {

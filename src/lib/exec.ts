@@ -105,6 +105,8 @@ export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   /** Kills the tool (SIGTERM) after this many milliseconds. */
   timeout?: number;
+  /** Open file descriptors the tool gets as its fds 3, 4, … */
+  fds?: number[];
 }
 
 export type StreamingProcess = ResultPromise<{ reject: false; buffer: false }>;
@@ -117,5 +119,7 @@ export type StreamingProcess = ResultPromise<{ reject: false; buffer: false }>;
 export function spawnTool(tool: string, args: readonly string[], options: SpawnOptions = {}): StreamingProcess {
   const bin = requireTool(tool);
   debug('spawn %s %o', tool, args);
-  return execa(bin, args, { ...options, reject: false, buffer: false }) as unknown as StreamingProcess;
+  const { fds, ...rest } = options;
+  const stdio = fds?.length ? { stdio: [rest.stdin ?? 'pipe', rest.stdout ?? 'pipe', rest.stderr ?? 'pipe', ...fds], stdin: undefined, stdout: undefined, stderr: undefined } : {};
+  return execa(bin, args, { ...rest, ...stdio, reject: false, buffer: false } as Options) as unknown as StreamingProcess;
 }

@@ -11,6 +11,7 @@ import { describeDisk, diskSource, isDiskImage } from '../../src/core/import/dis
 import type { SourceEntry } from '../../src/core/import/source.js';
 import { InputError } from '../../src/lib/errors.js';
 import { RecordingReporter } from '../../src/lib/reporter.js';
+import { isHole, type ContentChunk } from '../../src/core/model/sparse.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildEveryTypeTree, compareSnapshots, snapshotTree, type NodeInfo } from '../helpers/tree.js';
 
@@ -203,7 +204,13 @@ async function info(e: SourceEntry): Promise<NodeInfo> {
     const h = createHash('sha256');
     let size = 0;
     let biggest = 0;
-    for await (const c of e.content as AsyncIterable<Buffer>) {
+    for await (const c of e.content as AsyncIterable<ContentChunk>) {
+      // holes come as holes (never materialised by the reader); they hash as their zeros
+      for (let left = isHole(c) ? c.hole : 0; left > 0; left -= Math.min(left, MiB)) h.update(Buffer.alloc(Math.min(left, MiB)));
+      if (isHole(c)) {
+        size += c.hole;
+        continue;
+      }
       h.update(c);
       size += c.length;
       biggest = Math.max(biggest, c.length);

@@ -11,7 +11,15 @@ const run = <T = Record<string, unknown>>(...args: string[]) => aim<T>([...args,
 
 interface RunJson {
   profile: { runs: unknown[]; paths: { path: string; ok: boolean; exec: boolean }[] };
-  run: { probes: { kind: string; status?: number; bytes: number }[]; paths: number };
+  run: { probes: { kind: string; status?: number; bytes: number; met: boolean; tries: number; readyMs: number }[]; paths: number };
+}
+
+interface VerifyJson {
+  ok: boolean;
+  profile: string;
+  repeat: number;
+  probes: { probe: string; verdict: string; same: boolean; gold: { status?: number; sha256?: string; met: boolean }[]; slim: { status?: number; sha256?: string; met: boolean }[] }[];
+  missing: { path: string }[];
 }
 
 beforeAll(async () => {
@@ -40,9 +48,9 @@ describe('aim profile run (nginx gold image)', () => {
   });
 
   it('merges a second run into the same profile and lists it', async () => {
-    const res = await run<RunJson>('profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/missing', '--name', 'web', '--duration', '2s');
+    const res = await run<RunJson>('profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/missing', '--expect-status', '404', '--name', 'web', '--duration', '2s');
     expect(res.exitCode, res.stderr).toBe(0);
-    expect(res.json.run.probes[0]).toMatchObject({ status: 404 });
+    expect(res.json.run.probes[0]).toMatchObject({ status: 404, met: true });
     expect(res.json.profile.runs).toHaveLength(2);
     const list = await run<{ profiles: { name: string }[] }>('profile', 'list');
     expect(list.json.profiles.map((p) => p.name)).toEqual(['web']);
@@ -74,20 +82,54 @@ describe('aim profile run (nginx gold image)', () => {
   });
 
   it('verify passes for the slim image and fails, naming the missing file, for one slimmed from too little', async () => {
-    const ok = await run<{ ok: boolean; probes: { same: boolean }[] }>('verify', 'slim/nginx:1', '--against', 'gold/nginx:1', '--profile', 'web');
+    // gold image and profile: those the slim image records
+    const ok = await run<VerifyJson>('verify', 'slim/nginx:1', '--repeat', '2');
     expect(ok.exitCode, ok.stderr).toBe(0);
-    expect(ok.json.ok).toBe(true);
-    expect(ok.json.probes.length).toBeGreaterThan(0);
+    expect(ok.json).toMatchObject({ ok: true, profile: 'web', repeat: 2 });
+    expect(ok.json.probes.map((p) => [p.probe, p.verdict, p.gold.length, p.slim.length])).toEqual([
+      ['http://127.0.0.1:80/', 'same', 2, 2],
+      ['http://127.0.0.1:80/missing', 'same', 2, 2],
+    ]);
+    expect(ok.json.probes[1]!.slim[0]).toMatchObject({ status: 404, met: true });
 
     // a profile of `nginx -t` never reads the page it would serve
     expect((await run('profile', 'run', 'gold/nginx:1', '--run', 'nginx -t', '--name', 'conftest', '--duration', '2s')).exitCode).toBe(0);
     expect((await run('slim', 'gold/nginx:1', '--profile', 'conftest', '--tag', 'slim/nginx:conftest')).exitCode).toBe(0);
-    const bad = await run<{ ok: boolean; missing: { path: string }[] }>('verify', 'slim/nginx:conftest', '--against', 'gold/nginx:1', '--profile', 'web');
+    // slim answers 404 where gold answers 200: tried until the ready timeout, then compared
+    const bad = await run<{ error: { code: string; message: string }; result: VerifyJson }>('verify', 'slim/nginx:conftest', '--against', 'gold/nginx:1', '--profile', 'web', '--ready-timeout', '5s');
     expect(bad.exitCode).toBe(11);
-    const report = JSON.parse(bad.stdout.split('\n{\n  "error"')[0]!) as { ok: boolean; missing: { path: string }[] };
+    expect(bad.json.error.code).toBe('E_VERIFY_FAILED');
+    const report = bad.json.result;
     expect(report.ok).toBe(false);
+    expect(report.probes[0]).toMatchObject({ verdict: 'different', same: false });
+    expect(report.probes[0]!.slim.every((o) => o.status === 404 && !o.met)).toBe(true);
     // nginx stats the document root first; the slim image has no /var/www/html at all
     expect(report.missing.map((m) => m.path)).toContain('/var/www/html');
+  }, 900_000); // two verifies, each runs the workload in gold and in slim
+
+  it('verify tells a probe that varies in gold itself (flaky) from a difference, and fails on it unless allowed', async () => {
+    const uuid = 'cat /proc/sys/kernel/random/uuid';
+    expect((await run('profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--probe', 'http://127.0.0.1:80/', '--probe-exec', uuid, '--name', 'random', '--duration', '2s')).exitCode).toBe(0);
+    expect((await run('slim', 'gold/nginx:1', '--profile', 'random', '--tag', 'slim/nginx:random')).exitCode).toBe(0);
+    const strict = await run<{ error: { code: string; message: string }; result: VerifyJson }>('verify', 'slim/nginx:random');
+    expect(strict.exitCode).toBe(11);
+    expect(strict.json.error.code).toBe('E_VERIFY_FLAKY');
+    expect(strict.json.result.probes.map((p) => p.verdict)).toEqual(['same', 'flaky']);
+    expect(new Set(strict.json.result.probes[1]!.gold.map((o) => o.sha256)).size).toBe(3);
+    const allowed = await run<VerifyJson>('verify', 'slim/nginx:random', '--allow-flaky');
+    expect(allowed.exitCode, allowed.stderr).toBe(0);
+    expect(allowed.json.ok).toBe(true);
+    expect(allowed.json.probes.map((p) => p.verdict)).toEqual(['same', 'flaky']);
+  }, 900_000); // two verifies, each runs the workload in gold and in slim
+
+  it('waits for a workload that listens only after a while, with no ready port: the probe is tried until it answers', async () => {
+    const res = await run<RunJson & { run: { ready: { ms: number; tries: number } } }>('profile', 'run', 'gold/nginx:1', '--run', "sleep 2; exec nginx -g 'daemon off;'", '--probe', 'http://127.0.0.1:80/', '--name', 'late', '--duration', '1s');
+    expect(res.exitCode, res.stderr).toBe(0);
+    const probe = res.json.run.probes[0]!;
+    expect(probe).toMatchObject({ status: 200, met: true });
+    expect(probe.tries).toBeGreaterThan(1);
+    expect(probe.readyMs).toBeGreaterThanOrEqual(2_000);
+    expect(res.json.run.ready).toMatchObject({ ms: probe.readyMs, tries: probe.tries });
   });
 
   it('reports a workload that cannot start, with its output', async () => {

@@ -5,6 +5,7 @@ import { chmod, copyFile, mkdir, readdir, realpath, symlink, writeFile } from 'n
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ProbeFailedError } from '../../src/core/probe/readiness.js';
 import { ProfileError } from '../../src/core/profile/errors.js';
 import { runSandboxed, type SandboxOptions } from '../../src/core/profile/sandbox.js';
 import { RecordingReporter, type AimEvent, type Reporter } from '../../src/lib/reporter.js';
@@ -126,6 +127,16 @@ function sampling(root: string, base: string): { reporter: Reporter; samples: Sa
   return { reporter, samples, events: rec.events };
 }
 
+async function expectProbeFailed(p: Promise<unknown>): Promise<ProbeFailedError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(ProbeFailedError);
+  expect((e as ProbeFailedError).code).toBe('E_PROBE_FAILED');
+  return e as ProbeFailedError;
+}
+
 async function expectProfileError(p: Promise<unknown>, code: string): Promise<ProfileError> {
   const e = await p.then(
     () => undefined,
@@ -164,7 +175,7 @@ describe.skipIf(!CAN_RUN)('sandboxed, traced workload (root, strace, util-linux,
       readyPort: 80,
       probes: [
         { kind: 'http', url: 'http://127.0.0.1:80/index.html' },
-        { kind: 'http', url: 'http://127.0.0.1/missing.html' },
+        { kind: 'http', url: 'http://127.0.0.1/missing.html', expect: { status: 404 } },
         { kind: 'exec', command: 'cat /www/probe-only.txt; hostname' },
       ],
       durationMs: 500,
@@ -174,10 +185,12 @@ describe.skipIf(!CAN_RUN)('sandboxed, traced workload (root, strace, util-linux,
 
     // probes
     expect(result.probes[0]).toMatchObject({ kind: 'http', status: 200, sha256: sha256(BODY), bytes: BODY.length });
-    expect(result.probes[1]).toMatchObject({ kind: 'http', status: 404 });
+    expect(result.probes[1]).toMatchObject({ kind: 'http', status: 404, met: true });
     expect(result.probes[2]).toMatchObject({ kind: 'exec', exitCode: 0, sha256: sha256('probe\naim-profile\n'), outputTail: 'probe\naim-profile' });
     expect(result.stopped).toBe(true);
-    expect(result.readyMs).toBeGreaterThan(0);
+    expect(result.ready!.ms).toBeGreaterThan(0);
+    expect(result.ready!.tries).toBeGreaterThanOrEqual(3);
+    expect(result.probes.every((p) => p.met && p.tries >= 1 && p.readyMs <= result.ready!.ms)).toBe(true);
     expect(result.outputTail).toContain('starting');
 
     // trace: what the workload and the probes used, as paths inside the image
@@ -213,7 +226,7 @@ describe.skipIf(!CAN_RUN)('sandboxed, traced workload (root, strace, util-linux,
     expect(existsSync(join(image.root, 'mnt'))).toBe(true); // mkdir -p went to the image (the workload's own write)
     expect(await readdir(image.root, { recursive: false })).toEqual(expect.arrayContaining(['bin', 'dev', 'etc', 'proc', 'run', 'sys', 'tmp', 'www']));
     expect(await readdir(join(image.root, 'dev'))).toEqual([]);
-    expect((await readdir(image.work)).sort()).toEqual(['probe-2.strace', 'sandbox.pid', 'sandbox.pid.exit', 'workload.strace']);
+    expect((await readdir(image.work)).sort()).toEqual(['probe-2-1.strace', 'sandbox.pid', 'sandbox.pid.exit', 'workload.strace']);
   }, 30_000);
 
   it('runs a command that just ends (a batch job) and returns its trace', async () => {
@@ -289,28 +302,76 @@ describe.skipIf(!CAN_RUN)('sandboxed, traced workload (root, strace, util-linux,
   }, 30_000);
 
   it('fails when a probe times out: a server that accepts but never answers, a command that hangs', async () => {
-    const e1 = await expectProfileError(
-      run({ run: 'sleep 30 | nc -l -p 9000', readyPort: 9000, probes: [{ kind: 'http', url: 'http://127.0.0.1:9000/' }], probeTimeoutMs: 1_000 }),
-      'E_PROFILE_PROBE',
+    // a ready timeout shorter than one probe try: exactly one try, which times out
+    const e1 = await expectProbeFailed(
+      run({ run: 'sleep 30 | nc -l -p 9000', readyPort: 9000, probes: [{ kind: 'http', url: 'http://127.0.0.1:9000/' }], probeTimeoutMs: 1_000, readyTimeoutMs: 1_000 }),
     );
-    expect(e1.message).toMatch(/probe http:\/\/127\.0\.0\.1:9000\/ failed: ETIMEDOUT/);
-    expect(e1.outputTail).toContain('GET / HTTP/1.1'); // what nc printed: the tail of the workload
+    expect(e1.failure).toMatchObject({ probe: 'http://127.0.0.1:9000/', tries: 1, last: { error: expect.stringMatching(/^ETIMEDOUT/) } });
+    expect(e1.failure.outputTail).toContain('GET / HTTP/1.1'); // what nc printed: the tail of the workload
     await image.cleanup();
-    const e2 = await expectProfileError(
-      run({ run: 'httpd -f -p 80 -h /www', readyPort: 80, probes: [{ kind: 'exec', command: 'echo hanging; sleep 30' }], probeTimeoutMs: 1_000 }),
-      'E_PROFILE_PROBE',
+    const e2 = await expectProbeFailed(
+      run({ run: 'httpd -f -p 80 -h /www', readyPort: 80, probes: [{ kind: 'exec', command: 'echo hanging; sleep 30' }], probeTimeoutMs: 1_000, readyTimeoutMs: 1_000 }),
     );
-    expect(e2.message).toContain('timed out after 1000 ms');
-    expect(e2.outputTail).toBe('hanging');
+    expect(e2.message).toContain('last: timed out after 1000 ms');
+    expect(e2.failure.last).toMatchObject({ kind: 'exec', error: 'timed out after 1000 ms', outputTail: 'hanging' });
   }, 30_000);
 
-  it('fails when a probe is refused', async () => {
-    const e = await expectProfileError(
-      run({ run: 'httpd -f -p 80 -h /www', readyPort: 80, probes: [{ kind: 'http', url: 'http://127.0.0.1:81/' }] }),
-      'E_PROFILE_PROBE',
-    );
-    expect(e.message).toContain('ECONNREFUSED');
+  it('fails when nothing ever listens on the probe’s port, after trying until the ready timeout', async () => {
+    const e = await expectProbeFailed(run({ run: 'httpd -f -p 80 -h /www', readyPort: 80, probes: [{ kind: 'http', url: 'http://127.0.0.1:81/' }], readyTimeoutMs: 1_500 }));
+    expect(e.failure.unmet).toBe('nothing listens on port 81 yet');
+    expect(e.failure.tries).toBeGreaterThan(1);
   }, 30_000);
+
+  it('waits for a service that listens only after a while, without a ready port: its HTTP probe waits for its own port', async () => {
+    const result = await run({ run: 'echo starting; sleep 2; exec httpd -f -p 80 -h /www', probes: [{ kind: 'http', url: 'http://127.0.0.1/index.html' }], durationMs: 200 });
+    expect(result.probes[0]).toMatchObject({ status: 200, sha256: sha256(BODY), met: true });
+    expect(result.probes[0]!.tries).toBeGreaterThan(1);
+    expect(result.probes[0]!.readyMs).toBeGreaterThanOrEqual(2_000); // the workload slept that long before it listened
+    expect(result.ready).toMatchObject({ ms: result.probes[0]!.readyMs, tries: result.probes[0]!.tries });
+  }, 30_000);
+
+  it('waits for the ready-log line before the first probe, and records it', async () => {
+    // the probe can only succeed once the state file exists, which the line announces
+    const result = await run({
+      run: 'echo booting; sleep 1; echo 42 > /tmp/state; echo "state written" >&2; exec sleep 30',
+      readyLog: '^state written$',
+      probes: [{ kind: 'exec', command: 'cat /tmp/state', expect: { outputContains: '42' } }],
+      durationMs: 200,
+    });
+    expect(result.probes[0]).toMatchObject({ exitCode: 0, met: true, tries: 1, outputTail: '42' });
+    expect(result.ready!.line).toBe('state written');
+    expect(result.ready!.ms).toBeGreaterThanOrEqual(1_000);
+  }, 30_000);
+
+  it('fails when the ready-log line never comes', async () => {
+    const e = await expectProfileError(run({ run: 'echo hello; sleep 30', readyLog: 'never printed', readyTimeoutMs: 1_000 }), 'E_PROFILE_NOT_READY');
+    expect(e.message).toMatch(/wrote no line matching \/never printed\/ within \d+ ms/);
+    expect(e.outputTail).toBe('hello');
+  }, 30_000);
+
+  it('checks exec expectations (exit status, output) and fails on one never met, with the last output', async () => {
+    const ok = await run({
+      run: 'exec httpd -f -p 80 -h /www',
+      probes: [
+        { kind: 'exec', command: 'echo PONG', expect: { outputContains: 'PONG' } },
+        { kind: 'exec', command: 'echo nope >&2; exit 3', expect: { exitCode: 3 } },
+      ],
+      durationMs: 200,
+    });
+    expect(ok.probes.map((p) => [p.met, p.kind === 'exec' ? p.exitCode : undefined])).toEqual([[true, 0], [true, 3]]);
+    await image.cleanup();
+    const e = await expectProbeFailed(run({ run: 'exec httpd -f -p 80 -h /www', probes: [{ kind: 'exec', command: 'echo LOADING', expect: { outputContains: 'PONG' } }], readyTimeoutMs: 1_500 }));
+    expect(e.failure).toMatchObject({ unmet: 'output does not contain "PONG"', last: { exitCode: 0, outputTail: 'LOADING' } });
+  }, 30_000);
+
+  it('repeats the probes in rounds when asked, one try each after the first', async () => {
+    const result = await run({ run: 'exec httpd -f -p 80 -h /www', probes: [{ kind: 'http', url: 'http://127.0.0.1/index.html' }, { kind: 'exec', command: 'cat /proc/sys/kernel/random/uuid' }], repeat: 3, durationMs: 200 });
+    expect(result.probeRounds).toHaveLength(3);
+    expect(result.probeRounds.slice(1).every((round) => round.every((p) => p.tries === 1))).toBe(true);
+    expect(new Set(result.probeRounds.map((r) => r[0]!.sha256))).toEqual(new Set([sha256(BODY)]));
+    expect(new Set(result.probeRounds.map((r) => r[1]!.sha256)).size).toBe(3); // a fresh uuid each time
+  }, 30_000);
+
   it('keeps a daemonising workload running after its start command returns', async () => {
     // without -f, busybox httpd forks into the background and the started shell exits at once
     const result = await run({ run: 'httpd -p 80 -h /www; echo detached', readyPort: 80, probes: [{ kind: 'http', url: 'http://127.0.0.1/' }], durationMs: 300 });

@@ -80,9 +80,67 @@ describe('ingestSource', () => {
     expect(await codeOf(run([hl2]))).toBe('E_HARDLINK_OUTSIDE');
   });
 
-  it('rejects duplicates and a size that does not match the content', async () => {
-    expect(await codeOf(run([file('x', 'a'), file('x', 'b')]))).toBe('E_DUPLICATE_ENTRY');
+  it('applies tar\'s rule for a path listed twice: the last entry wins, a directory keeps its children', async () => {
+    const r = await run([file('x', 'a'), file('x', 'b'), dir('d'), file('d/f', 'f'), { ...dir('d'), mode: 0o700 }, file('e', 'e'), dir('e')]);
+    const by = (p: string) => r.entries.find((e) => e.path === p)!;
+    expect(await blobs.read(by('/x').blob!)).toEqual(Buffer.from('b'));
+    expect(by('/d').mode).toBe(0o700);
+    expect(by('/d/f').type).toBe('file');
+    expect(by('/e').type).toBe('dir');
+    expect(r.entries.map((e) => e.path)).toEqual(['/', '/d', '/d/f', '/e', '/x']);
     expect(await codeOf(run([{ ...file('x', 'abc'), size: 10 }]))).toBe('E_SIZE_MISMATCH');
+  });
+
+  it('refuses an entry below a later symlink or file, naming both', async () => {
+    const link: SourceEntry = { name: Buffer.from('b'), type: 'symlink', ...meta, linkName: Buffer.from('/elsewhere') };
+    for (const [entries, names] of [
+      [[file('b/x', 'x'), link], ['"/b"', '"/b/x"']],
+      [[file('a/x', 'x'), file('a', 'plain')], ['"/a"', '"/a/x"']],
+      [[dir('a'), file('a/y/x', 'x'), file('a/y', 'plain')], ['"/a/y"', '"/a/y/x"']],
+    ] as [SourceEntry[], string[]][]) {
+      const err = await run(entries).catch((e: unknown) => e as InputError);
+      expect(err).toBeInstanceOf(InputError);
+      expect((err as InputError).code).toBe('E_CONFLICTING_ENTRIES');
+      for (const n of names) expect((err as InputError).message).toContain(n);
+    }
+    // an empty directory may be replaced; a file below a file is refused at once
+    expect((await run([dir('a'), file('a', 'now a file')])).entries.find((e) => e.path === '/a')!.type).toBe('file');
+    expect(await codeOf(run([file('a', 'f'), file('a/x', 'x')]))).toBe('E_NOT_A_DIRECTORY');
+    expect(await codeOf(run([{ ...file('', 'root file') }]))).toBe('E_BAD_ROOT');
+  });
+
+  it('a file replaced after hardlinks named it: the links keep the old content', async () => {
+    const hl = (name: string, target: string): SourceEntry => ({ name: Buffer.from(name), type: 'hardlink', ...meta, linkName: Buffer.from(target) });
+    const r = await run([file('f', 'old'), hl('h1', 'f'), hl('h2', 'h1'), file('f', 'new')]);
+    const by = (p: string) => r.entries.find((e) => e.path === p)!;
+    expect(await blobs.read(by('/f').blob!)).toEqual(Buffer.from('new'));
+    expect(by('/h1').type).toBe('file');
+    expect(await blobs.read(by('/h1').blob!)).toEqual(Buffer.from('old'));
+    expect(by('/h2')).toMatchObject({ type: 'hardlink', target: '/h1' });
+    expect(await codeOf(run([file('f', 'x'), hl('f', 'f')]))).toBe('E_HARDLINK_OUTSIDE');
+  });
+
+  it('stores long zero runs and known holes as holes: only the data reaches the blob', async () => {
+    const size = 1 << 30;
+    const content = async function* () {
+      yield Buffer.from('head');
+      yield { hole: size - 8 };
+      yield Buffer.from('tail');
+    };
+    const zeros = Buffer.alloc(3 << 20);
+    zeros.write('mid', 2 << 20);
+    const r = await run([
+      { name: Buffer.from('big'), type: 'file', ...meta, size, content: content() },
+      { name: Buffer.from('zeros'), type: 'file', ...meta, size: zeros.length, content: Readable.from([zeros]) },
+      { name: Buffer.from('small'), type: 'file', ...meta, size: 200_000, content: Readable.from([Buffer.alloc(200_000)]) },
+    ]);
+    const by = (p: string) => r.entries.find((e) => e.path === p)!;
+    expect(by('/big')).toMatchObject({ size, sparse: [[0, 4096], [size - 4096, 4096]] });
+    expect((await blobs.read(by('/big').blob!)).length).toBe(8192);
+    expect(by('/zeros')).toMatchObject({ size: zeros.length, sparse: [[2 << 20, 4096]] });
+    expect((await blobs.read(by('/zeros').blob!)).subarray(0, 3).toString()).toBe('mid');
+    expect(by('/small')).toMatchObject({ size: 200_000, sparse: [] });
+    expect(r.totalSize).toBe(size + zeros.length + 200_000);
   });
 
   it('skips sockets with a warning', async () => {

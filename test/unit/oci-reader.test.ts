@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTar, type TarWriteEntry } from '../../src/core/export/tar-writer.js';
 import { detectArchiveKind, dockerArchiveSource, ociSource, readDockerArchive, readOciImage, type OciReadOptions } from '../../src/core/import/oci-reader.js';
 import type { SourceEntry, StoredBlob } from '../../src/core/import/source.js';
+import { isHole, type ContentChunk } from '../../src/core/model/sparse.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -117,9 +118,9 @@ const withRef = (desc: Descriptor, ref: string): Descriptor => ({ ...desc, annot
 /** storeBlob into memory, keyed by sha256. */
 function memoryStore() {
   const blobs = new Map<string, Buffer>();
-  const storeBlob = async (content: AsyncIterable<Buffer> | NodeJS.ReadableStream): Promise<StoredBlob> => {
+  const storeBlob = async (content: AsyncIterable<ContentChunk> | NodeJS.ReadableStream): Promise<StoredBlob> => {
     const chunks: Buffer[] = [];
-    for await (const c of content as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
+    for await (const c of content as AsyncIterable<ContentChunk>) chunks.push(isHole(c) ? Buffer.alloc(c.hole) : Buffer.from(c));
     const data = Buffer.concat(chunks);
     const hash = sha(data);
     blobs.set(hash, data);

@@ -1,12 +1,13 @@
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTar, type TarWriteEntry } from '../../src/core/export/tar-writer.js';
 import { readTar, readTarFile, type TarEntry } from '../../src/core/import/tar-reader.js';
+import { isHole, type ContentChunk, type DataExtent } from '../../src/core/model/sparse.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildEveryTypeTree, compareSnapshots, snapshotTree } from '../helpers/tree.js';
 
@@ -232,4 +233,43 @@ print(json.dumps(res))
     expect(await list(ours)).toBe(await list(join(dir, 'gnu-pax.tar')));
     expect(readFileSync(ours).length).toBeGreaterThan(3 * 1024 * 1024);
   });
+
+  it('writes files with holes in GNU pax sparse 1.0: GNU tar and Python extract them sparse, readTar reads them back', async () => {
+    const size = 3 * 1024 ** 3; // 3 GiB apparent, 8 KiB of data
+    const sparse: DataExtent[] = [[4096, 4096], [size - 4096, 4096]];
+    const data = Buffer.concat([Buffer.alloc(4096, 'a'), Buffer.alloc(4096, 'z')]);
+    const entries: TarWriteEntry[] = [
+      { name: Buffer.from('./'), type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1 },
+      { name: Buffer.from('./var/log/lastlog'), type: 'file', mode: 0o664, uid: 0, gid: 43, mtime: 1, size, sparse, content: [data] as unknown as AsyncIterable<Buffer> },
+    ];
+    const archive = join(dir, 'sparse.tar');
+    writeFileSync(archive, await toBuffer(entries));
+    expect(readFileSync(archive).length).toBeLessThan(64 * 1024);
+    const members = (await execa('tar', ['-tf', archive])).stdout.split('\n');
+    expect(members).toEqual(['./', './var/log/lastlog']);
+    for (const tool of ['gnu', 'python'] as const) {
+      const out = join(dir, `sparse-out-${tool}`);
+      await mkdir(out);
+      if (tool === 'gnu') await execa('tar', ['-xf', archive, '-C', out]);
+      else await execa('python3', ['-c', 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])', archive, out]);
+      const st = statSync(join(out, 'var/log/lastlog'));
+      expect(st.size, tool).toBe(size);
+      if (tool === 'gnu') expect(st.blocks * 512, tool).toBeLessThan(1 << 20); // the holes stayed holes
+      const fd = openSync(join(out, 'var/log/lastlog'), 'r');
+      const probe = Buffer.alloc(8192);
+      readSync(fd, probe, 0, 8192, 0);
+      expect(probe.equals(Buffer.concat([Buffer.alloc(4096), Buffer.alloc(4096, 'a')])), tool).toBe(true);
+      readSync(fd, probe, 0, 8192, size - 8192);
+      expect(probe.equals(Buffer.concat([Buffer.alloc(4096), Buffer.alloc(4096, 'z')])), tool).toBe(true);
+      closeSync(fd);
+    }
+    for await (const e of readTarFile(archive)) {
+      if (e.type !== 'file') continue;
+      expect(e.name.toString()).toBe('./var/log/lastlog');
+      expect(e.size).toBe(size);
+      const chunks: ContentChunk[] = [];
+      for await (const c of e.content as AsyncIterable<ContentChunk>) chunks.push(c);
+      expect(chunks.filter(isHole).reduce((n, h) => n + h.hole, 0)).toBe(size - 8192);
+    }
+  }, 120_000);
 });

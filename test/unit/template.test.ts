@@ -50,6 +50,26 @@ describe('image template', () => {
     expect(lines.find((l) => l.startsWith('(top)'))).toMatch(/profil/);
   });
 
+  it('probes carry their expectations; a wrong one is reported where it is', () => {
+    const t = parseTemplate('name: w\nprofile:\n  run: x\n  ready-log: "^Ready"\n  ready-timeout: 90s\n  probes:\n    - http: http://127.0.0.1/x\n      status: 404\n      bodyContains: Not Found\n    - exec: redis-cli PING\n      outputContains: PONG\n    - exec: "false"\n      exitCode: 1\n');
+    expect(resolveSettings({}, {}, { file: 't.yaml', template: t }).probes).toEqual([
+      { kind: 'http', url: 'http://127.0.0.1/x', expect: { status: 404, bodyContains: 'Not Found' } },
+      { kind: 'exec', command: 'redis-cli PING', expect: { outputContains: 'PONG' } },
+      { kind: 'exec', command: 'false', expect: { exitCode: 1 } },
+    ]);
+    const bad = 'name: w\nprofile:\n  run: x\n  ready-log: "(["\n  probes:\n    - http: http://127.0.0.1/\n      status: 1000\n    - exec: true\n      status: 200\n';
+    const e = (() => {
+      try {
+        parseTemplate(bad, 't.yaml');
+      } catch (x) {
+        return x as Error;
+      }
+    })();
+    expect(e?.message).toMatch(/profile\.ready-log: a regular expression/);
+    expect(e?.message).toMatch(/profile\.probes\.0/);
+    expect(e?.message).toMatch(/profile\.probes\.1/);
+  });
+
   it('reports YAML syntax errors with the line', () => {
     expect(() => parseTemplate('name: [web\nprofile: 1\n', 'x.yaml')).toThrow(/x\.yaml:\d+:\d+: /);
   });
@@ -64,7 +84,8 @@ describe('settings precedence: flags > AIM_* > template > defaults', () => {
 
   it('takes the template when nothing else is given, defaults after that', () => {
     const s = resolveSettings({}, {}, loaded);
-    expect(s).toMatchObject({ profile: 'web', run: 'nginx', readyPort: 80, durationMs: 3000, probeTimeoutMs: 10_000, tags: ['slim/web:1'] });
+    expect(s).toMatchObject({ profile: 'web', run: 'nginx', readyPort: 80, readyTimeoutMs: 60_000, durationMs: 3000, probeTimeoutMs: 10_000, tags: ['slim/web:1'] });
+    expect(s.readyLog).toBeUndefined();
     expect(s.probes).toEqual([{ kind: 'http', url: 'http://127.0.0.1:80/' }, { kind: 'exec', command: 'curl -s localhost' }]);
     expect(resolveSettings({}, {}).durationMs).toBe(20_000);
   });
@@ -75,6 +96,23 @@ describe('settings precedence: flags > AIM_* > template > defaults', () => {
     expect(s).toMatchObject({ run: 'envd', readyPort: 8080, durationMs: 60_000, probeTimeoutMs: 500, tags: ['a/b:1', 'c/d:2'], profile: 'p', gold: 'g:1', entrypoint: ['/bin/sh', '-c', 'run-me'] });
     const f = resolveSettings({ run: 'flag', readyPort: 9, duration: '2s', probeTimeout: '1s', tags: ['x/y:1'], profile: 'q', gold: 'h:1', entrypoint: 'go' }, env, loaded);
     expect(f).toMatchObject({ run: 'flag', readyPort: 9, durationMs: 2000, probeTimeoutMs: 1000, tags: ['x/y:1'], profile: 'q', gold: 'h:1', entrypoint: ['/bin/sh', '-c', 'go'] });
+  });
+
+  it('ready-timeout and ready-log: flags > AIM_* > template > default', () => {
+    const t = { file: '/x/t.yaml', template: parseTemplate(`${MINIMAL}`.replace('  ready-port: 80\n', '  ready-port: 80\n  ready-log: from-template\n  ready-timeout: 2m\n')) };
+    expect(resolveSettings({}, {}, t)).toMatchObject({ readyLog: 'from-template', readyTimeoutMs: 120_000 });
+    expect(resolveSettings({}, { AIM_READY_LOG: 'from-env', AIM_READY_TIMEOUT: '5s' }, t)).toMatchObject({ readyLog: 'from-env', readyTimeoutMs: 5_000 });
+    expect(resolveSettings({ readyLog: 'from-flag', readyTimeout: '500ms' }, { AIM_READY_LOG: 'from-env', AIM_READY_TIMEOUT: '5s' }, t)).toMatchObject({ readyLog: 'from-flag', readyTimeoutMs: 500 });
+    expect(() => resolveSettings({ readyLog: '([' }, {})).toThrow(/--ready-log/);
+    expect(() => resolveSettings({}, { AIM_READY_TIMEOUT: '0s' })).toThrow(/AIM_READY_TIMEOUT 0s: the ready timeout must be positive/);
+  });
+
+  it('what the repository records about the image (a slim image’s gold and profile) comes after flags and environment, before the template', () => {
+    const recorded = { gold: 'recorded-gold-id', profile: 'recorded-profile' };
+    expect(resolveSettings({}, {}, loaded, recorded)).toMatchObject({ gold: 'recorded-gold-id', profile: 'recorded-profile' });
+    expect(resolveSettings({}, { AIM_PROFILE: 'env' }, loaded, recorded)).toMatchObject({ gold: 'recorded-gold-id', profile: 'env' });
+    expect(resolveSettings({ gold: 'flag:1' }, {}, loaded, recorded)).toMatchObject({ gold: 'flag:1', profile: 'recorded-profile' });
+    expect(resolveSettings({}, {}, loaded, {})).toMatchObject({ profile: 'web' });
   });
 
   it('keep/drop rules add up; probes given as flags replace the template’s', () => {

@@ -105,7 +105,8 @@ export async function analyzeImage(view: ImageView, options: AnalyzeOptions = {}
 
   const readFile = async (path: string): Promise<Buffer | undefined> => {
     const e = lookupImagePath(entries, path);
-    if (!e || e.type !== 'file') return undefined;
+    // A file with holes (model/sparse.ts) is no configuration file: not read whole into memory.
+    if (!e || e.type !== 'file' || e.sparse) return undefined;
     if (e.blob === undefined) return (e.size ?? 0) === 0 ? Buffer.alloc(0) : undefined;
     try {
       return await view.readBlob(e.blob);
@@ -207,7 +208,8 @@ async function analyzeElf(
   const sizes = new Map<string, number>();
   const paths = new Map<string, string>();
   for (const e of view.entries.values()) {
-    if (e.type !== 'file' || e.blob === undefined || sizes.has(e.blob)) continue;
+    // The blob of a file with holes holds only its data: its offsets are not the file's.
+    if (e.type !== 'file' || e.blob === undefined || e.sparse || sizes.has(e.blob)) continue;
     const size = e.size ?? 0;
     if (size < 16 || (candidates && !candidates.has(e.blob))) continue;
     sizes.set(e.blob, size);

@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../../lib/errors.js';
 import { makeScratchDir } from '../../lib/fs.js';
+import { describeHttpExpectation, type HttpExpectation } from '../probe/expectation.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { servePxeBundle, type PxeHttpRequest, type PxeHttpServer } from './pxe-http.js';
 import { bootDisk, defaultDevices, findBootArtifact, freePort, startVm, waitForHttp, type BootArtifact, type BootDevices, type RunningVm } from './qemu.js';
@@ -18,9 +19,11 @@ export interface BootRequest {
   path: string;
   forwards: PortForward[];
   memoryMiB: number;
-  /** HTTP path to GET through the first forward once the guest is up; then the VM is stopped. */
+  /** HTTP path to GET through the first forward, tried until the answer meets `expect`; then the VM is stopped. */
   probe?: string;
-  /** With a probe: how long to wait for the answer. */
+  /** What the probe's answer must be; default any 2xx. */
+  expect?: HttpExpectation;
+  /** With a probe: how long after QEMU's start the guest may take to answer as expected. */
   timeoutMs: number;
   accel: 'tcg' | 'kvm';
   /** Default: vmware for an OVA, else virtio. */
@@ -41,7 +44,7 @@ export interface BootResult {
   memoryMiB: number;
   forwards: PortForward[];
   /** With a probe: the guest's answer, and how long after QEMU started it came. */
-  probe?: { url: string; status: number; bytes: number; sha256: string; seconds: number; title?: string };
+  probe?: { url: string; expectation: string; status: number; bytes: number; sha256: string; seconds: number; tries: number; title?: string };
   /** Without a probe: how QEMU ended. */
   exitCode?: number;
   /** PXE by HTTP: what the guest fetched from aim's boot server. */
@@ -63,13 +66,14 @@ function describe(a: BootArtifact): string {
 }
 
 /**
- * Boots an artifact in QEMU in a private scratch directory. With a probe it waits for the guest's
- * HTTP answer and stops the VM; without one it runs until the guest powers off. The VM and the
+ * Boots an artifact in QEMU in a private scratch directory. With a probe it waits until the
+ * guest's HTTP answer meets the expectation (the readiness rules of core/probe) and stops the VM; without one it runs until the guest powers off. The VM and the
  * scratch directory are gone when this returns or throws, Ctrl-C (the signal) included.
  */
 export async function bootArtifact(request: BootRequest, reporter: Reporter): Promise<BootResult> {
   if (request.probe !== undefined && request.forwards.length === 0) throw new ConfigError('--probe needs a --forward to reach the guest (e.g. --forward 0:80)');
   if (request.probe !== undefined && !request.probe.startsWith('/')) throw new ConfigError(`--probe ${request.probe}: give the HTTP path, starting with /`);
+  if (request.expect && request.probe === undefined) throw new ConfigError('--expect-status and --expect-body need a --probe');
   const found = await findBootArtifact(request.path);
   if (request.pxeVia === 'http' && found.kind !== 'pxe') throw new ConfigError('--pxe-via http is for PXE bundles (the aim build --format pxe directory)');
   const devices = request.devices ?? defaultDevices(found);
@@ -122,14 +126,16 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
       result.exitCode = res.exitCode ?? undefined;
       return result;
     }
-    const answer = await waitForHttp(vm, forwards[0]!.host, request.probe, request.timeoutMs, started);
+    const answer = await waitForHttp(vm, forwards[0]!.host, request.probe, request.timeoutMs, started, request.expect);
     const title = /<title>([^<]*)<\/title>/i.exec(answer.body.toString('utf8'))?.[1];
     result.probe = {
       url: `http://127.0.0.1:${forwards[0]!.host}${request.probe}`,
+      expectation: describeHttpExpectation(request.expect),
       status: answer.status,
       bytes: answer.body.length,
       sha256: createHash('sha256').update(answer.body).digest('hex'),
       seconds: answer.seconds,
+      tries: answer.tries,
       ...(title === undefined ? {} : { title }),
     };
     return result;

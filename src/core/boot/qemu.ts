@@ -6,6 +6,8 @@ import { basename, dirname, extname, join } from 'node:path';
 import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError, errnoCode } from '../../lib/errors.js';
 import { requireTool, runTool, spawnTool, type StreamingProcess } from '../../lib/exec.js';
 import { formatGuid } from '../import/disk/partition-table.js';
+import { describeHttpExpectation, unmetHttp, type HttpExpectation } from '../probe/expectation.js';
+import { probeWhenReady } from '../probe/readiness.js';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
@@ -282,36 +284,52 @@ export function httpGet(port: number, path: string, timeoutMs = 3000): Promise<{
 export interface HttpAnswer {
   status: number;
   body: Buffer;
-  /** From QEMU's start to the first answer. */
+  /** From QEMU's start to the answer that met the expectation. */
   seconds: number;
+  tries: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Polls an HTTP path through a forwarded port until the guest answers, QEMU exits or the budget
- * is spent. Errors carry the last lines of the guest console.
+ * Polls an HTTP path through a forwarded port (core/probe/readiness: short backoff) until the
+ * guest's answer meets the expectation (default: any 2xx), QEMU exits or the budget is spent.
+ * Errors carry the last lines of the guest console.
  */
-export async function waitForHttp(vm: RunningVm, port: number, path: string, timeoutMs: number, started = Date.now()): Promise<HttpAnswer> {
-  let last = 'no attempt';
-  while (Date.now() - started < timeoutMs) {
-    if (vm.exited()) {
+export async function waitForHttp(vm: RunningVm, port: number, path: string, timeoutMs: number, started = Date.now(), expect: HttpExpectation = {}): Promise<HttpAnswer> {
+  const url = `http://127.0.0.1:${port}${path}`;
+  let body: Buffer = Buffer.alloc(0);
+  const run = await probeWhenReady<string, { status?: number; bytes?: number; bodyTail?: string; error?: string; unmet?: string }>({
+    probes: [path],
+    start: started,
+    deadline: started + timeoutMs,
+    label: () => url,
+    expectation: () => describeHttpExpectation(expect),
+    judge: (_, r) => r.unmet,
+    async attempt() {
+      try {
+        const answer = await httpGet(port, path);
+        const text = answer.body.toString('utf8');
+        const unmet = unmetHttp(expect, { status: answer.status, body: text });
+        body = answer.body;
+        return { status: answer.status, bytes: answer.body.length, bodyTail: text.slice(-512), ...(unmet === undefined ? {} : { unmet }) };
+      } catch (e) {
+        const error = (e as Error).message;
+        return { error, unmet: error };
+      }
+    },
+    async abandon() {
+      if (!vm.exited()) return;
       const res = await vm.process;
       const why = `QEMU exited (${res.exitCode ?? res.signal}) before the guest answered: ${vm.stderr().trim().slice(-400)}`;
       throw new AimError('E_BOOT_NO_ANSWER', `${why}${consoleTail(await vm.console())}`, ExitCode.verifyFailed);
-    }
-    try {
-      const answer = await httpGet(port, path);
-      return { ...answer, seconds: (Date.now() - started) / 1000 };
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    await sleep(500);
-  }
-  const why = `the guest did not answer http://127.0.0.1:${port}${path} within ${timeoutMs / 1000} s (last: ${last})`;
-  throw new AimError('E_BOOT_NO_ANSWER', `${why}${consoleTail(await vm.console())}`, ExitCode.verifyFailed, {
-    hint: 'boot without --probe to watch the console, or give a longer --timeout',
+    },
+    outputTail: async () => (await vm.console()).split('\n').slice(-40).join('\n'),
+    tailLabel: 'guest console',
+    hint: 'boot without --probe to watch the console, give the status or text the guest really answers with, or a longer --timeout',
   });
+  const r = run.rounds[0]![0]!;
+  return { status: r.status!, body, seconds: r.readyMs / 1000, tries: r.tries };
 }
 
 function consoleTail(log: string): string {

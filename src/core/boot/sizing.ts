@@ -1,4 +1,5 @@
 import type { Entry } from '../model/entry.js';
+import { dataLength } from '../model/sparse.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
@@ -9,7 +10,11 @@ export function ext4Size(entries: Iterable<Entry>, extraBytes: number, headroomM
   let count = 16;
   for (const e of entries) {
     count++;
-    if (e.type === 'file') blocks += Math.ceil((e.size ?? 0) / BLOCK) + Math.ceil((e.size ?? 0) / (BLOCK * 340)); // data + extent tree
+    if (e.type === 'file') {
+      // A file with holes occupies its data blocks only (mke2fs -d keeps the holes); its extents cost tree blocks.
+      const data = e.sparse ? dataLength(e.sparse) : (e.size ?? 0);
+      blocks += Math.ceil(data / BLOCK) + Math.ceil(data / (BLOCK * 340)) + Math.ceil((e.sparse?.length ?? 0) / 340); // data + extent tree
+    }
     else if (e.type === 'dir') blocks += 1;
     else if (e.type === 'symlink' && (e.target?.length ?? 0) >= 60) blocks += 1;
   }

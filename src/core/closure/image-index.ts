@@ -102,7 +102,8 @@ export class ImageIndex {
   /** Content of the regular file at `path` (following links), or undefined when absent or unreadable. */
   readFile(path: string): Promise<Buffer | undefined> {
     const e = this.lookup(path);
-    if (!e || e.type !== 'file') return Promise.resolve(undefined);
+    // Files with holes (model/sparse.ts) are never scripts or configuration: not read whole.
+    if (!e || e.type !== 'file' || e.sparse) return Promise.resolve(undefined);
     if (e.blob === undefined) return Promise.resolve((e.size ?? 0) === 0 ? Buffer.alloc(0) : undefined);
     const blob = e.blob;
     let pending = this.texts.get(blob);
@@ -122,7 +123,7 @@ export class ImageIndex {
   /** The first `length` bytes of the file at `path`, not memoised (script heads of big trees). */
   async readHead(path: string, length: number): Promise<Buffer | undefined> {
     const e = this.lookup(path);
-    if (!e || e.type !== 'file') return undefined;
+    if (!e || e.type !== 'file' || e.sparse) return undefined;
     if (e.blob === undefined) return (e.size ?? 0) === 0 ? Buffer.alloc(0) : undefined;
     const cached = this.texts.get(e.blob);
     try {

@@ -10,6 +10,7 @@ import { CAP, hasCapability } from '../../lib/privileges.js';
 import { decodePath } from '../../lib/path-codec.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Entry } from '../model/entry.js';
+import { dataLength } from '../model/sparse.js';
 import type { BlobStore } from '../repository/types.js';
 import type { Repository } from '../repository/repository.js';
 import { writeTar, type TarWriteEntry } from './tar-writer.js';
@@ -52,7 +53,8 @@ async function* toTarEntries(entries: Entry[], blobs: BlobStore): AsyncGenerator
     if (e.xattrs) t.xattrs = Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
     if (e.type === 'file') {
       t.size = e.size ?? 0;
-      t.content = blobs.createReadStream(e.blob!, t.size);
+      if (e.sparse) t.sparse = e.sparse;
+      t.content = blobs.createReadStream(e.blob!, e.sparse ? dataLength(e.sparse) : t.size);
     } else if (e.type === 'symlink') t.linkName = decodePath(e.target!);
     else if (e.type === 'hardlink') t.linkName = memberName(e.target!);
     else if (e.type === 'char' || e.type === 'block') {

@@ -3,6 +3,7 @@ import { InputError } from '../../lib/errors.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { EntryType } from '../model/entry.js';
 import type { SourceEntry } from '../import/source.js';
+import { checkExtents, dataLength, type DataExtent } from '../model/sparse.js';
 
 /**
  * One member to write: a source entry without sockets. Names and link names are raw bytes,
@@ -10,6 +11,12 @@ import type { SourceEntry } from '../import/source.js';
  */
 export interface TarWriteEntry extends Omit<SourceEntry, 'type' | 'blob' | 'randomAccess'> {
   type: EntryType;
+  /**
+   * Files with holes: the data extents (model/sparse.ts). `size` stays the apparent size and
+   * `content` streams only the extents' bytes; the member is written in GNU's pax sparse format
+   * 1.0, which GNU tar, bsdtar and Go's archive/tar extract with the holes.
+   */
+  sparse?: DataExtent[];
 }
 
 const BLOCK = 512;
@@ -110,6 +117,19 @@ function header(fields: {
   return h;
 }
 
+/**
+ * The sparse map that starts a pax 1.0 sparse member's data: the number of regions, then offset
+ * and length of each, one decimal per line, padded to a block. As GNU tar does, a last region of
+ * length 0 at the end of the file closes the map.
+ */
+function sparseMap(extents: readonly DataExtent[], size: number): Buffer {
+  const lines = [String(extents.length + 1)];
+  for (const [off, len] of extents) lines.push(String(off), String(len));
+  lines.push(String(size), '0');
+  const text = Buffer.from(lines.join('\n') + '\n', 'latin1');
+  return Buffer.concat([text, Buffer.alloc((BLOCK - (text.length % BLOCK)) % BLOCK)]);
+}
+
 function bad(name: Buffer, what: string): InputError {
   return new InputError('E_BAD_ENTRY', `cannot write "${encodePath(name)}" to tar: ${what}`);
 }
@@ -126,8 +146,13 @@ export function encodeHeaders(e: TarWriteEntry): Buffer {
   const link = e.type === 'symlink' || e.type === 'hardlink' ? e.linkName : undefined;
   if ((e.type === 'symlink' || e.type === 'hardlink') && (!link || link.length === 0)) throw bad(name, `${e.type} without a target`);
   if (link?.includes(0)) throw bad(name, 'link target contains a NUL byte');
-  const size = e.type === 'file' ? (e.size ?? 0) : 0;
-  if (!Number.isSafeInteger(size) || size < 0) throw bad(name, `invalid size ${size}`);
+  const realSize = e.type === 'file' ? (e.size ?? 0) : 0;
+  if (!Number.isSafeInteger(realSize) || realSize < 0) throw bad(name, `invalid size ${realSize}`);
+  const sparse = e.type === 'file' ? e.sparse : undefined;
+  const mapProblem = sparse && checkExtents(sparse, realSize);
+  if (mapProblem) throw bad(name, `invalid sparse map: ${mapProblem}`);
+  // A sparse member's data is its map and then the data of its extents.
+  const size = sparse ? sparseMap(sparse, realSize).length + dataLength(sparse) : realSize;
   const nsec = e.mtimeNsec ?? 0;
   if (!Number.isInteger(e.mtime) || !Number.isInteger(nsec) || nsec < 0 || nsec > 999_999_999) throw bad(name, 'invalid mtime');
   for (const [n, v] of [['uid', e.uid], ['gid', e.gid], ['mode', e.mode]] as const) {
@@ -137,10 +162,22 @@ export function encodeHeaders(e: TarWriteEntry): Buffer {
   const records: Buffer[] = [];
   const record = (key: string, value: Buffer | string) => records.push(paxRecord(key, typeof value === 'string' ? Buffer.from(value, 'utf8') : value));
 
+  const realName = name;
+  if (sparse) {
+    // The member's own name, for readers without sparse support: GNU tar's "<dir>/GNUSparseFile.<n>/<name>".
+    const slash = name.lastIndexOf(0x2f);
+    name = Buffer.concat([name.subarray(0, slash + 1), Buffer.from('GNUSparseFile.0/'), name.subarray(slash + 1)]);
+  }
   const split = isAscii(name) ? splitUstar(name) : undefined;
   const linkFits = link === undefined || (isAscii(link) && link.length <= 100);
-  if ((!split && !isUtf8(name)) || (!linkFits && !isUtf8(link!))) record('hdrcharset', 'BINARY');
+  if ((!split && !isUtf8(realName)) || (!linkFits && !isUtf8(link!))) record('hdrcharset', 'BINARY');
   if (!split) record('path', name);
+  if (sparse) {
+    record('GNU.sparse.major', '1');
+    record('GNU.sparse.minor', '0');
+    record('GNU.sparse.name', realName);
+    record('GNU.sparse.realsize', String(realSize));
+  }
   if (!linkFits) record('linkpath', link!);
   if (size > MAX_OCTAL_11) record('size', String(size));
   if (e.uid > MAX_OCTAL_7) record('uid', String(e.uid));
@@ -230,7 +267,9 @@ export async function writeTar(entries: AsyncIterable<TarWriteEntry> | Iterable<
     for await (const e of entries) {
       await write(encodeHeaders(e));
       if (e.type !== 'file') continue;
-      const size = e.size ?? 0;
+      const map = e.sparse && sparseMap(e.sparse, e.size ?? 0);
+      if (map) await write(map);
+      const size = e.sparse ? dataLength(e.sparse) : (e.size ?? 0);
       let got = 0;
       if (e.content) {
         for await (const chunk of e.content as AsyncIterable<Buffer>) {
@@ -240,7 +279,7 @@ export async function writeTar(entries: AsyncIterable<TarWriteEntry> | Iterable<
         }
       }
       if (got !== size) throw new InputError('E_SIZE_MISMATCH', `"${encodePath(e.name)}" has ${got} bytes of content, not its size ${size}`);
-      const pad = (BLOCK - (size % BLOCK)) % BLOCK;
+      const pad = (BLOCK - ((size + (map?.length ?? 0)) % BLOCK)) % BLOCK;
       if (pad) await write(Buffer.alloc(pad));
     }
     const end = 2 * BLOCK + ((RECORD - ((written + 2 * BLOCK) % RECORD)) % RECORD);

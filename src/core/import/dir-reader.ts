@@ -1,7 +1,9 @@
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { InputError, NotFoundError, PermissionError, errnoCode } from '../../lib/errors.js';
+import { faultPause } from '../../lib/fault.js';
 import type { EntryType } from '../model/entry.js';
+import { MIN_HOLE } from '../model/sparse.js';
+import { readFileWithHoles } from './hole-reader.js';
 import type { Source, SourceEntry, SourceReader } from './source.js';
 import { readTreeXattrs } from './xattr-dump.js';
 
@@ -16,7 +18,14 @@ function typeOf(st: BigIntStats): EntryType | 'socket' | undefined {
   return undefined;
 }
 
-function denied(e: unknown, path: Buffer): never {
+const changedHint = 'import a tree that nothing changes meanwhile (a snapshot or a stopped system)';
+
+function changed(path: Buffer, what: string, cause?: unknown): InputError {
+  return new InputError('E_SOURCE_CHANGED', `${path.toString()} changed during import (${what})`, { hint: changedHint, cause });
+}
+
+/** An error of a call on `path`: permission problems and changes under our feet say so. */
+function failed(e: unknown, path: Buffer): never {
   const code = errnoCode(e);
   if (code === 'EACCES' || code === 'EPERM') {
     throw new PermissionError(`cannot read ${path.toString()}: permission denied`, {
@@ -24,19 +33,45 @@ function denied(e: unknown, path: Buffer): never {
       cause: e,
     });
   }
+  // Gone, replaced by a symlink (ELOOP with O_NOFOLLOW) or by something else (ENOTDIR, EINVAL).
+  if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR' || code === 'EINVAL') throw changed(path, code, e);
   throw e;
 }
 
+/** The object behind `fd` is the one listed: same device, inode, type (and size for files). */
+function sameObject(listed: BigIntStats, opened: BigIntStats, checkSize: boolean): boolean {
+  return (
+    listed.dev === opened.dev &&
+    listed.ino === opened.ino &&
+    (listed.mode & BigInt(fsc.S_IFMT)) === (opened.mode & BigInt(fsc.S_IFMT)) &&
+    (!checkSize || listed.size === opened.size)
+  );
+}
+
+/** `name` inside the directory open as `dirFd`, resolved by the kernel from that directory (an openat). */
+function at(dirFd: number, name: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`/proc/self/fd/${dirFd}/`), name]);
+}
+
+const O_DIR = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
+// O_NONBLOCK: a FIFO put where a file was listed must not block the open (fstat then tells).
+const O_FILE = fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY;
 const SLASH = Buffer.from('/');
 
 /**
  * A directory tree as a source: names are read as bytes (non-UTF-8 names survive), metadata with
- * nanosecond times, hardlinks found by inode, xattrs from one getfattr run. Files are handed to
- * ingest as local paths (BlobStore.putLocal reads each once). Mount points below the root are
- * walked like any directory: the tree is imported as the user sees it.
+ * nanosecond times, hardlinks found by inode, xattrs from one getfattr run. Mount points below the
+ * root are walked like any directory: the tree is imported as the user sees it.
  *
- * The walk uses synchronous readdir, lstat and readlink: for trees of many small entries each
- * call costs microseconds, several times less than the thread-pool round trip of the async API.
+ * Nothing the tree contains is ever followed, even if it changes during the import: every name is
+ * resolved by the kernel inside a directory this reader holds open (through /proc/self/fd, since
+ * Node has no openat), directories and files are opened with O_NOFOLLOW, and what was opened must
+ * be the object that was listed (device, inode, type, and size for files), else the import fails
+ * with E_SOURCE_CHANGED. Files are handed to ingest as open descriptors; files with holes are
+ * read without reading the holes (readFileWithHoles).
+ *
+ * The walk uses synchronous readdir, lstat and open: for trees of many small entries each call
+ * costs microseconds, several times less than the thread-pool round trip of the async API.
  */
 export const dirSource: SourceReader = {
   kind: 'dir',
@@ -47,80 +82,146 @@ export const dirSource: SourceReader = {
 
 async function* walk(rootPath: string): AsyncGenerator<SourceEntry> {
   const root = Buffer.from(rootPath.replace(/\/+$/, '') || '/');
-  const rootStat = await lstat(root, { bigint: true }).catch((e: unknown) => {
+  let rootFd: number;
+  try {
+    // The root is the user's choice: a symlink naming it is followed, nothing below it is.
+    rootFd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  } catch (e) {
     if (errnoCode(e) === 'ENOENT') throw new NotFoundError(`${rootPath} does not exist`);
-    return denied(e, root);
-  });
-  if (!rootStat.isDirectory()) throw new InputError('E_NOT_A_DIRECTORY', `${rootPath} is not a directory`);
-  const xattrs = await readTreeXattrs(rootPath);
-  const inodes = new Map<string, Buffer>();
-
-  const entryFor = (host: Buffer, rel: Buffer, st: BigIntStats): SourceEntry | undefined => {
-    const type = typeOf(st);
-    if (!type) return undefined;
-    const se: SourceEntry = {
-      name: rel,
-      type,
-      mode: Number(st.mode & 0o7777n),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      mtime: Number(st.mtimeNs / 1_000_000_000n) - (st.mtimeNs < 0n && st.mtimeNs % 1_000_000_000n !== 0n ? 1 : 0),
-    };
-    const nsec = Number(((st.mtimeNs % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n);
-    if (nsec) se.mtimeNsec = nsec;
-    const x = xattrs.get(host.toString('latin1'));
-    if (x) se.xattrs = x;
-    if (type === 'file' && st.nlink > 1n) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = inodes.get(key);
-      if (first) return { ...se, type: 'hardlink', linkName: first };
-      inodes.set(key, rel);
-    }
-    if (type === 'file') {
-      se.size = Number(st.size);
-      se.local = { path: host };
-    }
-    if (type === 'char' || type === 'block') {
-      se.devMajor = Number((st.rdev >> 8n) & 0xfffn) | Number((st.rdev >> 32n) & ~0xfffn);
-      se.devMinor = Number(st.rdev & 0xffn) | Number((st.rdev >> 12n) & ~0xffn);
-    }
-    return se;
-  };
-
-  const top = entryFor(root, Buffer.alloc(0), rootStat);
-  if (top) yield top;
-  const stack: { host: Buffer; rel: Buffer }[] = [{ host: root, rel: Buffer.alloc(0) }];
-  while (stack.length > 0) {
-    const { host, rel } = stack.pop()!;
-    let names: Buffer[];
+    if (errnoCode(e) === 'ENOTDIR') throw new InputError('E_NOT_A_DIRECTORY', `${rootPath} is not a directory`);
+    failed(e, root);
+  }
+  const open: number[] = [rootFd];
+  try {
     try {
-      names = readdirSync(host, { encoding: 'buffer' });
+      lstatSync(at(rootFd, Buffer.from('.')));
     } catch (e) {
-      denied(e, host);
+      throw new InputError('E_NO_PROC', `cannot read ${rootPath} safely: /proc is not mounted`, {
+        hint: 'aim resolves names inside the directories it holds open through /proc/self/fd; mount /proc',
+        cause: e,
+      });
     }
-    names.sort(Buffer.compare);
-    const subdirs: { host: Buffer; rel: Buffer }[] = [];
-    for (const name of names) {
-      const childHost = Buffer.concat([host, host.length === 1 && host[0] === 0x2f ? Buffer.alloc(0) : SLASH, name]);
-      const childRel = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
-      let st: BigIntStats;
-      try {
-        st = lstatSync(childHost, { bigint: true });
-      } catch (e) {
-        denied(e, childHost);
+    const xattrs = await readTreeXattrs(rootPath);
+    const inodes = new Map<string, Buffer>();
+
+    const entryFor = (host: Buffer, rel: Buffer, st: BigIntStats): SourceEntry | undefined => {
+      const type = typeOf(st);
+      if (!type) return undefined;
+      const se: SourceEntry = {
+        name: rel,
+        type,
+        mode: Number(st.mode & 0o7777n),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        mtime: Number(st.mtimeNs / 1_000_000_000n) - (st.mtimeNs < 0n && st.mtimeNs % 1_000_000_000n !== 0n ? 1 : 0),
+      };
+      const nsec = Number(((st.mtimeNs % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n);
+      if (nsec) se.mtimeNsec = nsec;
+      const x = xattrs.get(host.toString('latin1'));
+      if (x) se.xattrs = x;
+      if (type === 'file' && st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = inodes.get(key);
+        if (first) return { ...se, type: 'hardlink', linkName: first };
+        inodes.set(key, rel);
       }
-      const se = entryFor(childHost, childRel, st);
-      if (!se) continue;
-      if (se.type === 'symlink') {
+      if (type === 'file') se.size = Number(st.size);
+      if (type === 'char' || type === 'block') {
+        se.devMajor = Number((st.rdev >> 8n) & 0xfffn) | Number((st.rdev >> 32n) & ~0xfffn);
+        se.devMinor = Number(st.rdev & 0xffn) | Number((st.rdev >> 12n) & ~0xffn);
+      }
+      return se;
+    };
+
+    /** Opens a listed file: O_NOFOLLOW from its directory, and it must be what was listed. */
+    const openFile = (dirFd: number, name: Buffer, host: Buffer, st: BigIntStats): number => {
+      let fd: number;
+      try {
+        fd = openSync(at(dirFd, name), O_FILE);
+      } catch (e) {
+        failed(e, host);
+      }
+      open.push(fd);
+      if (!sameObject(st, fstatSync(fd, { bigint: true }), true)) throw changed(host, 'it is not the file that was listed');
+      return fd;
+    };
+
+    const openDir = (dirFd: number, name: Buffer, host: Buffer, st: BigIntStats): number => {
+      let fd: number;
+      try {
+        fd = openSync(at(dirFd, name), O_DIR);
+      } catch (e) {
+        failed(e, host);
+      }
+      open.push(fd);
+      if (!sameObject(st, fstatSync(fd, { bigint: true }), false)) throw changed(host, 'it is not the directory that was listed');
+      return fd;
+    };
+
+    const close = (fd: number) => {
+      open.splice(open.lastIndexOf(fd), 1);
+      closeSync(fd);
+    };
+
+    /** Yields the children of the directory open as `dirFd` (host path `host`), then walks its subdirectories. */
+    async function* walkDir(dirFd: number, host: Buffer, rel: Buffer): AsyncGenerator<SourceEntry> {
+      let names: Buffer[];
+      try {
+        names = readdirSync(at(dirFd, Buffer.alloc(0)), { encoding: 'buffer' });
+      } catch (e) {
+        failed(e, host);
+      }
+      names.sort(Buffer.compare);
+      const subdirs: { name: Buffer; host: Buffer; rel: Buffer; st: BigIntStats }[] = [];
+      for (const name of names) {
+        const childHost = Buffer.concat([host, host.length === 1 && host[0] === 0x2f ? Buffer.alloc(0) : SLASH, name]);
+        const childRel = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
+        let st: BigIntStats;
         try {
-          se.linkName = readlinkSync(childHost, { encoding: 'buffer' });
+          st = lstatSync(at(dirFd, name), { bigint: true });
         } catch (e) {
-          denied(e, childHost);
+          failed(e, childHost);
+        }
+        const se = entryFor(childHost, childRel, st);
+        if (!se) continue;
+        if (se.type === 'symlink') {
+          try {
+            se.linkName = readlinkSync(at(dirFd, name), { encoding: 'buffer' });
+          } catch (e) {
+            failed(e, childHost);
+          }
+        }
+        faultPause('dir-listed', childHost.toString());
+        let fd: number | undefined;
+        if (se.type === 'file') {
+          fd = openFile(dirFd, name, childHost, st);
+          // Fewer blocks allocated than a hole's worth of the size: read around the holes.
+          const holes = st.size >= BigInt(MIN_HOLE) && st.size - st.blocks * 512n >= BigInt(MIN_HOLE);
+          if (holes) se.content = readFileWithHoles(fd, se.size!, childHost.toString());
+          else se.local = { fd, length: se.size };
+        }
+        try {
+          yield se;
+        } finally {
+          if (fd !== undefined) close(fd);
+        }
+        if (se.type === 'dir') subdirs.push({ name, host: childHost, rel: childRel, st });
+      }
+      for (const d of subdirs) {
+        faultPause('dir-descend', d.host.toString());
+        const fd = openDir(dirFd, d.name, d.host, d.st);
+        try {
+          yield* walkDir(fd, d.host, d.rel);
+        } finally {
+          close(fd);
         }
       }
-      yield se;
-      if (se.type === 'dir') subdirs.push({ host: childHost, rel: childRel });
     }
-    for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
+
+    const top = entryFor(root, Buffer.alloc(0), fstatSync(rootFd, { bigint: true }));
+    if (top) yield top;
+    yield* walkDir(rootFd, root, Buffer.alloc(0));
+  } finally {
+    for (const fd of open.reverse()) closeSync(fd);
   }
 }

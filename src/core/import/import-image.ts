@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, InputError, NotFoundError, errnoCode } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
@@ -11,6 +10,7 @@ import { diskSource, isDiskImage } from './disk/disk-reader.js';
 import { ingestSource } from './ingest.js';
 import { detectArchiveKind, dockerArchiveSource, ociSource } from './oci-reader.js';
 import type { Source, SourceReader } from './source.js';
+import { storeContent } from './store-content.js';
 import { parseTag } from './tags.js';
 import { tarSource } from './tar-reader.js';
 
@@ -52,7 +52,8 @@ export async function detectSourceKind(path: string): Promise<Exclude<SourceKind
     if (errnoCode(e) === 'ENOENT') throw new NotFoundError(`${path} does not exist`);
     throw e;
   });
-  if (st.isDirectory()) return existsSync(join(path, 'oci-layout')) ? 'oci' : 'dir';
+  // lstat: an oci-layout that is a symlink still marks a layout (whose reader then refuses it).
+  if (st.isDirectory()) return (await lstat(join(path, 'oci-layout')).catch(() => undefined)) ? 'oci' : 'dir';
   if (!st.isFile()) throw new InputError('E_UNSUPPORTED_SOURCE', `${path} is neither a directory nor a file`);
   if (st.size === 0) throw new InputError('E_EMPTY_INPUT', `${path} is empty`);
   if (await isDiskImage(path)) return 'disk';
@@ -93,7 +94,7 @@ async function openSource(repo: Repository, source: string, kind: Exclude<Source
   return READERS[kind].read(source, {
     reporter,
     scratchDir: await repo.blobs.scratchDir(),
-    storeBlob: (content) => repo.blobs.put(content),
+    storeBlob: (content) => storeContent(repo.blobs, content),
     partition: request.partition,
     ref: request.ref,
     platform: request.platform,

@@ -7,7 +7,9 @@ import { parseElf, type ElfFacts } from '../analyze/elf.js';
 import { MODE_BITS, parentPath, type Entry } from '../model/entry.js';
 import { canonicalizeHardlinks, sortEntries } from '../model/manifest.js';
 import type { BlobStore, LocalBlob } from '../repository/types.js';
-import type { LocalContent, Source, SourceEntry } from './source.js';
+import { isHole, type ContentChunk } from '../model/sparse.js';
+import type { LocalContent, Source, SourceEntry, StoredContent } from './source.js';
+import { packBuffer, storeContent } from './store-content.js';
 
 export interface IngestResult {
   entries: Entry[];
@@ -84,27 +86,122 @@ function isElfHead(b: Buffer): boolean {
 /** Contents up to this size from streaming sources are buffered and stored in the background. */
 const SMALL_FILE = 1 << 20;
 
-async function collect(content: Readable | AsyncIterable<Buffer>): Promise<Buffer> {
+/** A small content in memory (holes a reader reported are zeros here); more than `max` bytes is a lie of the source. */
+async function collect(content: Readable | AsyncIterable<ContentChunk>, max: number, what: () => InputError): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of content as AsyncIterable<Buffer>) chunks.push(c);
+  let n = 0;
+  for await (const c of content as AsyncIterable<ContentChunk>) {
+    const b = isHole(c) ? Buffer.alloc(Math.min(c.hole, max + 1)) : c;
+    n += b.length;
+    if (n > max) throw what();
+    chunks.push(b);
+  }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 async function drain(content: SourceEntry['content']): Promise<void> {
   if (!content) return;
-  for await (const _ of content as AsyncIterable<Buffer>) {
+  for await (const _ of content as AsyncIterable<ContentChunk>) {
     // discard
   }
 }
 
+const implicitDir = (path: string): Entry => ({ path, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
+
 /**
- * Consumes a source: validates every name, stores file contents as blobs, and returns the
- * canonical, sorted entry list. Throws InputError at the first unsafe or malformed entry; blobs
- * already stored then stay unreferenced until gc (they never become visible as an image).
+ * The tree being built, well formed by construction: every entry's parent is a directory (one
+ * the source listed, or an implicit one until it does). Sources are applied with tar's rule: a
+ * later entry for a path replaces the earlier one (a directory's metadata is updated and its
+ * children stay). What cannot be applied is refused naming both entries: anything below a
+ * non-directory, and a non-directory replacing a directory that has children.
+ */
+class Tree {
+  readonly byPath = new Map<string, Entry>();
+  /** Directories only implied by the paths below them. */
+  private readonly implicit = new Set<string>();
+  /** One path below each directory that has children, for messages. */
+  private readonly childOf = new Map<string, string>();
+  /** File path → the hardlinks naming it. */
+  private readonly links = new Map<string, string[]>();
+
+  constructor(private readonly label: string) {}
+
+  /** Checks and records where `path` goes; its ancestors become (implicit) directories. */
+  place(path: string, type: string): Entry | undefined {
+    const { label } = this;
+    if (path === '/') {
+      if (type !== 'dir') throw new InputError('E_BAD_ROOT', `${label}: the image root "/" is a ${type}, not a directory`);
+    } else {
+      for (let p = parentPath(path); ; p = parentPath(p)) {
+        const a = this.byPath.get(p);
+        if (a) {
+          if (a.type === 'symlink') {
+            throw new InputError('E_PATH_THROUGH_SYMLINK', `${label}: "${path}" would be written through the symlink "${p}" -> "${a.target}"`);
+          }
+          if (a.type !== 'dir') throw new InputError('E_NOT_A_DIRECTORY', `${label}: "${path}" is below "${p}", which is a ${a.type}, not a directory`);
+          if (!this.childOf.has(p)) this.childOf.set(p, path);
+          break; // the ancestor's own ancestors were checked when it was added
+        }
+        this.byPath.set(p, implicitDir(p));
+        this.implicit.add(p);
+        this.childOf.set(p, path);
+        if (p === '/') break;
+      }
+    }
+    const existing = this.byPath.get(path);
+    if (existing?.type === 'dir' && type !== 'dir' && this.childOf.has(path)) {
+      throw new InputError(
+        'E_CONFLICTING_ENTRIES',
+        `${label}: "${path}" is listed as a ${type} after "${this.childOf.get(path)}" was listed below it as a directory`,
+        { hint: 'the archive contradicts itself (a path is both a directory with content and something else); recreate it' },
+      );
+    }
+    return existing;
+  }
+
+  /** Adds `entry` at a path `place` accepted, replacing what was there (tar: the last entry wins). */
+  set(entry: Entry, existing: Entry | undefined): void {
+    const path = entry.path;
+    this.implicit.delete(path);
+    if (existing?.type === 'hardlink') {
+      const list = this.links.get(existing.target!);
+      if (list) list.splice(list.indexOf(path), 1);
+    }
+    if (existing?.type === 'file') this.promoteLinks(existing);
+    if (entry.type === 'hardlink') {
+      const list = this.links.get(entry.target!) ?? [];
+      list.push(path);
+      this.links.set(entry.target!, list);
+    }
+    this.byPath.set(path, entry);
+  }
+
+  /**
+   * A file replaced while hardlinks name it: as in tar, the links keep the old content. The first
+   * link becomes the file (the same Entry object, so a content still being stored lands in it).
+   */
+  private promoteLinks(old: Entry): void {
+    const list = this.links.get(old.path);
+    this.links.delete(old.path);
+    if (!list || list.length === 0) return;
+    const [first, ...rest] = list;
+    old.path = first!;
+    this.byPath.set(first!, old);
+    for (const p of rest) this.byPath.get(p)!.target = first;
+    if (rest.length > 0) this.links.set(first!, rest);
+  }
+}
+
+/**
+ * Consumes a source: validates every name, stores file contents as blobs (long zero runs and
+ * holes as holes), and returns the canonical, sorted entry list. Throws InputError at the first
+ * unsafe or malformed entry; blobs already stored then stay unreferenced until gc (they never
+ * become visible as an image).
  */
 export async function ingestSource(source: Source, options: IngestOptions): Promise<IngestResult> {
   const { blobs, reporter, label } = options;
-  const byPath = new Map<string, Entry>();
+  const tree = new Tree(label);
+  const byPath = tree.byPath;
   const elfBlobs = new Set<string>();
   const elfFacts = new Map<string, ElfFacts>();
   const skipped: IngestResult['skipped'] = [];
@@ -115,44 +212,30 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   let count = 0;
   let failure: unknown;
 
-  const checkParents = (path: string) => {
-    for (let p = parentPath(path); p !== '/'; p = parentPath(p)) {
-      const parent = byPath.get(p);
-      if (!parent) continue;
-      if (parent.type === 'symlink') {
-        throw new InputError('E_PATH_THROUGH_SYMLINK', `${label}: "${path}" would be written through the symlink "${p}" -> "${parent.target}"`);
-      }
-      if (parent.type !== 'dir') throw new InputError('E_NOT_A_DIRECTORY', `${label}: "${path}" is below "${p}", which is not a directory`);
-      break; // the parent's own ancestors were checked when it was added
-    }
-  };
+  const mismatch = (entry: Entry, declared: number | undefined, actual: string | number) =>
+    new InputError('E_SIZE_MISMATCH', `${label}: "${entry.path}" declared ${declared} bytes but has ${actual}`);
 
-  const record = (entry: Entry, stored: { hash: string; size: number }, head: Buffer | undefined, declared: number | undefined) => {
-    if (declared !== undefined && stored.size !== declared) {
-      throw new InputError('E_SIZE_MISMATCH', `${label}: "${entry.path}" declared ${declared} bytes but has ${stored.size}`);
-    }
-    if (head && isElfHead(head)) elfBlobs.add(stored.hash);
+  const record = (entry: Entry, stored: StoredContent, head: Buffer | undefined, declared: number | undefined) => {
+    if (declared !== undefined && stored.size !== declared) throw mismatch(entry, declared, stored.size);
+    // A sparse file's blob holds only its data: its first bytes are not the file's, so it is never taken for ELF.
+    if (head && !stored.sparse && isElfHead(head)) elfBlobs.add(stored.hash);
     entry.blob = stored.hash;
     entry.size = stored.size;
+    if (stored.sparse) entry.sparse = stored.sparse;
     totalSize += stored.size;
     faultPoint('blob-stored');
   };
 
-  const storeStream = async (entry: Entry, content: Readable | AsyncIterable<Buffer>, declared: number | undefined) => {
-    let head: Buffer | undefined;
-    const tap = async function* () {
-      for await (const chunk of content as AsyncIterable<Buffer>) {
-        if (!head && chunk.length > 0) head = chunk;
-        yield chunk;
-      }
-    };
-    record(entry, await blobs.put(tap()), head, declared);
+  const storeStream = async (entry: Entry, content: Readable | AsyncIterable<ContentChunk>, declared: number | undefined) => {
+    const stored = await storeContent(blobs, content);
+    record(entry, stored, stored.head, declared);
   };
 
   const storeBuffer = async (entry: Entry, content: Buffer, declared: number | undefined) => {
-    const stored = await blobs.putBuffer(content);
-    record(entry, stored, content, declared);
-    if (isElfHead(content) && !elfFacts.has(stored.hash)) {
+    const { data, sparse } = packBuffer(content);
+    const stored = await blobs.putBuffer(data);
+    record(entry, sparse ? { hash: stored.hash, size: content.length, sparse } : stored, content, declared);
+    if (!sparse && isElfHead(content) && !elfFacts.has(stored.hash)) {
       const facts = await parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content });
       if (facts) elfFacts.set(stored.hash, facts);
     }
@@ -168,6 +251,12 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
       stored = await blobs.putLocal(local, { inspect: inspectElf });
     } catch (e) {
       throw readFailed(e, label, entry.path);
+    }
+    if (local.fd !== undefined && declared !== undefined && stored.size !== declared) {
+      // The open file matched its listing, then shrank or grew while it was read.
+      throw new InputError('E_SOURCE_CHANGED', `${label}: "${entry.path}" changed during import (${stored.size} bytes read, ${declared} listed)`, {
+        hint: 'import a tree that nothing changes meanwhile (a snapshot or a stopped system)',
+      });
     }
     record(entry, stored, stored.head, declared);
     if (stored.inspected && !elfFacts.has(stored.hash)) elfFacts.set(stored.hash, stored.inspected);
@@ -191,12 +280,7 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
         reporter.emit({ type: 'warn', code: 'W_SOCKET_SKIPPED', message: `skipped socket ${path} (sockets are created by programs at run time)`, path });
         continue;
       }
-      const existing = byPath.get(path);
-      if (existing) {
-        if (path === '/' && existing.type === 'dir' && se.type === 'dir') byPath.delete(path);
-        else throw new InputError('E_DUPLICATE_ENTRY', `${label}: "${path}" appears twice`, { hint: 'an archive must list each path once' });
-      }
-      checkParents(path);
+      const existing = tree.place(path, se.type);
       const entry: Entry = { path, type: se.type, mode: se.mode & MODE_BITS, uid: se.uid, gid: se.gid, mtime: se.mtime };
       if (se.mtimeNsec) entry.mtimeNsec = se.mtimeNsec;
       if (se.xattrs && Object.keys(se.xattrs).length > 0) {
@@ -208,6 +292,7 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
           if (se.blob) {
             entry.blob = se.blob.hash;
             entry.size = se.blob.size;
+            if (se.blob.sparse) entry.sparse = se.blob.sparse;
             totalSize += se.blob.size;
           } else if (se.local) {
             await storeLocal(entry, se.local, se.size);
@@ -215,7 +300,8 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
             if (se.size !== undefined && se.size <= SMALL_FILE) {
               // A streaming source must be read in order, but small contents can be held in memory
               // and written in the background while the stream moves on.
-              const buf = await collect(se.content);
+              const declared = se.size;
+              const buf = await collect(se.content, declared, () => mismatch(entry, declared, 'more'));
               track(storeBuffer(entry, buf, se.size));
             } else {
               await track(storeStream(entry, se.content, se.size));
@@ -236,14 +322,15 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
           await drain(se.content);
           if (!se.linkName) throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" has no target`);
           const target = normalizeName(se.linkName, label, `hardlink target of "${path}"`);
-          const t = byPath.get(target);
+          const t = target === path ? undefined : byPath.get(target);
           if (!t) {
             throw new InputError('E_HARDLINK_OUTSIDE', `${label}: hardlink "${path}" points at "${target}", which is not an earlier file of the image`);
           }
           if (t.type !== 'file' && t.type !== 'hardlink') {
             throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" points at "${target}", a ${t.type}`);
           }
-          entry.target = target;
+          // Links name the file itself, so replacing the file later keeps them on the old content.
+          entry.target = t.type === 'hardlink' ? t.target : target;
           break;
         }
         case 'char':
@@ -254,7 +341,7 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
         default:
           await drain(se.content);
       }
-      byPath.set(path, entry);
+      tree.set(entry, existing);
       if (++count % 2000 === 0) reporter.emit({ type: 'progress', stage: 'import', done: count, unit: 'entries' });
     }
   } catch (e) {
@@ -265,15 +352,7 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   await Promise.all(pending);
   if (failure) throw failure;
 
-  // Archives may omit directories (and the root); the image needs them to be exportable.
-  for (const path of [...byPath.keys()]) {
-    for (let p = parentPath(path); ; p = parentPath(p)) {
-      if (byPath.has(p)) break;
-      byPath.set(p, { path: p, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
-      if (p === '/') break;
-    }
-  }
-  if (!byPath.has('/')) byPath.set('/', { path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
+  if (!byPath.has('/')) byPath.set('/', implicitDir('/'));
   const entries = sortEntries([...byPath.values()]);
   canonicalizeHardlinks(entries);
   reporter.emit({ type: 'progress', stage: 'import', done: count, total: count, unit: 'entries' });

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { closeSync, constants as fsc, createReadStream, fstatSync, openSync } from 'node:fs';
+import { lstat, open, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { InputError, NotFoundError, InternalError, errnoCode } from '../../lib/errors.js';
 import { encodePath } from '../../lib/path-codec.js';
 import { detectFormat, openDecompressed } from './decompress.js';
 import type { Source, SourceEntry, SourceReadOptions, SourceReader, StoredBlob } from './source.js';
-import { indexTarFile, readTar, type TarMember } from './tar-reader.js';
+import { endOfInput, indexTarFile, readTar, type TarMember } from './tar-reader.js';
 
 /**
  * Container images as sources: an OCI image layout (a directory, or packed in an uncompressed tar
@@ -42,6 +42,13 @@ interface Located {
 interface Container {
   label: string;
   locate(name: string): Promise<Located | undefined>;
+  /** Releases what the container holds open. */
+  close(): void;
+  /** Budget of JSON bytes read from this container (see readJson). */
+  jsonBytes: number;
+  /** Blobs whose digest was checked, and JSON documents parsed, by digest: each is read once. */
+  verified?: Map<string, Located>;
+  parsed?: Map<string, unknown>;
 }
 
 /** "./blobs//sha256/x" → "blobs/sha256/x"; undefined for names leaving the root. */
@@ -51,21 +58,74 @@ function normalizeMember(name: string): string | undefined {
   return n;
 }
 
+const O_DIR = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
+const O_MEMBER = fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY;
+
+/**
+ * An OCI layout or docker save archive unpacked in a directory. Its members (index.json,
+ * manifest.json, blobs, layer tars) are never symlinks and nothing in them is followed: each name
+ * is resolved component by component inside directories held open (through /proc/self/fd, an
+ * openat) with O_NOFOLLOW. A located member stays open, and is read through its descriptor
+ * (/proc/self/fd/N), so what was checked is what is read.
+ */
 function directoryContainer(dir: string): Container {
+  let rootFd: number;
+  try {
+    rootFd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') throw new NotFoundError(`${dir} does not exist`);
+    throw e;
+  }
+  const held: number[] = [rootFd];
+  const located = new Map<string, Located | undefined>();
+  const openIn = (fd: number, name: string, flags: number, member: string): number | undefined => {
+    try {
+      return openSync(Buffer.from(`/proc/self/fd/${fd}/${name}`), flags);
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      if (code === 'ELOOP') {
+        throw new InputError('E_LAYOUT_SYMLINK', `${dir}: "${member}" is or goes through a symlink, which aim does not follow in an image layout`, {
+          hint: 'copy the layout with real files (skopeo copy, or cp -L into a new directory)',
+        });
+      }
+      throw e;
+    }
+  };
   return {
     label: dir,
+    jsonBytes: 0,
     async locate(name) {
       const n = normalizeMember(name);
       if (n === undefined || n === '') return undefined;
-      let st: Stats;
+      if (located.has(n)) return located.get(n);
+      const parts = n.split('/');
+      let fd = rootFd;
+      let result: Located | undefined;
       try {
-        st = await stat(join(dir, n));
-      } catch (e) {
-        if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return undefined;
-        throw e;
+        for (const [i, part] of parts.entries()) {
+          const last = i === parts.length - 1;
+          const next = openIn(fd, part, last ? O_MEMBER : O_DIR, n);
+          if (fd !== rootFd) closeSync(fd);
+          fd = rootFd;
+          if (next === undefined) break;
+          fd = next;
+          if (!last) continue;
+          const st = fstatSync(next);
+          if (st.isFile()) {
+            held.push(next);
+            result = { file: `/proc/self/fd/${next}`, start: 0, length: st.size, label: join(dir, n) };
+          } else closeSync(next);
+          fd = rootFd;
+        }
+      } finally {
+        if (fd !== rootFd) closeSync(fd);
       }
-      if (!st.isFile()) return undefined;
-      return { file: join(dir, n), start: 0, length: st.size, label: join(dir, n) };
+      located.set(n, result);
+      return result;
+    },
+    close() {
+      for (const fd of held.splice(0)) closeSync(fd);
     },
   };
 }
@@ -89,15 +149,18 @@ async function tarContainer(path: string): Promise<Container> {
       const target = normalizeMember(m.linkName.toString('latin1'));
       return target === undefined ? undefined : resolve(target, depth + 1);
     }
-    return m.type === 'file' ? m : undefined;
+    // A sparse member's data is not its content: no layout writes blobs that way.
+    return m.type === 'file' && !m.content ? m : undefined;
   };
   return {
     label: path,
+    jsonBytes: 0,
     async locate(name) {
       const n = normalizeMember(name);
       const m = n === undefined ? undefined : resolve(n, 0);
       return m && { file: path, start: m.dataOffset, length: m.dataSize, label: `${path}:${n}` };
     },
+    close() {},
   };
 }
 
@@ -144,6 +207,12 @@ interface Descriptor {
 }
 
 const MAX_JSON = 16 << 20;
+/** JSON read from one layout or archive at most, all documents together. */
+const MAX_JSON_TOTAL = 64 << 20;
+/** Descriptors (index entries) visited at most while choosing the image. */
+const MAX_DESCRIPTORS = 10_000;
+/** Layers of one image at most (overlay filesystems stop at 128). */
+const MAX_LAYERS = 1000;
 
 function badManifest(label: string, what: string): InputError {
   return new InputError('E_BAD_MANIFEST', `${label}: ${what}`, { hint: 'the image layout or archive is malformed' });
@@ -186,6 +255,11 @@ function mismatch(label: string, what: string): InputError {
 /** Locates a blob by digest and checks its size and digest. */
 async function verifiedBlob(c: Container, desc: Descriptor, what: string): Promise<Located> {
   const { alg, hex } = parseDigest(desc.digest, `${c.label}: ${what}`);
+  const known = c.verified?.get(desc.digest);
+  if (known) {
+    if (desc.size !== undefined && desc.size !== known.length) throw mismatch(known.label, `${what} ${desc.digest} is ${known.length} bytes, a descriptor says ${desc.size}`);
+    return known;
+  }
   const at = await c.locate(`blobs/${alg}/${hex}`);
   if (!at) {
     throw new InputError('E_MISSING_BLOB', `${c.label}: ${what} ${desc.digest} is not in the layout`, {
@@ -197,16 +271,31 @@ async function verifiedBlob(c: Container, desc: Descriptor, what: string): Promi
   }
   const actual = await hashRange(at, alg);
   if (actual !== hex) throw mismatch(at.label, `${what} has digest ${alg}:${actual}, the manifest says ${desc.digest}`);
+  (c.verified ??= new Map()).set(desc.digest, at);
   return at;
 }
 
-async function readJson(at: Located): Promise<unknown> {
+/** A blob holding JSON, checked and parsed once per digest. */
+async function jsonBlob(c: Container, desc: Descriptor, what: string): Promise<{ json: unknown; label: string }> {
+  const at = await verifiedBlob(c, desc, what);
+  const cache = (c.parsed ??= new Map());
+  if (!cache.has(desc.digest)) cache.set(desc.digest, await readJson(c, at));
+  return { json: cache.get(desc.digest), label: at.label };
+}
+
+/**
+ * A JSON document of the layout. Its size is bounded (alone and with every other one read), and a
+ * parse error never quotes the content: a layout is untrusted, and error messages are shown.
+ */
+async function readJson(c: Container, at: Located): Promise<unknown> {
   if (at.length > MAX_JSON) throw badManifest(at.label, `JSON document of ${at.length} bytes is too large`);
+  c.jsonBytes += at.length;
+  if (c.jsonBytes > MAX_JSON_TOTAL) throw badManifest(c.label, `its JSON documents add up to more than ${MAX_JSON_TOTAL} bytes`);
+  const text = (await readRange(at)).toString('utf8');
   try {
-    return JSON.parse((await readRange(at)).toString('utf8')) as unknown;
-  } catch (e) {
-    if (e instanceof InputError) throw e;
-    throw badManifest(at.label, `not valid JSON (${(e as Error).message})`);
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw badManifest(at.label, 'not valid JSON');
   }
 }
 
@@ -214,6 +303,10 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 function asDescriptor(v: unknown, label: string): Descriptor {
   if (!isObject(v) || typeof v.digest !== 'string') throw badManifest(label, 'descriptor without a digest');
+  if (v.size !== undefined && (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0)) {
+    throw badManifest(label, `descriptor ${v.digest.slice(0, 80)} has an invalid size`);
+  }
+  if (v.mediaType !== undefined && typeof v.mediaType !== 'string') throw badManifest(label, 'descriptor with a non-string mediaType');
   return v as unknown as Descriptor;
 }
 
@@ -254,25 +347,38 @@ function parsePlatform(p: string): { os: string; architecture: string; variant?:
 
 const platformName = (p: Candidate['platform']) => (p ? [p.os ?? '?', p.architecture ?? '?', p.variant].filter(Boolean).join('/') : 'unknown platform');
 
-async function collectCandidates(c: Container, index: unknown, label: string, inherited: string[], depth: number): Promise<Candidate[]> {
+/**
+ * The images an index lists, through nested indexes. Each index is expanded once, however often
+ * it is listed, and the walk stops at MAX_DESCRIPTORS: an index fanning out to itself or to
+ * thousands of others cannot make it loop or run long.
+ */
+async function collectCandidates(
+  c: Container,
+  index: unknown,
+  label: string,
+  inherited: string[],
+  depth: number,
+  walk = { seen: new Set<string>(), descriptors: 0 },
+): Promise<Candidate[]> {
   if (!isObject(index) || !Array.isArray(index.manifests)) throw badManifest(label, 'image index without a "manifests" list');
   const out: Candidate[] = [];
   for (const raw of index.manifests) {
+    if (++walk.descriptors > MAX_DESCRIPTORS) throw badManifest(c.label, `its image indexes list more than ${MAX_DESCRIPTORS} descriptors`);
     const d = asDescriptor(raw, label);
     if (d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest') continue;
     const refs = [...inherited, ...refsOf(d)];
     let type = d.mediaType;
-    let parsed: unknown;
     if (!type || (!INDEX_TYPES.has(type) && !MANIFEST_TYPES.has(type))) {
       if (type) continue; // artifacts, signatures: not images
-      const at = await verifiedBlob(c, d, 'manifest');
-      parsed = await readJson(at);
-      type = isObject(parsed) && Array.isArray(parsed.manifests) ? OCI_INDEX : OCI_MANIFEST;
+      const { json } = await jsonBlob(c, d, 'manifest');
+      type = isObject(json) && Array.isArray(json.manifests) ? OCI_INDEX : OCI_MANIFEST;
     }
     if (INDEX_TYPES.has(type)) {
       if (depth >= 4) throw badManifest(label, 'image indexes nested too deeply');
-      const at = await verifiedBlob(c, d, 'image index');
-      out.push(...(await collectCandidates(c, parsed ?? (await readJson(at)), at.label, refs, depth + 1)));
+      if (walk.seen.has(d.digest)) continue; // its images are listed already
+      walk.seen.add(d.digest);
+      const nested = await jsonBlob(c, d, 'image index');
+      out.push(...(await collectCandidates(c, nested.json, nested.label, refs, depth + 1, walk)));
     } else {
       if (d.platform?.os === 'unknown') continue;
       out.push({ desc: d, refs, platform: d.platform });
@@ -282,12 +388,12 @@ async function collectCandidates(c: Container, index: unknown, label: string, in
 }
 
 async function loadManifest(c: Container, d: Descriptor): Promise<{ manifest: ImageManifest; label: string }> {
-  const at = await verifiedBlob(c, d, 'image manifest');
-  const m = await readJson(at);
-  if (!isObject(m) || !Array.isArray(m.layers)) throw badManifest(at.label, 'image manifest without a "layers" list');
+  const { json: m, label } = await jsonBlob(c, d, 'image manifest');
+  if (!isObject(m) || !Array.isArray(m.layers)) throw badManifest(label, 'image manifest without a "layers" list');
+  if (m.layers.length > MAX_LAYERS) throw badManifest(label, `the image has ${m.layers.length} layers, more than ${MAX_LAYERS}`);
   return {
-    manifest: { config: m.config === undefined ? undefined : asDescriptor(m.config, at.label), layers: m.layers.map((l) => asDescriptor(l, at.label)) },
-    label: at.label,
+    manifest: { config: m.config === undefined ? undefined : asDescriptor(m.config, label), layers: m.layers.map((l) => asDescriptor(l, label)) },
+    label,
   };
 }
 
@@ -295,9 +401,10 @@ async function platformOf(c: Container, cand: Candidate): Promise<Candidate['pla
   if (cand.platform?.os && cand.platform.architecture) return cand.platform;
   const { manifest } = await loadManifest(c, cand.desc);
   if (!manifest.config) return undefined;
-  const cfg = await readJson(await verifiedBlob(c, manifest.config, 'image config'));
+  const { json: cfg } = await jsonBlob(c, manifest.config, 'image config');
   if (!isObject(cfg)) return undefined;
-  return { os: cfg.os as string | undefined, architecture: cfg.architecture as string | undefined, variant: cfg.variant as string | undefined };
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return { os: text(cfg.os), architecture: text(cfg.architecture), variant: text(cfg.variant) };
 }
 
 async function chooseImage(c: Container, options: OciReadOptions): Promise<Candidate> {
@@ -307,7 +414,7 @@ async function chooseImage(c: Container, options: OciReadOptions): Promise<Candi
       hint: (await c.locate('manifest.json')) ? 'this is a docker save archive: import it as docker-archive' : undefined,
     });
   }
-  const all = await collectCandidates(c, await readJson(indexAt), indexAt.label, [], 0);
+  const all = await collectCandidates(c, await readJson(c, indexAt), indexAt.label, [], 0);
   // The same manifest listed twice (under two tags) is one image.
   const unique = (list: Candidate[]) => list.filter((x, i) => list.findIndex((o) => o.desc.digest === x.desc.digest) === i);
   const describe = async (list: Candidate[]) =>
@@ -370,10 +477,19 @@ function components(name: Buffer, label: string): string[] {
   return parts;
 }
 
-function dirChild(parent: Node, name: string): Node {
+/**
+ * The directory `name` of a layer being read, made when only implied. A layer is one tar: as in
+ * ingest, nothing may lie below a non-directory of the same layer (in a lower layer it is simply
+ * replaced).
+ */
+function dirChild(parent: Node, name: string, where: () => string): Node {
   parent.children ??= new Map();
   let n = parent.children.get(name);
-  if (!n || !isDir(n)) {
+  if (n && !isDir(n)) {
+    const type = n.inode ? 'file' : n.entry!.type;
+    throw new InputError(type === 'symlink' ? 'E_PATH_THROUGH_SYMLINK' : 'E_NOT_A_DIRECTORY', `${where()}, which the same layer lists as a ${type}`);
+  }
+  if (!n) {
     n = { children: new Map() };
     parent.children.set(name, n);
   }
@@ -448,7 +564,9 @@ async function applyLayer(root: Node, layer: LayerSource, storeBlob: NonNullable
       }
       const base = parts[parts.length - 1]!;
       let parent = upper;
-      for (const p of parts.slice(0, -1)) parent = dirChild(parent, p);
+      for (const [i, p] of parts.slice(0, -1).entries()) {
+        parent = dirChild(parent, p, () => `${label}: layer entry "${encodePath(e.name)}" is below "${parts.slice(0, i + 1).join('/')}"`);
+      }
       if (base.startsWith(WH)) {
         if (base === OPAQUE) parent.opaque = true;
         else if (!base.startsWith(WH + WH)) (parent.whiteouts ??= new Set()).add(base.slice(WH.length));
@@ -456,6 +574,14 @@ async function applyLayer(root: Node, layer: LayerSource, storeBlob: NonNullable
       }
       parent.children ??= new Map();
       const existing = parent.children.get(base);
+      if (e.type !== 'dir' && existing && isDir(existing) && (existing.children?.size || existing.whiteouts?.size || existing.opaque)) {
+        const child = existing.children?.keys().next().value;
+        throw new InputError(
+          'E_CONFLICTING_ENTRIES',
+          `${label}: layer entry "${encodePath(e.name)}" is a ${e.type} but the same layer lists ${child ? `"${encodePath(e.name)}/${child}"` : 'whiteouts'} below it as a directory`,
+          { hint: 'the layer contradicts itself; rebuild the image' },
+        );
+      }
       let node: Node;
       switch (e.type) {
         case 'dir':
@@ -487,7 +613,7 @@ async function applyLayer(root: Node, layer: LayerSource, storeBlob: NonNullable
       }
       parent.children.set(base, node);
     }
-    await d.done;
+    await endOfInput(d, input[Symbol.asyncIterator]());
     ok = true;
   } finally {
     if (!ok) d.close();
@@ -567,19 +693,23 @@ function checkLayerType(d: Descriptor, label: string): void {
 /** Reads the chosen image of an OCI layout (directory or uncompressed tar) as its final tree. */
 export async function* readOciImage(path: string, options: OciReadOptions = {}): AsyncGenerator<SourceEntry> {
   const c = await openContainer(path);
-  const layoutAt = await c.locate('oci-layout');
-  if (layoutAt) {
-    const layout = await readJson(layoutAt);
-    if (!isObject(layout) || typeof layout.imageLayoutVersion !== 'string') throw badManifest(layoutAt.label, 'oci-layout has no imageLayoutVersion');
+  try {
+    const layoutAt = await c.locate('oci-layout');
+    if (layoutAt) {
+      const layout = await readJson(c, layoutAt);
+      if (!isObject(layout) || typeof layout.imageLayoutVersion !== 'string') throw badManifest(layoutAt.label, 'oci-layout has no imageLayoutVersion');
+    }
+    const chosen = await chooseImage(c, options);
+    const { manifest, label } = await loadManifest(c, chosen.desc);
+    const layers: LayerSource[] = [];
+    for (const l of manifest.layers) {
+      checkLayerType(l, label);
+      layers.push({ at: await verifiedBlob(c, l, 'layer') });
+    }
+    yield* applyLayers(layers, options);
+  } finally {
+    c.close();
   }
-  const chosen = await chooseImage(c, options);
-  const { manifest, label } = await loadManifest(c, chosen.desc);
-  const layers: LayerSource[] = [];
-  for (const l of manifest.layers) {
-    checkLayerType(l, label);
-    layers.push({ at: await verifiedBlob(c, l, 'layer') });
-  }
-  yield* applyLayers(layers, options);
 }
 
 interface DockerManifestItem {
@@ -591,52 +721,57 @@ interface DockerManifestItem {
 /** Reads the chosen image of a `docker save` archive (or such an archive unpacked in a directory). */
 export async function* readDockerArchive(path: string, options: OciReadOptions = {}): AsyncGenerator<SourceEntry> {
   const c = await openContainer(path);
-  const manifestAt = await c.locate('manifest.json');
-  if (!manifestAt) {
-    throw new InputError('E_NOT_DOCKER_ARCHIVE', `${c.label}: no manifest.json, so not a docker save archive`, {
-      hint: (await c.locate('index.json')) ? 'this is an OCI image layout: import it as oci' : undefined,
-    });
-  }
-  const items = await readJson(manifestAt);
-  if (!Array.isArray(items) || items.some((x) => !isObject(x) || typeof x.Config !== 'string' || !Array.isArray(x.Layers))) {
-    throw badManifest(manifestAt.label, 'expected a list of {Config, RepoTags, Layers}');
-  }
-  let picked = items as DockerManifestItem[];
-  const tags = (x: DockerManifestItem) => x.RepoTags ?? [];
-  if (options.ref) {
-    picked = picked.filter((x) => tags(x).some((t) => refMatches(t, options.ref!)));
-    if (picked.length === 0) throw new InputError('E_IMAGE_NOT_FOUND', `${c.label}: no image "${options.ref}"; it holds: ${(items as DockerManifestItem[]).map((x) => tags(x).join(' ') || x.Config).join(', ')}`);
-  }
-  if (picked.length === 0) throw new InputError('E_IMAGE_NOT_FOUND', `${c.label}: the archive holds no image`);
-  if (picked.length > 1) {
-    throw new InputError('E_AMBIGUOUS_IMAGE', `${c.label} holds several images: ${picked.map((x) => tags(x).join(' ') || x.Config).join(', ')}`, {
-      hint: 'choose one with a ref (repository:tag)',
-    });
-  }
-  const item = picked[0]!;
-  const digestIn = (name: string) => /(?:^|\/)(?:blobs\/sha256\/)?([a-f0-9]{64})(?:\.json|\.tar)?$/.exec(name)?.[1];
-  const configAt = await c.locate(item.Config);
-  if (!configAt) throw new InputError('E_MISSING_BLOB', `${c.label}: image config ${item.Config} is missing`);
-  const configDigest = digestIn(item.Config);
-  if (configDigest && (await hashRange(configAt, 'sha256')) !== configDigest) throw mismatch(configAt.label, `image config does not match its digest ${configDigest}`);
-  const config = await readJson(configAt);
-  const diffIds = isObject(config) && isObject(config.rootfs) && Array.isArray(config.rootfs.diff_ids) ? (config.rootfs.diff_ids as unknown[]) : [];
-  if (diffIds.length > 0 && diffIds.length !== item.Layers.length) {
-    throw badManifest(configAt.label, `config lists ${diffIds.length} layers, manifest.json ${item.Layers.length}`);
-  }
-  const layers: LayerSource[] = [];
-  for (const [i, name] of item.Layers.entries()) {
-    const at = await c.locate(name);
-    if (!at) throw new InputError('E_MISSING_BLOB', `${c.label}: layer ${name} is missing`);
-    const diffId = typeof diffIds[i] === 'string' ? (diffIds[i] as string) : undefined;
-    const blobDigest = /(?:^|\/)blobs\/sha256\/([a-f0-9]{64})$/.exec(name)?.[1];
-    if (blobDigest) {
-      const actual = await hashRange(at, 'sha256');
-      if (actual !== blobDigest) throw mismatch(at.label, `layer has digest sha256:${actual}, its name says sha256:${blobDigest}`);
+  try {
+    const manifestAt = await c.locate('manifest.json');
+    if (!manifestAt) {
+      throw new InputError('E_NOT_DOCKER_ARCHIVE', `${c.label}: no manifest.json, so not a docker save archive`, {
+        hint: (await c.locate('index.json')) ? 'this is an OCI image layout: import it as oci' : undefined,
+      });
     }
-    layers.push({ at, diffId });
+    const items = await readJson(c, manifestAt);
+    if (!Array.isArray(items) || items.some((x) => !isObject(x) || typeof x.Config !== 'string' || !Array.isArray(x.Layers) || x.Layers.some((l) => typeof l !== 'string'))) {
+      throw badManifest(manifestAt.label, 'expected a list of {Config, RepoTags, Layers}');
+    }
+    let picked = items as DockerManifestItem[];
+    const tags = (x: DockerManifestItem) => x.RepoTags ?? [];
+    if (options.ref) {
+      picked = picked.filter((x) => tags(x).some((t) => refMatches(t, options.ref!)));
+      if (picked.length === 0) throw new InputError('E_IMAGE_NOT_FOUND', `${c.label}: no image "${options.ref}"; it holds: ${(items as DockerManifestItem[]).map((x) => tags(x).join(' ') || x.Config).join(', ')}`);
+    }
+    if (picked.length === 0) throw new InputError('E_IMAGE_NOT_FOUND', `${c.label}: the archive holds no image`);
+    if (picked.length > 1) {
+      throw new InputError('E_AMBIGUOUS_IMAGE', `${c.label} holds several images: ${picked.map((x) => tags(x).join(' ') || x.Config).join(', ')}`, {
+        hint: 'choose one with a ref (repository:tag)',
+      });
+    }
+    const item = picked[0]!;
+    if (item.Layers.length > MAX_LAYERS) throw badManifest(manifestAt.label, `the image has ${item.Layers.length} layers, more than ${MAX_LAYERS}`);
+    const digestIn = (name: string) => /(?:^|\/)(?:blobs\/sha256\/)?([a-f0-9]{64})(?:\.json|\.tar)?$/.exec(name)?.[1];
+    const configAt = await c.locate(item.Config);
+    if (!configAt) throw new InputError('E_MISSING_BLOB', `${c.label}: image config ${item.Config} is missing`);
+    const configDigest = digestIn(item.Config);
+    if (configDigest && (await hashRange(configAt, 'sha256')) !== configDigest) throw mismatch(configAt.label, `image config does not match its digest ${configDigest}`);
+    const config = await readJson(c, configAt);
+    const diffIds = isObject(config) && isObject(config.rootfs) && Array.isArray(config.rootfs.diff_ids) ? (config.rootfs.diff_ids as unknown[]) : [];
+    if (diffIds.length > 0 && diffIds.length !== item.Layers.length) {
+      throw badManifest(configAt.label, `config lists ${diffIds.length} layers, manifest.json ${item.Layers.length}`);
+    }
+    const layers: LayerSource[] = [];
+    for (const [i, name] of item.Layers.entries()) {
+      const at = await c.locate(name);
+      if (!at) throw new InputError('E_MISSING_BLOB', `${c.label}: layer ${name} is missing`);
+      const diffId = typeof diffIds[i] === 'string' ? (diffIds[i] as string) : undefined;
+      const blobDigest = /(?:^|\/)blobs\/sha256\/([a-f0-9]{64})$/.exec(name)?.[1];
+      if (blobDigest) {
+        const actual = await hashRange(at, 'sha256');
+        if (actual !== blobDigest) throw mismatch(at.label, `layer has digest sha256:${actual}, its name says sha256:${blobDigest}`);
+      }
+      layers.push({ at, diffId });
+    }
+    yield* applyLayers(layers, options);
+  } finally {
+    c.close();
   }
-  yield* applyLayers(layers, options);
 }
 
 /** The SourceReader for OCI image layouts, as directories or uncompressed tars (kind 'oci'). */
@@ -680,9 +815,10 @@ export async function detectArchiveKind(path: string): Promise<ArchiveKind> {
     throw e;
   });
   if (st.isDirectory()) {
-    const c = directoryContainer(path);
-    if ((await c.locate('oci-layout')) && (await c.locate('index.json'))) return 'oci';
-    if (await c.locate('manifest.json')) return 'docker-archive';
+    // By name only, never following: a layout member that is a symlink is then refused by the reader.
+    const has = async (name: string) => (await lstat(join(path, name)).catch(() => undefined)) !== undefined;
+    if ((await has('oci-layout')) && (await has('index.json'))) return 'oci';
+    if (await has('manifest.json')) return 'docker-archive';
     return 'dir';
   }
   const names = new Set<string>();

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Reporter } from '../../lib/reporter.js';
 import type { EntryType } from '../model/entry.js';
+import type { ContentChunk, DataExtent } from '../model/sparse.js';
 
 /**
  * What every source reader (directory, tar, OCI, disk image) yields: entries in source order with
@@ -26,10 +27,11 @@ export interface SourceEntry {
   /** Extended attributes with binary values (security.capability is binary). */
   xattrs?: Record<string, Buffer>;
   /**
-   * Regular files: the content. Streaming readers (tar) require it to be consumed before the next
-   * entry is requested; ingest always consumes it.
+   * Regular files: the content, data chunks and the holes the reader knows of (a GNU sparse map,
+   * unallocated blocks). Streaming readers (tar) require it to be consumed before the next entry
+   * is requested; ingest always consumes it.
    */
-  content?: Readable | AsyncIterable<Buffer>;
+  content?: Readable | AsyncIterable<ContentChunk>;
   /**
    * Regular files whose content is a local file, or a byte range of one (an uncompressed tar's
    * member): ingest stores it with BlobStore.putLocal, without going through `content`.
@@ -39,12 +41,14 @@ export interface SourceEntry {
    * Regular files whose content the reader already stored through `SourceReadOptions.storeBlob`
    * (readers that must look at all input before they know the final tree, such as OCI layers).
    */
-  blob?: StoredBlob;
+  blob?: StoredContent;
 }
 
 export interface LocalContent {
-  /** Path of the file (bytes, so names that are not UTF-8 work). */
-  path: string | Buffer;
+  /** Path of the file (bytes, so names that are not UTF-8 work); ignored when `fd` is given. */
+  path?: string | Buffer;
+  /** An open file descriptor to read instead (positional reads; the reader keeps and closes it). */
+  fd?: number;
   /** Where the content starts (default 0). */
   offset?: number;
   /** Length of the content (default: up to the end of the file). */
@@ -54,6 +58,16 @@ export interface LocalContent {
 export interface StoredBlob {
   hash: string;
   size: number;
+}
+
+/**
+ * Content stored as a blob. `size` is the content's (apparent) size; content with holes carries
+ * its data extents in `sparse` and its blob holds only those bytes (see model/sparse.ts).
+ */
+export interface StoredContent {
+  hash: string;
+  size: number;
+  sparse?: DataExtent[];
 }
 
 export type Source = AsyncIterable<SourceEntry>;
@@ -69,8 +83,8 @@ export interface SourceReadOptions {
   reporter?: Reporter;
   /** Scratch directory inside the repository for readers that must stage data. */
   scratchDir?: string;
-  /** Stores content in the repository's blob store and returns its hash and size. */
-  storeBlob?: (content: Readable | AsyncIterable<Buffer>) => Promise<StoredBlob>;
+  /** Stores content in the repository's blob store (holes kept as holes) and returns what it stored. */
+  storeBlob?: (content: Readable | AsyncIterable<ContentChunk>) => Promise<StoredContent>;
   /** Disk images: the partition number holding the root filesystem. */
   partition?: number;
   /** Multi-image archives (OCI, docker): the image name[:tag] to read. */

@@ -5,7 +5,9 @@ import { InputError, InternalError } from '../../lib/errors.js';
 import { readFullSync } from '../../lib/fs.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { EntryType } from '../model/entry.js';
-import { detectFormat, openDecompressed } from './decompress.js';
+import type { ContentChunk } from '../model/sparse.js';
+import { detectFormat, openDecompressed, type DecompressedInput } from './decompress.js';
+import { checkSparseMap, MapTextParser, OldGnuSparseParser, paxSparse, SparseMapError, sparseChunks, type SparseHeader, type SparseMap } from './tar-sparse.js';
 import type { Source, SourceEntry, SourceReadOptions, SourceReader } from './source.js';
 
 /**
@@ -86,19 +88,21 @@ function cString(b: Buffer, off: number, len: number): Buffer {
   return Buffer.from(b.subarray(off, end));
 }
 
-/** Octal (ASCII, space/NUL padded) or GNU base-256 number. */
-function parseNumber(b: Buffer, off: number, len: number, field: string, ctx: Ctx): number {
+/**
+ * Octal (ASCII, space/NUL padded) or GNU base-256 number: a two's complement big-endian number
+ * over the whole field whose first byte has its top bit set as a marker (0x80 positive, 0xff
+ * negative); it is read exactly (BigInt) and refused beyond a safe integer. Only times may be
+ * negative.
+ */
+function parseNumber(b: Buffer, off: number, len: number, field: string, ctx: Ctx, allowNegative = false): number {
   const first = b[off]!;
   if (first & 0x80) {
-    // Two's complement: for negative numbers (first byte 0xff) sum the inverted bytes.
-    const negative = first === 0xff;
-    let v = 0;
-    for (let i = 1; i < len; i++) {
-      const byte = b[off + i]!;
-      v = v * 256 + (negative ? byte ^ 0xff : byte);
-      if (v > Number.MAX_SAFE_INTEGER) throw corrupt(ctx, `${field} is out of range`);
-    }
-    return negative ? -(v + 1) : v;
+    let v = BigInt(first & 0x7f);
+    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(b[off + i]!);
+    if (first & 0x40) v -= 1n << BigInt(8 * len - 1);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw corrupt(ctx, `${field} ${v} is out of range`);
+    if (v < 0n && !allowNegative) throw corrupt(ctx, `${field} ${v} is negative`);
+    return Number(v);
   }
   let i = off;
   const end = off + len;
@@ -149,7 +153,7 @@ function parseHeader(b: Buffer, ctx: Ctx): RawHeader | null {
     uid: parseNumber(b, 108, 8, 'uid', ctx),
     gid: parseNumber(b, 116, 8, 'gid', ctx),
     size: parseNumber(b, 124, 12, 'size', ctx),
-    mtime: parseNumber(b, 136, 12, 'mtime', ctx),
+    mtime: parseNumber(b, 136, 12, 'mtime', ctx, true),
     typeflag: b[156]!,
     linkName: cString(b, 157, 100),
     devMajor: flavour === 'v7' ? 0 : parseNumber(b, 329, 8, 'devmajor', ctx),
@@ -159,8 +163,15 @@ function parseHeader(b: Buffer, ctx: Ctx): RawHeader | null {
 }
 
 /** pax extended header records: "<len> <key>=<value>\n"; values stay raw bytes. */
-function parsePax(buf: Buffer, ctx: Ctx): Map<string, Buffer> {
+interface PaxRecords {
+  records: Map<string, Buffer>;
+  /** GNU sparse 0.0 lists its map as repeated GNU.sparse.offset / GNU.sparse.numbytes records, in order. */
+  pairs: number[];
+}
+
+function parsePax(buf: Buffer, ctx: Ctx): PaxRecords {
   const out = new Map<string, Buffer>();
+  const pairs: number[] = [];
   let pos = 0;
   while (pos < buf.length) {
     if (buf[pos] === 0) break; // NUL padding written by some tools
@@ -176,10 +187,15 @@ function parsePax(buf: Buffer, ctx: Ctx): Map<string, Buffer> {
     }
     const eq = buf.indexOf(0x3d, p + 1);
     if (eq < 0 || eq >= pos + len - 1) throw corrupt(ctx, `pax record without "=" at offset ${pos}`);
-    out.set(buf.toString('utf8', p + 1, eq), Buffer.from(buf.subarray(eq + 1, pos + len - 1)));
+    const key = buf.toString('utf8', p + 1, eq);
+    const value = Buffer.from(buf.subarray(eq + 1, pos + len - 1));
+    if (key === 'GNU.sparse.offset' || key === 'GNU.sparse.numbytes') {
+      if ((key === 'GNU.sparse.offset') !== (pairs.length % 2 === 0)) throw corrupt(ctx, 'GNU.sparse.offset and numbytes records do not alternate');
+      pairs.push(paxInt(value, key, ctx));
+    } else out.set(key, value);
     pos += len;
   }
-  return out;
+  return { records: out, pairs };
 }
 
 function paxInt(v: Buffer, key: string, ctx: Ctx): number {
@@ -225,6 +241,7 @@ const TYPES: Record<string, EntryType | undefined> = {
   '5': 'dir',
   '6': 'fifo',
   D: 'dir', // GNU incremental dump directory: its data (a name list) is skipped
+  S: 'file', // old GNU sparse file: its map is in the header (and extension blocks after it)
 };
 
 /** Extension headers seen before the entry they describe. */
@@ -232,7 +249,7 @@ interface Pending {
   headerOffset?: number;
   longName?: Buffer;
   longLink?: Buffer;
-  pax?: Map<string, Buffer>;
+  pax?: PaxRecords;
 }
 
 type HeaderKind = 'entry' | 'pax' | 'global' | 'longname' | 'longlink' | 'skip';
@@ -252,10 +269,6 @@ function headerKind(h: RawHeader, ctx: Ctx): HeaderKind {
       return 'longlink';
     case 'V': // volume label
       return 'skip';
-    case 'S':
-      throw new InputError('E_UNSUPPORTED_SPARSE', `${ctx.label}: "${encodePath(h.name)}" is a GNU sparse file, which aim does not read`, {
-        hint: 'recreate the archive without --sparse (-S)',
-      });
     case 'M':
     case 'N':
       throw new InputError('E_UNSUPPORTED_ENTRY', `${ctx.label}: GNU ${t === 'M' ? 'multi-volume' : 'old long-name'} header at byte ${ctx.offset} is not supported`);
@@ -267,10 +280,14 @@ function headerKind(h: RawHeader, ctx: Ctx): HeaderKind {
   }
 }
 
-/** Combines a header with preceding extension headers into a SourceEntry (without content). */
-function buildEntry(h: RawHeader, pending: Pending, global: Map<string, Buffer>, ctx: Ctx): { entry: SourceEntry; dataSize: number } {
+/**
+ * Combines a header with preceding extension headers into a SourceEntry (without content).
+ * `dataSize` is what the archive holds for the entry; `sparse` is set for GNU pax sparse members
+ * (the old GNU 'S' header's map is read by the caller, it follows the header).
+ */
+function buildEntry(h: RawHeader, pending: Pending, global: Map<string, Buffer>, ctx: Ctx): { entry: SourceEntry; dataSize: number; sparse?: SparseHeader } {
   const pax = new Map(global);
-  for (const [k, v] of pending.pax ?? []) {
+  for (const [k, v] of pending.pax?.records ?? []) {
     if (v.length === 0) pax.delete(k);
     else pax.set(k, v);
   }
@@ -316,11 +333,6 @@ function buildEntry(h: RawHeader, pending: Pending, global: Map<string, Buffer>,
       default:
         if (key.startsWith('SCHILY.xattr.')) (xattrs ??= {})[key.slice(13)] = v;
         else if (key.startsWith('LIBARCHIVE.xattr.')) libarchiveXattrs[urlDecode(key.slice(17))] = Buffer.from(v.toString('latin1'), 'base64');
-        else if (key.startsWith('GNU.sparse.')) {
-          throw new InputError('E_UNSUPPORTED_SPARSE', `${ctx.label}: "${encodePath(name)}" is a GNU sparse file, which aim does not read`, {
-            hint: 'recreate the archive without --sparse (-S)',
-          });
-        }
     }
   }
   // SCHILY values are the raw bytes; LIBARCHIVE ones only fill in names SCHILY did not give.
@@ -330,26 +342,47 @@ function buildEntry(h: RawHeader, pending: Pending, global: Map<string, Buffer>,
   // Old (pre-POSIX) archives mark directories only by a trailing slash.
   if (type === 'file' && (h.typeflag === 0 || h.flavour === 'v7') && name.length > 0 && name[name.length - 1] === 0x2f) type = 'dir';
 
+  let sparse: SparseHeader | undefined;
+  if (type === 'file') {
+    try {
+      sparse = paxSparse(pax, pending.pax?.pairs ?? [], (v, what) => paxInt(v, what, ctx));
+    } catch (e) {
+      throw badSparse(ctx, name, e);
+    }
+    const real = pax.get('GNU.sparse.name');
+    if (sparse && real) name = real;
+  }
   const entry: SourceEntry = { name, type, mode: h.mode & 0o7777, uid, gid, mtime };
   if (mtimeNsec) entry.mtimeNsec = mtimeNsec;
   if (xattrs) entry.xattrs = xattrs;
-  if (type === 'file') entry.size = size;
+  if (type === 'file') entry.size = sparse ? sparse.realSize : size;
   if (type === 'symlink' || type === 'hardlink') entry.linkName = linkName;
   if (type === 'char' || type === 'block') {
     entry.devMajor = devMajor;
     entry.devMinor = devMinor;
   }
-  return { entry, dataSize: size };
+  return { entry, dataSize: size, sparse };
 }
 
-function mergeGlobal(global: Map<string, Buffer>, records: Map<string, Buffer>): Map<string, Buffer> {
+function badSparse(ctx: Ctx, name: Buffer, e: unknown): unknown {
+  if (!(e instanceof SparseMapError)) return e;
+  return corrupt(ctx, `sparse file "${encodePath(name)}": ${e.message}`);
+}
+
+/** Global pax records kept at most (they apply to every later entry, so they must stay small). */
+const MAX_GLOBAL = 1 << 20;
+
+function mergeGlobal(global: Map<string, Buffer>, pax: PaxRecords, ctx: Ctx): Map<string, Buffer> {
   const next = new Map(global);
-  for (const [k, v] of records) {
-    // A global path, link or size cannot sensibly apply to every later entry.
-    if (k === 'path' || k === 'linkpath' || k === 'size') continue;
+  for (const [k, v] of pax.records) {
+    // A global path, link, size or sparse map cannot sensibly apply to every later entry.
+    if (k === 'path' || k === 'linkpath' || k === 'size' || k.startsWith('GNU.sparse.')) continue;
     if (v.length === 0) next.delete(k);
     else next.set(k, v);
   }
+  let bytes = 0;
+  for (const [k, v] of next) bytes += k.length + v.length;
+  if (bytes > MAX_GLOBAL) throw corrupt(ctx, `global pax headers add up to ${bytes} bytes, more than ${MAX_GLOBAL}`);
   return next;
 }
 
@@ -429,39 +462,40 @@ class ByteReader {
   }
 }
 
-/** One file's content: must be read before the next entry is requested, or it is skipped. */
-class EntryContent implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
+/**
+ * One file's content (data chunks, and holes of a sparse member): must be read before the next
+ * entry is requested, or it is skipped.
+ */
+class EntryContent implements AsyncIterable<ContentChunk>, AsyncIterator<ContentChunk> {
+  /** Bytes of the member's data in the archive not read yet. */
   remaining: number;
   private inFlight: Promise<unknown> | undefined;
   private detached = false;
+  private readonly inner: AsyncGenerator<ContentChunk>;
 
-  constructor(
-    private readonly reader: ByteReader,
-    readonly size: number,
-    private readonly label: string,
-    private readonly name: Buffer,
-  ) {
-    this.remaining = size;
+  constructor(reader: ByteReader, dataSize: number, label: string, private readonly name: Buffer, map?: SparseMap) {
+    this.remaining = dataSize;
+    const read = async (n: number): Promise<Buffer> => {
+      const b = await reader.read(Math.min(n, this.remaining));
+      if (!b) throw truncated(label, `"${encodePath(name)}" ends ${this.remaining} bytes short of its declared data`);
+      this.remaining -= b.length;
+      return b;
+    };
+    this.inner = map ? sparseChunks(map, read, MAX_CHUNK) : denseChunks(dataSize, read);
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+  [Symbol.asyncIterator](): AsyncIterator<ContentChunk> {
     return this;
   }
 
-  async next(): Promise<IteratorResult<Buffer>> {
+  async next(): Promise<IteratorResult<ContentChunk>> {
     if (this.detached) throw new InternalError(`content of tar entry "${encodePath(this.name)}" read after the next entry was requested`);
-    if (this.remaining === 0) return { done: true, value: undefined };
-    const p = this.reader.read(Math.min(this.remaining, MAX_CHUNK));
+    const p = this.inner.next();
     this.inFlight = p;
-    const b = await p;
-    if (!b) {
-      throw truncated(this.label, `"${encodePath(this.name)}" ends ${this.remaining} bytes short of its declared size ${this.size}`);
-    }
-    this.remaining -= b.length;
-    return { done: false, value: b };
+    return p;
   }
 
-  async return(): Promise<IteratorResult<Buffer>> {
+  async return(): Promise<IteratorResult<ContentChunk>> {
     return { done: true, value: undefined };
   }
 
@@ -472,11 +506,25 @@ class EntryContent implements AsyncIterable<Buffer>, AsyncIterator<Buffer> {
   }
 }
 
+async function* denseChunks(size: number, read: (n: number) => Promise<Buffer>): AsyncGenerator<Buffer> {
+  for (let left = size; left > 0; ) {
+    const b = await read(Math.min(left, MAX_CHUNK));
+    left -= b.length;
+    yield b;
+  }
+}
+
+/** Largest GNU long name or link read (Linux paths are at most 4096 bytes). */
+const MAX_LONG_NAME = 64 << 10;
+/** After the end-of-archive marker, at most this much is read (to let a decompressor check its tail). */
+const MAX_TRAILING = 16 << 20;
+
 /**
  * Reads a tar stream entry by entry. File entries carry `content`, an async iterable of the data
- * (subarrays of the input chunks) that must be consumed before the next entry is requested; if it
- * is not, it is skipped. Memory stays bounded by the input's chunk size. The input is not
- * destroyed when iteration stops: its owner does that.
+ * (subarrays of the input chunks; holes of sparse members as Hole chunks) that must be consumed
+ * before the next entry is requested; if it is not, it is skipped. Memory stays bounded by the
+ * input's chunk size and the caps on extended headers. The input is not destroyed when iteration
+ * stops: its owner does that.
  */
 export async function* readTar(input: Readable | AsyncIterable<Buffer>, options: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
   const label = options.label ?? 'tar stream';
@@ -486,20 +534,25 @@ export async function* readTar(input: Readable | AsyncIterable<Buffer>, options:
   let content: EntryContent | undefined;
   let skipAfter = 0;
 
-  const readData = async (size: number, ctx: Ctx, what: string): Promise<Buffer> => {
-    if (size > MAX_META) throw corrupt(ctx, `${what} of ${size} bytes is too large`);
+  const readData = async (size: number, ctx: Ctx, what: string, max = MAX_META): Promise<Buffer> => {
+    if (size > max) throw corrupt(ctx, `${what} of ${size} bytes is too large`);
     const data = await r.readExact(size);
     if (data.length < size) throw truncated(label, `input ends inside a ${what}`);
     const pad = padding(size);
     if ((await r.skip(pad)) < pad) throw truncated(label, `input ends inside a ${what}`);
     return data;
   };
+  const readBlock = async (what: string): Promise<Buffer> => {
+    const b = await r.readExact(BLOCK);
+    if (b.length < BLOCK) throw truncated(label, `input ends inside a ${what}`);
+    return b;
+  };
 
   try {
     for (;;) {
       if (content) {
         await content.detach();
-        skipAfter = content.remaining + padding(content.size);
+        skipAfter = content.remaining + skipAfter;
         content = undefined;
       }
       if (skipAfter > 0) {
@@ -530,12 +583,12 @@ export async function* readTar(input: Readable | AsyncIterable<Buffer>, options:
         continue;
       }
       if (kind === 'global') {
-        global = mergeGlobal(global, parsePax(await readData(h.size, ctx, 'pax global header'), ctx));
+        global = mergeGlobal(global, parsePax(await readData(h.size, ctx, 'pax global header'), ctx), ctx);
         if (pendingIsEmpty(pending)) pending = {};
         continue;
       }
       if (kind === 'longname' || kind === 'longlink') {
-        const data = await readData(h.size, ctx, 'GNU long name');
+        const data = await readData(h.size, ctx, 'GNU long name', MAX_LONG_NAME);
         const end = data.indexOf(0);
         const value = Buffer.from(end < 0 ? data : data.subarray(0, end));
         if (kind === 'longname') pending.longName = value;
@@ -546,7 +599,18 @@ export async function* readTar(input: Readable | AsyncIterable<Buffer>, options:
         skipAfter = h.size + padding(h.size);
         continue;
       }
-      const { entry, dataSize } = buildEntry(h, pending, global, ctx);
+      const { entry, dataSize, sparse: paxMap } = buildEntry(h, pending, global, ctx);
+      let sparse = paxMap;
+      if (h.typeflag === 0x53 /* 'S' */) {
+        try {
+          const old = new OldGnuSparseParser(block, (b, off, len, what) => parseNumber(b, off, len, what, ctx));
+          while (old.more) old.push(await readBlock('GNU sparse header'));
+          sparse = old;
+        } catch (e) {
+          throw badSparse(ctx, entry.name, e);
+        }
+        entry.size = sparse.realSize;
+      }
       if (options.inputSize !== undefined && dataSize > options.inputSize - r.offset) {
         throw truncated(label, `"${encodePath(entry.name)}" declares ${dataSize} bytes but only ${Math.max(0, options.inputSize - r.offset)} remain`);
       }
@@ -555,7 +619,25 @@ export async function* readTar(input: Readable | AsyncIterable<Buffer>, options:
       tarEntry.dataOffset = r.offset;
       pending = {};
       if (entry.type === 'file') {
-        content = new EntryContent(r, dataSize, label, entry.name);
+        let map: SparseMap | undefined;
+        let mapBytes = 0;
+        if (sparse) {
+          try {
+            let regions = sparse.regions;
+            if (!regions) {
+              const text = new MapTextParser(dataSize);
+              while (!text.push(await readBlock('GNU sparse map')));
+              regions = text.regions;
+              mapBytes = text.bytes;
+            }
+            map = { realSize: sparse.realSize, regions };
+            checkSparseMap(map, dataSize - mapBytes);
+          } catch (e) {
+            throw badSparse(ctx, entry.name, e);
+          }
+        }
+        content = new EntryContent(r, dataSize - mapBytes, label, entry.name, map);
+        skipAfter = padding(dataSize);
         tarEntry.content = content;
       } else {
         skipAfter = dataSize + padding(dataSize);
@@ -563,9 +645,10 @@ export async function* readTar(input: Readable | AsyncIterable<Buffer>, options:
       yield tarEntry;
     }
     if (options.drainTrailing ?? true) {
-      while ((await r.read(Infinity)) !== null) {
-        // padding after the end-of-archive marker; reading it lets a decompressor check its tail
-      }
+      // Padding after the end-of-archive marker: reading it lets a decompressor check its tail.
+      // Beyond a generous bound it is not padding, and reading on (a bomb of zeros) is pointless.
+      let trailing = 0;
+      for (let b = await r.read(MAX_CHUNK); b !== null && trailing <= MAX_TRAILING; b = await r.read(MAX_CHUNK)) trailing += b.length;
     }
   } finally {
     await content?.detach();
@@ -602,6 +685,28 @@ export async function indexTarFile(path: string, options: IndexTarOptions = {}):
     if (options.stopAt?.(member) || (options.limit !== undefined && members.length >= options.limit)) return { members, complete: false };
   }
   return { members, complete: true };
+}
+
+/**
+ * The map of a sparse member read in place: from the old GNU header and its extension blocks, or
+ * the 1.0 map text at the start of the data (`readBlock` hands out the blocks after the header).
+ * Checked against the data the member holds.
+ */
+function sparseMapAt(h: RawHeader, block: Buffer, sparse: SparseHeader | undefined, readBlock: () => Buffer, dataSize: number, ctx: Ctx): SparseMap & { mapBytes: number } {
+  let map: SparseMap & { mapBytes: number };
+  if (h.typeflag === 0x53) {
+    const old = new OldGnuSparseParser(block, (b, off, len, what) => parseNumber(b, off, len, what, ctx));
+    while (old.more) old.push(readBlock());
+    map = { realSize: old.realSize, regions: old.regions, mapBytes: 0 };
+  } else if (sparse!.regions) {
+    map = { realSize: sparse!.realSize, regions: sparse!.regions, mapBytes: 0 };
+  } else {
+    const text = new MapTextParser(dataSize);
+    while (!text.push(readBlock()));
+    map = { realSize: sparse!.realSize, regions: text.regions, mapBytes: text.bytes };
+  }
+  checkSparseMap(map, dataSize - map.mapBytes);
+  return map;
 }
 
 /**
@@ -652,12 +757,13 @@ export function* walkTarFile(path: string, label = path): Generator<TarMember> {
       const kind = headerKind(h, ctx);
       if (kind !== 'entry') {
         if (kind !== 'skip') {
-          if (h.size > MAX_META) throw corrupt(ctx, `extended header of ${h.size} bytes is too large`);
+          const max = kind === 'longname' || kind === 'longlink' ? MAX_LONG_NAME : MAX_META;
+          if (h.size > max) throw corrupt(ctx, `extended header of ${h.size} bytes is too large`);
           const data = Buffer.alloc(h.size);
           if (readAt(data, dataAt) < h.size) throw truncated(label, 'input ends inside an extended header');
           if (kind === 'pax') pending.pax = parsePax(data, ctx);
           else if (kind === 'global') {
-            global = mergeGlobal(global, parsePax(data, ctx));
+            global = mergeGlobal(global, parsePax(data, ctx), ctx);
             if (pendingIsEmpty(pending)) pending = {};
           } else {
             const end = data.indexOf(0);
@@ -669,13 +775,40 @@ export function* walkTarFile(path: string, label = path): Generator<TarMember> {
         pos = dataAt + h.size + padding(h.size);
         continue;
       }
-      const { entry, dataSize } = buildEntry(h, pending, global, ctx);
-      if (dataSize > fileSize - dataAt) {
-        throw truncated(label, `"${encodePath(entry.name)}" declares ${dataSize} bytes but only ${Math.max(0, fileSize - dataAt)} remain`);
+      const { entry, dataSize, sparse } = buildEntry(h, pending, global, ctx);
+      let at = dataAt;
+      const readBlock = () => {
+        const b = Buffer.alloc(BLOCK);
+        if (readAt(b, at) < BLOCK) throw truncated(label, 'input ends inside a GNU sparse header or map');
+        at += BLOCK;
+        return b;
+      };
+      let map: SparseMap | undefined;
+      if (entry.type === 'file' && (sparse || h.typeflag === 0x53)) {
+        try {
+          map = sparseMapAt(h, block, sparse, readBlock, dataSize, ctx);
+        } catch (e) {
+          throw badSparse(ctx, entry.name, e);
+        }
+        entry.size = map.realSize;
       }
-      const member: TarMember = { ...entry, headerOffset: pending.headerOffset, dataOffset: dataAt, dataSize };
+      const dataFrom = h.typeflag === 0x53 ? at : dataAt;
+      if (dataSize > fileSize - dataFrom) {
+        throw truncated(label, `"${encodePath(entry.name)}" declares ${dataSize} bytes but only ${Math.max(0, fileSize - dataFrom)} remain`);
+      }
+      const member: TarMember = { ...entry, headerOffset: pending.headerOffset, dataOffset: dataFrom, dataSize };
+      if (map) {
+        let next = at;
+        const sparseMap = map;
+        member.content = sparseChunks(sparseMap, async (n) => {
+          const b = Buffer.alloc(n);
+          if (readFullSync(fd, b, n, next) < n) throw truncated(label, `"${encodePath(entry.name)}" ends inside its data`);
+          next += n;
+          return b;
+        }, MAX_CHUNK);
+      }
       pending = {};
-      pos = dataAt + dataSize + padding(dataSize);
+      pos = dataFrom + dataSize + padding(dataSize);
       yield member;
     }
   } finally {
@@ -700,7 +833,7 @@ export async function* readTarFile(path: string, options: ReadTarOptions = {}): 
       { [Symbol.asyncIterator]: () => it },
       { ...options, label: options.label ?? path, inputSize: d.format === 'tar' ? d.rawSize : undefined },
     );
-    await d.done;
+    await endOfInput(d, it);
     finished = true;
   } finally {
     if (!finished) d.close();
@@ -720,14 +853,32 @@ export const tarSource: SourceReader = {
   },
 };
 
+/**
+ * After readTar returned: waits for the decompressor to finish cleanly when readTar read the input
+ * to its end, else (it stopped reading a long trailer) stops it.
+ */
+export async function endOfInput(d: DecompressedInput, it: AsyncIterator<unknown>): Promise<void> {
+  const rest = await it.next();
+  if (rest.done) await d.done;
+  else d.close();
+}
+
 async function* readTarSource(path: string): AsyncGenerator<SourceEntry> {
+  let count = 0;
   if (!(await isPlainTar(path))) {
-    yield* readTarFile(path);
-    return;
+    for await (const e of readTarFile(path)) {
+      count++;
+      yield e;
+    }
+  } else {
+    for (const m of walkTarFile(path)) {
+      if (m.type === 'file' && !m.content) m.local = { path, offset: m.dataOffset, length: m.dataSize };
+      count++;
+      yield m;
+    }
   }
-  for (const m of walkTarFile(path)) {
-    if (m.type === 'file') m.local = { path, offset: m.dataOffset, length: m.dataSize };
-    yield m;
+  if (count === 0) {
+    throw new InputError('E_EMPTY_ARCHIVE', `${path}: the archive holds no entries`, { hint: 'an archive of only zeros or an end-of-archive marker is not an image' });
   }
 }
 

@@ -1,3 +1,5 @@
+import type { DataExtent } from './sparse.js';
+
 /**
  * One filesystem object of an image. Paths are absolute inside the image ("/", "/etc/passwd"),
  * in aim's byte-exact string form (see lib/path-codec.ts).
@@ -20,6 +22,11 @@ export interface Entry {
   size?: number;
   /** Regular files: sha256 (hex) of the content, the blob id. */
   blob?: string;
+  /**
+   * Regular files with holes: the data extents [offset, length] (see model/sparse.ts). The blob
+   * then holds only these bytes, in order; `size` stays the apparent size.
+   */
+  sparse?: DataExtent[];
   /** Symlinks: the link text. Hardlinks: the path of the file entry they share an inode with. */
   target?: string;
   /** Character and block devices. */

@@ -23,6 +23,7 @@ const KEY_ORDER: (keyof Entry)[] = [
   'mtimeNsec',
   'size',
   'blob',
+  'sparse',
   'target',
   'devMajor',
   'devMinor',

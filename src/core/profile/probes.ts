@@ -1,5 +1,6 @@
 /**
- * Probes exercise a sandboxed workload once it is ready. HTTP probes are made by a host `node`
+ * Probes exercise a sandboxed workload. Each function here is one try; core/probe/readiness
+ * tries again until the answer meets the probe's expectation. HTTP probes are made by a host `node`
  * that nsenter has put into the sandbox's network namespace only (the sandbox's loopback is not
  * reachable from the host's); nothing new has to exist in the image or on the host. Exec probes
  * run inside the image (all the sandbox's namespaces, then chroot) under their own strace, started
@@ -9,38 +10,71 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, ToolFailedError } from '../../lib/errors.js';
+import { describeExecExpectation, describeHttpExpectation, unmetExec, unmetHttp, type ExecExpectation, type HttpExpectation } from '../probe/expectation.js';
+import type { Judged } from '../probe/readiness.js';
 import { requireTool, runTool, spawnTool, type StreamingProcess } from '../../lib/exec.js';
 import { ProfileError } from './errors.js';
 import { OutputTail } from './output-tail.js';
-import { pidNamespaceOf, processTree, signalPids, waitUntil } from './processes.js';
+import { listeningPorts, pidNamespaceOf, processTree, signalPids, waitUntil } from './processes.js';
 import { straceFlags } from './strace-parser.js';
 
-export type ProbeSpec = { kind: 'http'; url: string } | { kind: 'exec'; command: string };
+/** A probe and what it expects (no expectation: HTTP 2xx, exit status 0). */
+export type ProbeSpec = { kind: 'http'; url: string; expect?: HttpExpectation } | { kind: 'exec'; command: string; expect?: ExecExpectation };
 
+/** One try of an HTTP probe: its answer, or why there was none (`error`), and why it misses its expectation (`unmet`). */
 export interface HttpProbeResult {
   kind: 'http';
   url: string;
-  status: number;
+  status?: number;
   /** sha256 (hex) and length of the response body. */
-  sha256: string;
-  bytes: number;
+  sha256?: string;
+  bytes?: number;
+  /** The end of the body (at most 512 characters), for errors and reports. */
+  bodyTail?: string;
+  /** No answer: refused, timed out, nothing listening on the port yet. */
+  error?: string;
+  unmet?: string;
   ms: number;
 }
 
+/** One try of an exec probe. */
 export interface ExecProbeResult {
   kind: 'exec';
   command: string;
   /** Exit status of the command (128+n when a signal ended it, as the shell reports). */
-  exitCode: number;
+  exitCode?: number;
   /** sha256 (hex) and length of its standard output. */
-  sha256: string;
-  bytes: number;
+  sha256?: string;
+  bytes?: number;
   /** Last lines of stdout and stderr. */
   outputTail: string;
+  /** It did not end: timed out. */
+  error?: string;
+  unmet?: string;
   ms: number;
 }
 
-export type ProbeResult = HttpProbeResult | ExecProbeResult;
+export type ProbeAttempt = HttpProbeResult | ExecProbeResult;
+
+/** A probe's result as judged against its expectation, with its tries and time to ready. */
+export type ProbeResult = Judged<ProbeAttempt>;
+
+const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+
+/** An HTTP probe; it carries `expect` only when that says something beyond the default. */
+export function httpProbe(url: string, expect: HttpExpectation = {}): ProbeSpec {
+  const e = defined(expect);
+  return Object.keys(e).length > 0 ? { kind: 'http', url, expect: e } : { kind: 'http', url };
+}
+
+/** An exec probe; it carries `expect` only when that says something beyond the default. */
+export function execProbe(command: string, expect: ExecExpectation = {}): ProbeSpec {
+  const e = defined(expect);
+  return Object.keys(e).length > 0 ? { kind: 'exec', command, expect: e } : { kind: 'exec', command };
+}
+
+export const probeLabel = (p: ProbeSpec): string => (p.kind === 'http' ? p.url : `exec: ${p.command}`);
+export const probeExpectation = (p: ProbeSpec): string => (p.kind === 'http' ? describeHttpExpectation(p.expect) : describeExecExpectation(p.expect));
 
 /** Where and how probes reach the running sandbox. */
 export interface ProbeContext {
@@ -79,7 +113,13 @@ export function insideImage(root: string, env: readonly string[], argv: readonly
   ];
 }
 
-/** Checks probe specs before anything starts. */
+/** The TCP port an HTTP probe connects to. */
+export function probePort(url: string): number {
+  const u = new URL(url);
+  return u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+}
+
+/** Checks probe specs and their expectations before anything starts. */
 export function validateProbe(probe: ProbeSpec): void {
   if (probe.kind === 'http') {
     let url: URL;
@@ -91,15 +131,28 @@ export function validateProbe(probe: ProbeSpec): void {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new ConfigError(`--probe ${probe.url}: only http and https probes are supported`);
     }
-  } else if (probe.command.trim() === '') {
-    throw new ConfigError('--probe-exec: empty command');
+    const status = probe.expect?.status;
+    if (status !== undefined && !(Number.isInteger(status) && status >= 100 && status <= 599)) {
+      throw new ConfigError(`probe ${probe.url}: expected status ${status} is not an HTTP status (100-599)`);
+    }
+  } else {
+    if (probe.command.trim() === '') throw new ConfigError('--probe-exec: empty command');
+    const code = probe.expect?.exitCode;
+    if (code !== undefined && !(Number.isInteger(code) && code >= 0 && code <= 255)) {
+      throw new ConfigError(`probe-exec "${probe.command}": expected exit code ${code} is not an exit status (0-255)`);
+    }
   }
 }
 
+/** Bytes of a body or of an output kept to check what it contains. */
+const MATCH_LIMIT = 1024 * 1024;
+const tailOf = (text: string, chars = 512) => (text.length > chars ? text.slice(-chars) : text);
+
 // Runs as `node -e` inside the sandbox's network namespace. Always exits 0 and prints one JSON
-// object, so the outcome (status or error) is data, not a tool failure.
+// object, so the outcome (status or error) is data, not a tool failure. The body's first MiB
+// comes back (base64) so that aim can check what it contains.
 const HTTP_CLIENT = `
-const [url, timeout] = process.argv.slice(1);
+const [url, timeout, limit] = process.argv.slice(1);
 const mod = require(url.startsWith('https:') ? 'https' : 'http');
 const hash = require('crypto').createHash('sha256');
 const t0 = Date.now();
@@ -107,50 +160,69 @@ let done = false;
 const finish = (o) => { if (!done) { done = true; process.stdout.write(JSON.stringify(o)); } };
 const req = mod.get(url, { timeout: Number(timeout), rejectUnauthorized: false }, (res) => {
   let bytes = 0;
-  res.on('data', (c) => { hash.update(c); bytes += c.length; });
-  res.on('end', () => finish({ status: res.statusCode, sha256: hash.digest('hex'), bytes, ms: Date.now() - t0 }));
-  res.on('error', (e) => finish({ error: e.code || e.message }));
+  const kept = [];
+  let keptBytes = 0;
+  res.on('data', (c) => {
+    hash.update(c);
+    bytes += c.length;
+    if (keptBytes < Number(limit)) { kept.push(c); keptBytes += c.length; }
+  });
+  res.on('end', () => finish({ status: res.statusCode, sha256: hash.digest('hex'), bytes, body: Buffer.concat(kept).subarray(0, Number(limit)).toString('base64'), ms: Date.now() - t0 }));
+  res.on('error', (e) => finish({ error: e.code || e.message, ms: Date.now() - t0 }));
 });
 req.on('timeout', () => req.destroy(Object.assign(new Error('timed out after ' + timeout + ' ms'), { code: 'ETIMEDOUT' })));
-req.on('error', (e) => finish({ error: e.code ? e.code + ' (' + e.message + ')' : e.message }));
+req.on('error', (e) => finish({ error: e.code ? e.code + ' (' + e.message + ')' : e.message, ms: Date.now() - t0 }));
 `;
 
-/** One GET against the sandbox's loopback; a refused or timed-out request is a ProfileError. */
-export async function runHttpProbe(ctx: ProbeContext, url: string, workloadTail: () => string): Promise<HttpProbeResult> {
+/**
+ * One GET against the sandbox's loopback, once something listens on the URL's port (until then
+ * the try costs a read of /proc, not a process). Refusals and timeouts are results.
+ */
+export async function runHttpProbe(ctx: ProbeContext, probe: Extract<ProbeSpec, { kind: 'http' }>, workloadTail: () => string): Promise<HttpProbeResult> {
+  const { url } = probe;
+  const port = probePort(url);
+  if (!(await listeningPorts(ctx.initPid)).has(port)) {
+    const error = `nothing listens on port ${port} yet`;
+    return { kind: 'http', url, error, unmet: error, ms: 0 };
+  }
   let stdout: string;
   try {
     ({ stdout } = await runTool(
       'nsenter',
-      ['--target', String(ctx.initPid), '--net', '--', process.execPath, '-e', HTTP_CLIENT, url, String(ctx.timeoutMs)],
+      ['--target', String(ctx.initPid), '--net', '--', process.execPath, '-e', HTTP_CLIENT, url, String(ctx.timeoutMs), String(MATCH_LIMIT)],
       { env: {}, extendEnv: false, timeout: ctx.timeoutMs + 10_000 },
     ));
   } catch (e) {
     if (!(e instanceof ToolFailedError)) throw e;
     throw new ProfileError('E_PROFILE_PROBE', `probe ${url} could not run: ${e.message}`, workloadTail(), { cause: e });
   }
-  let out: { status?: number; sha256?: string; bytes?: number; ms?: number; error?: string };
+  let out: { status?: number; sha256?: string; bytes?: number; body?: string; ms?: number; error?: string };
   try {
     out = JSON.parse(stdout) as typeof out;
   } catch {
     throw new ProfileError('E_PROFILE_PROBE', `probe ${url}: no answer from the probe client (${stdout.slice(0, 200)})`, workloadTail());
   }
+  const ms = out.ms ?? 0;
   if (out.error !== undefined || out.status === undefined) {
-    throw new ProfileError('E_PROFILE_PROBE', `probe ${url} failed: ${out.error ?? 'no status'}`, workloadTail());
+    const error = out.error ?? 'no status';
+    return { kind: 'http', url, error, unmet: error, ms };
   }
-  return { kind: 'http', url, status: out.status, sha256: out.sha256!, bytes: out.bytes!, ms: out.ms! };
+  const body = Buffer.from(out.body ?? '', 'base64').toString('utf8');
+  const unmet = unmetHttp(probe.expect, { status: out.status, body });
+  return { kind: 'http', url, status: out.status, sha256: out.sha256!, bytes: out.bytes!, bodyTail: tailOf(body), ...(unmet === undefined ? {} : { unmet }), ms };
 }
 
 /**
- * Runs `sh -c command` inside the image, traced into its own file. Its exit status is data; only
- * a timeout is an error.
+ * Runs `sh -c command` inside the image, traced into its own file. Its exit status is data, and
+ * so is a timeout (the command is killed).
  */
 export async function runExecProbe(
   ctx: ProbeContext,
-  command: string,
-  index: number,
-  workloadTail: () => string,
+  probe: Extract<ProbeSpec, { kind: 'exec' }>,
+  traceName: string,
 ): Promise<{ result: ExecProbeResult; traceFile: string }> {
-  const traceFile = join(ctx.workDir, `probe-${index}.strace`);
+  const { command } = probe;
+  const traceFile = join(ctx.workDir, `${traceName}.strace`);
   // strace runs inside the sandbox's pid namespace, as the workload's does (see sandbox.ts).
   const args = [
     '--pdeathsig',
@@ -174,12 +246,17 @@ export async function runExecProbe(
   const hash = createHash('sha256');
   let bytes = 0;
   const tail = new OutputTail();
+  const output = new OutputTail(MATCH_LIMIT);
   child.stdout?.on('data', (c: Buffer) => {
     hash.update(c);
     bytes += c.length;
     tail.push(c);
+    output.push(c);
   });
-  child.stderr?.on('data', (c: Buffer) => tail.push(c));
+  child.stderr?.on('data', (c: Buffer) => {
+    tail.push(c);
+    output.push(c);
+  });
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), ctx.timeoutMs);
@@ -188,11 +265,13 @@ export async function runExecProbe(
   clearTimeout(timer);
   if (outcome === 'timeout') {
     await killProbe(child);
-    throw new ProfileError('E_PROFILE_PROBE', `probe-exec "${command}" timed out after ${ctx.timeoutMs} ms`, tail.text() || workloadTail());
+    const error = `timed out after ${ctx.timeoutMs} ms`;
+    return { result: { kind: 'exec', command, error, unmet: error, outputTail: tail.text(), ms: Date.now() - t0 }, traceFile };
   }
   const exitCode = outcome.exitCode ?? 128 + signalNumber(outcome.signal);
+  const unmet = unmetExec(probe.expect, { exitCode, output: output.text(Infinity) });
   return {
-    result: { kind: 'exec', command, exitCode, sha256: hash.digest('hex'), bytes, outputTail: tail.text(), ms: Date.now() - t0 },
+    result: { kind: 'exec', command, exitCode, sha256: hash.digest('hex'), bytes, outputTail: tail.text(), ...(unmet === undefined ? {} : { unmet }), ms: Date.now() - t0 },
     traceFile,
   };
 }

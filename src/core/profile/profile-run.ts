@@ -10,16 +10,9 @@ import { runtimeForImage, type ImageRuntime } from '../runtime/for-image.js';
 import { runSandboxed, type SandboxResult } from './sandbox.js';
 import type { PathEvidence } from './strace-parser.js';
 
-export interface ProfileRunRequest {
+export interface ProfileRunRequest extends TraceRequest {
   imageId: string;
   name: string;
-  run: string;
-  probes: ProbeSpec[];
-  readyPort?: number;
-  durationMs?: number;
-  probeTimeoutMs?: number;
-  /** systemd units whose RuntimeDirectory= and friends to create; default: found from the command. */
-  units?: string[];
 }
 
 export interface ProfileRunResult {
@@ -29,7 +22,7 @@ export interface ProfileRunResult {
     probes: ProbeResult[];
     paths: number;
     execs: string[];
-    readyMs?: number;
+    ready?: SandboxResult['ready'];
     durationMs: number;
     outputTail: string;
     /** Runtime state created before the workload started: the units used (and whether found from the command), actions applied. */
@@ -70,11 +63,21 @@ export interface TraceRequest {
   run: string;
   probes: ProbeSpec[];
   readyPort?: number;
+  /** A regular expression for the line of output that says the workload is ready. */
+  readyLog?: string;
+  /** Default 60 s. */
+  readyTimeoutMs?: number;
   durationMs?: number;
-  /** Per probe; default 10 s. */
+  /** Per probe try; default 10 s. */
   probeTimeoutMs?: number;
   /** systemd units whose directories are created first; undefined: the units whose ExecStart= runs a program of `run`. */
   units?: readonly string[];
+  /** Rounds of probes (aim verify); default 1. */
+  repeat?: number;
+  /** A probe that never meets its expectation fails the run (default), or is recorded as unmet. */
+  onUnmet?: 'throw' | 'record';
+  /** Said in a probe's error ("in the gold image"). */
+  where?: string;
 }
 
 /**
@@ -89,7 +92,8 @@ export async function traceImage(repo: Repository, imageId: string, label: strin
     const runtime = await runtimeForImage(repo, imageId, { units: req.units, command: req.run }, reporter);
     await exportImage(repo, imageId, { format: 'dir', out: root }, reporter);
     reporter.emit({ type: 'stage', stage: 'profile', status: 'start', detail: req.run });
-    const result = await runSandboxed({ root, workDir: join(work, 'trace'), run: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, probeTimeoutMs: req.probeTimeoutMs, runtime: runtime.actions, reporter });
+    const { run, probes, readyPort, readyLog, readyTimeoutMs, durationMs, probeTimeoutMs, repeat, onUnmet, where } = req;
+    const result = await runSandboxed({ root, workDir: join(work, 'trace'), run, probes, readyPort, readyLog, readyTimeoutMs, durationMs, probeTimeoutMs, repeat, onUnmet, where, runtime: runtime.actions, reporter });
     reporter.emit({ type: 'stage', stage: 'profile', status: 'done', detail: `${result.trace.paths.size} paths, ${result.probes.length} probes` });
     return { ...result, runtime };
   } finally {
@@ -99,7 +103,8 @@ export async function traceImage(repo: Repository, imageId: string, label: strin
 
 /**
  * Traces the workload in the image and records every path it used in the named profile (merged
- * with earlier runs of the same name on the same image).
+ * with earlier runs of the same name on the same image). A probe that never meets its
+ * expectation fails the run (ProbeFailedError) and nothing is stored.
  */
 export async function runProfile(repo: Repository, req: ProfileRunRequest, reporter: Reporter): Promise<ProfileRunResult> {
   if (!NAME.test(req.name)) throw new ConfigError(`invalid profile name "${req.name}"`, { hint: 'lowercase letters, digits, ".", "_" and "-"' });
@@ -117,7 +122,19 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
     updatedAt: now,
     runs: [
       ...(existing?.runs ?? []),
-      { command: req.run, probes: req.probes, readyPort: req.readyPort, durationMs: req.durationMs, probeTimeoutMs: req.probeTimeoutMs, units: result.runtime.units, results: result.probes, at: now },
+      {
+        command: req.run,
+        probes: req.probes,
+        readyPort: req.readyPort,
+        readyLog: req.readyLog,
+        readyTimeoutMs: req.readyTimeoutMs,
+        durationMs: req.durationMs,
+        probeTimeoutMs: req.probeTimeoutMs,
+        units: result.runtime.units,
+        results: result.probes,
+        ready: result.ready,
+        at: now,
+      },
     ],
     paths: mergeEvidence(existing?.paths ?? [], paths),
     uids: mergeIds(existing?.uids, result.trace.uids),
@@ -130,7 +147,7 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
       probes: result.probes,
       paths: paths.length,
       execs: result.trace.execs,
-      readyMs: result.readyMs,
+      ready: result.ready,
       durationMs: result.durationMs,
       outputTail: result.outputTail,
       runtime: { units: result.runtime.units, detected: result.runtime.detected, tmpfiles: result.runtime.tmpfiles, actions: result.runtime.actions.length },

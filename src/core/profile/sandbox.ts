@@ -39,7 +39,9 @@ import { debugLog } from '../../lib/log.js';
 import { silentReporter, type Reporter } from '../../lib/reporter.js';
 import { ProfileError } from './errors.js';
 import { OutputTail } from './output-tail.js';
-import { insideImage, runExecProbe, runHttpProbe, validateProbe, type ProbeContext, type ProbeResult, type ProbeSpec } from './probes.js';
+import { LineWatch, parseReadyLog } from '../probe/line-watch.js';
+import { probeWhenReady, type Gate } from '../probe/readiness.js';
+import { insideImage, probeExpectation, probeLabel, runExecProbe, runHttpProbe, validateProbe, type ProbeAttempt, type ProbeContext, type ProbeResult, type ProbeSpec } from './probes.js';
 import { hostPidIn, listeningPorts, namespaceMembers, nsPids, pidNamespaceOf, processTree, signalPids, waitUntil } from './processes.js';
 import { applyRuntimePlan } from '../runtime/apply.js';
 import type { RuntimeAction } from '../runtime/plan.js';
@@ -58,13 +60,21 @@ export interface SandboxOptions {
   /** Environment inside the image, on top of PATH and HOME. Nothing is inherited from the host. */
   env?: Record<string, string>;
   hostname?: string;
-  /** TCP port the workload listens on when ready. Without it, the workload counts as ready at once. */
+  /** TCP port the workload listens on when ready (HTTP probes wait for their own port anyway). */
   readyPort?: number;
-  /** Run in order once ready. */
+  /** A line of the workload's stdout or stderr that says it is ready, awaited before the probes. */
+  readyLog?: string;
+  /** Run in order, each tried until it meets its expectation (see core/probe/readiness). */
   probes?: readonly ProbeSpec[];
+  /** Rounds of probes: after the first, each probe is tried once more per round. Default 1. */
+  repeat?: number;
+  /** A probe that never meets its expectation fails the run (default), or is recorded as unmet. */
+  onUnmet?: 'throw' | 'record';
+  /** Said in a probe's error: where it ran ("in the gold image"). */
+  where?: string;
   /** How long the workload runs, from its start (after the sandbox is set up), before aim stops it; probes may extend it. Default 20 s. */
   durationMs?: number;
-  /** Default 30 s. */
+  /** From the workload's start until it must be ready: the ready line and port seen, every probe met once. Default 60 s. */
   readyTimeoutMs?: number;
   /** Per probe. Default 10 s. */
   probeTimeoutMs?: number;
@@ -83,18 +93,26 @@ export interface SandboxOptions {
 export interface SandboxResult {
   /** Workload and exec probes together. */
   trace: Trace;
+  /** The first round: each probe's result once it met its expectation (or its last try, when recorded as unmet). */
   probes: ProbeResult[];
+  /** Every round (rounds[0] is `probes`), when more than one was asked for. */
+  probeRounds: ProbeResult[][];
   /** The last lines the workload wrote to stdout and stderr. */
   outputTail: string;
   /** True when aim stopped the workload; false when it ended by itself (then `code` says how). */
   stopped: boolean;
   /** Exit status of the started command as its shell reports it (128+n for signal n), when known. */
   code?: number;
-  /** Milliseconds from the workload's start until the ready port listened. */
-  readyMs?: number;
+  /**
+   * Readiness, when there was anything to wait for: milliseconds from the workload's start until
+   * every gate held and every probe had met its expectation once, the probe tries that took, and
+   * the ready-log line.
+   */
+  ready?: { ms: number; tries: number; line?: string };
   durationMs: number;
 }
 
+export const DEFAULT_READY_TIMEOUT_MS = 60_000;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const MOUNT_POINTS: Record<string, number> = { proc: 0o555, sys: 0o555, dev: 0o755, tmp: 0o1777, run: 0o755 };
 const SETUP_TIMEOUT_MS = 15_000;
@@ -283,7 +301,8 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
   }
   requireSandboxTools();
   const durationMs = options.durationMs ?? 20_000;
-  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
+  const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+  const readyLog = options.readyLog === undefined ? undefined : new LineWatch(parseReadyLog(options.readyLog, '--ready-log'));
   const graceMs = options.graceMs ?? 5_000;
   const root = await prepareRoot(options.root);
   await mkdir(options.workDir, { recursive: true });
@@ -334,8 +353,14 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     stderr: 'pipe',
     env: { PATH: `${process.env.PATH ?? ''}:/usr/sbin:/usr/bin:/sbin:/bin` },
   });
-  child.stdout?.on('data', (c: Buffer) => output.push(c));
-  child.stderr?.on('data', (c: Buffer) => output.push(c));
+  child.stdout?.on('data', (c: Buffer) => {
+    output.push(c);
+    readyLog?.push('stdout', c);
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    output.push(c);
+    readyLog?.push('stderr', c);
+  });
   let chainDone = false;
   const chainResult = child.then((r) => {
     chainDone = true;
@@ -384,45 +409,66 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     debug('sandbox init %d, tracer %d, in %s', initPid, tracerPid, namespace);
     const workloadStarted = Date.now(); // setup time does not count against the duration
 
-    // 2. Readiness.
-    let readyMs: number | undefined;
+    // 2. Readiness and probes: gates, then every probe tried until it meets its expectation.
     let ended: { code?: number } | undefined;
+    const ctx: ProbeContext = { initPid, root, workDir, env, timeoutMs: options.probeTimeoutMs ?? 10_000 };
+    const gates: Gate[] = [];
+    if (readyLog) {
+      gates.push({
+        name: 'log',
+        check: () => readyLog.check(),
+        notReady: () => new ProfileError('E_PROFILE_NOT_READY', `the workload wrote no line matching /${options.readyLog}/ within ${readyTimeoutMs} ms`, tail(), { hint: 'check --ready-log against what the workload prints; raise --ready-timeout for slow starts' }),
+      });
+    }
+    let portSeen = options.readyPort === undefined;
     if (options.readyPort !== undefined) {
       const port = options.readyPort;
-      const ready = await waitUntil(
-        async () => (ended = await workloadEnded()) !== undefined || (await listeningPorts(initPid!)).has(port),
-        readyTimeoutMs,
-        100,
-      );
-      if (ended) throw endedError(`before port ${port} was ready`, ended.code);
-      if (!ready) throw new ProfileError('E_PROFILE_NOT_READY', `port ${port} was not listening after ${readyTimeoutMs} ms`, tail());
-      readyMs = Date.now() - workloadStarted;
-      reporter.emit({ type: 'info', message: `workload ready on port ${port} after ${readyMs} ms` });
+      gates.push({
+        name: 'port',
+        check: async () => (portSeen = (await listeningPorts(initPid!)).has(port)),
+        notReady: () => new ProfileError('E_PROFILE_NOT_READY', `port ${port} was not listening after ${readyTimeoutMs} ms`, tail()),
+      });
     }
-
-    // 3. Probes.
-    const ctx: ProbeContext = { initPid, root, workDir, env, timeoutMs: options.probeTimeoutMs ?? 10_000 };
-    const results: ProbeResult[] = [];
-    for (const [i, probe] of probes.entries()) {
-      if ((ended = await workloadEnded())) throw endedError('before the probes were done', ended.code);
-      if (probe.kind === 'http') results.push(await runHttpProbe(ctx, probe.url, tail));
-      else {
-        const { result, traceFile: t } = await runExecProbe(ctx, probe.command, i, tail);
+    const execTries = probes.map(() => 0);
+    const run = await probeWhenReady<ProbeSpec, ProbeAttempt>({
+      probes,
+      gates,
+      repeat: options.repeat,
+      start: workloadStarted,
+      deadline: workloadStarted + readyTimeoutMs,
+      onUnmet: options.onUnmet,
+      where: options.where,
+      outputTail: tail,
+      tailLabel: 'workload',
+      label: probeLabel,
+      expectation: probeExpectation,
+      judge: (_, r) => r.unmet,
+      abandon: async () => {
+        if (!(ended = await workloadEnded())) return;
+        const before = readyLog && !readyLog.check() ? `it wrote a line matching /${options.readyLog}/` : !portSeen ? `port ${options.readyPort} was ready` : 'its probes were done';
+        throw endedError(`before ${before}`, ended.code);
+      },
+      attempt: async (probe, i) => {
+        if (probe.kind === 'http') return runHttpProbe(ctx, probe, tail);
+        const { result, traceFile: t } = await runExecProbe(ctx, probe, `probe-${i}-${++execTries[i]!}`);
         probeTraces.push(t);
-        results.push(result);
-      }
-      reporter.emit({ type: 'progress', stage: 'profile:probes', done: i + 1, total: probes.length, unit: 'entries' });
-    }
+        return result;
+      },
+    });
+    const results = run.rounds[0] ?? [];
+    const line = readyLog?.matched?.line;
+    const ready = gates.length + probes.length > 0 ? { ms: run.readyMs, tries: run.tries, ...(line === undefined ? {} : { line }) } : undefined;
+    if (ready) reporter.emit({ type: 'info', message: `workload ready after ${ready.ms} ms (${ready.tries} probe ${ready.tries === 1 ? 'try' : 'tries'})` });
 
-    // 4. Run out the duration, unless the workload ends first.
+    // 3. Run out the duration, unless the workload ends first.
     await waitUntil(async () => (ended = await workloadEnded()) !== undefined, Math.max(0, workloadStarted + durationMs - Date.now()), 100);
-    if (ended && (options.readyPort !== undefined || probes.length > 0)) {
+    if (ended && gates.length + probes.length > 0) {
       reporter.emit({ type: 'warn', code: 'W_PROFILE_EXITED', message: `workload exited by itself after the probes (exit ${ended.code ?? 'unknown'})` });
     } else if (ended && ended.code !== 0) {
       throw endedError('with an error', ended.code);
     }
 
-    // 5. Stop, wait until every tracer has exited (their files are then written to the end), read the traces.
+    // 4. Stop, wait until every tracer has exited (their files are then written to the end), read the traces.
     const stopped = !ended;
     await teardown({ initPid, tracerPid, namespace, child, chainResult, graceMs, isDone: () => chainDone });
     await pin?.close();
@@ -435,9 +481,9 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
       throw new ProfileError('E_PROFILE_TRACE', 'the trace is incomplete: strace ended before the processes it traced (it was killed), so it may miss what they used', tail());
     }
     warnAboutGaps(trace, reporter);
-    const result: SandboxResult = { trace, probes: results, outputTail: tail(), stopped, durationMs: Date.now() - started };
+    const result: SandboxResult = { trace, probes: results, probeRounds: run.rounds, outputTail: tail(), stopped, durationMs: Date.now() - started };
     if (code !== undefined) result.code = code;
-    if (readyMs !== undefined) result.readyMs = readyMs;
+    if (ready) result.ready = ready;
     reporter.emit({ type: 'stage', stage: 'profile:run', status: 'done', detail: `${trace.paths.size} paths, ${trace.processes} processes` });
     return result;
   } catch (e) {

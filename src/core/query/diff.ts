@@ -22,7 +22,8 @@ export interface ImageDiff {
 export function entryChanges(x: Entry, y: Entry, withMtime: boolean): EntryChange[] {
   const c: EntryChange[] = [];
   if (x.type !== y.type) c.push('type');
-  if (x.blob !== y.blob) c.push('content');
+  // Same data in different places of the file (or a different size of trailing hole) is other content.
+  if (x.blob !== y.blob || x.size !== y.size || JSON.stringify(x.sparse) !== JSON.stringify(y.sparse)) c.push('content');
   if (x.mode !== y.mode) c.push('mode');
   if (x.uid !== y.uid || x.gid !== y.gid) c.push('owner');
   if (x.target !== y.target) c.push('target');

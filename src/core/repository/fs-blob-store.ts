@@ -6,7 +6,8 @@ import { Readable } from 'node:stream';
 import { IntegrityError, errnoCode } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
 import { readFullSync } from '../../lib/fs.js';
-import type { LocalContent, StoredBlob } from '../import/source.js';
+import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
+import { MIN_HOLE, SparsePacker } from '../model/sparse.js';
 import type { SpaceGuard } from './space-guard.js';
 import type { BlobStore, LocalBlob, PutLocalOptions } from './types.js';
 import { CorruptBlobError, MissingBlobError, verifyBuffer, verifyChunks, type BlobUsersLookup } from './verify.js';
@@ -114,59 +115,89 @@ export class FsBlobStore implements BlobStore {
     this.readBuffer = undefined;
     try {
       const stored = this.putLocalSync(file, buf, scratch);
-      if (!stored.content || !options.inspect) return { hash: stored.hash, size: stored.size, head: stored.head };
-      return { hash: stored.hash, size: stored.size, head: stored.head, inspected: await options.inspect(stored.content) };
+      const { content, ...result } = stored;
+      if (!content || !options.inspect) return result;
+      return { ...result, inspected: await options.inspect(content) };
     } finally {
       this.readBuffer = buf;
     }
   }
 
-  /** The work of putLocal; `content` is the whole content when it fitted `buf` (a view of it). */
-  private putLocalSync(file: LocalContent, buf: Buffer, scratch: string): StoredBlob & { head: Buffer; content?: Buffer } {
-    const fd = openSync(file.path, 'r');
+  /**
+   * The work of putLocal; `content` is the whole content when it fitted `buf` (a view of it) and
+   * has no holes. Content long enough to hold a hole goes through a SparsePacker: what is hashed
+   * and written is then only the data, and `sparse` maps it.
+   */
+  private putLocalSync(file: LocalContent, buf: Buffer, scratch: string): StoredContent & { head: Buffer; content?: Buffer } {
+    // O_NONBLOCK: a FIFO put where a file was listed must not block the open.
+    const fd = file.fd ?? openSync(file.path!, fsc.O_RDONLY | fsc.O_NOCTTY | fsc.O_NONBLOCK);
     let tmp: string | undefined;
     let out: number | undefined;
     try {
       const start = file.offset ?? 0;
       const length = file.length ?? fstatSync(fd).size;
+      const packer = length >= MIN_HOLE ? new SparsePacker() : undefined;
       const hasher = createHash('sha256');
       let n = readFullSync(fd, buf, Math.min(buf.length, length), start);
       const head = Buffer.from(buf.subarray(0, Math.min(n, HEAD)));
       if (n < buf.length || n === length) {
         // The whole content is in the buffer; for a whole file, a read short of the buffer is its end.
         const content = buf.subarray(0, n);
+        if (packer) {
+          const pieces: Buffer[] = [];
+          packer.data(content, pieces);
+          const sparse = packer.finish(pieces);
+          if (sparse) {
+            const data = Buffer.concat(pieces);
+            const hash = hasher.update(data).digest('hex');
+            this.commitSync(hash, [data], data.length, scratch);
+            return { hash, size: n, sparse, head };
+          }
+        }
         const hash = hasher.update(content).digest('hex');
         this.commitSync(hash, [content], n, scratch);
         return { hash, size: n, head, content };
       }
       tmp = join(scratch, String(++this.counter));
       out = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444);
+      const pieces: Buffer[] = [];
+      let stored = 0;
+      const store = (chunk: Buffer) => {
+        hasher.update(chunk);
+        this.guard?.charge(chunk.length);
+        for (let off = 0; off < chunk.length; ) off += writeSync(out!, chunk, off, chunk.length - off);
+        stored += chunk.length;
+      };
       let size = 0;
       while (n > 0) {
         const chunk = buf.subarray(0, n);
-        hasher.update(chunk);
-        this.guard?.charge(n);
-        for (let off = 0; off < n; ) off += writeSync(out, chunk, off, n - off);
+        if (packer) {
+          packer.data(chunk, pieces);
+          for (const p of pieces) store(p);
+          pieces.length = 0;
+        } else store(chunk);
         size += n;
         // A byte range ends at its length; a whole file at its end, even if it grew since it was listed.
         const want = file.length === undefined ? buf.length : Math.min(buf.length, length - size);
         n = want > 0 ? readFullSync(fd, buf, want, start + size) : 0;
       }
+      const sparse = packer?.finish(pieces);
+      for (const p of pieces) store(p);
       closeSync(out);
       out = undefined;
       const hash = hasher.digest('hex');
       const dest = this.localPath(hash);
-      if (statSync(dest, { throwIfNoEntry: false })?.size === size) {
+      if (statSync(dest, { throwIfNoEntry: false })?.size === stored) {
         unlinkSync(tmp);
-        this.guard?.refund(size);
+        this.guard?.refund(stored);
       } else {
         renameSync(tmp, dest);
         this.created.add(hash);
       }
       tmp = undefined;
-      return { hash, size, head };
+      return sparse ? { hash, size, sparse, head } : { hash, size, head };
     } finally {
-      closeSync(fd);
+      if (file.fd === undefined) closeSync(fd);
       if (out !== undefined) closeSync(out);
       if (tmp !== undefined) unlinkSync(tmp);
     }

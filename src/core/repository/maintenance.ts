@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { IntegrityError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { RepairReport } from './repair.js';
+import { checkExtents, dataLength } from '../model/sparse.js';
 import { parseManifest } from '../model/manifest.js';
 import { isProcessAlive } from './locks.js';
 import { CorruptBlobError, usedBy } from './verify.js';
@@ -176,8 +177,12 @@ export async function fsckRepository(repo: Repository, reporter: Reporter, optio
       if (e.type !== 'file' || !e.blob) continue;
       referenced.add(e.blob);
       const size = sizes.get(e.blob);
+      // A file with holes stores only the data of its extents.
+      const stored = e.sparse ? dataLength(e.sparse) : e.size;
+      const badMap = e.sparse && checkExtents(e.sparse, e.size ?? 0);
+      if (badMap) problems.push({ kind: 'bad-manifest', image: img.id, path: e.path, message: `image ${img.id}: ${e.path} has a bad sparse map: ${badMap}` });
       if (size === undefined) problems.push({ kind: 'missing-blob', image: img.id, blob: e.blob, path: e.path, message: `image ${img.id}: ${e.path} needs missing blob ${e.blob}` });
-      else if (size !== e.size) problems.push({ kind: 'corrupt-blob', image: img.id, blob: e.blob, path: e.path, expectedSize: e.size, message: `image ${img.id}: ${e.path} expects ${e.size} bytes, blob has ${size}` });
+      else if (size !== stored) problems.push({ kind: 'corrupt-blob', image: img.id, blob: e.blob, path: e.path, expectedSize: stored, message: `image ${img.id}: ${e.path} expects ${stored} bytes, blob has ${size}` });
     }
   }
   let unreferenced = 0;

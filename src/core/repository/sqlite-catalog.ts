@@ -3,10 +3,12 @@ import { accessSync, constants } from 'node:fs';
 import { dirname } from 'node:path';
 import { errnoCode } from '../../lib/errors.js';
 import type { Entry, EntryType } from '../model/entry.js';
+import type { DataExtent } from '../model/sparse.js';
 import { comparePaths } from '../../lib/path-codec.js';
 import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
-const SCHEMA_VERSION = 1;
+/** 2: entries.sparse (the data extents of files with holes). */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,6 +39,7 @@ CREATE TABLE IF NOT EXISTS entries (
   mtime_nsec INTEGER NOT NULL DEFAULT 0,
   size INTEGER,
   blob TEXT,
+  sparse TEXT,
   target TEXT,
   dev_major INTEGER,
   dev_minor INTEGER,
@@ -98,6 +101,7 @@ interface EntryRow {
   mtime_nsec: number;
   size: number | null;
   blob: string | null;
+  sparse: string | null;
   target: string | null;
   dev_major: number | null;
   dev_minor: number | null;
@@ -136,6 +140,7 @@ function toEntry(r: EntryRow): Entry {
   if (r.mtime_nsec) e.mtimeNsec = r.mtime_nsec;
   if (r.size !== null) e.size = r.size;
   if (r.blob !== null) e.blob = r.blob;
+  if (r.sparse !== null) e.sparse = JSON.parse(r.sparse) as DataExtent[];
   if (r.target !== null) e.target = r.target;
   if (r.dev_major !== null) e.devMajor = r.dev_major;
   if (r.dev_minor !== null) e.devMinor = r.dev_minor;
@@ -180,6 +185,14 @@ export class SqliteCatalog implements Catalog {
   migrate(): void {
     this.db.exec(SCHEMA);
     this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+    const hasSparse = () => (this.db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).some((c) => c.name === 'sparse');
+    if (hasSparse()) return;
+    // Version 1 catalogs lack entries.sparse (none of their files has holes): add it, once.
+    this.db.transaction(() => {
+      if (hasSparse()) return;
+      this.db.exec('ALTER TABLE entries ADD COLUMN sparse TEXT');
+      this.db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(SCHEMA_VERSION));
+    }).immediate();
   }
 
   schemaVersion(): number | undefined {
@@ -194,8 +207,8 @@ export class SqliteCatalog implements Catalog {
        VALUES (@id, @createdAt, @source, @sourceKind, @entryCount, @fileCount, @totalSize, @distro, @osRelease)`,
     );
     const insertEntry = this.db.prepare(
-      `INSERT INTO entries(image_id, path, type, mode, uid, gid, mtime, mtime_nsec, size, blob, target, dev_major, dev_minor, xattrs)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO entries(image_id, path, type, mode, uid, gid, mtime, mtime_nsec, size, blob, sparse, target, dev_major, dev_minor, xattrs)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insertPackage = this.db.prepare(
       `INSERT OR REPLACE INTO packages(image_id, name, arch, version, source, source_version, status, manager, installed_size)
@@ -220,7 +233,7 @@ export class SqliteCatalog implements Catalog {
         for (const e of entries) {
           insertEntry.run(
             record.id, e.path, e.type, e.mode, e.uid, e.gid, e.mtime, e.mtimeNsec ?? 0, e.size ?? null, e.blob ?? null,
-            e.target ?? null, e.devMajor ?? null, e.devMinor ?? null, e.xattrs ? JSON.stringify(e.xattrs) : null,
+            e.sparse ? JSON.stringify(e.sparse) : null, e.target ?? null, e.devMajor ?? null, e.devMinor ?? null, e.xattrs ? JSON.stringify(e.xattrs) : null,
           );
         }
         if (facts) {

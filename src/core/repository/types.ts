@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
-import type { LocalContent, StoredBlob } from '../import/source.js';
+import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
 import type { ProbeResult, ProbeSpec } from '../profile/probes.js';
 import type { PathEvidence } from '../profile/strace-parser.js';
 
@@ -16,6 +16,8 @@ export interface BlobStore {
   /**
    * Stores a file on the local filesystem, or a byte range of one (a member of a tar), reading it
    * once. The fast path of directory and tar imports; a remote backend streams the same bytes.
+   * Long runs of zeros become holes (model/sparse.ts): the result then carries the data extents
+   * and the blob holds only the data.
    */
   putLocal<T = never>(file: LocalContent, options?: PutLocalOptions<T>): Promise<LocalBlob<T>>;
   has(hash: string): Promise<boolean>;
@@ -43,14 +45,15 @@ export interface BlobStore {
 
 export interface PutLocalOptions<T> {
   /**
-   * Called with the whole content when it was small enough to be read in one go (up to 1 MiB),
+   * Called with the whole content when it was small enough to be read in one go (up to 1 MiB)
+   * and has no holes,
    * before putLocal resolves; its result is returned as `inspected`. The buffer is only valid
    * until the returned promise settles (ingest parses small ELF files this way, without a copy).
    */
   inspect?: (content: Buffer) => T | Promise<T>;
 }
 
-export interface LocalBlob<T = never> extends StoredBlob {
+export interface LocalBlob<T = never> extends StoredContent {
   /** The first bytes of the content (up to 64). */
   head: Buffer;
   /** What `inspect` returned, when it was called. */
@@ -106,7 +109,20 @@ export interface ProfileRecord {
   createdAt: string;
   updatedAt: string;
   /** `units`: the systemd units whose runtime directories the run created first. */
-  runs: { command: string; probes: ProbeSpec[]; readyPort?: number; durationMs?: number; probeTimeoutMs?: number; units?: string[]; results: ProbeResult[]; at: string }[];
+  runs: {
+    command: string;
+    probes: ProbeSpec[];
+    readyPort?: number;
+    readyLog?: string;
+    readyTimeoutMs?: number;
+    durationMs?: number;
+    probeTimeoutMs?: number;
+    units?: string[];
+    results: ProbeResult[];
+    /** Time to ready and the probe tries it took (runs recorded before readiness was measured have none). */
+    ready?: { ms: number; tries: number; line?: string };
+    at: string;
+  }[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
   paths: PathEvidence[];
   /** User and group ids the workload switched to or gave files (set*id, setgroups, chown), sorted. */

@@ -8,9 +8,27 @@ import { z } from 'zod';
 const duration = z.string().regex(/^\d+(\.\d+)?(ms|s|m)?$/, 'a duration such as 500ms, 20s or 2m');
 const absolute = z.string().regex(/^\//, 'an absolute path');
 
+const regex = z.string().min(1).refine((text) => {
+  try {
+    new RegExp(text);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'a regular expression');
+
+/** A probe and its expectation; without one, an HTTP probe expects any 2xx status and an exec probe exit status 0. */
 export const ProbeSchema = z.union([
-  z.strictObject({ http: z.url({ protocol: /^https?$/ }).describe('URL to GET inside the sandbox once ready') }),
-  z.strictObject({ exec: z.string().min(1).describe('command run with the image\'s /bin/sh -c inside the sandbox') }),
+  z.strictObject({
+    http: z.url({ protocol: /^https?$/ }).describe('URL to GET inside the sandbox, tried until it meets its expectation'),
+    status: z.number().int().min(100).max(599).optional().describe('the HTTP status the answer must have [default: any 2xx]'),
+    bodyContains: z.string().min(1).optional().describe('text the response body must contain'),
+  }),
+  z.strictObject({
+    exec: z.string().min(1).describe('command run with the image\'s /bin/sh -c inside the sandbox, tried until it meets its expectation'),
+    exitCode: z.number().int().min(0).max(255).optional().describe('the exit status the command must have [default: 0]'),
+    outputContains: z.string().min(1).optional().describe('text its stdout or stderr must contain'),
+  }),
 ]);
 
 export const ImageTemplateSchema = z
@@ -37,7 +55,9 @@ export const ImageTemplateSchema = z
     profile: z
       .strictObject({
         run: z.string().min(1).describe('workload command, run with the image\'s /bin/sh -c'),
-        'ready-port': z.number().int().min(1).max(65535).optional(),
+        'ready-port': z.number().int().min(1).max(65535).optional().describe('TCP port awaited before the probes (an HTTP probe waits for its own port anyway)'),
+        'ready-log': regex.optional().describe('regular expression: a line of the workload\'s stdout or stderr awaited before the probes'),
+        'ready-timeout': duration.optional().describe('how long after its start the workload may take to be ready: ready-log line, ready-port and every probe met once [default: 60s]'),
         duration: duration.optional(),
         'probe-timeout': duration.optional(),
         probes: z.array(ProbeSchema).default([]),
@@ -64,6 +84,7 @@ export const ImageTemplateSchema = z
   .describe('aim image template');
 
 export type ImageTemplate = z.output<typeof ImageTemplateSchema>;
+export type TemplateProbe = z.output<typeof ProbeSchema>;
 
 /** The JSON Schema editors use to validate templates (committed as templates/image-template.schema.json). */
 export function templateJsonSchema(): Record<string, unknown> {

@@ -1,20 +1,25 @@
 /**
  * Where every setting of profile, slim and verify comes from, in one place:
- * flags > AIM_* environment > template file > defaults.
+ * flags > AIM_* environment > what the repository records (a slim image's gold and profile) >
+ * template file > defaults.
  * Keep/drop globs and kept packages add up (template, then flags): a flag extends a template's
  * rules rather than silently discarding them. Probes given as flags replace the template's.
  */
 import { ConfigError } from '../../lib/errors.js';
 import type { ClosureRules } from '../closure/types.js';
-import type { ProbeSpec } from '../profile/probes.js';
+import { execProbe, httpProbe, type ProbeSpec } from '../profile/probes.js';
 import { parseDuration } from '../profile/profile-run.js';
+import { parseReadyLog } from '../probe/line-watch.js';
 import type { LoadedTemplate } from './load.js';
+import type { TemplateProbe } from './schema.js';
 
 export interface SettingFlags {
   gold?: string;
   profile?: string;
   run?: string;
   readyPort?: number;
+  readyLog?: string;
+  readyTimeout?: string;
   duration?: string;
   probeTimeout?: string;
   tags?: string[];
@@ -34,6 +39,9 @@ export interface Settings {
   /** Workload command. */
   run?: string;
   readyPort?: number;
+  /** A regular expression for the workload's ready line. */
+  readyLog?: string;
+  readyTimeoutMs: number;
   durationMs: number;
   probeTimeoutMs: number;
   probes: ProbeSpec[];
@@ -48,6 +56,13 @@ export interface Settings {
 
 export const DEFAULT_DURATION = '20s';
 export const DEFAULT_PROBE_TIMEOUT = '10s';
+export const DEFAULT_READY_TIMEOUT = '60s';
+
+/** What the repository records about the image at hand (a slim image's gold and profile). */
+export interface Recorded {
+  gold?: string;
+  profile?: string;
+}
 
 const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v.trim() === '' ? undefined : v);
 const list = (v: string | undefined): string[] | undefined => nonEmpty(v)?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -69,8 +84,16 @@ function duration(value: string, source: string): number {
   }
 }
 
-/** Resolves the settings of a command from its flags, the environment and an optional template. */
-export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv = process.env, loaded?: LoadedTemplate): Settings {
+/** A template probe and its expectation as a probe spec. */
+export function templateProbe(p: TemplateProbe): ProbeSpec {
+  return 'http' in p ? httpProbe(p.http, { status: p.status, bodyContains: p.bodyContains }) : execProbe(p.exec, { exitCode: p.exitCode, outputContains: p.outputContains });
+}
+
+/**
+ * Resolves the settings of a command from its flags, the environment, what the repository
+ * records about its image, and an optional template, in that order.
+ */
+export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv = process.env, loaded?: LoadedTemplate, recorded: Recorded = {}): Settings {
   const t = loaded?.template;
   const first = <T>(...values: (T | undefined)[]): T | undefined => values.find((v) => v !== undefined);
   const durationText = first<[string, string]>(
@@ -84,12 +107,25 @@ export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv = pr
     t?.profile?.['probe-timeout'] === undefined ? undefined : [t.profile['probe-timeout'], 'profile.probe-timeout'],
   ) ?? [DEFAULT_PROBE_TIMEOUT, 'default'];
   const templateEntrypoint = t?.entrypoint === undefined ? undefined : typeof t.entrypoint === 'string' ? shell(t.entrypoint) : t.entrypoint;
-  const templateProbes: ProbeSpec[] = (t?.profile?.probes ?? []).map((p) => ('http' in p ? { kind: 'http', url: p.http } : { kind: 'exec', command: p.exec }));
+  const readyTimeoutText = first<[string, string]>(
+    flags.readyTimeout === undefined ? undefined : [flags.readyTimeout, '--ready-timeout'],
+    nonEmpty(env.AIM_READY_TIMEOUT) === undefined ? undefined : [env.AIM_READY_TIMEOUT!, 'AIM_READY_TIMEOUT'],
+    t?.profile?.['ready-timeout'] === undefined ? undefined : [t.profile['ready-timeout'], 'profile.ready-timeout'],
+  ) ?? [DEFAULT_READY_TIMEOUT, 'default'];
+  const readyLog = first<[string, string]>(
+    nonEmpty(flags.readyLog) === undefined ? undefined : [flags.readyLog!, '--ready-log'],
+    nonEmpty(env.AIM_READY_LOG) === undefined ? undefined : [env.AIM_READY_LOG!, 'AIM_READY_LOG'],
+    t?.profile?.['ready-log'] === undefined ? undefined : [t.profile['ready-log'], 'profile.ready-log'],
+  );
+  if (readyLog) parseReadyLog(readyLog[0], readyLog[1]);
+  const templateProbes = (t?.profile?.probes ?? []).map(templateProbe);
   const settings: Settings = {
-    gold: first(flags.gold, nonEmpty(env.AIM_GOLD), t?.gold?.tag),
-    profile: first(flags.profile, nonEmpty(env.AIM_PROFILE), t?.name),
+    gold: first(flags.gold, nonEmpty(env.AIM_GOLD), recorded.gold, t?.gold?.tag),
+    profile: first(flags.profile, nonEmpty(env.AIM_PROFILE), recorded.profile, t?.name),
     run: first(flags.run, nonEmpty(env.AIM_RUN), t?.profile?.run),
     readyPort: first(port(flags.readyPort, '--ready-port'), port(env.AIM_READY_PORT, 'AIM_READY_PORT'), port(t?.profile?.['ready-port'], 'profile.ready-port')),
+    readyLog: readyLog?.[0],
+    readyTimeoutMs: duration(readyTimeoutText[0], readyTimeoutText[1]),
     durationMs: duration(durationText[0], durationText[1]),
     probeTimeoutMs: duration(timeoutText[0], timeoutText[1]),
     probes: flags.probes && flags.probes.length > 0 ? flags.probes : templateProbes,
@@ -102,6 +138,7 @@ export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv = pr
       keepPackages: [...(t?.slim?.['keep-packages'] ?? []), ...(flags.keepPackages ?? [])],
     },
   };
+  if (settings.readyTimeoutMs <= 0) throw new ConfigError(`${readyTimeoutText[1]} ${readyTimeoutText[0]}: the ready timeout must be positive`);
   if (settings.probeTimeoutMs <= 0) throw new ConfigError(`${timeoutText[1]} ${timeoutText[0]}: the probe timeout must be positive`);
   return settings;
 }

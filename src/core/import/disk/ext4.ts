@@ -1,4 +1,5 @@
 import { InputError } from '../../../lib/errors.js';
+import { isHole, type ContentChunk, type Hole } from '../../model/sparse.js';
 import type { SourceEntry } from '../source.js';
 import { LruCache, type BlockDevice } from './block-device.js';
 
@@ -149,6 +150,31 @@ function isPowerOf(n: number, base: number): boolean {
   return x === n;
 }
 
+/**
+ * Blocks already used, as a bitmap allocated in chunks only where blocks are used: memory grows
+ * with what a walk touches, never with the filesystem's size.
+ */
+class BlockSet {
+  private readonly chunks = new Map<number, Uint8Array>();
+
+  /** Marks `count` blocks from `first`; returns the first one already marked, or -1. */
+  claim(first: number, count: number): number {
+    for (let b = first; b < first + count; b++) {
+      const key = Math.floor(b / 65536);
+      let chunk = this.chunks.get(key);
+      if (!chunk) this.chunks.set(key, (chunk = new Uint8Array(8192)));
+      const bit = b % 65536;
+      const mask = 1 << (bit & 7);
+      if (chunk[bit >> 3]! & mask) return b;
+      chunk[bit >> 3]! |= mask;
+    }
+    return -1;
+  }
+}
+
+/** Entries of one directory at most (each costs about a hundred bytes in memory). */
+const MAX_DIR_ENTRIES = 1_000_000;
+
 export class ExtFilesystem {
   readonly blockSize: number;
   readonly blocksCount: number;
@@ -169,6 +195,11 @@ export class ExtFilesystem {
   private readonly firstMetaBg: number;
   private readonly backupBgs: [number, number];
   private readonly cache = new LruCache<number, Buffer>(512);
+  /**
+   * During walk(): every block of file data, directories and block maps, so none is used twice (a
+   * file's block map pointing at itself or at another file's blocks cannot multiply the input).
+   */
+  private used: BlockSet | undefined;
 
   private constructor(
     private readonly dev: BlockDevice,
@@ -251,6 +282,13 @@ export class ExtFilesystem {
     if (!Number.isSafeInteger(block) || block < 0 || count < 0 || block + count > this.blocksCount) {
       throw this.corrupt(`${what} points at block ${block}+${count}, beyond the ${this.blocksCount}-block filesystem`);
     }
+  }
+
+  /** Checks blocks and, during a walk, that no block is used a second time. */
+  private claimBlocks(block: number, count: number, what: string, claim: boolean): void {
+    this.checkBlocks(block, count, what);
+    const again = claim ? (this.used?.claim(block, count) ?? -1) : -1;
+    if (again >= 0) throw this.corrupt(`${what} uses block ${again}, which is already used (a loop or a shared block)`);
   }
 
   private async readBlocks(block: number, count: number, what: string): Promise<Buffer> {
@@ -351,12 +389,12 @@ export class ExtFilesystem {
   // ---- block mapping ----
 
   /** The inode's data blocks in logical order; gaps between runs are holes. */
-  private runs(inode: Inode): AsyncGenerator<Run> {
-    if (inode.flags & FL_EXTENTS) return this.extentRuns(inode);
-    return this.indirectRuns(inode);
+  private runs(inode: Inode, claim = true): AsyncGenerator<Run> {
+    if (inode.flags & FL_EXTENTS) return this.extentRuns(inode, claim);
+    return this.indirectRuns(inode, claim);
   }
 
-  private async *extentRuns(inode: Inode): AsyncGenerator<Run> {
+  private async *extentRuns(inode: Inode, claim: boolean): AsyncGenerator<Run> {
     // Each index level must be exactly one less deep than its parent, so a tree cannot loop.
     const walk = async function* (this: ExtFilesystem, node: Buffer, expectDepth: number | undefined, where: string): AsyncGenerator<Run> {
       if (node.readUInt16LE(0) !== EXTENT_MAGIC) throw this.corrupt(`${where}: bad extent header magic 0x${node.readUInt16LE(0).toString(16)}`);
@@ -374,10 +412,11 @@ export class ExtFilesystem {
           if (zero) len -= 32768;
           const physical = node.readUInt16LE(e + 6) * 0x1_0000_0000 + node.readUInt32LE(e + 8);
           if (len === 0) continue;
-          this.checkBlocks(physical, len, where);
+          this.claimBlocks(physical, len, where, claim);
           yield { logical, physical, count: len, zero };
         } else {
           const child = node.readUInt32LE(e + 4) + node.readUInt16LE(e + 8) * 0x1_0000_0000;
+          this.claimBlocks(child, 1, `${where} extent index`, claim);
           const buf = await this.metaBlock(child, `${where} extent index`);
           yield* walk.call(this, buf, depth - 1, where);
         }
@@ -386,14 +425,14 @@ export class ExtFilesystem {
     yield* walk.call(this, inode.block, undefined, `inode ${inode.ino}`);
   }
 
-  private async *indirectRuns(inode: Inode): AsyncGenerator<Run> {
+  private async *indirectRuns(inode: Inode, claim: boolean): AsyncGenerator<Run> {
     const per = this.blockSize / 4;
     const limit = Math.ceil(inode.size / this.blockSize);
     let pending: Run | undefined;
     const where = `inode ${inode.ino}`;
     // Collects single blocks into contiguous runs.
     const add = (logical: number, physical: number): Run | undefined => {
-      this.checkBlocks(physical, 1, where);
+      this.claimBlocks(physical, 1, where, claim);
       if (pending && pending.logical + pending.count === logical && pending.physical + pending.count === physical) {
         pending.count += 1;
         return undefined;
@@ -409,6 +448,7 @@ export class ExtFilesystem {
         if (r) yield r;
         return;
       }
+      this.claimBlocks(ptr, 1, `${where} indirect block`, claim);
       const table = await this.metaBlock(ptr, `${where} indirect block`);
       const span = per ** (level - 1);
       for (let i = 0; i < per && first + i * span < limit; i++) {
@@ -431,10 +471,11 @@ export class ExtFilesystem {
   }
 
   /**
-   * The bytes of a regular file (or slow symlink, or xattr inode), streamed a run at a time in
-   * chunks of at most 1 MiB. Holes and uninitialized extents read as zeros.
+   * The content of a regular file (or slow symlink, or xattr inode), streamed a run at a time in
+   * chunks of at most 1 MiB. Holes and uninitialized extents are handed on as holes, never as
+   * zeros read or made: a file claiming a terabyte of nothing costs nothing.
    */
-  async *content(inode: Inode): AsyncGenerator<Buffer> {
+  async *content(inode: Inode, claim = true): AsyncGenerator<ContentChunk> {
     const size = inode.size;
     if (inode.flags & FL_INLINE_DATA) {
       const data = await this.inlineData(inode);
@@ -445,22 +486,21 @@ export class ExtFilesystem {
     const bs = this.blockSize;
     const nBlocks = Math.ceil(size / bs);
     let left = size;
-    const zeros = function* (bytes: number): Generator<Buffer> {
-      for (let n = Math.min(bytes, left); n > 0; ) {
-        const c = Math.min(n, CHUNK);
-        left -= c;
-        n -= c;
-        yield Buffer.alloc(c);
-      }
+    const hole = (bytes: number): Hole | undefined => {
+      const n = Math.min(bytes, left);
+      left -= n;
+      return n > 0 ? { hole: n } : undefined;
     };
     let pos = 0;
-    for await (const run of this.runs(inode)) {
+    for await (const run of this.runs(inode, claim)) {
       if (run.logical < pos) throw this.corrupt(`inode ${inode.ino}: extents overlap or are out of order at block ${run.logical}`);
       if (run.logical >= nBlocks) break; // preallocated beyond the end of file
-      yield* zeros((run.logical - pos) * bs);
+      const gap = hole((run.logical - pos) * bs);
+      if (gap) yield gap;
       const count = Math.min(run.count, nBlocks - run.logical);
       if (run.zero) {
-        yield* zeros(count * bs);
+        const h = hole(count * bs);
+        if (h) yield h;
       } else {
         const perChunk = CHUNK / bs;
         for (let done = 0; done < count; done += perChunk) {
@@ -473,13 +513,14 @@ export class ExtFilesystem {
       }
       pos = run.logical + count;
     }
-    yield* zeros(left);
+    const tail = hole(left);
+    if (tail) yield tail;
   }
 
-  private async collect(inode: Inode, max: number): Promise<Buffer> {
+  private async collect(inode: Inode, max: number, claim = true): Promise<Buffer> {
     if (inode.size > max) throw this.corrupt(`inode ${inode.ino} is ${inode.size} bytes, more than the ${max} expected`);
     const chunks: Buffer[] = [];
-    for await (const c of this.content(inode)) chunks.push(c);
+    for await (const c of this.content(inode, claim)) chunks.push(isHole(c) ? Buffer.alloc(c.hole) : c);
     return Buffer.concat(chunks);
   }
 
@@ -550,7 +591,7 @@ export class ExtFilesystem {
         for (let i = 0; i < count; i++) {
           const block = await this.readBlocks(run.physical + i, 1, where);
           this.parseDirents(block, 0, bs, out, `${where} block ${run.logical + i}`);
-          if (out.length > 10_000_000) throw this.corrupt(`${where}: too many entries`);
+          if (out.length > MAX_DIR_ENTRIES) throw this.corrupt(`${where}: more than ${MAX_DIR_ENTRIES} entries`);
         }
       }
       pos = run.logical + count;
@@ -599,7 +640,8 @@ export class ExtFilesystem {
         if (valueInum !== 0) {
           const vi = await this.readInode(valueInum);
           if (!(vi.flags & FL_EA_INODE) || vi.size !== valueSize) throw this.corrupt(`${where}: value inode ${valueInum} of ${name} is not an xattr inode of ${valueSize} bytes`);
-          value = await this.collect(vi, XATTR_SIZE_MAX);
+          // ea_inode values are shared between files (deduplicated): their blocks are not claimed.
+          value = await this.collect(vi, XATTR_SIZE_MAX, false);
         } else {
           const vs = valueBase + valueOffs;
           if (vs + valueSize > valueEnd) throw this.corrupt(`${where}: value of ${name} lies outside the xattr area`);
@@ -698,6 +740,7 @@ export class ExtFilesystem {
    * before the next entry is requested.
    */
   async *walk(): AsyncGenerator<SourceEntry> {
+    this.used = new BlockSet();
     const root = await this.root();
     yield await this.sourceEntry(root, Buffer.alloc(0));
     const firstPath = new Map<number, Buffer>();

@@ -1,0 +1,143 @@
+import { execa } from 'execa';
+import { writeFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
+
+/**
+ * Tar archives byte by byte, for inputs no well-behaved writer makes: every header field can be
+ * given as a number (written in octal), a bigint (GNU base-256, negative ones too) or raw bytes,
+ * and the checksum is computed last (unless given), so the damage is exactly the one intended.
+ */
+
+export type Field = number | bigint | Buffer | string;
+
+export interface HeaderFields {
+  name?: Field;
+  mode?: Field;
+  uid?: Field;
+  gid?: Field;
+  size?: Field;
+  mtime?: Field;
+  typeflag?: string;
+  linkname?: Field;
+  magic?: 'ustar' | 'gnu' | 'v7';
+  devmajor?: Field;
+  devminor?: Field;
+  prefix?: Field;
+  checksum?: Field;
+  /** Raw edits after the fields (e.g. an old GNU sparse map at 386). */
+  edit?: (h: Buffer) => void;
+}
+
+/** GNU base-256: two's complement over the whole field, top bit of the first byte set. */
+export function base256(value: bigint, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  let v = BigInt.asUintN(8 * len, value);
+  for (let i = len - 1; i >= 0; i--) {
+    b[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  b[0] = b[0]! | 0x80;
+  return b;
+}
+
+function put(h: Buffer, off: number, len: number, v: Field | undefined): void {
+  if (v === undefined) return;
+  if (typeof v === 'bigint') base256(v, len).copy(h, off);
+  else if (typeof v === 'number') h.write(v.toString(8).padStart(len - 1, '0') + '\0', off, len, 'latin1');
+  else Buffer.from(v).copy(h, off, 0, len);
+}
+
+export function header(f: HeaderFields): Buffer {
+  const h = Buffer.alloc(512);
+  put(h, 0, 100, f.name ?? 'file');
+  put(h, 100, 8, f.mode ?? 0o644);
+  put(h, 108, 8, f.uid ?? 0);
+  put(h, 116, 8, f.gid ?? 0);
+  put(h, 124, 12, f.size ?? 0);
+  put(h, 136, 12, f.mtime ?? 1700000000);
+  h.write(f.typeflag ?? '0', 156, 1, 'latin1');
+  put(h, 157, 100, f.linkname);
+  const magic = f.magic ?? 'ustar';
+  if (magic === 'ustar') h.write('ustar\x0000', 257, 8, 'latin1');
+  if (magic === 'gnu') h.write('ustar  \x00', 257, 8, 'latin1');
+  put(h, 329, 8, f.devmajor ?? (magic === 'v7' ? undefined : 0));
+  put(h, 337, 8, f.devminor ?? (magic === 'v7' ? undefined : 0));
+  if (magic === 'ustar') put(h, 345, 155, f.prefix);
+  f.edit?.(h);
+  if (f.checksum !== undefined) put(h, 148, 8, f.checksum);
+  else {
+    h.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+  }
+  return h;
+}
+
+export const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
+
+/** Data padded to whole blocks. */
+export const data = (b: Buffer | string) => {
+  const buf = Buffer.from(b);
+  return Buffer.concat([buf, pad(buf.length)]);
+};
+
+/** "<len> <key>=<value>\n" records (len counts itself). */
+export function paxRecords(records: [string, string | Buffer][]): Buffer {
+  return Buffer.concat(
+    records.map(([k, v]) => {
+      const body = Buffer.concat([Buffer.from(` ${k}=`), Buffer.from(v), Buffer.from('\n')]);
+      let len = body.length + 1;
+      while (String(len).length + body.length !== len) len = String(len).length + body.length;
+      return Buffer.concat([Buffer.from(String(len)), body]);
+    }),
+  );
+}
+
+/** A pax extended header ('x', or 'g' for global) with its records. */
+export function pax(records: [string, string | Buffer][], typeflag = 'x'): Buffer {
+  const body = paxRecords(records);
+  return Buffer.concat([header({ name: 'PaxHeaders/x', typeflag, size: body.length }), data(body)]);
+}
+
+/** A regular file member. */
+export function file(name: string, content: string | Buffer, extra: HeaderFields = {}): Buffer {
+  const b = Buffer.from(content);
+  return Buffer.concat([header({ name, size: b.length, ...extra }), data(b)]);
+}
+
+export const dir = (name: string, extra: HeaderFields = {}) => header({ name, typeflag: '5', mode: 0o755, ...extra });
+export const symlinkMember = (name: string, target: string) => header({ name, typeflag: '2', linkname: target, mode: 0o777 });
+export const hardlinkMember = (name: string, target: string) => header({ name, typeflag: '1', linkname: target });
+
+/** Members followed by the end-of-archive marker. */
+export const archive = (...members: Buffer[]) => Buffer.concat([...members, Buffer.alloc(1024)]);
+
+export async function writeTar(path: string, bytes: Buffer, compress?: 'gzip' | 'zstd' | 'xz' | 'bzip2'): Promise<string> {
+  if (!compress) {
+    await writeFile(path, bytes);
+    return path;
+  }
+  if (compress === 'gzip') {
+    await writeFile(path, gzipSync(bytes));
+    return path;
+  }
+  const tool = { zstd: ['zstd', '-q', '-c'], xz: ['xz', '-c'], bzip2: ['bzip2', '-c'] }[compress];
+  const r = await execa(tool[0]!, tool.slice(1), { input: bytes, encoding: 'buffer' });
+  await writeFile(path, Buffer.from(r.stdout as Uint8Array));
+  return path;
+}
+
+/**
+ * A compressed tar holding one file of `size` zero bytes, made by streaming (never in memory):
+ * a decompression bomb whose content is nothing but a hole.
+ */
+export async function zeroBomb(path: string, size: number, compress: 'gzip' | 'zstd' | 'xz' | 'bzip2', name = 'zeros'): Promise<string> {
+  const head = header({ name, size: size > 0o77777777777 ? 0 : size, ...(size > 0o77777777777 ? { size: BigInt(size) } : {}) });
+  const blocks = Math.ceil(size / 512) + 2;
+  const cmd = { gzip: 'gzip -1 -c', zstd: 'zstd -q -1 -c', xz: 'xz -0 -c', bzip2: 'bzip2 -1 -c' }[compress];
+  // header, then the data and end blocks as zeros from /dev/zero
+  const script = `{ printf '%s' "$HEAD" | base64 -d; head -c ${blocks * 512} /dev/zero; } | ${cmd} > "$OUT"`;
+  await execa('sh', ['-c', script], { env: { HEAD: head.toString('base64'), OUT: path } });
+  return path;
+}
