@@ -95,3 +95,19 @@ describe('system errors are aim errors with a code and a hint', () => {
     expect(out.aim).toMatchObject({ code: 'E_TOO_MANY_OPEN_FILES', exitCode: 12, message: 'too many open files [EMFILE] (open /dev/null)', hint: expect.stringContaining('ulimit -n') });
   });
 });
+
+describe('an error no command caught', () => {
+  it('is reported as one aim error document, redacted, with exit 1 (not a raw stack)', async () => {
+    const crash = pathToFileURL(join(projectRoot, 'dist', 'src', 'cli', 'crash.js')).href;
+    // what an 'error' event without a listener looks like: thrown from the event loop
+    const script = `import { installCrashHandler } from '${crash}'; installCrashHandler();
+      setImmediate(() => { throw Object.assign(new Error('write after end to https://u:crash-pw-123@h/x'), { code: 'ERR_STREAM_DESTROYED' }); });`;
+    for (const json of [true, false]) {
+      const r = await execa(process.execPath, ['--input-type=module', '-e', script, '--', ...(json ? ['--json'] : [])], { reject: false });
+      expect(r.exitCode).toBe(1);
+      expect(`${r.stdout}${r.stderr}`).not.toMatch(/crash-pw-123|\n\s+at /);
+      if (json) expect(JSON.parse(r.stdout)).toEqual({ error: { code: 'E_INTERNAL', message: '[ERR_STREAM_DESTROYED] write after end to https://***@h/x', exitCode: 1, hint: expect.stringMatching(/bug in aim/) } });
+      else expect(r.stderr).toMatch(/^aim: \[ERR_STREAM_DESTROYED\] write after end to https:\/\/\*\*\*@h\/x\nhint: this is a bug in aim/);
+    }
+  });
+});
