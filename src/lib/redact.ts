@@ -78,12 +78,17 @@ const PATTERNS: [RegExp, (substring: string, ...groups: string[]) => string][] =
   [/\b(Signature=)[0-9a-f]{64}\b/g, (_m, label: string) => `${label}${REDACTED}`],
 ];
 
-/** The user information of URLs: `https://user:password@host` → `https://***@host`. */
+/**
+ * The user information of URLs: `https://user:password@host` → `https://***@host`, also when the
+ * password holds a "/" or "?" that should have been percent-encoded (user, colon, up to the last @).
+ */
 function redactUserinfo(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#"'<>]{0,512})/gi, (whole, scheme: string, authority: string) => {
-    const at = authority.lastIndexOf('@');
-    return at < 0 ? whole : `${scheme}${REDACTED}${authority.slice(at)}`;
-  });
+  return text
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:"'<>]{1,256}:[^\s@"'<>]{0,512}@/gi, (_m, scheme: string) => `${scheme}${REDACTED}@`)
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#"'<>]{0,512})/gi, (whole, scheme: string, authority: string) => {
+      const at = authority.lastIndexOf('@');
+      return at < 0 || authority.slice(0, at) === REDACTED ? whole : `${scheme}${REDACTED}${authority.slice(at)}`;
+    });
 }
 
 function escapeRegExp(s: string): string {
