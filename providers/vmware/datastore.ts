@@ -60,7 +60,8 @@ export function parseDatastoreUrl(text: string): DatastoreTarget {
   try {
     url = new URL(text);
   } catch {
-    throw new ConfigError(`--datastore-url "${text}" is not a URL`, { hint: USAGE_HINT });
+    // not echoed when it may hold credentials that a parse failure left unrecognisable
+    throw new ConfigError(text.includes('@') ? '--datastore-url is not a URL (not shown: it holds an "@", perhaps credentials)' : `--datastore-url "${text}" is not a URL`, { hint: USAGE_HINT });
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`--datastore-url must be https:// (or http://), not ${url.protocol}`, { hint: USAGE_HINT });
   if (url.username || url.password) {

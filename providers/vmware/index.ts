@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { OVA_DEFAULT_MEMORY_MIB } from '../../src/core/build/ovf.js';
 import { ConfigError } from '../../src/lib/errors.js';
+import { addCredentials } from '../../src/lib/redact.js';
 import type { Artifact } from '../../src/core/build/types.js';
 import type { Provider, ProviderOptions, ShipContext, ShipRequest } from '../../src/core/ship/provider.js';
 import { checkDatastore, datastoreFileUrl, parseDatastoreUrl, uploadToDatastore, type DatastoreOptions } from './datastore.js';
@@ -26,6 +27,8 @@ export function datastoreSettings(options: ProviderOptions, env: NodeJS.ProcessE
     const missing = [user ? undefined : 'AIM_VMWARE_USER', password ? undefined : 'AIM_VMWARE_PASSWORD'].filter(Boolean).join(' and ');
     throw new ConfigError(`uploading to a datastore needs credentials: ${missing} not set`, { hint: 'export AIM_VMWARE_USER=… AIM_VMWARE_PASSWORD=… (never on the command line)' });
   }
+  // hidden from every message and log from now on, also as the basic-auth header a server may echo
+  addCredentials(user, password);
   return { target, credentials: { user, password }, insecure: options.insecure === true, overwrite: options.overwrite === true, reporter: context.reporter, signal: context.signal };
 }
 
@@ -56,7 +59,7 @@ export const vmware = {
     { name: 'name', type: 'string', description: 'base name of the uploaded files (default: from the image name)' },
     { name: 'insecure', type: 'boolean', description: 'accept a self-signed certificate (ESXi default)' },
     { name: 'overwrite', type: 'boolean', description: 'replace files that already exist on the datastore' },
-    { name: 'kernel', type: 'string', env: 'AIM_KERNEL', description: 'kernel core image to boot when the image has no kernel of its own (e.g. core/kernel:bookworm)' },
+    { name: 'kernel', type: 'string', env: 'AIM_KERNEL', description: 'kernel core image to boot when the image has no kernel of its own (default: the newest core/kernel:*)' },
     { name: 'memory', type: 'string', description: `memory of the VM in the OVF descriptor, MiB (default ${OVA_DEFAULT_MEMORY_MIB})` },
   ],
   plan(request) {

@@ -1,5 +1,7 @@
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { ConfigError, ExitCode, InterruptedError, isAimError } from '../lib/errors.js';
+import { redact, redactDeep } from '../lib/redact.js';
+import { toAimError } from '../lib/system-errors.js';
 import type { Reporter } from '../lib/reporter.js';
 import { defaultRepoPath, openRepository, type Repository } from '../core/repository/repository.js';
 import { StderrReporter } from './render.js';
@@ -65,17 +67,44 @@ export abstract class AimCommand extends Command {
     return super.finally(err);
   }
 
+  // Everything a command prints goes through lib/redact: no credential reaches stdout or stderr.
+  override log(message = '', ...args: unknown[]): void {
+    super.log(typeof message === 'string' ? redact(message) : message, ...args.map((a) => (typeof a === 'string' ? redact(a) : a)));
+  }
+
+  override logToStderr(message = '', ...args: unknown[]): void {
+    super.logToStderr(typeof message === 'string' ? redact(message) : message, ...args.map((a) => (typeof a === 'string' ? redact(a) : a)));
+  }
+
+  override logJson(json: unknown): void {
+    super.logJson(redactDeep(json));
+  }
+
+  /**
+   * Every failure becomes one AimError: a code, a message and a hint, one JSON document with
+   * --json. Node's system errors (a full disk, a read-only filesystem) get aim codes and hints
+   * (lib/system-errors); anything else is an internal error, never Node's raw object.
+   */
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
-    // Under --json a usage error is a JSON error document too, not oclif's plain text.
-    if (!isAimError(err) && isUsageError(err) && this.jsonEnabled()) {
+    // oclif's own exits (this.exit, --help, --version) are not failures
+    if (err instanceof Errors.ExitError) return super.catch(err);
+    if (!isAimError(err) && isUsageError(err)) {
+      // Under --json a usage error is a JSON error document too, not oclif's plain text.
+      if (!this.jsonEnabled()) {
+        err.message = redact(err.message);
+        return super.catch(err);
+      }
       const lines = err.message.split('\n').map((l) => l.trim()).filter((l) => l && !/^(See more help with|The following errors? occurred)/.test(l));
       err = new ConfigError(lines.join('; ') || 'invalid usage', { hint: `see: ${[this.config.bin, ...(this.id ?? '').split(':').filter(Boolean)].join(' ')} --help` });
     }
-    if (isAimError(err)) {
-      if (this.jsonEnabled()) this.logJson({ error: err.toJSON() });
-      else process.stderr.write(`aim: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
-      this.exit(err.exitCode);
+    const error = toAimError(err, this.opened ? `the repository ${this.opened.root} or the output directory` : undefined);
+    if (this.jsonEnabled()) this.logJson({ error: error.toJSON() });
+    else {
+      process.stderr.write(`aim: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
+      // a bug's stack, for its report
+      if (error.code === 'E_INTERNAL' && process.env.DEBUG && err.stack) process.stderr.write(`${redact(err.stack)}\n`);
     }
-    return super.catch(err);
+    this.exit(error.exitCode);
+    return undefined;
   }
 }

@@ -1,3 +1,4 @@
+import { redact } from '../lib/redact.js';
 import type { AimEvent, Reporter } from '../lib/reporter.js';
 import { formatBytes } from './format.js';
 
@@ -23,7 +24,7 @@ export class StderrReporter implements Reporter {
         const total = event.total !== undefined ? (event.unit === 'bytes' ? ` / ${formatBytes(event.total)}` : ` / ${event.total}`) : '';
         const text = `  ${event.stage}: ${amount}${total}`;
         if (this.tty) {
-          process.stderr.write(`\r\x1b[2K${text}`);
+          process.stderr.write(`\r\x1b[2K${redact(text)}`);
           this.statusShown = true;
         } else if (Date.now() - this.lastPlain > 2000 || event.total !== undefined) {
           this.lastPlain = Date.now();
@@ -45,6 +46,6 @@ export class StderrReporter implements Reporter {
       process.stderr.write('\r\x1b[2K');
       this.statusShown = false;
     }
-    process.stderr.write(`${text}\n`);
+    process.stderr.write(`${redact(text)}\n`);
   }
 }

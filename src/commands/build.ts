@@ -8,7 +8,8 @@ import { resolveImage } from '../core/query/resolve.js';
 
 export default class Build extends AimCommand {
   static override summary = 'Build an artifact from an image: bootable raw/qcow2/vmdk/ova disk, PXE bundle, rootfs tar or OCI layout.';
-  static override description = `Bootable formats pair the image with a kernel (its own, or a kernel core image) and a generated
+  static override description = `Bootable formats pair the image with a kernel (its own, or a kernel core image: --kernel, else the
+repository's core/kernel:* image, the most recently tagged when there are several) and a generated
 minimal initramfs holding only the modules the platform needs. Artifacts are reproducible: the
 same image gives byte-identical raw, vmdk, ova and pxe output. Partial output is removed on failure.
 
@@ -16,6 +17,7 @@ ova is an OVF 1.0 appliance for vSphere (descriptor, SHA256 manifest and stream-
 one tar): EFI firmware, a PVSCSI disk and a VMXNET3 NIC. Its platform is vmware unless --platform
 is given, so the initramfs carries vmw_pvscsi and vmxnet3.`;
   static override examples = [
+    '<%= config.bin %> build slim/nginx:1 --format raw --out build/raw   # the kernel: core/kernel:* (aim core kernel)',
     '<%= config.bin %> build slim/nginx:1 --format raw --kernel core/kernel:bookworm --out build/raw',
     '<%= config.bin %> build slim/nginx:1 --format raw --kernel core/kernel:bookworm --size 1G --entrypoint "nginx -g \'daemon off;\'" --out build/raw',
     '<%= config.bin %> build slim/nginx:1 --format vmdk --platform vmware --out build/vmdk',
@@ -35,7 +37,7 @@ is given, so the initramfs carries vmw_pvscsi and vmxnet3.`;
     init: Flags.string({ description: 'init to boot', options: ['aim', 'systemd'], default: 'aim' }),
     size: Flags.string({ description: 'whole disk size for disk formats: MiB, or with a unit (512M, 2G); default: content plus headroom' }),
     headroom: Flags.integer({ description: 'free space added to the root filesystem, MiB', default: 64, min: 0 }),
-    kernel: Flags.string({ description: 'kernel core image to boot with (made by aim core kernel); default: the image\'s own kernel' }),
+    kernel: Flags.string({ description: 'kernel core image to boot with (made by aim core kernel); default: the image\'s own kernel, else the newest core/kernel:* image' }),
     'ipxe-src': Flags.string({ description: 'iPXE source tree to build binaries with the script embedded (pxe; or AIM_IPXE_SRC)' }),
     ref: Flags.string({ description: 'oci: the image name in the layout (org.opencontainers.image.ref.name)', default: 'latest' }),
   };

@@ -1,3 +1,5 @@
+import { redact } from './redact.js';
+
 /**
  * The one error family of aim. Every error has a stable `code`, the process `exitCode` the CLI
  * uses for it, and a `hint` telling the user what to do. Only the CLI top level turns errors into
@@ -15,6 +17,8 @@ export const ExitCode = {
   busy: 9,
   provider: 10,
   verifyFailed: 11,
+  /** The machine stopped the command: disk full, too many open files, an I/O error. */
+  system: 12,
   /** 128 + SIGINT, as shells report a Ctrl-C. */
   interrupted: 130,
 } as const;
@@ -29,16 +33,17 @@ export class AimError extends Error {
   readonly exitCode: number;
   readonly hint?: string;
 
+  /** Message and hint never carry credentials (lib/redact), whatever they were built from. */
   constructor(code: string, message: string, exitCode: number = ExitCode.internal, options: AimErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(redact(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.exitCode = exitCode;
-    this.hint = options.hint;
+    this.hint = options.hint === undefined ? undefined : redact(options.hint);
   }
 
   toJSON(): Record<string, unknown> {
-    return { code: this.code, message: this.message, exitCode: this.exitCode, hint: this.hint };
+    return { code: this.code, message: redact(this.message), exitCode: this.exitCode, hint: this.hint === undefined ? undefined : redact(this.hint) };
   }
 }
 
@@ -87,9 +92,9 @@ export class ToolFailedError extends AimError {
       ExitCode.toolFailed,
       options,
     );
-    this.command = command;
+    this.command = command.map(redact);
     this.toolExitCode = toolExitCode;
-    this.stderrTail = tail;
+    this.stderrTail = redact(tail);
   }
 }
 

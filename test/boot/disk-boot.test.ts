@@ -116,10 +116,12 @@ describe('raw build faults: clear errors before any work, nothing left behind', 
     expect(existsSync(join(tmp.dir, 'small'))).toBe(false);
   });
 
-  it('an image without a kernel and no --kernel', async () => {
-    const res = await aim<ErrorJson>(['build', 'slim/nginx:1', '--format', 'raw', '--out', join(tmp.dir, 'nokernel'), '--repo', repo]);
+  // without --kernel the repository's kernel core is the default (test/e2e/kernel-default.test.ts)
+  it('a --kernel image that holds no kernel', async () => {
+    const res = await aim<ErrorJson>(['build', 'slim/nginx:1', '--format', 'raw', '--kernel', 'slim/nginx:1', '--out', join(tmp.dir, 'nokernel'), '--repo', repo]);
     expect(res.exitCode).toBe(4);
     expect(res.json.error.code).toBe('E_NO_KERNEL');
+    expect(res.json.error.message).toMatch(/^slim\/nginx:1 has no kernel/);
     expect(res.json.error.hint).toMatch(/aim core kernel/);
     expect(existsSync(join(tmp.dir, 'nokernel'))).toBe(false);
   });

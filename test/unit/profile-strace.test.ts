@@ -175,6 +175,33 @@ const EDGE_PROGRAM = String.raw`
 15904 1795870024.977132 +++ exited with 0 +++
 `;
 
+/**
+ * Kept (AIM_KEEP_TRACE) from a failing run of the old sandbox, whose strace ran outside the
+ * workload's pid namespace: a SIGCHLD-ignoring server (`forker`) forks a child per file. Child 619
+ * opened /data/f81 and exited, was reaped at once, and only then did its parent's clone()
+ * return (lines of other children trimmed), so strace's /proc search could not translate 109 into 619 any more. The parser used to
+ * drop 619's lines as those of a host-side process.
+ */
+const LOST_CHILD = String.raw`
+21359 1796593371.128261 chroot("/tmp/trace-repro/img3/root") = 0
+21359 1796593371.128401 chdir("/")      = 0
+21359 1796593371.128563 execve("/bin/forker", ["/bin/forker", "200"], 0x7ffd976e3cb0 /* 2 vars */) = 0
+21359 1796593374.236701 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD <unfinished ...>
+21359 1796593374.238307 <... clone resumed>, child_tidptr=0x1fcdd650) = 108 /* 602 in strace's PID NS */
+602   1796593374.242553 openat(AT_FDCWD</tmp/trace-repro/img3/root>, "/data/f80", O_RDONLY <unfinished ...>
+21359 1796593374.242701 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD <unfinished ...>
+602   1796593374.243353 <... openat resumed>) = 3</tmp/trace-repro/img3/root/data/f80>
+619   1796593374.244512 openat(AT_FDCWD</tmp/trace-repro/img3/root>, "/data/f81", O_RDONLY <unfinished ...>
+602   1796593374.244591 +++ exited with 0 +++
+619   1796593374.244659 <... openat resumed>) = 3</tmp/trace-repro/img3/root/data/f81>
+619   1796593374.245073 +++ exited with 0 +++
+21359 1796593374.245113 <... clone resumed>, child_tidptr=0x1fcdd650) = 109
+21359 1796593374.261685 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x1fcdd650) = 110 /* 800 in strace's PID NS */
+800   1796593374.268919 openat(AT_FDCWD</tmp/trace-repro/img3/root>, "/data/f82", O_RDONLY) = 3</tmp/trace-repro/img3/root/data/f82>
+800   1796593374.269919 +++ exited with 0 +++
+21359 1796593374.300000 +++ exited with 0 +++
+`;
+
 const lines = (text: string) => text.trim().split('\n').map((l) => l.trim()).join('\n');
 const parse = (text: string, options = { root: '/R' }) => parseStrace(lines(text), options);
 const paths = (t: Trace) => [...t.paths.keys()];
@@ -418,6 +445,81 @@ describe('hand-written edge cases', () => {
     expect(paths(t)).toEqual(['/jail']);
   });
 
+  it('keeps what a child did when its parent\'s clone() returns after the child is gone and untranslated', () => {
+    const t = parseStrace(LOST_CHILD, { root: '/tmp/trace-repro/img3/root' });
+    for (const f of ['/data/f80', '/data/f81', '/data/f82']) expect(t.paths.get(f), f).toMatchObject({ ok: true, syscalls: ['openat'] });
+    expect(t.untied).toBe(1);
+    expect(t.processes).toBe(5); // forker, 602, 619, 800 and the 109 that clone() named
+    expect(t.complete).toBe(true);
+  });
+
+  it('ties a child to its parent by the pid clone() returned when strace shares its pid namespace', () => {
+    const t = parse(`
+      1 1.0 chroot("/R") = 0
+      1 1.1 chdir("/srv") = 0
+      1 1.2 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+      7 1.3 open("data", O_RDONLY) = 3
+      7 1.4 +++ exited with 0 +++
+      1 1.5 <... clone resumed>) = 7
+      1 1.6 +++ exited with 0 +++
+    `);
+    expect(paths(t)).toEqual(['/srv', '/srv/data']);
+    expect(t).toMatchObject({ untied: 0, processes: 2, complete: true });
+  });
+
+  it('places a child whose parent stays unknown outside when a host-side process could have been it', () => {
+    const t = parse(`
+      1 1.0 chroot("/R") = 0
+      2 1.1 open("/host", O_RDONLY) = 3
+      1 1.2 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+      2 1.3 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+      9 1.4 open("/either", O_RDONLY) = 3
+      1 1.5 <... clone resumed>) = 70
+      2 1.6 <... clone resumed>) = 71
+    `);
+    expect(paths(t)).toEqual([]);
+    expect(t.untied).toBe(1);
+  });
+
+  it('keeps two processes apart that had the same pid, by strace\'s exit notices', () => {
+    const t = parse(`
+      1 1.0 chroot("/R") = 0
+      1 1.1 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+      5 1.2 chroot("/jail") = 0
+      5 1.3 +++ killed by SIGKILL +++
+      1 1.4 <... clone resumed>) = 5
+      1 1.5 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+      5 1.6 open("/etc/x", O_RDONLY) = 3
+      5 1.7 +++ exited with 0 +++
+      1 1.8 <... clone resumed>) = 5
+      1 1.9 +++ exited with 0 +++
+    `);
+    // the second 5 is a fresh fork of 1, not the first 5 that chrooted into /jail
+    expect(paths(t)).toEqual(['/etc/x', '/jail']);
+    expect(t.complete).toBe(true);
+  });
+
+  it('tells a complete trace from one its tracer left early, and counts CLONE_UNTRACED children', () => {
+    expect(parse('').complete).toBe(false);
+    const cut = parse(`
+      1 1.0 chroot("/R") = 0
+      1 1.1 clone(child_stack=NULL, flags=SIGCHLD) = 2
+      2 1.2 open("/x", O_RDONLY) = 3
+      1 1.3 +++ exited with 0 +++
+    `);
+    expect(cut.complete).toBe(false);
+    const thread = parse(`
+      1 1.0 chroot("/R") = 0
+      1 1.1 clone(child_stack=0x1, flags=CLONE_VM|CLONE_UNTRACED|SIGCHLD) = 2
+      1 1.2 clone3({flags=CLONE_VM|CLONE_FS|CLONE_THREAD|CLONE_SIGHAND, exit_signal=0}, 88) = 3
+      3 1.3 execve("/bin/next", ["next"], 0x1 /* 1 var */ <unfinished ...>
+      1 1.4 +++ superseded by execve in pid 3 +++
+      1 1.5 <... execve resumed>) = 0
+      1 1.6 +++ exited with 0 +++
+    `);
+    expect(thread).toMatchObject({ complete: true, untraced: 1 });
+  });
+
   it('skips restarted calls, cut strings and calls killed before returning', () => {
     const t = parse(`
       1 1.0 chroot("/R") = 0
@@ -450,6 +552,21 @@ describe('hand-written edge cases', () => {
       1 1.4 <... execve resumed>) = 0
     `);
     expect(t.execs).toEqual(['/bin/next']);
+  });
+
+  it('takes a thread\'s execve as done once it supersedes the leader, whatever result strace prints', () => {
+    // captured with --seccomp-bpf (strace 6.1): the leader's "resumed" result is garbage
+    const t = parse(`
+      26229 1.0 chroot("/R") = 0
+      26229 1.1 execve("/bin/tracee", ["/bin/tracee", "thread-exec"], 0x7fff53663860 /* 39 vars */) = 0
+      27167 1.2 execve("/bin/next", ["next", "open", "thread-exec"], 0x7ffe31062a80 /* 39 vars */ <unfinished ...>
+      27154 1.3 +++ exited with 0 +++
+      26229 1.4 +++ superseded by execve in pid 27167 +++
+      26229 1.5 <... execve resumed>)             = -1 (errno 18446744073709551359)
+      26229 1.6 +++ exited with 0 +++
+    `);
+    expect(t.paths.get('/bin/next')).toMatchObject({ ok: true, exec: true, errors: [] });
+    expect(t.execs).toEqual(['/bin/tracee', '/bin/next']);
   });
 
   it('sets the cwd from getcwd and keeps traces without chroot with insideFromStart', () => {
@@ -522,8 +639,10 @@ describe('robustness', () => {
       3 1.4 this is not a call
       2 1.5 open("/child2" <unfinished ...>
     `);
-    // the child's parent is unknown in the end: it is treated as a fresh (host-side) process
-    expect(t.paths.size).toBe(0);
+    // the child's clone never returned: its only possible parent was inside, so it is too
+    expect(paths(t)).toEqual(['/child', '/child2']);
+    expect(t.untied).toBe(2); // 2, and 3 of the garbage line
+    expect(t.complete).toBe(false);
   });
 
   it('parses a 100,000-line trace into one record per path', () => {

@@ -53,7 +53,7 @@ export async function resolveBootKernel(repo: Repository, image: { id: string; e
     throw new InputError('E_NO_KERNEL', kernelImage === undefined
       ? `image ${image.id.slice(0, 12)} has no kernel (/boot/vmlinuz-* with an indexed /lib/modules)`
       : `${kernelImage} has no kernel (/boot/vmlinuz-* with an indexed /lib/modules)`, {
-      hint: 'make a kernel core with `aim core kernel` and pass --kernel core/kernel:bookworm',
+      hint: 'make a kernel core with `aim core kernel` (used by default), or pass --kernel with one',
     });
   }
   const read = async (path: string): Promise<Buffer> => {

@@ -5,8 +5,9 @@ import { ConfigError, whenAborted } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
+import { chooseKernel } from '../boot/kernel-choice.js';
 import { FORMAT_BUILDERS } from './formats.js';
-import type { Artifact, BuildFormat, BuildRequest, BuildResult, FormatBuilder } from './types.js';
+import { BOOTABLE_FORMATS, type Artifact, type BuildFormat, type BuildRequest, type BuildResult, type FormatBuilder } from './types.js';
 
 /** "512", "512M", "2G", "1T" → MiB. */
 export function parseSizeMiB(text: string): number {
@@ -36,17 +37,18 @@ export async function buildImage(repo: Repository, request: BuildRequest, report
   const started = process.hrtime.bigint();
   const builder = await load();
   const entries = await repo.catalog.entries(request.imageId);
+  const kernel = BOOTABLE_FORMATS.includes(request.format) ? await chooseKernel(repo, entries, request.kernelImage, reporter) : undefined;
   const workDir = await makeScratchDir('build');
   reporter.emit({ type: 'stage', stage: 'build', status: 'start', detail: `${request.format} → ${outDir}` });
   const aborted = whenAborted(request.signal);
   try {
     await mkdir(outDir, { recursive: true });
     // On abort the builder is abandoned (the process is about to exit) and its output removed.
-    const written = await Promise.race([builder({ repo, request: { ...request, outDir }, entries, workDir, reporter }), aborted.promise]);
+    const written = await Promise.race([builder({ repo, request: { ...request, outDir, kernelImage: kernel?.ref }, entries, workDir, reporter }), aborted.promise]);
     const artifacts: Artifact[] = [];
     for (const a of written) artifacts.push({ ...a, bytes: (await stat(a.path)).size, sha256: await sha256File(a.path) });
     reporter.emit({ type: 'stage', stage: 'build', status: 'done' });
-    return { imageId: request.imageId, format: request.format, outDir, artifacts, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+    return { imageId: request.imageId, format: request.format, outDir, artifacts, ...(kernel ? { kernel } : {}), seconds: Number(process.hrtime.bigint() - started) / 1e9 };
   } catch (e) {
     await removePartialOutput(outDir, state);
     throw e;

@@ -154,7 +154,8 @@ export async function writeGzipLayer(
       // Ctrl-C stops the streams, so an abandoned build writes nothing more.
       ...(signal ? [{ signal }] : []),
     );
-    const producing = produce(source).then(
+    // (a producer that throws before its first await must not leave the pipeline running unobserved)
+    const producing = Promise.resolve().then(() => produce(source)).then(
       () => source.end(),
       (e: unknown) => {
         source.destroy(e as Error);

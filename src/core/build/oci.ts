@@ -42,6 +42,7 @@ export const buildOci: FormatBuilder = async ({ repo, request, entries, reporter
   refuseWhiteoutNames(entries);
   const ref = request.ref ?? 'latest';
   checkRefName(ref);
+  const members = tarEntries(entries, repo.blobs); // the manifest is checked before anything is written
   const elf = await repo.catalog.elfFacts([...new Set(entries.filter((e) => e.blob).map((e) => e.blob!))]);
   let architecture = architectureFromElf(entries, elf);
   if (!architecture) {
@@ -54,7 +55,7 @@ export const buildOci: FormatBuilder = async ({ repo, request, entries, reporter
 
   const { descriptor: layer, diffId } = await writeGzipLayer(
     layout,
-    (out) => writeTar(tarEntries(entries, repo.blobs), out),
+    (out) => writeTar(members, out),
     (done) => reporter.emit({ type: 'progress', stage: 'oci layer', done, total, unit: 'bytes' }),
     request.signal,
   );

@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
-import { copyFile, lstat, open, readdir, readFile, readlink, rm, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, open, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { BeneathRoot } from '../../lib/beneath.js';
 import { AimError, ConfigError, ExitCode, MissingToolError, ToolFailedError } from '../../lib/errors.js';
 import { requireTool, runTool, TOOLS } from '../../lib/exec.js';
 import { compareCpioNames, cpioRecord, cpioTrailer, type CpioMember } from '../boot/cpio.js';
@@ -104,30 +105,37 @@ export async function buildIpxeFromSource(srcTop: string, script: string, outDir
   return out;
 }
 
-/** A member of the root cpio and the file it comes from; `inode` is the host's, for files with several names. */
+/** A member of the root cpio and the file it comes from (relative to the tree); `inode` is the host's, for files with several names. */
 export interface RootMember {
   member: CpioMember;
-  path: string;
+  rel: Buffer;
+  /** Regular files: the file the listing saw, which reading must find again. */
+  file?: { dev: number; ino: number };
   inode?: number;
 }
 
-/** The members of the root cpio: every object of `dir` under `prefix/`, sorted, with their owners, modes and times. */
-export async function rootCpioMembers(dir: string, prefix: string): Promise<RootMember[]> {
+const SLASH = Buffer.from('/');
+
+/**
+ * The members of the root cpio: every object of the tree under `prefix/`, sorted, with their
+ * owners, modes and times. The tree is walked beneath its root, never through a link.
+ */
+export async function rootCpioMembers(tree: BeneathRoot, prefix: string): Promise<RootMember[]> {
   const out: RootMember[] = [];
-  const walk = async (path: string, name: string): Promise<void> => {
-    const st = await lstat(path);
+  const walk = async (rel: Buffer, name: string): Promise<void> => {
+    const st = (await tree.lstat(rel))!;
     const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.max(0, Math.floor(st.mtimeMs / 1000)) };
     if (st.isDirectory()) {
-      out.push({ member: { ...base, type: 'dir' }, path });
-      for (const child of await readdir(path)) await walk(join(path, child), `${name}/${child}`);
-    } else if (st.isFile()) out.push({ member: { ...base, type: 'file' }, path, ...(st.nlink > 1 ? { inode: st.ino } : {}) });
-    else if (st.isSymbolicLink()) out.push({ member: { ...base, type: 'symlink', target: await readlink(path) }, path });
+      out.push({ member: { ...base, type: 'dir' }, rel });
+      for (const child of await tree.readdir(rel)) await walk(rel.length === 0 ? child : Buffer.concat([rel, SLASH, child]), `${name}/${child.toString()}`);
+    } else if (st.isFile()) out.push({ member: { ...base, type: 'file' }, rel, file: { dev: st.dev, ino: st.ino }, ...(st.nlink > 1 ? { inode: st.ino } : {}) });
+    else if (st.isSymbolicLink()) out.push({ member: { ...base, type: 'symlink', target: (await tree.readlink(rel)).toString() }, rel });
     else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      out.push({ member: { ...base, type: st.isCharacterDevice() ? 'char' : 'block', rdevMajor: Math.floor(st.rdev / 256) & 0xfff, rdevMinor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) }, path });
-    } else if (st.isFIFO()) out.push({ member: { ...base, type: 'fifo' }, path });
+      out.push({ member: { ...base, type: st.isCharacterDevice() ? 'char' : 'block', rdevMajor: Math.floor(st.rdev / 256) & 0xfff, rdevMinor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) }, rel });
+    } else if (st.isFIFO()) out.push({ member: { ...base, type: 'fifo' }, rel });
     // sockets are made by the programs that listen on them: nothing to carry
   };
-  await walk(dir, prefix);
+  await walk(Buffer.alloc(0), prefix);
   return out.sort((a, b) => compareCpioNames(a.member, b.member));
 }
 
@@ -155,16 +163,24 @@ function linkGroups(members: readonly RootMember[]): Map<number, { ino: number; 
  * (newc has no place for them). Deterministic: the same tree gives the same bytes.
  */
 export async function writeRootCpio(dir: string, prefix: string, out: string, mtime: number): Promise<number> {
-  const members = await rootCpioMembers(dir, prefix);
+  const tree = await BeneathRoot.open(dir, { cacheDirs: true });
+  try {
+    return await writeMembers(tree, await rootCpioMembers(tree, prefix), prefix, out, mtime);
+  } finally {
+    await tree.close();
+  }
+}
+
+async function writeMembers(tree: BeneathRoot, members: RootMember[], prefix: string, out: string, mtime: number): Promise<number> {
   const groups = linkGroups(members);
   const fh = await open(out, 'wx');
   let bytes = 0;
   try {
     // inode numbers follow the member order (1-based); the names of one file share the first's
-    for (const [i, { member, path, inode }] of members.entries()) {
+    for (const [i, { member, rel, file, inode }] of members.entries()) {
       const group = inode === undefined ? undefined : groups.get(inode);
       const linked = group !== undefined && group.nlink > 1;
-      const data = member.type === 'file' && (!linked || group.last === i) ? await readFile(path) : undefined;
+      const data = member.type === 'file' && (!linked || group.last === i) ? await readWhole(tree, rel, file!) : undefined;
       const rec = cpioRecord({ ...member, data, ...(linked ? { nlink: group.nlink } : {}) }, linked ? group.ino : i + 1, mtime);
       await fh.write(rec);
       bytes += rec.length;
@@ -179,6 +195,16 @@ export async function writeRootCpio(dir: string, prefix: string, out: string, mt
     await fh.close();
   }
   return bytes;
+}
+
+/** A file of the tree, the one the listing saw. */
+async function readWhole(tree: BeneathRoot, rel: Buffer, file: { dev: number; ino: number }): Promise<Buffer> {
+  const h = await tree.openFile(rel, file);
+  try {
+    return await h.readFile();
+  } finally {
+    await h.close();
+  }
 }
 
 /** Warns that newc cannot carry extended attributes (file capabilities are lost in the PXE root). */

@@ -1,10 +1,14 @@
 import type { Reporter } from '../../lib/reporter.js';
 import type { Entry } from '../model/entry.js';
 import type { Repository } from '../repository/repository.js';
+import type { KernelChoice } from '../boot/kernel-choice.js';
 
 /** Every artifact format `aim build` writes. */
 export const BUILD_FORMATS = ['raw', 'qcow2', 'vmdk', 'ova', 'pxe', 'tar', 'oci'] as const;
 export type BuildFormat = (typeof BUILD_FORMATS)[number];
+
+/** Formats that boot: they pair the image with a kernel. */
+export const BOOTABLE_FORMATS: readonly BuildFormat[] = ['raw', 'qcow2', 'vmdk', 'ova', 'pxe'];
 
 /** The platform a bootable artifact targets: decides which kernel modules the initramfs carries. */
 export const PLATFORMS = ['qemu', 'ec2', 'vmware'] as const;
@@ -28,7 +32,7 @@ export interface BuildRequest {
   headroomMiB: number;
   /** Whole disk size in MiB (disk formats); default: the content plus headroom. */
   sizeMiB?: number;
-  /** Kernel core image (ref) when the image has no kernel of its own. */
+  /** Kernel core image (ref); default: the image's own kernel, else the repository's kernel core. */
   kernelImage?: string;
   /** iPXE source tree to build binaries with the script embedded (pxe). */
   ipxeSrc?: string;
@@ -59,6 +63,8 @@ export interface BuildResult {
   format: BuildFormat;
   outDir: string;
   artifacts: Artifact[];
+  /** Bootable formats: the kernel booted and how it was chosen. */
+  kernel?: KernelChoice;
   seconds: number;
 }
 

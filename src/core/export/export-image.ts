@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
+import { BeneathRoot } from '../../lib/beneath.js';
 import { ConfigError, PermissionError, errnoCode } from '../../lib/errors.js';
 import { partialFile } from '../../lib/fs.js';
 import { spawnTool } from '../../lib/exec.js';
@@ -12,6 +13,7 @@ import type { Entry } from '../model/entry.js';
 import type { BlobStore } from '../repository/types.js';
 import type { Repository } from '../repository/repository.js';
 import { writeTar, type TarWriteEntry } from './tar-writer.js';
+import { safeTreeEntries } from './tree-order.js';
 
 export const EXPORT_FORMATS = ['tar', 'dir'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -31,8 +33,19 @@ function memberName(path: string): Buffer {
   return Buffer.concat([DOT_SLASH, decodePath(path.slice(1))]);
 }
 
-/** The image as tar entries, contents streamed from the blob store in manifest order. */
-export async function* tarEntries(entries: Entry[], blobs: BlobStore): AsyncGenerator<TarWriteEntry> {
+/**
+ * The image as tar entries, contents streamed from the blob store. The order is checked before
+ * anything is yielded (safeTreeEntries: directories before their children, nothing below a
+ * non-directory, hard links only to earlier regular files), so the archive is safe to extract
+ * and a contradictory manifest fails before the first byte is written. `withRoot: false` leaves
+ * out "./" (for extracting into a directory whose own metadata is set apart).
+ */
+export function tarEntries(entries: Entry[], blobs: BlobStore, options: { withRoot?: boolean } = {}): AsyncGenerator<TarWriteEntry> {
+  const safe = safeTreeEntries(entries);
+  return toTarEntries(options.withRoot === false ? safe.filter((e) => e.path !== '/') : safe, blobs);
+}
+
+async function* toTarEntries(entries: Entry[], blobs: BlobStore): AsyncGenerator<TarWriteEntry> {
   for (const e of entries) {
     const t: TarWriteEntry = { name: memberName(e.path), type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime };
     if (e.mtimeNsec) t.mtimeNsec = e.mtimeNsec;
@@ -88,12 +101,13 @@ export async function exportImage(
   const bytes = entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0);
   reporter.emit({ type: 'stage', stage: 'export', status: 'start', detail: `${request.format} → ${out}` });
   if (request.format === 'tar') await exportTar(entries, repo.blobs, out);
-  else await exportDir(entries, repo.blobs, out, reporter);
+  else await exportTree(entries, repo.blobs, out, reporter);
   reporter.emit({ type: 'stage', stage: 'export', status: 'done' });
   return { id, format: request.format, out, entries: entries.length, bytes };
 }
 
 async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promise<void> {
+  const members = tarEntries(entries, blobs); // checks the manifest before the file exists
   try {
     await stat(out);
     throw new ConfigError(`${out} already exists`, { hint: 'choose a new file name or remove it first' });
@@ -103,7 +117,7 @@ async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promi
   const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(4).toString('hex')}.partial`);
   const file = partialFile(tmp);
   try {
-    await writeTar(tarEntries(entries, blobs), file.stream);
+    await writeTar(members, file.stream);
     file.stream.end();
     await finished(file.stream);
     await rename(tmp, out);
@@ -113,7 +127,22 @@ async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promi
   }
 }
 
-async function exportDir(entries: Entry[], blobs: BlobStore, out: string, reporter: Reporter): Promise<void> {
+/**
+ * Writes entries as a directory tree at `out` (new, or an empty directory), exactly. Nothing is
+ * written through a link:
+ * - the entries are checked first (safeTreeEntries): no entry lies below a symlink or another
+ *   non-directory, so GNU tar never has a reason to follow one; -k makes it refuse to replace
+ *   anything it did not create;
+ * - tar runs in a private directory (mode 0700) that aim makes inside `out` and hands to tar by
+ *   descriptor (its working directory is /proc/self/fd/N), so neither a rename of `out` nor another
+ *   user writing into it while tar runs can redirect what tar writes;
+ * - the tree's top-level entries are then moved into `out` by rename, beneath the same descriptor.
+ * The root entry's times are applied to `out`, and its mode, owner and xattrs too when aim created
+ * `out` (an existing directory keeps them, as GNU tar's --no-overwrite-dir does).
+ * On failure everything written is removed.
+ */
+export async function exportTree(entries: Entry[], blobs: BlobStore, out: string, reporter: Reporter): Promise<void> {
+  const members = tarEntries(entries, blobs, { withRoot: false });
   const dev = entries.find((e) => e.type === 'char' || e.type === 'block');
   if (dev && !hasCapability(CAP.MKNOD)) {
     throw new PermissionError(`${dev.path} is a device node: creating it needs root (CAP_MKNOD)`, {
@@ -125,25 +154,46 @@ async function exportDir(entries: Entry[], blobs: BlobStore, out: string, report
     reporter.emit({ type: 'warn', code: 'W_OWNERS_NOT_KEPT', message: 'not root: files are owned by you, not by the owners recorded in the image' });
   }
   const state = await emptyOrAbsent(out);
-  await mkdir(out, { recursive: true });
+  if (state === 'absent') {
+    await mkdir(dirname(out), { recursive: true });
+    await mkdir(out, { mode: 0o700 });
+  }
+  const owners = canChown ? ['--same-owner'] : [];
+  let root: BeneathRoot | undefined;
   try {
-    const args = ['-x', '-f', '-', '-C', out, '--xattrs', "--xattrs-include=*", '--numeric-owner', '--no-overwrite-dir'];
-    args.push('-p');
-    if (canChown) args.push('--same-owner');
-    const child = spawnTool('tar', args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe' });
-    const stderr: Buffer[] = [];
-    child.stderr?.on('data', (d: Buffer) => stderr.push(d));
-    const writing = writeTar(tarEntries(entries, blobs), child.stdin!).then(() => child.stdin!.end());
-    // tar must have exited before the partial output is removed, or it could go on writing into it.
-    const [written, ran] = await Promise.allSettled([writing.catch((e: unknown) => { child.kill(); throw e; }), child]);
-    if (written.status === 'rejected') throw written.reason;
-    if (ran.status === 'rejected') throw ran.reason;
-    const result = ran.value;
-    if (result.exitCode !== 0) {
-      throw new ConfigError(`extracting into ${out} failed: ${Buffer.concat(stderr).toString().trim().split('\n').slice(-3).join('; ')}`);
-    }
+    root = await BeneathRoot.open(out);
+    // the directory opened must be the empty one checked, not something put there since
+    if ((await root.readdir('')).length > 0) throw new ConfigError(`${out} is not empty`, { hint: 'export into a new or empty directory' });
+    const staging = `.aim-export-${randomBytes(6).toString('hex')}`;
+    await root.mkdir(staging, 0o700);
+    await root.withDir(staging, (dir) => extractTar(members, dir, ['-k', ...owners]));
+    for (const name of await root.readdir(staging)) await root.rename(Buffer.concat([Buffer.from(`${staging}/`), name]), name);
+    await root.rmdir(staging);
+    // the root entry last, alone: its times (and, in a directory aim made, its mode, owner and xattrs)
+    const top = entries.filter((e) => e.path === '/');
+    const keepDir = state === 'empty' ? ['--no-overwrite-dir'] : [];
+    if (top.length > 0) await root.withDir('', (dir) => extractTar(tarEntries(top, blobs), dir, [...keepDir, ...owners]));
   } catch (e) {
+    await members.return(undefined);
     await removePartialOutput(out, state);
     throw e;
+  } finally {
+    await root?.close();
+  }
+}
+
+/** GNU tar extracting `members` with its working directory at `dir` (a /proc/self/fd path). */
+async function extractTar(members: AsyncGenerator<TarWriteEntry>, dir: string, options: string[]): Promise<void> {
+  const args = ['-x', '-f', '-', '-p', '--xattrs', '--xattrs-include=*', '--numeric-owner', ...options];
+  const child = spawnTool('tar', args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', cwd: dir });
+  const stderr: Buffer[] = [];
+  child.stderr?.on('data', (d: Buffer) => stderr.push(d));
+  const writing = writeTar(members, child.stdin!).then(() => child.stdin!.end());
+  // tar must have exited before the partial output is removed, or it could go on writing into it.
+  const [written, ran] = await Promise.allSettled([writing.catch((e: unknown) => { child.kill(); throw e; }), child]);
+  if (written.status === 'rejected') throw written.reason;
+  if (ran.status === 'rejected') throw ran.reason;
+  if (ran.value.exitCode !== 0) {
+    throw new ConfigError(`extracting the image failed: ${Buffer.concat(stderr).toString().trim().split('\n').slice(-3).join('; ')}`);
   }
 }

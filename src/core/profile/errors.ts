@@ -10,7 +10,9 @@ export type ProfileErrorCode =
   /** The ready port never accepted connections. */
   | 'E_PROFILE_NOT_READY'
   /** A probe could not be performed (refused, reset, timed out). */
-  | 'E_PROFILE_PROBE';
+  | 'E_PROFILE_PROBE'
+  /** The trace does not show the end of every process it traced: strace stopped early. */
+  | 'E_PROFILE_TRACE';
 
 const HINTS: Record<ProfileErrorCode, string> = {
   E_PROFILE_SETUP: 'check that the root directory holds an image and that namespaces and ptrace are allowed here',
@@ -18,6 +20,7 @@ const HINTS: Record<ProfileErrorCode, string> = {
   E_PROFILE_EXITED: 'the workload must keep running until aim stops it: run it in the foreground (no daemonising wrapper that fails)',
   E_PROFILE_NOT_READY: 'check --ready-port and that the service listens inside the image; raise the ready timeout for slow starts',
   E_PROFILE_PROBE: 'check the probe URL or command and that the service answers within the probe timeout',
+  E_PROFILE_TRACE: 'run the profile again; a workload that kills every process it can (kill -9 -1) kills strace too. AIM_KEEP_TRACE=DIR keeps the raw trace',
 };
 
 /** A profiling run failed; carries the tail of the workload's output. */

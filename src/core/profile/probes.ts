@@ -2,8 +2,8 @@
  * Probes exercise a sandboxed workload once it is ready. HTTP probes are made by a host `node`
  * that nsenter has put into the sandbox's network namespace only (the sandbox's loopback is not
  * reachable from the host's); nothing new has to exist in the image or on the host. Exec probes
- * run inside the image (all the sandbox's namespaces, then chroot) under their own strace, so
- * what they touch joins the profile.
+ * run inside the image (all the sandbox's namespaces, then chroot) under their own strace, started
+ * inside the sandbox's pid namespace, so what they touch joins the profile.
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:os';
@@ -151,12 +151,11 @@ export async function runExecProbe(
   workloadTail: () => string,
 ): Promise<{ result: ExecProbeResult; traceFile: string }> {
   const traceFile = join(ctx.workDir, `probe-${index}.strace`);
+  // strace runs inside the sandbox's pid namespace, as the workload's does (see sandbox.ts).
   const args = [
     '--pdeathsig',
     'KILL',
     '--',
-    requireTool('strace', 'trace what the workload touches'),
-    ...straceFlags(traceFile),
     requireTool('nsenter'),
     '--target',
     String(ctx.initPid),
@@ -166,6 +165,8 @@ export async function runExecProbe(
     '--net',
     '--pid',
     '--',
+    requireTool('strace', 'trace what the workload touches'),
+    ...straceFlags(traceFile),
     ...insideImage(ctx.root, ctx.env, ['/bin/sh', '-c', command]),
   ];
   const t0 = Date.now();

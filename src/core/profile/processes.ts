@@ -64,6 +64,15 @@ export async function namespaceMembers(namespace: string): Promise<number[]> {
   return out;
 }
 
+/** The host pid of the live process that is `nsPid` in the pid namespace `namespace`. */
+export async function hostPidIn(namespace: string, nsPid: number): Promise<number | undefined> {
+  for (const pid of await namespaceMembers(namespace)) {
+    const ids = await nsPids(pid);
+    if (ids?.[ids.length - 1] === nsPid) return pid;
+  }
+  return undefined;
+}
+
 /** The pids a process has in nested pid namespaces ("NSpid:\t4711\t1" gives [4711, 1]). */
 export async function nsPids(pid: number): Promise<number[] | undefined> {
   try {

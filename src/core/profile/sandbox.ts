@@ -3,26 +3,34 @@
  *
  * Process chain (each line the child of the one above):
  *
- *   setpriv --pdeathsig KILL   strace -f …            traces everything below, from the host
  *   setpriv --pdeathsig KILL   unshare --mount --pid --uts --net --ipc --fork --kill-child
- *   /bin/sh supervisor (pid 1)  mounts /proc /sys /dev /tmp /run under the root, lo up, then
+ *   /bin/sh supervisor (pid 1)  mounts /proc, and /proc /sys /dev /tmp /run under the root, lo up
+ *   strace -f …                traces everything below, from inside the pid namespace
  *   env -i … setpriv … chroot ROOT cmd   the workload: clean environment, fewer capabilities
  *
- * The pdeathsig links and --kill-child make the whole chain die with aim. Every mount is made
- * by the supervisor inside the new mount namespace (propagation private), so the host never sees
- * one and all vanish with the namespace. The supervisor stays pid 1 while anything else lives in
- * the namespace, so daemons that fork away from the started command keep the run going; the
- * workload has ended exactly when the chain exits. aim stops it with SIGTERM to every process in
- * the namespace but pid 1, then SIGKILL to them, and as a last resort SIGKILL to pid 1 (the
- * kernel then kills the rest).
+ * strace runs in the workload's pid namespace so that the pid a clone() returns is the pid strace
+ * prints for the child: the parser ties every child to its parent without strace having to
+ * translate pids through /proc, which fails for a child that is gone before its parent's clone()
+ * returns. It gets a /proc of that namespace (mounted over the host's in the sandbox's private
+ * mount namespace), so its fd paths (-y) are those of the right processes. strace stays until
+ * every process it traces has ended, daemons that forked away included; the supervisor waits for
+ * strace and then exits, so the workload has ended, and the trace file is written to its end,
+ * exactly when the chain exits. If strace dies early the supervisor exits too, and the kernel
+ * kills the rest of the namespace. aim dying takes the chain down through pdeathsig and
+ * --kill-child. Every mount is made by the supervisor inside the new mount namespace
+ * (propagation private), so the host never sees one and all vanish with the namespace.
+ *
+ * aim stops the workload with SIGTERM to every process in the namespace but the supervisor and
+ * strace, then SIGKILL to them, and as a last resort SIGKILL to the supervisor (the kernel then
+ * kills the rest; the trace is then incomplete and refused).
  *
  * Readiness is read by the host from /proc/PID/net/tcp{,6} of the sandbox's init: those files
  * show the sockets of that process's network namespace, so no helper runs inside and nothing
  * connects before the port listens.
  */
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readFile, realpath, rm, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, lstat, mkdir, open, readFile, realpath, rm, type FileHandle } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, InputError, PermissionError } from '../../lib/errors.js';
 import { requireTool, spawnTool, type StreamingProcess } from '../../lib/exec.js';
@@ -31,7 +39,7 @@ import { silentReporter, type Reporter } from '../../lib/reporter.js';
 import { ProfileError } from './errors.js';
 import { OutputTail } from './output-tail.js';
 import { insideImage, runExecProbe, runHttpProbe, validateProbe, type ProbeContext, type ProbeResult, type ProbeSpec } from './probes.js';
-import { listeningPorts, namespaceMembers, nsPids, pidNamespaceOf, processTree, signalPids, waitUntil } from './processes.js';
+import { hostPidIn, listeningPorts, namespaceMembers, nsPids, pidNamespaceOf, processTree, signalPids, waitUntil } from './processes.js';
 import { resolveInRoot } from './resolve-in-root.js';
 import { mergeTraces, StraceParser, straceFlags, type PathEvidence, type Trace } from './strace-parser.js';
 
@@ -59,6 +67,11 @@ export interface SandboxOptions {
   probeTimeoutMs?: number;
   /** Between SIGTERM and SIGKILL. Default 5 s. */
   graceMs?: number;
+  /**
+   * Copy the raw strace output of the run (workload and exec probes) into a new subdirectory of
+   * this directory, whether the run succeeds or fails. Default: $AIM_KEEP_TRACE; unset keeps nothing.
+   */
+  keepTraceDir?: string;
   reporter?: Reporter;
 }
 
@@ -82,15 +95,16 @@ const MOUNT_POINTS: Record<string, number> = { proc: 0o555, sys: 0o555, dev: 0o7
 const SETUP_TIMEOUT_MS = 15_000;
 const EXIT_TIMEOUT_MS = 10_000;
 
-// $1 root, $2 marker file, $3 hostname; the rest is the workload's argv (env -i … chroot ROOT …).
-// Runs on the host's /bin/sh, in the new namespaces but before any chroot, so strace sees it but
-// the parser ignores it. /proc is still the host's procfs here: /proc/self/stat gives our host pid
-// and writing /proc/sys/kernel/hostname sets the new UTS namespace's name only.
+// $1 root, $2 marker file, $3 hostname; the rest is strace's argv with the workload's after it
+// (strace … env -i … chroot ROOT …). Runs on the host's /bin/sh, in the new namespaces.
 const SUPERVISOR = `set -eu
 root=$1 marker=$2 name=$3
 shift 3
 mount --make-rprivate /
 printf '%s' "$name" > /proc/sys/kernel/hostname
+# Still the host's procfs: our host pid. Then a procfs of this pid namespace over it, for strace.
+read -r hostpid _ < /proc/self/stat
+mount -t proc -o nosuid,nodev,noexec proc /proc
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 for p in sys sysrq-trigger irq bus fs; do
   if [ -e "$root/proc/$p" ]; then mount -o bind,ro "$root/proc/$p" "$root/proc/$p"; fi
@@ -114,24 +128,15 @@ if mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$d/pts" 2>/dev
 mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs "$root/tmp"
 mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs "$root/run"
 ip link set lo up
-read -r hostpid _ < /proc/self/stat
 set +e
 "$@" &
-echo "$hostpid" > "$marker"
-# From here on the shell's own notices ("Terminated" when aim stops its sleep) are not the workload's output.
+echo "$hostpid $!" > "$marker"
+# From here on the shell's own notices are not the workload's output.
 exec 2>/dev/null
+# strace ends once every process it traces has ended (daemons that forked away too), with the
+# started command's status. While waiting, the shell reaps the orphans the kernel gives pid 1.
 wait $!
 echo $? > "$marker.exit"
-# Daemons may have forked away from the command: stay while anything else lives in the namespace
-# (zombies have no exe), so the sandbox ends exactly when the workload has entirely ended.
-while :; do
-  others=
-  for p in "$root"/proc/[0-9]*; do
-    if [ "\${p##*/}" != 1 ] && [ -e "$p/exe" ]; then others=1; break; fi
-  done
-  [ -n "$others" ] || exit 0
-  sleep 0.2
-done
 `;
 
 function requireSandboxTools(): void {
@@ -190,6 +195,22 @@ async function readNumberFile(file: string): Promise<number | undefined> {
   return text.endsWith('\n') && /^\d+\n$/.test(text) ? Number(text) : undefined;
 }
 
+/** The supervisor's marker: its host pid and strace's pid in the sandbox, once both run. */
+async function readMarker(file: string): Promise<{ initPid: number; tracerNsPid: number } | undefined> {
+  const m = /^(\d+) (\d+)\n$/.exec(await readFile(file, 'utf8').catch(() => ''));
+  return m ? { initPid: Number(m[1]), tracerNsPid: Number(m[2]) } : undefined;
+}
+
+/** Copies the raw traces into a new directory under `dir`; says where. */
+async function keepRawTraces(dir: string, files: readonly string[]): Promise<string> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const out = join(dir, `trace-${stamp}-${process.pid}-${(keptRuns += 1)}`);
+  await mkdir(out, { recursive: true });
+  for (const f of files) await copyFile(f, join(out, basename(f))).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+  return out;
+}
+let keptRuns = 0;
+
 /** Streams a trace file through the parser (traces of long runs are large). */
 async function parseTraceFile(file: string, root: string): Promise<Trace> {
   const parser = new StraceParser({ root });
@@ -210,7 +231,7 @@ async function addExecTargets(trace: Trace, root: string): Promise<Trace> {
     }
   }
   if (targets.size === 0) return trace;
-  return mergeTraces(trace, { paths: targets, execs: [...targets.keys()], processes: 0, unresolved: 0 });
+  return mergeTraces(trace, { paths: targets, execs: [...targets.keys()], processes: 0, unresolved: 0, complete: true, untied: 0, untraced: 0 });
 }
 
 /**
@@ -268,9 +289,11 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     root,
     marker,
     options.hostname ?? 'aim-profile',
+    requireTool('strace'),
+    ...straceFlags(traceFile),
     ...workload,
   ];
-  const chain = ['--pdeathsig', 'KILL', '--', requireTool('strace'), ...straceFlags(traceFile), requireTool('setpriv'), '--pdeathsig', 'KILL', '--', ...unshare];
+  const chain = ['--pdeathsig', 'KILL', '--', ...unshare];
 
   reporter.emit({ type: 'stage', stage: 'profile:run', status: 'start', detail: argv.join(' ') });
   const started = Date.now();
@@ -290,11 +313,18 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
   });
 
   let initPid: number | undefined;
+  let tracerPid: number | undefined;
   let namespace: string | undefined;
   // An open handle pins the pid namespace: its id cannot be reused by another sandbox while we
   // look for processes in it.
   let pin: FileHandle | undefined;
   const tail = () => output.text();
+  const keepDir = options.keepTraceDir ?? (process.env.AIM_KEEP_TRACE || undefined);
+  const keepTraces = async (): Promise<void> => {
+    if (keepDir === undefined) return;
+    const dir = await keepRawTraces(keepDir, [traceFile, ...probeTraces]);
+    reporter.emit({ type: 'info', message: `raw strace output kept in ${dir}` });
+  };
 
   /** Exit status of the started command once the workload has entirely ended. */
   const workloadEnded = async (): Promise<{ code?: number } | undefined> =>
@@ -305,8 +335,10 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
       : new ProfileError('E_PROFILE_EXITED', `workload exited ${what} (exit ${code ?? 'unknown'})`, tail());
 
   try {
-    // 1. Setup: the supervisor writes its host pid once the workload is started.
-    const up = await waitUntil(async () => (initPid = await readNumberFile(marker)) !== undefined || chainDone, SETUP_TIMEOUT_MS);
+    // 1. Setup: the supervisor writes its host pid and strace's once the traced workload is started.
+    let marks: { initPid: number; tracerNsPid: number } | undefined;
+    const up = await waitUntil(async () => (marks = await readMarker(marker)) !== undefined || chainDone, SETUP_TIMEOUT_MS);
+    initPid = marks?.initPid;
     if (initPid === undefined) {
       throw new ProfileError('E_PROFILE_SETUP', up ? `sandbox failed to start (exit ${(await chainResult).exitCode ?? 'signal'})` : 'sandbox did not start in time', tail());
     }
@@ -317,7 +349,9 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     if (ids !== undefined && ids[ids.length - 1] !== 1) {
       throw new ProfileError('E_PROFILE_SETUP', `sandbox supervisor ${initPid} is not the init of a pid namespace`, tail());
     }
-    debug('sandbox init %d in %s', initPid, namespace);
+    // strace is left alone when the workload is stopped; it ends by itself once its tracees have.
+    if (namespace !== undefined) tracerPid = await hostPidIn(namespace, marks!.tracerNsPid);
+    debug('sandbox init %d, tracer %d, in %s', initPid, tracerPid, namespace);
     const workloadStarted = Date.now(); // setup time does not count against the duration
 
     // 2. Readiness.
@@ -358,17 +392,19 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
       throw endedError('with an error', ended.code);
     }
 
-    // 5. Stop, then read the traces.
+    // 5. Stop, wait until every tracer has exited (their files are then written to the end), read the traces.
     const stopped = !ended;
-    await teardown({ initPid, namespace, child, chainResult, graceMs, isDone: () => chainDone });
+    await teardown({ initPid, tracerPid, namespace, child, chainResult, graceMs, isDone: () => chainDone });
     await pin?.close();
+    await keepTraces();
     const code = await readNumberFile(`${marker}.exit`);
     const traces = [await parseTraceFile(traceFile, root)];
     for (const t of probeTraces) traces.push(await parseTraceFile(t, root));
     const trace = await addExecTargets(traces.length === 1 ? traces[0]! : mergeTraces(...traces), root);
-    if (trace.unresolved > 0) {
-      reporter.emit({ type: 'warn', code: 'W_PROFILE_UNRESOLVED', message: `${trace.unresolved} traced calls named paths relative to an unknown directory` });
+    if (!trace.complete) {
+      throw new ProfileError('E_PROFILE_TRACE', 'the trace is incomplete: strace ended before the processes it traced (it was killed), so it may miss what they used', tail());
     }
+    warnAboutGaps(trace, reporter);
     const result: SandboxResult = { trace, probes: results, outputTail: tail(), stopped, durationMs: Date.now() - started };
     if (code !== undefined) result.code = code;
     if (readyMs !== undefined) result.readyMs = readyMs;
@@ -376,16 +412,35 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     return result;
   } catch (e) {
     // Tear down before reporting; a teardown failure must not hide why the run failed.
-    await teardown({ initPid, namespace, child, chainResult, graceMs, isDone: () => chainDone }).catch((te: unknown) =>
+    await teardown({ initPid, tracerPid, namespace, child, chainResult, graceMs, isDone: () => chainDone }).catch((te: unknown) =>
       reporter.emit({ type: 'warn', code: 'W_PROFILE_TEARDOWN', message: te instanceof Error ? te.message : String(te) }),
     );
     await pin?.close().catch(() => undefined);
+    await keepTraces().catch((ke: unknown) => reporter.emit({ type: 'warn', code: 'W_PROFILE_KEEP_TRACE', message: ke instanceof Error ? ke.message : String(ke) }));
     throw e;
+  }
+}
+
+function warnAboutGaps(trace: Trace, reporter: Reporter): void {
+  if (trace.unresolved > 0) {
+    reporter.emit({ type: 'warn', code: 'W_PROFILE_UNRESOLVED', message: `${trace.unresolved} traced calls named paths relative to an unknown directory` });
+  }
+  if (trace.untied > 0) {
+    reporter.emit({
+      type: 'warn',
+      code: 'W_PROFILE_UNTIED',
+      message: `${trace.untied} traced processes could not be tied to their parent (a pid namespace of the workload's own); they were placed by the processes cloning when they appeared`,
+    });
+  }
+  if (trace.untraced > 0) {
+    reporter.emit({ type: 'warn', code: 'W_PROFILE_UNTRACED', message: `${trace.untraced} processes were started with CLONE_UNTRACED: what they used is not in the trace` });
   }
 }
 
 interface Running {
   initPid: number | undefined;
+  /** strace, inside the sandbox: never signalled, it ends once its tracees have. */
+  tracerPid: number | undefined;
   namespace: string | undefined;
   child: StreamingProcess;
   chainResult: Promise<unknown>;
@@ -401,7 +456,8 @@ interface Running {
  */
 async function teardown(run: Running): Promise<void> {
   const { initPid, namespace, child, chainResult } = run;
-  const others = async () => (namespace === undefined ? [] : (await namespaceMembers(namespace)).filter((p) => p !== initPid));
+  const { tracerPid } = run;
+  const others = async () => (namespace === undefined ? [] : (await namespaceMembers(namespace)).filter((p) => p !== initPid && p !== tracerPid));
   const within = (ms: number) => waitUntil(run.isDone, ms, 50);
   if (!run.isDone() && namespace !== undefined) {
     debug('stopping: SIGTERM to %o', await others());

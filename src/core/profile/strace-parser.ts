@@ -56,6 +56,20 @@ export interface Trace {
   processes: number;
   /** Calls inside the image whose path could not be placed (relative to an unknown directory). */
   unresolved: number;
+  /**
+   * The trace shows the end (`+++ exited`, `+++ killed`, superseded by an execve) of every process
+   * and thread it saw, and saw at least one. False when the tracer stopped before its tracees (it
+   * was killed): lines are missing, and a profile made from it could miss what they used.
+   */
+  complete: boolean;
+  /**
+   * Processes whose clone() result named no pid the trace knows (a pid namespace the tracer could
+   * not translate): placed inside or outside the image by the processes that were cloning when
+   * they first appeared.
+   */
+  untied: number;
+  /** clone() calls with CLONE_UNTRACED: their children escaped the trace. */
+  untraced: number;
 }
 
 export interface ParseOptions {
@@ -158,12 +172,26 @@ const STATE_SYSCALLS = ['fchdir', 'getcwd', 'bind', 'connect'];
 export const STRACE_SYSCALLS: readonly string[] = [...Object.keys(FILE_SYSCALLS), ...CLONE_SYSCALLS, ...STATE_SYSCALLS];
 
 /**
+ * Signals that never end a process (their default action is to ignore or stop it): not printed.
+ * Every other signal is, because strace prints `+++ killed by SIG… +++` only for signals in the
+ * `-e signal=` set, and without that notice the end of a killed process (and the reuse of its
+ * pid) would not be in the trace.
+ */
+const QUIET_SIGNALS = ['SIGCHLD', 'SIGCONT', 'SIGURG', 'SIGWINCH', 'SIGSTOP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU'];
+
+/**
  * strace flags the parser expects, before the traced command:
  * -f follows forks, clones and vforks; -q drops attach notices but keeps "+++ exited" (a pid that
  * exited may be reused); -ttt stamps epoch seconds; -y decorates fds with their paths (dirfds of
- * *at() calls, the cwd behind AT_FDCWD, the file an open() reached); --pidns-translation gives
- * clone()'s result in strace's pid namespace, or children in a new pid namespace could not be
- * tied to their parent; --seccomp-bpf stops the tracee only for traced calls.
+ * *at() calls, the cwd behind AT_FDCWD, the file an open() reached); --seccomp-bpf stops the
+ * tracee only for traced calls (without it, medians of 3: redis-benchmark ran 13x and a
+ * syscall-heavy batch job 4.6x slower; see the README).
+ *
+ * strace must run in the pid namespace of its tracees (the sandbox starts it there): a clone()
+ * returns the child's pid in the caller's namespace, and the parser ties parent and child by
+ * that number. --pidns-translation only helps when the workload makes pid namespaces of its own:
+ * strace translates by searching /proc, which fails once the child has exited and been reaped
+ * (a SIGCHLD-ignoring server's short-lived child, a thread) before the parent's clone() returns.
  */
 export function straceFlags(outputFile: string): string[] {
   return [
@@ -176,7 +204,7 @@ export function straceFlags(outputFile: string): string[] {
     '--seccomp-bpf',
     '--pidns-translation',
     '-e',
-    'signal=none',
+    `signal=!${QUIET_SIGNALS.join(',')}`,
     '-e',
     `trace=${STRACE_SYSCALLS.map((s) => `?${s}`).join(',')}`,
     '-o',
@@ -202,7 +230,44 @@ interface Unfinished {
   name: string;
   text: string;
   time: number;
+  /** Known to have succeeded, whatever strace prints as its result. */
+  succeeded?: boolean;
 }
+
+/**
+ * What the processes that could be a process's parent had in common: enough to place it when its
+ * parent is never known. Constant size, so pooling many is cheap.
+ */
+interface Lineage {
+  count: number;
+  /** Every one was inside the image, under `root`. */
+  inside: boolean;
+  root?: string;
+  /** The one parent's state, when there was exactly one. */
+  only?: Fs;
+}
+
+const NO_LINEAGE: Lineage = { count: 0, inside: true };
+
+function joinLineage(a: Lineage, b: Lineage): Lineage {
+  if (b.count === 0 || a.only === b.only) return a;
+  if (a.count === 0) return b;
+  const root = a.root === b.root ? a.root : undefined;
+  return { count: a.count + b.count, inside: a.inside && b.inside && root !== undefined, root };
+}
+
+const lineageOf = (fs: Fs): Lineage => ({ count: 1, inside: fs.inside, root: fs.root, only: fs });
+
+/** Lines of a pid seen before the clone() that made it returned, held until it does. */
+interface Orphan {
+  lines: TraceLine[];
+  /** The processes that were cloning when it appeared (or that could have been, through other orphans). */
+  lineage: Lineage;
+  /** Its end is among the lines: a later line of the same pid is another process. */
+  ended: boolean;
+}
+
+const isEnd = (body: TraceLine['body']): boolean => body.kind === 'exit' && /^(exited|killed)\b/.test(body.detail);
 
 function normalise(base: string, rel: string, floor: string): string {
   const floorParts = floor.split('/').filter((c) => c !== '');
@@ -229,8 +294,15 @@ export class StraceParser {
   private readonly unfinished = new Map<number, Unfinished>();
   /** Parent pid → its state at the start of a clone that has not returned yet. */
   private readonly pendingClones = new Map<number, { fs: Fs; flags: string }>();
-  /** Lines of pids whose parent's clone has not returned yet, replayed once it does. */
-  private readonly orphans = new Map<number, TraceLine[]>();
+  /** Lines of pids whose parent's clone has not returned yet, replayed once it does; per pid, oldest process first. */
+  private readonly orphans = new Map<number, Orphan[]>();
+  /** The lineages of every orphan so far: a pid that appears while only orphans are cloning descends from one of them. */
+  private orphanPool: Lineage = NO_LINEAGE;
+  /** Pids seen and not ended yet. */
+  private readonly live = new Set<number>();
+  private seen = false;
+  private untied = 0;
+  private untraced = 0;
   private readonly evidence = new Map<string, PathEvidence>();
   private readonly execs: string[] = [];
   private readonly execSeen = new Set<string>();
@@ -247,25 +319,23 @@ export class StraceParser {
   /** Feeds one line of strace output (without the newline). */
   feed(line: string): void {
     const parsed = parseLine(line);
-    if (parsed) this.handle(parsed);
+    if (!parsed) return;
+    this.track(parsed);
+    this.handle(parsed);
   }
 
   /** Ends the input and returns the trace. */
   finish(): Trace {
     // Calls that never returned (the process was killed in them), and pids whose clone never
-    // returned: what they did still counts, with what can be known.
+    // returned a pid the trace knows: what they did still counts, with what can be known.
     while (this.unfinished.size > 0 || this.orphans.size > 0) {
       for (const [pid, u] of [...this.unfinished]) {
         this.unfinished.delete(pid);
         this.call(pid, u.time, u.name, `${u.text}) = ?`);
       }
       this.pendingClones.clear();
-      const orphan = this.orphans.entries().next().value as [number, TraceLine[]] | undefined;
-      if (orphan) {
-        this.orphans.delete(orphan[0]);
-        this.procs.set(orphan[0], this.newProc());
-        for (const l of orphan[1]) this.handle(l);
-      }
+      const first = this.orphans.entries().next().value as [number, Orphan[]] | undefined;
+      if (first) this.adopt(first[0]);
     }
     const paths = new Map<string, PathEvidence>();
     for (const key of [...this.evidence.keys()].sort(comparePaths)) {
@@ -274,7 +344,15 @@ export class StraceParser {
       e.errors.sort();
       paths.set(key, e);
     }
-    return { paths, execs: [...this.execs], processes: this.processes, unresolved: this.unresolved };
+    return {
+      paths,
+      execs: [...this.execs],
+      processes: this.processes,
+      unresolved: this.unresolved,
+      complete: this.seen && this.live.size === 0,
+      untied: this.untied,
+      untraced: this.untraced,
+    };
   }
 
   private newProc(): Proc {
@@ -285,16 +363,61 @@ export class StraceParser {
     return { fs: { inside: false, root: '/' } };
   }
 
+  /** Which pids have begun and not ended, from strace's own notices. */
+  private track({ pid, body }: TraceLine): void {
+    this.seen = true;
+    if (isEnd(body)) {
+      this.live.delete(pid);
+      return;
+    }
+    this.live.add(pid);
+    // A thread's execve: the thread's pid ends, the leader's goes on with the new program.
+    const superseded = body.kind === 'exit' ? /^superseded by execve in pid (\d+)/.exec(body.detail) : null;
+    if (superseded && Number(superseded[1]) !== pid) this.live.delete(Number(superseded[1]));
+  }
+
+  /**
+   * The oldest orphan of `pid` whose parent never turned up (its clone() returned a pid of
+   * another namespace that strace could not translate): inside the image, under their root, when
+   * every process that could be its parent was; otherwise a host-side process.
+   */
+  private adopt(pid: number): void {
+    const orphan = this.takeOrphan(pid)!;
+    const { lineage } = orphan;
+    this.untied++;
+    let proc: Proc;
+    if (lineage.count > 0 && lineage.inside && lineage.root !== undefined) {
+      proc = { fs: { inside: true, root: lineage.root, cwd: lineage.only?.cwd } };
+      this.processes++;
+    } else proc = this.newProc();
+    this.procs.set(pid, proc);
+    for (const l of orphan.lines) this.handle(l);
+  }
+
+  private takeOrphan(pid: number): Orphan | undefined {
+    const groups = this.orphans.get(pid);
+    const orphan = groups?.shift();
+    if (groups?.length === 0) this.orphans.delete(pid);
+    return orphan;
+  }
+
   private handle(line: TraceLine): void {
     const { pid, time, body } = line;
     if (!this.procs.has(pid)) {
-      const waiting = this.orphans.get(pid);
-      if (waiting) {
-        waiting.push(line);
+      const groups = this.orphans.get(pid);
+      const last = groups?.[groups.length - 1];
+      if (last && !last.ended) {
+        last.lines.push(line);
+        last.ended = isEnd(body);
         return;
       }
       if (this.pendingClones.size > 0 || this.orphans.size > 0) {
-        this.orphans.set(pid, [line]);
+        let lineage = this.orphans.size > 0 ? this.orphanPool : NO_LINEAGE;
+        for (const c of this.pendingClones.values()) lineage = joinLineage(lineage, lineageOf(c.fs));
+        this.orphanPool = joinLineage(this.orphanPool, lineage);
+        const orphan: Orphan = { lines: [line], lineage, ended: isEnd(body) };
+        if (groups) groups.push(orphan);
+        else this.orphans.set(pid, [orphan]);
         return;
       }
       this.procs.set(pid, this.newProc());
@@ -315,19 +438,22 @@ export class StraceParser {
       case 'resumed': {
         const u = this.unfinished.get(pid);
         this.unfinished.delete(pid);
-        if (u && u.name === body.name) this.call(pid, u.time, u.name, u.text + body.text);
+        if (u?.succeeded && u.name === body.name) this.call(pid, u.time, u.name, `${u.text}) = 0`);
+        else if (u && u.name === body.name) this.call(pid, u.time, u.name, u.text + body.text);
         else if (CLONE_SYSCALLS.has(body.name)) this.call(pid, time, body.name, `${body.name}(${body.text}`);
         break;
       }
       case 'exit': {
-        // A thread's execve replaces the leader: the call started under the thread's pid.
+        // A thread's execve replaces the leader: the call started under the thread's pid. That
+        // notice is the proof it succeeded; with --seccomp-bpf strace 6.1 then prints a garbage
+        // result ("= -1 (errno 18446744073709551359)") for it.
         const superseded = /^superseded by execve in pid (\d+)/.exec(body.detail);
         const u = superseded ? this.unfinished.get(Number(superseded[1])) : undefined;
         if (u) {
           this.unfinished.delete(Number(superseded![1]));
-          this.unfinished.set(pid, u);
+          this.unfinished.set(pid, { ...u, succeeded: true });
         }
-        if (/^(exited|killed)\b/.test(body.detail)) {
+        if (isEnd(body)) {
           this.procs.delete(pid);
           this.unfinished.delete(pid);
           this.pendingClones.delete(pid);
@@ -507,19 +633,17 @@ export class StraceParser {
   private cloned(pid: number, parent: Proc, text: string, ret: SyscallReturn): void {
     const pending = this.pendingClones.get(pid);
     this.pendingClones.delete(pid);
+    const flags = pending?.flags ?? /flags=([A-Z0-9_|]+)/.exec(text)?.[1] ?? '';
+    if (hasFlag(flags, 'CLONE_UNTRACED') && parent.fs.inside) this.untraced++;
     const child = ret.translatedPid ?? ret.value;
     if (child === undefined || child <= 0) return;
-    const flags = pending?.flags ?? /flags=([A-Z0-9_|]+)/.exec(text)?.[1] ?? '';
     const shared = hasFlag(flags, 'CLONE_FS');
     const fs = shared ? parent.fs : { ...(pending?.fs ?? parent.fs) };
     this.procs.set(child, { fs, exe: parent.exe });
     this.unfinished.delete(child);
     if (fs.inside && !hasFlag(flags, 'CLONE_THREAD')) this.processes++;
-    const waiting = this.orphans.get(child);
-    if (waiting) {
-      this.orphans.delete(child);
-      for (const l of waiting) this.handle(l);
-    }
+    const orphan = this.takeOrphan(child);
+    if (orphan) for (const l of orphan.lines) this.handle(l);
   }
 
   private record(
@@ -570,9 +694,13 @@ export function mergeTraces(...traces: Trace[]): Trace {
   const execs: string[] = [];
   let processes = 0;
   let unresolved = 0;
+  let untied = 0;
+  let untraced = 0;
   for (const t of traces) {
     processes += t.processes;
     unresolved += t.unresolved;
+    untied += t.untied;
+    untraced += t.untraced;
     for (const x of t.execs) if (!execs.includes(x)) execs.push(x);
     for (const [path, e] of t.paths) {
       const m = merged.get(path);
@@ -593,5 +721,5 @@ export function mergeTraces(...traces: Trace[]): Trace {
     }
   }
   const paths = new Map([...merged.keys()].sort(comparePaths).map((k) => [k, merged.get(k)!]));
-  return { paths, execs, processes, unresolved };
+  return { paths, execs, processes, unresolved, complete: traces.every((t) => t.complete), untied, untraced };
 }

@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, NotFoundError, errnoCode } from '../../lib/errors.js';
+import { systemError } from '../../lib/system-errors.js';
 import { FsBlobStore } from './fs-blob-store.js';
 import { acquireGcLock, acquireWriteLock, type Lock } from './locks.js';
 import type { SpaceGuard } from './space-guard.js';
@@ -75,7 +76,7 @@ export async function openRepository(dir: string): Promise<Repository> {
     if (errnoCode(e) === 'ENOENT') {
       throw new NotFoundError(`no aim repository at ${root}`, { hint: `create one with: aim repo init --repo ${root}` });
     }
-    throw new ConfigError(`${l.marker} is unreadable: ${(e as Error).message}`);
+    throw systemError(e) ?? new ConfigError(`${l.marker} is unreadable: ${(e as Error).message}`);
   }
   if (marker.format !== FORMAT.format || marker.version !== FORMAT.version) {
     throw new ConfigError(`${root} holds an unsupported repository format (${marker.format} v${marker.version})`);

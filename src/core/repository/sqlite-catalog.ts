@@ -1,7 +1,10 @@
 import Database from 'better-sqlite3';
+import { accessSync, constants } from 'node:fs';
+import { dirname } from 'node:path';
+import { errnoCode } from '../../lib/errors.js';
 import type { Entry, EntryType } from '../model/entry.js';
 import { comparePaths } from '../../lib/path-codec.js';
-import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord } from './types.js';
+import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -140,17 +143,37 @@ function toEntry(r: EntryRow): Entry {
   return e;
 }
 
+/**
+ * SQLite says only "unable to open database file" (or read-only): the errno behind it (EROFS,
+ * EACCES, ENOSPC…) comes from asking the filesystem the same question; WAL needs the directory
+ * writable too (for -wal and -shm).
+ */
+function whyCannotOpen(file: string, error: unknown, readonly: boolean): unknown {
+  if (!/^SQLITE_(CANTOPEN|READONLY|IOERR)/.test(errnoCode(error) ?? '')) return error;
+  try {
+    if (!readonly) accessSync(dirname(file), constants.W_OK);
+    accessSync(file, readonly ? constants.R_OK : constants.R_OK | constants.W_OK);
+  } catch (e) {
+    return e;
+  }
+  return error;
+}
+
 /** The embedded catalog: one SQLite file in WAL mode. */
 export class SqliteCatalog implements Catalog {
   private readonly db: Database.Database;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
-    this.db = new Database(file, { readonly: options.readonly ?? false, timeout: 30_000 });
-    if (!options.readonly) {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
+    try {
+      this.db = new Database(file, { readonly: options.readonly ?? false, timeout: 30_000 });
+      if (!options.readonly) {
+        this.db.pragma('journal_mode = WAL');
+        this.db.pragma('synchronous = FULL');
+      }
+      this.db.pragma('foreign_keys = ON');
+    } catch (e) {
+      throw whyCannotOpen(file, e, options.readonly ?? false);
     }
-    this.db.pragma('foreign_keys = ON');
   }
 
   /** Creates tables (idempotent) and records the schema version. */
@@ -254,6 +277,12 @@ export class SqliteCatalog implements Catalog {
 
   async tagsOf(imageId: string): Promise<string[]> {
     return (this.db.prepare('SELECT name FROM tags WHERE image_id = ? ORDER BY name').all(imageId) as { name: string }[]).map((r) => r.name);
+  }
+
+  async listTags(prefix = ''): Promise<TagRecord[]> {
+    // substr, not LIKE: a tag name may hold % or _
+    const rows = this.db.prepare('SELECT name, image_id, updated_at FROM tags WHERE substr(name, 1, ?) = ? ORDER BY name').all(prefix.length, prefix) as { name: string; image_id: string; updated_at: string }[];
+    return rows.map((r) => ({ name: r.name, imageId: r.image_id, updatedAt: r.updated_at }));
   }
 
   async removeImage(id: string): Promise<void> {

@@ -132,6 +132,8 @@ export interface Catalog {
   setTag(name: string, imageId: string): Promise<void>;
   removeTag(name: string): Promise<boolean>;
   tagsOf(imageId: string): Promise<string[]>;
+  /** Every tag whose name starts with the prefix ("core/kernel:"), with the time it was last set. */
+  listTags(prefix?: string): Promise<TagRecord[]>;
   /** Removes an image and everything that hangs off it (not its blobs). */
   removeImage(id: string): Promise<void>;
   entries(imageId: string): Promise<Entry[]>;

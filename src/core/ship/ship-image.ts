@@ -3,6 +3,7 @@ import { isAbsolute, join, normalize, resolve } from 'node:path';
 import { ConfigError, ProviderError, isAimError, whenAborted } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { buildImage, requireFormat } from '../build/build-image.js';
+import type { KernelChoice } from '../boot/kernel-choice.js';
 import type { Artifact } from '../build/types.js';
 import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
@@ -32,6 +33,8 @@ export interface ShipResult {
   plan: ShipPlan;
   artifacts: Artifact[];
   published: Published[];
+  /** The kernel the provider's bootable builds boot, and how it was chosen (absent when it built none). */
+  kernel?: KernelChoice;
   seconds: number;
 }
 
@@ -107,6 +110,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
   const request: ShipRequest = { imageId: input.imageId, imageRef: input.imageRef, outDir, options: resolveProviderOptions(provider, input.options, env) };
   const state = await emptyOrAbsent(outDir);
   const plan = await providerStep(provider, source, async () => provider.plan(request));
+  let kernel: KernelChoice | undefined;
   const result = (artifacts: Artifact[], published: Published[], dryRun: boolean): ShipResult => ({
     provider: provider.name,
     source,
@@ -116,6 +120,7 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
     plan,
     artifacts,
     published,
+    ...(kernel ? { kernel } : {}),
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
   });
   if (input.dryRun) return result([], [], true);
@@ -129,11 +134,14 @@ export async function shipImage(repo: Repository, provider: Provider, source: st
     build: async (format, subdir, options = {}) => {
       const dir = normalize(subdir);
       if (isAbsolute(dir) || dir === '.' || dir === '..' || dir.startsWith('../')) throw new ProviderError(`provider ${provider.name} asked to build into "${subdir}": must be a subdirectory of the output directory`);
-      return buildImage(
+      // a later bootable build (the OVA after its VMDK) boots the kernel the first one chose
+      const built = await buildImage(
         repo,
-        { imageId: input.imageId, format, outDir: join(outDir, dir), platform: 'qemu', modules: [], init: 'aim', headroomMiB: 64, ...options, signal },
+        { imageId: input.imageId, format, outDir: join(outDir, dir), platform: 'qemu', modules: [], init: 'aim', headroomMiB: 64, ...options, kernelImage: options.kernelImage ?? kernel?.ref, signal },
         reporter,
       );
+      kernel ??= built.kernel;
+      return built;
     },
   };
   await providerStep(provider, source, () => provider.check(request, context));
