@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { runTool } from '../../lib/exec.js';
 import { readHostAptSources, sourcesForSuite } from './apt-sources.js';
 import { mmdebstrapArgs, type CopyIn, type GoldDebianRequest } from './gold-debian.js';
@@ -43,32 +43,18 @@ export async function goldRecipeKey(recipe: GoldRecipe): Promise<string> {
   return hash.digest('hex');
 }
 
+/** A large tree (a JDK, a database) on a loaded 2-core machine takes 20 minutes. */
+const MMDEBSTRAP_TIMEOUT_MS = 40 * 60_000;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Path of the cached tar for `recipe` in `cacheDir` (named `file`, or by the recipe's key),
- * building it with mmdebstrap when absent. A lock directory makes parallel callers wait for one
- * build instead of running their own; a stale lock (over 15 minutes) is broken.
+ * building it with mmdebstrap when absent.
  */
 export async function cachedGoldTar(cacheDir: string, recipe: GoldRecipe, file?: string): Promise<string> {
   const out = join(cacheDir, file ?? `gold-${(await goldRecipeKey(recipe)).slice(0, 16)}.tar`);
-  if (existsSync(out)) return out;
-  await mkdir(cacheDir, { recursive: true });
-  const lock = `${out}.lock`;
-  for (;;) {
-    try {
-      await mkdir(lock);
-      break;
-    } catch {
-      if (existsSync(out)) return out;
-      const st = await stat(lock).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > 15 * 60_000) await rmdir(lock).catch(() => {});
-      await sleep(1000);
-    }
-  }
-  const tmp = `${out}.${process.pid}.partial`;
-  try {
-    if (existsSync(out)) return out;
+  return cachedFile(out, async (tmp) => {
     const suite = recipe.suite ?? 'bookworm';
     const args = mmdebstrapArgs({
       suite,
@@ -80,7 +66,50 @@ export async function cachedGoldTar(cacheDir: string, recipe: GoldRecipe, file?:
     });
     args[args.length - 2] = tmp; // mmdebstrapArgs ends SUITE TARGET MIRROR with TARGET "-" (stdout); here, the file
     const sources = sourcesForSuite(await readHostAptSources(), suite);
-    await runTool('mmdebstrap', args, { input: sources.join('\n') + '\n', timeout: 15 * 60_000 });
+    await runTool('mmdebstrap', args, { input: sources.join('\n') + '\n', timeout: MMDEBSTRAP_TIMEOUT_MS });
+  });
+}
+
+/** Whether the process that took a lock is gone: its pid file names a dead process (or, unwritten yet, the lock is old). */
+async function lockIsStale(lock: string): Promise<boolean> {
+  const owner = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
+  if (Number.isInteger(owner) && owner > 0) {
+    try {
+      process.kill(owner, 0);
+      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  }
+  const st = await stat(lock).catch(() => undefined);
+  return st !== undefined && Date.now() - st.mtimeMs > 60_000;
+}
+
+/**
+ * `out`, made by `build` (which writes the file it is given) when absent. A lock directory
+ * holding the builder's pid makes parallel callers on this machine wait for one build instead of
+ * running their own, however long it takes; the lock of a builder that died is broken. The file
+ * appears complete or not at all.
+ */
+export async function cachedFile(out: string, build: (tmp: string) => Promise<void>): Promise<string> {
+  if (existsSync(out)) return out;
+  await mkdir(dirname(out), { recursive: true });
+  const lock = `${out}.lock`;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      await writeFile(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch {
+      if (existsSync(out)) return out;
+      if (await lockIsStale(lock)) await rm(lock, { recursive: true, force: true });
+      await sleep(1000);
+    }
+  }
+  const tmp = `${out}.${process.pid}.partial`;
+  try {
+    if (existsSync(out)) return out;
+    await build(tmp);
     await rename(tmp, out);
     return out;
   } finally {

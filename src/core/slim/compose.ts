@@ -2,6 +2,7 @@ import { ConfigError, NotFoundError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { ElfFacts } from '../analyze/elf.js';
 import { computeClosure, explainPath, type Closure, type ClosureRules, type Explanation } from '../closure/index.js';
+import { parseShebang, SHEBANG_BYTES } from '../closure/shebang.js';
 import { commitImage, type CommittedImage } from '../import/commit.js';
 import { parseTag } from '../import/tags.js';
 import { sortEntries } from '../model/manifest.js';
@@ -30,8 +31,9 @@ export interface SlimReport {
   slim: { files: number; bytes: number; entries: number; packages: number };
   /**
    * The physical limit: the files the trace actually opened or executed that exist as files in
-   * the gold image (symlinks and hardlinks followed, each file once). No slim image that runs
-   * the traced workload can be smaller; the static closure adds what the trace cannot see.
+   * the gold image (symlinks and hardlinks followed, each file once), with the interpreters the
+   * kernel loaded to execute them (PT_INTERP, "#!"), which no trace shows. No slim image that
+   * runs the traced workload can be smaller; the static closure adds what the trace cannot see.
    */
   limit: { files: number; bytes: number };
   /** Packages owning a file the trace touched, sorted. */
@@ -77,20 +79,58 @@ function packagesOf(paths: Iterable<string>, owners: ReadonlyMap<string, string[
   return out;
 }
 
+/** Reads the first bytes of an image file (for "#!" lines). */
+export type ReadHead = (entry: Entry, bytes: number) => Promise<Buffer | undefined>;
+
+/**
+ * What the kernel itself loads to execve `exec` (an image file): its PT_INTERP if it is a
+ * dynamic ELF, its "#!" interpreter if it is a script, and so on for that interpreter. A trace
+ * shows the execve of the file only, never these.
+ */
+async function execveLoads(
+  exec: Entry,
+  byPath: ReadonlyMap<string, Entry>,
+  elf: (blob: string) => ElfFacts | undefined,
+  readHead: ReadHead,
+): Promise<Entry[]> {
+  const out: Entry[] = [];
+  let current: Entry | undefined = exec;
+  // A script's interpreter may be a script itself (the kernel allows a few levels); bounded.
+  for (let depth = 0; current !== undefined && depth < 5; depth++) {
+    const facts = current.blob === undefined ? undefined : elf(current.blob);
+    let next: string | undefined;
+    if (facts) next = facts.interp;
+    else {
+      const head = await readHead(current, SHEBANG_BYTES);
+      next = head === undefined ? undefined : parseShebang(head)?.interpreter;
+    }
+    if (next === undefined || !next.startsWith('/')) break;
+    current = lookupImagePath(byPath, next);
+    if (current?.type !== 'file' || out.includes(current)) break;
+    out.push(current);
+  }
+  return out;
+}
+
 /**
  * The physical limit of a profile on its gold image: the regular files its traced paths name
- * (through symlinks and hardlinks), each once, with their owning packages.
+ * (through symlinks and hardlinks), each once, with what the kernel loaded to execve the traced
+ * programs (ELF and "#!" interpreters), and their owning packages.
  */
-export function tracedFiles(
+export async function tracedFiles(
   profile: ProfileRecord,
   byPath: ReadonlyMap<string, Entry>,
   owners: ReadonlyMap<string, string[]>,
-): { files: number; bytes: number; packages: string[] } {
+  elf: (blob: string) => ElfFacts | undefined = () => undefined,
+  readHead: ReadHead = async () => undefined,
+): Promise<{ files: number; bytes: number; packages: string[] }> {
   const files = new Map<string, number>();
   for (const p of profile.paths) {
     if (!p.ok) continue;
     const e = lookupImagePath(byPath, p.path);
-    if (e?.type === 'file') files.set(e.path, e.size ?? 0);
+    if (e?.type !== 'file') continue;
+    files.set(e.path, e.size ?? 0);
+    if (p.exec) for (const loaded of await execveLoads(e, byPath, elf, readHead)) files.set(loaded.path, loaded.size ?? 0);
   }
   let bytes = 0;
   for (const size of files.values()) bytes += size;
@@ -161,7 +201,11 @@ export async function slimImage(repo: Repository, req: SlimRequest, reporter: Re
 
   const files = entries.filter((e) => e.type === 'file');
   const goldFiles = gold.filter((e) => e.type === 'file');
-  const limit = tracedFiles(profile, byPath, owners);
+  const readHead: ReadHead = async (e, bytes) => {
+    if (e.blob === undefined || (e.mode & 0o111) === 0) return undefined;
+    return repo.blobs.readRange(e.blob, 0, bytes);
+  };
+  const limit = await tracedFiles(profile, byPath, owners, (blob) => elf.get(blob), readHead);
   const elfBlobs = new Set(files.filter((e) => elf.has(e.blob!)).map((e) => e.blob!));
   const report: SlimReport = {
     gold: {
