@@ -48,8 +48,14 @@ describe('redact', () => {
   });
 
   it('leaves ordinary output alone and is idempotent', () => {
-    const plain = 'talking to http://127.0.0.1:8080 failed: connect ECONNREFUSED 127.0.0.1:8080; hint: set AIM_VMWARE_PASSWORD instead';
-    expect(redact(plain)).toBe(plain);
+    for (const plain of [
+      'talking to http://127.0.0.1:8080 failed: connect ECONNREFUSED 127.0.0.1:8080; hint: set AIM_VMWARE_PASSWORD instead',
+      // files named like credentials are paths, not secrets
+      '{"/etc/passwd": {"kept": true}, "/run/secret": 1}',
+      '- /etc/passwd: kept (user nginx); /usr/bin/passwd=setuid; PWD=/work',
+    ]) {
+      expect(redact(plain)).toBe(plain);
+    }
     const once = redact(`https://a:b@h/ ${PASSWORD} Authorization: Basic ${basic}`);
     expect(redact(once)).toBe(once);
   });
