@@ -77,7 +77,7 @@ async function benchOne(name, work, dist) {
     const profiled = aim(repo, 'profile', 'run', '--template', template);
     if (profiled.status !== 0) return { ...row, error: failure('profile', profiled) };
     const run = profiled.json.run;
-    Object.assign(row, { readyMs: run.readyMs, readyTries: run.readyTries, profileSeconds: profiled.seconds, profiledPaths: profiled.json.profile.paths.length });
+    Object.assign(row, { readyMs: run.ready?.ms ?? run.readyMs, readyTries: run.ready?.tries, profileSeconds: profiled.seconds, profiledPaths: profiled.json.profile.paths.length });
     const slim = aim(repo, 'slim', '--template', template);
     if (slim.status !== 0) return { ...row, error: failure('slim', slim) };
     const r = slim.json.report;

@@ -17,6 +17,8 @@ export interface ProbeJson {
   status?: number;
   exitCode?: number;
   sha256: string;
+  /** Exec probes: the last lines of the output. */
+  outputTail?: string;
 }
 
 interface SlimJson {
@@ -117,13 +119,13 @@ export function describeExamples(examples: readonly Example[], goldTar: (dir: st
     }, 1_200_000);
 
     it('profiles the workload from the template', async () => {
-      const res = await run<{ run: { probes: ProbeJson[]; readyMs?: number }; profile: { paths: { path: string; ok: boolean }[] } }>('profile', 'run', '--template', template);
+      const res = await run<{ run: { probes: ProbeJson[]; ready?: { ms: number; tries: number }; readyMs?: number }; profile: { paths: { path: string; ok: boolean }[] } }>('profile', 'run', '--template', template);
       expect(res.exitCode, res.stderr + res.stdout).toBe(0);
       expect(res.json.run.probes).toHaveLength(ex.probes.length);
       ex.probes.forEach((want, i) => expect(res.json.run.probes[i], `probe ${i}`).toMatchObject(want));
       const ok = new Set(res.json.profile.paths.filter((p) => p.ok).map((p) => p.path));
       for (const p of ex.used) expect(ok, p).toContain(p);
-      console.log(`${ex.dir}: ready after ${res.json.run.readyMs ?? '-'} ms`);
+      console.log(`${ex.dir}: ready after ${res.json.run.ready?.ms ?? res.json.run.readyMs ?? '-'} ms`);
     }, 240_000);
 
     it('slims it close to the physical limit, and explains', async () => {
