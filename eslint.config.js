@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'coverage/**', '.cache/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'coverage/**', '.cache/**', 'examples/*/app/**'] }, // examples' apps run inside images (Debian's nodejs, CommonJS), not as part of aim
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cache, goldTar, root } from './lib.mjs';
+import { cache, devCache, goldTar, root } from './lib.mjs';
 
 export const TB_SIZE_MIB = 64;
 
@@ -26,7 +26,7 @@ export async function prepareNginxRepo(work) {
   aim(repo, 'image', 'import', await goldTar('nginx', ['nginx']), '--tag', 'gold/nginx:1');
   aim(repo, 'profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/', '--name', 'web', '--duration', '3s');
   aim(repo, 'slim', 'gold/nginx:1', '--profile', 'web', '--tag', 'slim/nginx:1');
-  aim(repo, 'core', 'kernel', '--deb-dir', join(cache, 'kernel'));
+  aim(repo, 'core', 'kernel', '--deb-dir', join(devCache, 'kernel'));
   return repo;
 }
 

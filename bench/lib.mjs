@@ -1,11 +1,14 @@
 // Shared helpers for benchmarks: gold trees, timing with peak RSS, result files.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const cache = join(root, '.cache');
+/** test/helpers/cli.ts devCache: gold trees and the kernel package, shared by every clone on the machine. */
+export const devCache = process.env.AIM_DEV_CACHE ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'aim-dev');
 export const resultsDir = join(root, 'bench', 'results');
 
 /**
@@ -14,9 +17,9 @@ export const resultsDir = join(root, 'bench', 'results');
  */
 export async function goldTar(name, packages) {
   const { cachedGoldTar } = await import(join(root, 'dist', 'src', 'core', 'import', 'gold-cache.js'));
-  const out = join(cache, 'gold', `${name}.tar`);
+  const out = join(devCache, 'gold', `${name}.tar`);
   if (!existsSync(out)) console.error(`bench: building gold tree ${name} (${packages.join(',')}) with mmdebstrap…`);
-  return cachedGoldTar(join(cache, 'gold'), { packages, keepAptSources: true }, `${name}.tar`);
+  return cachedGoldTar(join(devCache, 'gold'), { packages, keepAptSources: true }, `${name}.tar`);
 }
 
 /** Extracts a tar exactly (as root) into dir once. */

@@ -3,6 +3,7 @@
 // repository and show what aim knows about them. Grows with each capability of aim.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -85,7 +86,7 @@ console.log('\nbefore and after:');
 for (const row of [header, ...rows]) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  '));
 // Build: the kernel core once (Debian's kernel package, imported as an image), then a bootable
 // UEFI raw disk of the gold and of the slim nginx image, each booted in QEMU until nginx answers.
-aim('core', 'kernel', '--deb-dir', join(root, '.cache', 'kernel'));
+aim('core', 'kernel', '--deb-dir', join(process.env.AIM_DEV_CACHE ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'aim-dev'), 'kernel'));
 const booted = [];
 for (const [name, ref, extra] of [
   ['gold', 'gold/nginx:1', ['--entrypoint', "nginx -g 'daemon off;'"]],

@@ -6,6 +6,7 @@ import https from 'node:https';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AimError, ConfigError, ExitCode, InterruptedError, errnoCode } from '../../src/lib/errors.js';
+import { redact } from '../../src/lib/redact.js';
 import type { Reporter } from '../../src/lib/reporter.js';
 import type { Published } from '../../src/core/ship/provider.js';
 
@@ -185,7 +186,8 @@ function statusError(what: string, url: URL, reply: Reply): AimError {
   if (reply.status === 401 || reply.status === 403) {
     return datastoreError('E_DATASTORE_AUTH', `the datastore refused the credentials (HTTP ${reply.status} on ${what} ${path})`, 'check AIM_VMWARE_USER and AIM_VMWARE_PASSWORD and the user’s datastore permissions');
   }
-  const detail = reply.body.replace(/\s+/g, ' ').trim().slice(0, 200);
+  // redacted before it is cut short: a secret cut in half is no longer recognisable
+  const detail = redact(reply.body.replace(/\s+/g, ' ').trim()).slice(0, 200);
   return datastoreError('E_DATASTORE_HTTP', `${what} ${path} failed: HTTP ${reply.status}${detail ? ` (${detail})` : ''}`, 'aim does not retry uploads: run the command again');
 }
 

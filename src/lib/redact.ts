@@ -63,14 +63,15 @@ export function addSecretsFromEnv(env: NodeJS.ProcessEnv): void {
   }
 }
 
-const SECRET_LABEL = String.raw`(?:pass(?:word|wd|phrase)|pwd|secret|client[_-]?secret|api[_-]?key|(?:access|auth|refresh|session|security)[_-]?token|private[_-]?key|secret[_-]?access[_-]?key|x-amz-security-token|x-amz-signature|x-amz-credential)`;
+const SECRET_LABEL = String.raw`(?:pass(?:word|wd|phrase)|secret|client[_-]?secret|api[_-]?key|(?:access|auth|refresh|session|security)[_-]?token|private[_-]?key|secret[_-]?access[_-]?key|x-amz-security-token|x-amz-signature|x-amz-credential)`;
 
 /** Patterns for credentials aim was not told about; each keeps its label and hides the value. */
 const PATTERNS: [RegExp, (substring: string, ...groups: string[]) => string][] = [
   // Authorization: Basic …, "authorization":"Bearer …", proxy-authorization=…, AWS4-HMAC-SHA256 Credential=…, Signature=…
   [/\b((?:proxy-)?authorization["']?\s*[:=]\s*["']?)(?:(basic|bearer|digest|negotiate|token|aws4-hmac-sha256)\s+)?[^\s"',;]+(?:,\s*\w+=[^\s"',;]+)*/gi, (_m, label: string, scheme?: string) => `${label}${scheme ? `${scheme} ` : ''}${REDACTED}`],
-  // password=…, "secret": "…", AIM_VMWARE_PASSWORD=…, X-Amz-Signature=… (query strings, JSON, YAML, command lines)
-  [new RegExp(String.raw`\b([\w-]{0,40}${SECRET_LABEL}["']?\s*[:=]\s*["']?)(?!\*\*\*)[^\s"'&,;]+`, 'gi'), (_m, label: string) => `${label}${REDACTED}`],
+  // password=…, "secret": "…", AIM_VMWARE_PASSWORD=…, X-Amz-Signature=… (query strings, JSON, YAML, command lines);
+  // not a file name: /etc/passwd: …
+  [new RegExp(String.raw`(?<![/.\w-])([\w-]{0,40}${SECRET_LABEL}["']?\s*[:=]\s*["']?)(?!\*\*\*)[^\s"'&,;]+`, 'gi'), (_m, label: string) => `${label}${REDACTED}`],
   // a token given as a query parameter or a JSON field
   [/([?&]token=|"token"\s*:\s*")[^\s"&]+/gi, (_m, label: string) => `${label}${REDACTED}`],
   // AWS access key ids and the signature of a signed request
@@ -78,12 +79,17 @@ const PATTERNS: [RegExp, (substring: string, ...groups: string[]) => string][] =
   [/\b(Signature=)[0-9a-f]{64}\b/g, (_m, label: string) => `${label}${REDACTED}`],
 ];
 
-/** The user information of URLs: `https://user:password@host` → `https://***@host`. */
+/**
+ * The user information of URLs: `https://user:password@host` → `https://***@host`, also when the
+ * password holds a "/" or "?" that should have been percent-encoded (user, colon, up to the last @).
+ */
 function redactUserinfo(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#"'<>]{0,512})/gi, (whole, scheme: string, authority: string) => {
-    const at = authority.lastIndexOf('@');
-    return at < 0 ? whole : `${scheme}${REDACTED}${authority.slice(at)}`;
-  });
+  return text
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:"'<>]{1,256}:[^\s@"'<>]{0,512}@/gi, (_m, scheme: string) => `${scheme}${REDACTED}@`)
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#"'<>]{0,512})/gi, (whole, scheme: string, authority: string) => {
+      const at = authority.lastIndexOf('@');
+      return at < 0 || authority.slice(0, at) === REDACTED ? whole : `${scheme}${REDACTED}${authority.slice(at)}`;
+    });
 }
 
 function escapeRegExp(s: string): string {
@@ -91,6 +97,7 @@ function escapeRegExp(s: string): string {
 }
 
 let knownPattern: RegExp | undefined;
+const MAY_MATCH = /[:=]|A(?:KIA|SIA|ROA|IDA)/;
 
 /** The text with every credential it holds replaced by ***. Idempotent. */
 export function redact(text: string): string {
@@ -104,6 +111,8 @@ export function redact(text: string): string {
     }
     out = out.replace(knownPattern!, REDACTED);
   }
+  // every pattern below needs a ":" or "=" (or is an AWS key id): most strings (paths) skip them
+  if (!MAY_MATCH.test(out)) return out;
   out = redactUserinfo(out);
   for (const [pattern, replace] of PATTERNS) out = out.replace(pattern, replace);
   return out;

@@ -50,7 +50,8 @@ async function restore(): Promise<void> {
   expect((await run(['repo', 'fsck'])).exitCode).toBe(0);
 }
 
-describe('a damaged blob', () => {
+// several CLI runs each: generous deadlines for a loaded machine
+describe('a damaged blob', { timeout: 600_000 }, () => {
   const damages: [BlobDamage, string][] = [
     ['flip-middle', 'E_CORRUPT_BLOB'],
     ['truncate', 'E_CORRUPT_BLOB'],

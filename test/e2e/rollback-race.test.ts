@@ -67,7 +67,7 @@ afterEach(async () => {
 });
 afterAll(async () => tmp.cleanup());
 
-describe('a failed import rolls back', () => {
+describe('a failed import rolls back', { timeout: 600_000 }, () => {
   it('without removing a blob that an overlapping import reused and committed', async () => {
     const blob = join(repo, 'objects', 'sha256', sha256(shared).slice(0, 2), sha256(shared).slice(2));
     const a = await pausedImport(await source('a', 'a'), 'race/a:1', join(tmp.dir, 'pause-a'), true);

@@ -64,7 +64,7 @@ describe('the free-space guard', { timeout: 600_000 }, () => {
       const repo = join(mnt, name.replace(/\W+/g, '-'));
       expect((await aim(['repo', 'init', '--repo', repo])).exitCode).toBe(0);
       const r = await aim<Failure>(['image', 'import', await make(), '--tag', 'big/x:1', '--repo', repo]);
-      expect(r.exitCode, r.stdout).toBe(4);
+      expect(r.exitCode, r.stdout).toBe(12);
       expect(r.json.error.code).toBe('E_NO_SPACE');
       expect(r.json.error.message).toContain(repo);
       expect(r.json.error.message).toMatch(/MiB free/);

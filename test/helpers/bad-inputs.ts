@@ -5,6 +5,13 @@ import { finished } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { encodeHeaders, writeTar, type TarWriteEntry } from '../../src/core/export/tar-writer.js';
+import { DIR_CASES } from './hostile/dir-cases.js';
+import { EXT_CASES } from './hostile/ext-cases.js';
+import type { HostileCase } from './hostile/harness.js';
+import { OCI_CASES } from './hostile/oci-cases.js';
+import { SPARSE_CASES } from './hostile/sparse-cases.js';
+import { TAR_CASES } from './hostile/tar-cases.js';
+import { TREE_CASES } from './hostile/tree-cases.js';
 
 const meta = { mode: 0o644, uid: 0, gid: 0, mtime: 1700000000 };
 const f = (name: string, text: string): TarWriteEntry => ({ name: Buffer.from(name), type: 'file', ...meta, size: Buffer.byteLength(text), content: [Buffer.from(text)] as unknown as AsyncIterable<Buffer> });
@@ -18,7 +25,13 @@ async function tar(path: string, entries: TarWriteEntry[]): Promise<string> {
   return path;
 }
 
-export interface BadInput {
+/**
+ * The hostile-input corpus. The harness (hostile/harness.ts) runs every case as a CLI process and
+ * checks exit code, message, that nothing outside the repository was written or read, the
+ * repository, fsck, time and memory. Classes of cases live in hostile/<class>-cases.ts, each run
+ * by a test/e2e/bad-*.test.ts file; this file holds the first, basic cases and lists them all.
+ */
+interface BadInput {
   name: string;
   /** Builds the input in dir and returns the path to import. */
   make: (dir: string) => Promise<string>;
@@ -29,8 +42,7 @@ export interface BadInput {
   mustNotExist?: (dir: string) => string[];
 }
 
-/** The corpus of bad inputs every import must refuse cleanly. */
-export const BAD_INPUTS: BadInput[] = [
+const BASICS: BadInput[] = [
   {
     name: '../ path',
     make: (dir) => tar(join(dir, 'dotdot.tar'), [d('./'), f('../escaped', 'x')]),
@@ -142,12 +154,6 @@ export const BAD_INPUTS: BadInput[] = [
     exitCode: 4,
   },
   {
-    name: 'duplicate entries',
-    make: (dir) => tar(join(dir, 'duplicate.tar'), [d('./'), f('./etc-passwd', 'one'), f('./etc-passwd', 'two')]),
-    code: 'E_DUPLICATE_ENTRY',
-    exitCode: 4,
-  },
-  {
     name: 'corrupt xz',
     make: async (dir) => {
       const t = await tar(join(dir, 'forxz.tar'), [d('./'), f('./a', 'a'.repeat(50_000))]);
@@ -193,3 +199,16 @@ export const BAD_INPUTS: BadInput[] = [
     exitCode: 4,
   },
 ];
+
+/** The basic cases as hostile cases (disk layouts are their own class). */
+export const BAD_INPUTS: HostileCase[] = BASICS.map((b) => ({
+  name: b.name,
+  class: b.name.includes('disk') ? 'disk layouts' : 'basics',
+  make: ({ dir }) => b.make(dir),
+  exitCode: b.exitCode,
+  code: b.code,
+  mustNotExist: b.mustNotExist && (({ dir }) => b.mustNotExist!(dir)),
+}));
+
+/** Every case of every class, for the count and the README's table. */
+export const ALL_HOSTILE: HostileCase[] = [...BAD_INPUTS, ...TAR_CASES, ...TREE_CASES, ...SPARSE_CASES, ...OCI_CASES, ...EXT_CASES, ...DIR_CASES];

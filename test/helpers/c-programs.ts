@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { projectRoot } from './cli.js';
+import { devCache, projectRoot } from './cli.js';
 
 const fixtures = join(projectRoot, 'test', 'fixtures', 'trace');
-const cacheDir = join(projectRoot, '.cache', 'c');
+const cacheDir = join(devCache, 'c');
 
 /** The host has a C compiler and static glibc (scripts/setup.mjs installs gcc and libc6-dev). */
 export const HAS_GCC = (() => {

@@ -1,8 +1,15 @@
+import { homedir } from 'node:os';
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const projectRoot = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+/**
+ * Downloads and builds the tests, demo and benchmarks reuse (gold trees, the kernel package, test
+ * programs), named by their recipes: one place per machine, shared by every clone, never committed.
+ * A new machine fills it once. AIM_DEV_CACHE moves it.
+ */
+export const devCache = process.env.AIM_DEV_CACHE ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'aim-dev');
 export const runJs = join(projectRoot, 'bin', 'run.js');
 
 export interface CliResult<T> {

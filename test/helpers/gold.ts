@@ -6,7 +6,7 @@ import { basename, join, posix } from 'node:path';
 import { cachedFile, cachedGoldTar as cached, goldRecipeKey, type GoldRecipe } from '../../src/core/import/gold-cache.js';
 import { resolveCopyIns, type CopyIn } from '../../src/core/import/gold-debian.js';
 import { walkTarFile } from '../../src/core/import/tar-reader.js';
-import { projectRoot } from './cli.js';
+import { devCache, projectRoot } from './cli.js';
 import { tempDir } from './tmp.js';
 
 /** Gold trees the tests share, built once per machine with mmdebstrap and cached (never committed). */
@@ -16,7 +16,7 @@ export const GOLD = {
   systemd: ['systemd-sysv'],
 } as const;
 
-export const goldCacheDir = join(projectRoot, '.cache', 'gold');
+export const goldCacheDir = join(devCache, 'gold');
 
 /**
  * Path of a cached mmdebstrap minbase tar with the given packages, building it when absent.

@@ -32,6 +32,10 @@ describe('redact', () => {
   it('hides credentials it was never told about: URL user info, Authorization headers, AWS keys, password fields', () => {
     expect(redact('GET https://admin:hunter2-x@esxi.lan/folder/a?dcPath=d')).toBe('GET https://***@esxi.lan/folder/a?dcPath=d');
     expect(redact('postgres://u:p%40ss@db:5432/aim')).toBe('postgres://***@db:5432/aim');
+    // a password with characters that should have been percent-encoded
+    expect(redact("'https://u:pa/ss?x+y=@127.0.0.1:1/folder/a'")).toBe("'https://***@127.0.0.1:1/folder/a'");
+    // no user information: unchanged
+    for (const url of ['file:///usr/lib/node_modules/@oclif/core/x.js', 'https://registry.example/@scope/pkg', 'http://127.0.0.1:8080/x']) expect(redact(url)).toBe(url);
     expect(redact('Authorization: Basic dW5rbm93bjpjcmVkcw==\r\nHost: x')).toBe('Authorization: Basic ***\r\nHost: x');
     expect(redact('{"authorization":"Bearer eyJhbGciOi.x.y","ok":1}')).toBe('{"authorization":"Bearer ***","ok":1}');
     expect(redact('Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=' + 'a'.repeat(64))).not.toMatch(/AKIAIOSFODNN7EXAMPLE|aaaaaaaa/);
@@ -44,8 +48,14 @@ describe('redact', () => {
   });
 
   it('leaves ordinary output alone and is idempotent', () => {
-    const plain = 'talking to http://127.0.0.1:8080 failed: connect ECONNREFUSED 127.0.0.1:8080; hint: set AIM_VMWARE_PASSWORD instead';
-    expect(redact(plain)).toBe(plain);
+    for (const plain of [
+      'talking to http://127.0.0.1:8080 failed: connect ECONNREFUSED 127.0.0.1:8080; hint: set AIM_VMWARE_PASSWORD instead',
+      // files named like credentials are paths, not secrets
+      '{"/etc/passwd": {"kept": true}, "/run/secret": 1}',
+      '- /etc/passwd: kept (user nginx); /usr/bin/passwd=setuid; PWD=/work',
+    ]) {
+      expect(redact(plain)).toBe(plain);
+    }
     const once = redact(`https://a:b@h/ ${PASSWORD} Authorization: Basic ${basic}`);
     expect(redact(once)).toBe(once);
   });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsc, createReadStream, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants as fsc, createReadStream, fstatSync, lstatSync, openSync } from 'node:fs';
 import { lstat, open, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { InputError, NotFoundError, InternalError, errnoCode } from '../../lib/errors.js';
@@ -83,8 +83,10 @@ function directoryContainer(dir: string): Container {
       return openSync(Buffer.from(`/proc/self/fd/${fd}/${name}`), flags);
     } catch (e) {
       const code = errnoCode(e);
-      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-      if (code === 'ELOOP') {
+      // O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR: tell a symlink from a missing directory.
+      const link = code === 'ELOOP' || (code === 'ENOTDIR' && lstatSync(Buffer.from(`/proc/self/fd/${fd}/${name}`), { throwIfNoEntry: false })?.isSymbolicLink());
+      if (!link && (code === 'ENOENT' || code === 'ENOTDIR')) return undefined;
+      if (link) {
         throw new InputError('E_LAYOUT_SYMLINK', `${dir}: "${member}" is or goes through a symlink, which aim does not follow in an image layout`, {
           hint: 'copy the layout with real files (skopeo copy, or cp -L into a new directory)',
         });
@@ -701,6 +703,8 @@ export async function* readOciImage(path: string, options: OciReadOptions = {}):
     }
     const chosen = await chooseImage(c, options);
     const { manifest, label } = await loadManifest(c, chosen.desc);
+    // The config is part of the image: its digest holds even when nothing else needs it.
+    if (manifest.config) await verifiedBlob(c, manifest.config, 'image config');
     const layers: LayerSource[] = [];
     for (const l of manifest.layers) {
       checkLayerType(l, label);

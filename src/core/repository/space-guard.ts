@@ -69,7 +69,7 @@ export class SpaceGuard {
       throw new AimError(
         'E_NO_SPACE',
         `not enough free space for the import in ${this.dir}: its filesystem has ${human(free)} free, the import has stored ${human(this.stored)} so far and needs ${human(n)} more, and aim keeps ${human(margin)} free`,
-        ExitCode.badInput,
+        ExitCode.system,
         { hint: `free space on the filesystem holding ${this.dir}, or use a repository elsewhere (--repo); the repository was left as it was` },
       );
     }

@@ -57,6 +57,8 @@ export interface HostileCase {
   maxRssMiB?: number;
   /** Run without capabilities (setpriv), as an ordinary user. */
   unprivileged?: boolean;
+  /** Paths that must not exist afterwards (where a write through the input would land). */
+  mustNotExist?: (ctx: HostileContext) => string[];
 }
 
 export interface HostileRun {
@@ -101,25 +103,26 @@ const DEFAULT_RSS_MIB = 600;
 /** Every node under `root`: type, size, mode, mtime, content hash, link target. */
 export async function snapshot(root: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  const walk = async (dir: string, rel: string) => {
-    let names: string[];
+  // names as bytes: inputs may hold names that are not UTF-8
+  const walk = async (dir: Buffer, rel: string) => {
+    let names: Buffer[];
     try {
-      names = (await readdir(dir)).sort();
+      names = ((await readdir(dir, { encoding: 'buffer' })) as Buffer[]).sort(Buffer.compare);
     } catch {
       return;
     }
     for (const name of names) {
-      const p = join(dir, name);
-      const r = rel ? `${rel}/${name}` : name;
+      const p = Buffer.concat([dir, Buffer.from('/'), name]);
+      const r = rel ? `${rel}/${name.toString('latin1')}` : name.toString('latin1');
       const st = await lstat(p);
       let what = `${st.mode.toString(8)} ${st.size} ${st.mtimeMs}`;
-      if (st.isSymbolicLink()) what += ` -> ${await readlink(p)}`;
+      if (st.isSymbolicLink()) what += ` -> ${(await readlink(p, { encoding: 'buffer' })).toString('latin1')}`;
       else if (st.isFile() && st.size <= 1 << 20) what += ` ${createHash('sha256').update(await readFile(p)).digest('hex')}`;
       out.set(r, what);
       if (st.isDirectory()) await walk(p, r);
     }
   };
-  await walk(root, '');
+  await walk(Buffer.from(root), '');
   return out;
 }
 
@@ -275,6 +278,7 @@ export function describeHostile(title: string, cases: HostileCase[]): void {
         const sentinelAfter = new Map([...(await snapshot(work)), ...[...(await snapshot(sentinel))].map(([k, v]) => [`sentinel/${k}`, v] as [string, string])]);
         expect(diff(sentinelBefore, sentinelAfter), 'written outside the repository').toEqual([]);
         expect(diff(inputBefore, await snapshot(dir)), 'the input was changed').toEqual([]);
+        for (const p of c.mustNotExist?.(ctx) ?? []) expect(existsSync(p), `${p} was written`).toBe(false);
         const after = await repoState(repo);
         if (c.exitCode !== 0) {
           expect(after.images, 'images after a refused input').toEqual(before.images);
