@@ -1,6 +1,7 @@
 import { chmod, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
 import { fsckRepository, gcRepository, repoStats } from '../../src/core/repository/maintenance.js';
@@ -14,6 +15,8 @@ import { commitImage } from '../../src/core/import/commit.js';
 import { ingestSource } from '../../src/core/import/ingest.js';
 import type { SourceEntry } from '../../src/core/import/source.js';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { SqliteCatalog } from '../../src/core/repository/sqlite-catalog.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let repo: Repository;
@@ -104,6 +107,47 @@ describe('repository', () => {
     // a range past the end of the file yields what is there (the caller compares sizes)
     expect((await repo.blobs.putLocal({ path: join(tmp.dir, 'small'), offset: 6, length: 100 })).size).toBe(small.length - 6);
     expect(await readdir(await repo.blobs.scratchDir())).toEqual([]);
+  });
+
+  it('putLocal stores long zero runs as holes: the blob holds the data, the result maps it (in and beyond the read buffer)', async () => {
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    for (const size of [512 << 10, (3 << 20) + 100]) {
+      const content = Buffer.alloc(size);
+      content.fill(7, 0, 4096);
+      content.fill(8, size - 100);
+      const path = join(tmp.dir, `holes-${size}`);
+      await writeFile(path, content);
+      const fd = openSync(path, 'r');
+      const r = await repo.blobs.putLocal({ fd, length: size }, { inspect: () => 'called' });
+      closeSync(fd);
+      const tailBlock = Math.floor((size - 100) / 4096) * 4096;
+      expect(r.sparse).toEqual([[0, 4096], [tailBlock, size - tailBlock]]);
+      expect(r.size).toBe(size);
+      expect(r.inspected).toBeUndefined();
+      const data = Buffer.concat([content.subarray(0, 4096), content.subarray(tailBlock)]);
+      expect(r.hash).toBe(sha(data));
+      expect((await readFile(repo.blobs.localPath!(r.hash))).equals(data)).toBe(true);
+    }
+  });
+
+  it('keeps sparse maps in the catalog, and adds their column to a version 1 catalog', async () => {
+    const file = join(tmp.dir, 'v1.db');
+    const old = new SqliteCatalog(file);
+    old.migrate();
+    await old.close();
+    const raw = new Database(file);
+    raw.exec("ALTER TABLE entries DROP COLUMN sparse; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+    raw.close();
+    const catalog = new SqliteCatalog(file);
+    catalog.migrate();
+    expect(catalog.schemaVersion()).toBe(2);
+    const entries: Entry[] = [
+      { path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 },
+      { path: '/lastlog', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 2 ** 40, blob: 'a'.repeat(64), sparse: [[4096, 4096]] },
+    ];
+    await catalog.addImage({ id: 'b'.repeat(64), createdAt: '', source: 't', sourceKind: 'tar', entryCount: 2, fileCount: 1, totalSize: 2 ** 40 }, entries, undefined, []);
+    expect((await catalog.entries('b'.repeat(64)))[1]).toEqual(entries[1]);
+    await catalog.close();
   });
 
   it('putLocal does not rewrite a blob that is already stored', async () => {

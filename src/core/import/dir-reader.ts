@@ -1,4 +1,4 @@
-import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, type BigIntStats } from 'node:fs';
 import { InputError, NotFoundError, PermissionError, errnoCode } from '../../lib/errors.js';
 import { faultPause } from '../../lib/fault.js';
 import type { EntryType } from '../model/entry.js';
@@ -80,17 +80,20 @@ export const dirSource: SourceReader = {
   },
 };
 
-async function* walk(rootPath: string): AsyncGenerator<SourceEntry> {
-  const root = Buffer.from(rootPath.replace(/\/+$/, '') || '/');
+async function* walk(givenPath: string): AsyncGenerator<SourceEntry> {
+  let rootPath: string;
   let rootFd: number;
   try {
-    // The root is the user's choice: a symlink naming it is followed, nothing below it is.
-    rootFd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
+    // The root is the user's choice: a symlink naming it is followed (and resolved, so the
+    // attribute dump and the walk see the same paths); nothing below it is.
+    rootPath = realpathSync(givenPath);
+    rootFd = openSync(rootPath, fsc.O_RDONLY | fsc.O_DIRECTORY);
   } catch (e) {
-    if (errnoCode(e) === 'ENOENT') throw new NotFoundError(`${rootPath} does not exist`);
-    if (errnoCode(e) === 'ENOTDIR') throw new InputError('E_NOT_A_DIRECTORY', `${rootPath} is not a directory`);
-    failed(e, root);
+    if (errnoCode(e) === 'ENOENT') throw new NotFoundError(`${givenPath} does not exist`);
+    if (errnoCode(e) === 'ENOTDIR') throw new InputError('E_NOT_A_DIRECTORY', `${givenPath} is not a directory`);
+    failed(e, Buffer.from(givenPath));
   }
+  const root = Buffer.from(rootPath);
   const open: number[] = [rootFd];
   try {
     try {

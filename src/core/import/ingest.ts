@@ -207,8 +207,6 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   const skipped: IngestResult['skipped'] = [];
   const pending = new Set<Promise<void>>();
   const limit = options.concurrency ?? 64;
-  let fileCount = 0;
-  let totalSize = 0;
   let count = 0;
   let failure: unknown;
 
@@ -222,7 +220,6 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
     entry.blob = stored.hash;
     entry.size = stored.size;
     if (stored.sparse) entry.sparse = stored.sparse;
-    totalSize += stored.size;
     faultPoint('blob-stored');
   };
 
@@ -288,12 +285,10 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
       }
       switch (se.type) {
         case 'file':
-          fileCount++;
           if (se.blob) {
             entry.blob = se.blob.hash;
             entry.size = se.blob.size;
             if (se.blob.sparse) entry.sparse = se.blob.sparse;
-            totalSize += se.blob.size;
           } else if (se.local) {
             await storeLocal(entry, se.local, se.size);
           } else if (se.content) {
@@ -355,6 +350,14 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   if (!byPath.has('/')) byPath.set('/', implicitDir('/'));
   const entries = sortEntries([...byPath.values()]);
   canonicalizeHardlinks(entries);
+  // Counted from the final tree: an entry a later one replaced is not in the image.
+  let fileCount = 0;
+  let totalSize = 0;
+  for (const e of entries) {
+    if (e.type !== 'file') continue;
+    fileCount++;
+    totalSize += e.size ?? 0;
+  }
   reporter.emit({ type: 'progress', stage: 'import', done: count, total: count, unit: 'entries' });
   return { entries, elfBlobs, elfFacts, fileCount, totalSize, skipped };
 }

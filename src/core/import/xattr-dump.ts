@@ -1,4 +1,4 @@
-import { InputError } from '../../lib/errors.js';
+import { InputError, ToolFailedError } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
 
 /**
@@ -42,6 +42,13 @@ export async function readTreeXattrs(root: string): Promise<Map<string, Record<s
     encoding: 'buffer',
     stripFinalNewline: false,
   }).catch((e: unknown) => {
+    // A name listed by getfattr's walk and gone when it asked for its attributes: the tree changes.
+    if (e instanceof ToolFailedError && /No such file or directory/.test(e.stderrTail)) {
+      throw new InputError('E_SOURCE_CHANGED', `${root} changed during import (a file vanished while its extended attributes were read)`, {
+        hint: 'import a tree that nothing changes meanwhile (a snapshot or a stopped system)',
+        cause: e,
+      });
+    }
     throw new InputError('E_XATTR_READ', `cannot read extended attributes under ${root}: ${(e as Error).message}`, { cause: e });
   });
   const out = new Map<string, Record<string, Buffer>>();
