@@ -31,7 +31,7 @@ const EXAMPLES: Example[] = [
     probes: [
       { exitCode: 0, outputTail: expect.stringContaining('PIPELINING') }, // the EHLO offer
       { exitCode: 0, sha256: sha256('accepted\n') },
-      { exitCode: 0, sha256: sha256('1\n') }, // one message spooled
+      { exitCode: 0, sha256: sha256('queued\n') }, // spooled
       { exitCode: 0, outputTail: expect.stringContaining('hello from aim') }, // with the body sent
     ],
     explain: ['/usr/sbin/exim4', /traced/],
