@@ -8,6 +8,7 @@ import { tempDir } from '../helpers/tmp.js';
 
 interface ErrorJson {
   error: { code: string; message: string; exitCode: number; hint?: string };
+  result: unknown;
 }
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -22,7 +23,9 @@ async function aimInMountNamespace(setup: string, args: string[], json = true) {
 /** One JSON document on stdout and nothing of Node's raw error anywhere. */
 function expectOneAimError(r: { stdout: string; stderr: string }): ErrorJson['error'] {
   const doc = JSON.parse(r.stdout) as ErrorJson;
-  expect(Object.keys(doc)).toEqual(['error']);
+  // the base command's failure shape: the error, and what the command had produced (none here)
+  expect(Object.keys(doc).sort()).toEqual(['error', 'result']);
+  expect(doc.result).toBeNull();
   expect(Object.keys(doc.error).sort()).toEqual(['code', 'exitCode', 'hint', 'message']);
   expect(`${r.stdout}\n${r.stderr}`).not.toMatch(/\n\s+at |errno|syscall:|\[Error|ENOSPC: no space left on device, /);
   return doc.error;
@@ -40,19 +43,25 @@ afterAll(async () => tmp.cleanup());
 
 describe('system errors are aim errors with a code and a hint', () => {
   it('a full disk (tmpfs of 1 MiB): E_NO_SPACE, exit 12', async () => {
+    // an export onto a full filesystem: imports stop earlier, at the space guard (test/e2e/space-guard.test.ts),
+    // so the export's write is where Node's own ENOSPC reaches aim
     const full = join(tmp.dir, 'full');
+    const repo = join(tmp.dir, 'full-repo');
     await mkdir(full);
-    const setup = `mount -t tmpfs -o size=1m tmpfs ${full}\n${process.execPath} ${runJs} repo init --repo ${full}/repo >/dev/null`;
-    const r = await aimInMountNamespace(setup, ['image', 'import', source, '--tag', 'a:1', '--repo', `${full}/repo`]);
+    expect((await aim(['repo', 'init', '--repo', repo])).exitCode).toBe(0);
+    expect((await aim(['image', 'import', source, '--tag', 'a:1', '--repo', repo])).exitCode).toBe(0);
+    const setup = `mount -t tmpfs -o size=1m tmpfs ${full}`;
+    const exportArgs = ['image', 'export', 'a:1', '--format', 'tar', '-o', `${full}/a.tar`, '--repo', repo];
+    const r = await aimInMountNamespace(setup, exportArgs);
     expect(r.exitCode, r.stderr).toBe(12);
     const error = expectOneAimError(r);
     expect(error).toMatchObject({ code: 'E_NO_SPACE', exitCode: 12 });
     expect(error.message).toMatch(/no space left on the device \[ENOSPC\]/);
-    // the failed write names no path: the hint names the command's repository
-    expect(error.hint).toContain(`${full}/repo`);
+    // the failed write names no path: the hint names the command's repository and output
+    expect(error.hint).toContain(repo);
     expect(error.hint).toContain('df -h');
     // without --json: the message and the hint on stderr, no stack
-    const plain = await aimInMountNamespace(setup, ['image', 'import', source, '--tag', 'a:1', '--repo', `${full}/repo`], false);
+    const plain = await aimInMountNamespace(setup, exportArgs, false);
     expect(plain.exitCode).toBe(12);
     expect(plain.stderr).toMatch(/^aim: no space left on the device \[ENOSPC\].*\nhint: free space on the filesystem of /m);
     expect(plain.stderr).not.toMatch(/\n\s+at /);
