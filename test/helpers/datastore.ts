@@ -26,6 +26,20 @@ export class FakeDatastore {
   connections = 0;
   behave: (req: http.IncomingMessage, res: http.ServerResponse, seen: Seen) => boolean = () => false;
   private readonly server: http.Server;
+  private readonly holds: { match: (seen: Seen) => boolean; resolve: (seen: Seen) => void }[] = [];
+  private readonly paused: http.IncomingMessage[] = [];
+
+  /**
+   * Holds the next request that matches once its first bytes arrived (the client is then in the
+   * middle of sending it), and resolves; `release()` lets it go on and be handled as usual.
+   */
+  hold(match: (seen: Seen) => boolean): Promise<Seen> {
+    return new Promise((resolve) => this.holds.push({ match, resolve }));
+  }
+
+  release(): void {
+    for (const req of this.paused.splice(0)) req.resume();
+  }
 
   constructor(private readonly tls?: { key: Buffer; cert: Buffer }) {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res);
@@ -72,13 +86,24 @@ export class FakeDatastore {
       hash.update(c);
       seen.bytes += c.length;
     });
+    const held = this.holds.findIndex((h) => h.match(seen));
+    if (held >= 0) {
+      const [hold] = this.holds.splice(held, 1);
+      req.once('data', () => {
+        req.pause();
+        this.paused.push(req);
+        hold!.resolve(seen);
+      });
+    }
     let ended = false;
     // a PUT cut short leaves what arrived, as a server that writes as it reads does
-    req.on('close', () => {
+    const cutShort = () => {
       if (ended || seen.method !== 'PUT') return;
       this.stored.set(seen.path, 'partial');
       this.sizes.set(seen.path, seen.bytes);
-    });
+    };
+    req.on('close', cutShort);
+    req.socket.once('close', cutShort);
     req.on('end', () => {
       ended = true;
       seen.sha256 = hash.digest('hex');
