@@ -84,6 +84,22 @@ describe('aim ship', () => {
     expect(text.stdout).toMatch(/^plan: ship [0-9a-f]{12} through vmware\n {2}build +vmdk → vmdk\/\n[\s\S]* {2}upload {2}slim-app-1\.ova {2}→ http:\/\/127\.0\.0\.1/);
   });
 
+  it('takes option values from a template’s ship.<provider> section, below flags, validated by the same schema', async () => {
+    const template = join(tmp.dir, 'template.yaml');
+    await writeFile(template, `name: app\nship:\n  vmware:\n    name: from-template\n    memory: 1024\n    datastore-url: "${datastore}"\n`);
+    const res = await run<{ plan: { name: string; memoryMiB: number; uploads: { file: string }[] } }>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 't1'), '--template', template, '--memory', '768', '--dry-run');
+    expect(res.exitCode, res.stderr).toBe(0);
+    expect(res.json.plan).toMatchObject({ name: 'from-template', memoryMiB: 768 });
+    expect(res.json.plan.uploads.map((u) => u.file)).toEqual(['from-template.vmdk', 'from-template.ova']);
+    await writeFile(template, 'name: app\nship:\n  vmware:\n    memory: 2\n    colour: red\n');
+    const bad = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 't2'), '--template', template, '--dry-run');
+    expect(bad.exitCode).toBe(2);
+    expect(bad.json.error.message).toBe('provider vmware: unknown option "colour"');
+    await writeFile(template, 'name: app\nship:\n  vmware:\n    memory: 2\n');
+    const small = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 't2'), '--template', template, '--dry-run');
+    expect(small.json.error.message).toBe('provider vmware: memory: the VM needs at least 4 MiB');
+  });
+
   it('reports bad provider options and usage as one JSON error with exit 2', async () => {
     const badUrl = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'b1'), '--datastore-url', 'https://esxi.test/ui/x');
     expect(badUrl.exitCode).toBe(2);

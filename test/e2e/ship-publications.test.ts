@@ -176,11 +176,12 @@ describe('publications through the CLI (vmware, local datastore)', () => {
     expect(again.json.error.message).toMatch(/was removed/);
   }, 300_000);
 
-  it('Ctrl-C (SIGINT) in the middle of an upload: exit 130, a consistent journal, nothing deleted; aim ship rm then removes what exists', async () => {
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s (Ctrl-C, a service stop) in the middle of an upload: exit 130, a consistent journal, nothing deleted; aim ship rm then removes what exists', async (signal) => {
+    const folder = signal.toLowerCase();
     const held = holdPut('slim-app-1.ova');
-    const child = spawn(ship('sigint', 'sigint'));
+    const child = spawn(ship(folder, folder));
     await held;
-    child.kill('SIGINT');
+    child.kill(signal);
     const r = await child;
     expect(r.exitCode, String(r.stderr)).toBe(130);
     const error = (JSON.parse(String(r.stdout)) as ErrorJson).error;
@@ -188,20 +189,20 @@ describe('publications through the CLI (vmware, local datastore)', () => {
     const id = /publication ([0-9a-f]{12}) stopped/.exec(error.message)![1]!;
     expect(error.hint).toBe(`aim ship resume ${id} finishes it; aim ship rm ${id} removes what it created`);
     ds.release();
-    await until('the datastore to keep the partial OVA', () => ds.stored.get('/folder/sigint/slim-app-1.ova') === 'partial', 30_000);
+    await until('the datastore to keep the partial OVA', () => ds.stored.get(`/folder/${folder}/slim-app-1.ova`) === 'partial', 30_000);
     const pub = await listed(id);
     expect(pub.state).toBe('interrupted');
     // consistent: every file on the datastore is in the journal, the cut-short one as pending
     expect(summary(pub)).toEqual(['build vmdk created', 'build ova created', 'datastore file slim-app-1.vmdk created', 'datastore file slim-app-1.ova pending']);
-    expect([...ds.stored.keys()].filter((k) => k.startsWith('/folder/sigint/')).sort()).toEqual(['/folder/sigint/slim-app-1.ova', '/folder/sigint/slim-app-1.vmdk']);
-    expect(methods('sigint').filter((m) => m.startsWith('DELETE'))).toEqual([]);
+    expect([...ds.stored.keys()].filter((k) => k.startsWith(`/folder/${folder}/`)).sort()).toEqual([`/folder/${folder}/slim-app-1.ova`, `/folder/${folder}/slim-app-1.vmdk`]);
+    expect(methods(folder).filter((m) => m.startsWith('DELETE'))).toEqual([]);
 
     const removed = await run<{ publication: Publication }>('ship', 'rm', id);
     expect(removed.exitCode, removed.stderr).toBe(0);
-    expect(methods('sigint').filter((m) => m.startsWith('DELETE'))).toEqual(['DELETE slim-app-1.ova', 'DELETE slim-app-1.vmdk']);
-    expect([...ds.stored.keys()].filter((k) => k.startsWith('/folder/sigint/'))).toEqual([]);
+    expect(methods(folder).filter((m) => m.startsWith('DELETE'))).toEqual(['DELETE slim-app-1.ova', 'DELETE slim-app-1.vmdk']);
+    expect([...ds.stored.keys()].filter((k) => k.startsWith(`/folder/${folder}/`))).toEqual([]);
     expect(removed.json.publication.state).toBe('removed');
-    expect(existsSync(join(tmp.dir, 'sigint'))).toBe(false);
+    expect(existsSync(join(tmp.dir, folder))).toBe(false);
   }, 300_000);
 
   it('clear errors: an unknown publication, a datastore that refuses the removal (the journal keeps it)', async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { z } from 'zod';
 import { BUILTIN_PROVIDERS } from '../../providers/index.js';
 import { defineProvider } from '../../src/api/provider.js';
 import { importImage } from '../../src/core/import/import-image.js';
+import { newLeaseOwner } from '../../src/core/repository/catalog-publications.js';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
 import { findPublication, listPublications, removePublication, resumePublication } from '../../src/core/ship/publications.js';
 import type { JournalResource } from '../../src/core/ship/provider.js';
@@ -200,6 +202,35 @@ describe('shipping under the publications journal', () => {
     expect(existsSync(join(tmp.dir, 'int'))).toBe(false);
     await expect(resumePublication(repo, p, (await store().get(id))!, { env: {}, signal: new AbortController().signal }, silentReporter)).rejects.toThrow(/was removed: there is nothing to resume/);
     await expect(findPublication(store(), 'ffffffff')).rejects.toMatchObject({ code: 'E_NO_PUBLICATION', exitCode: 3 });
+  });
+
+  it('a resume rebuilds a journalled build whose files changed, and rm refuses a publication another live run holds', async () => {
+    const cloud: FakeCloud = { objects: new Map(), calls: [] };
+    const controller = new AbortController();
+    cloud.gate = async (name, signal) => {
+      if (name !== 'a') return;
+      controller.abort(ctrlC());
+      signal.throwIfAborted();
+    };
+    const p = cloudProvider('fake', cloud);
+    const e = (await shipImage(repo, p, 'built-in', request('tamper', 'b-tamper', { signal: controller.signal }), silentReporter).catch((x: unknown) => x)) as Error;
+    const id = /publication ([0-9a-f]{12}) stopped/.exec(e.message)![1]!;
+    await writeFile(join(tmp.dir, 'tamper', 'tar', 'rootfs.tar'), 'changed behind aim');
+    cloud.gate = undefined;
+
+    // another run holds the publication: rm waits for nobody, it says so
+    const other = newLeaseOwner();
+    const held = await store().claimId(id, other);
+    expect(held?.busy).toBeUndefined();
+    await expect(removePublication(repo, p, (await store().get(id))!, { env: {}, signal: new AbortController().signal }, silentReporter)).rejects.toMatchObject({ code: 'E_BUSY', exitCode: 9 });
+    await expect(resumePublication(repo, p, (await store().get(id))!, { env: {}, signal: new AbortController().signal }, silentReporter)).rejects.toMatchObject({ code: 'E_BUSY' });
+    await store().release(id, other);
+
+    const reporter = new RecordingReporter();
+    const resumed = await resumePublication(repo, p, (await store().get(id))!, { env: {}, signal: new AbortController().signal }, reporter);
+    expect(reporter.events.some((x) => x.type === 'info' && /reusing/.test(x.message))).toBe(false);
+    expect(resumed.artifacts[0]!.sha256).not.toBe(createHash('sha256').update('changed behind aim').digest('hex'));
+    expect(resumed.publication.resources.map((r) => `${r.kind} ${r.state}`)).toEqual(['build removed', 'object created', 'build created', 'object created']);
   });
 
   it('two runs of the same ship at once: the second waits for the first and finds its publication', async () => {

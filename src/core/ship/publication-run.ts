@@ -193,13 +193,14 @@ export async function runPublication(repo: Repository, input: PublicationInput, 
   const { claim, waited } = await acquire(store, fresh, owner, signal, reporter);
   let publication = claim.publication;
   const priorState = claim.created ? undefined : publication.state;
-  // a run killed mid-apply leaves "applying" behind; taking its lease makes it ours to continue
-  const resumed = priorState !== undefined && priorState !== 'published';
   const base = providerContext(reporter, signal, input.env);
   const built: { artifacts: Artifact[]; kernel?: KernelChoice } = { artifacts: [] };
+  let resumed = false;
   try {
     let outDir = input.outDir;
     const resources = await store.resources(publication.id);
+    // an earlier run (interrupted, killed mid-apply, or a removal cut short) left resources to reconcile
+    resumed = priorState !== undefined && priorState !== 'published' && resources.some((r) => r.state !== 'removed');
     if (claim.created) {
       const state = await emptyOrAbsent(outDir);
       await store.update(publication.id, { outDir, outDirCreated: state === 'absent' });
