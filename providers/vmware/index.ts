@@ -208,7 +208,6 @@ export const vmware = defineProvider({
     if (resource.kind !== DATASTORE_FILE) throw new ConfigError(`vmware does not know resources of kind "${resource.kind}"`);
     const url = new URL(String(resource.data.url));
     const settings = datastoreSettings({ 'datastore-url': `${url.origin}/folder?${url.searchParams}`, insecure: ctx.options.insecure }, ctx.env)!;
-    const outcome = await removeFile(settings, resource, ctx.signal);
-    ctx.reporter.emit({ type: 'info', message: `${outcome === 'removed' ? 'removed' : 'already gone:'} ${resource.id} from the datastore` });
+    if ((await removeFile(settings, resource, ctx.signal)) === 'gone') ctx.reporter.emit({ type: 'info', message: `${resource.id} was already gone from the datastore` });
   },
 });

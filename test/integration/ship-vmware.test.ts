@@ -179,7 +179,7 @@ describe('vmware uploads on the provider contract (journalled) against a local d
     expect(methods.filter((m) => m.startsWith('DELETE'))).toEqual(['DELETE web.ova', 'DELETE web.vmdk']);
     expect([...ds.stored.keys()]).toEqual([]);
     expect(await states()).toEqual(['web.vmdk removed', 'web.ova removed']);
-    expect(reporter.events.filter((x) => x.type === 'info' && /^removed .* from the datastore/.test(x.message))).toHaveLength(2);
+    expect(reporter.events.filter((x) => x.type === 'info' && /^removed datastore file \[datastore1\] aim\/nginx test\/web\.(ova|vmdk)$/.test(x.message))).toHaveLength(2);
     expect(await ds.settledConnections()).toBe(0);
   });
 
