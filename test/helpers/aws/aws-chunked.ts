@@ -18,7 +18,7 @@ export interface DecodedChunks {
 export class ChunkEncodingError extends Error {}
 
 export async function decodeAwsChunked(source: AsyncIterable<Buffer>, out: FileHandle): Promise<DecodedChunks> {
-  let buf = Buffer.alloc(0);
+  let buf: Buffer = Buffer.alloc(0);
   let state: 'size' | 'data' | 'crlf' | 'trailers' | 'done' = 'size';
   let remaining = 0;
   let length = 0;
@@ -72,7 +72,8 @@ export async function decodeAwsChunked(source: AsyncIterable<Buffer>, out: FileH
     }
   }
   // a body may end right after the last chunk, without trailers or the final empty line
-  if (state !== 'done' && state !== 'trailers') throw new ChunkEncodingError('the aws-chunked body ended in the middle of a chunk');
+  const end: string = state;
+  if (end !== 'done' && end !== 'trailers') throw new ChunkEncodingError('the aws-chunked body ended in the middle of a chunk');
   const crcBytes = Buffer.alloc(4);
   crcBytes.writeUInt32BE(crc >>> 0);
   const checksums = new Map([

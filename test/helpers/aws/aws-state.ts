@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { BlockStore } from './block-store.js';
+import type { BlockStore } from './block-store.js';
 
 /**
  * The state the fake EC2 and EBS servers share: one account's snapshots, AMIs, import tasks,
