@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,14 +38,13 @@ export class BlockStore {
 
 /**
  * What an unwritten block of an encrypted snapshot reads back as: not zeros (coldsnap issue #395)
- * but data that decrypts to noise. Deterministic per snapshot lineage and block, so a test can
- * tell it apart from written data on every read.
+ * but data that decrypts to noise. Deterministic per snapshot lineage and block (AES-CTR keystream
+ * keyed by the lineage), so a test can tell it apart from written data on every read.
  */
 export function encryptedNoise(lineageKey: string, index: number): Buffer {
-  const out = Buffer.alloc(EBS_BLOCK_SIZE);
-  let counter = 0;
-  for (let at = 0; at < EBS_BLOCK_SIZE; at += 32) {
-    createHash('sha256').update(`${lineageKey}:${index}:${counter++}`).digest().copy(out, at);
-  }
-  return out;
+  const key = createHash('sha256').update(lineageKey).digest().subarray(0, 16);
+  const iv = Buffer.alloc(16);
+  iv.writeUInt32BE(index, 0);
+  const cipher = createCipheriv('aes-128-ctr', key, iv);
+  return Buffer.concat([cipher.update(Buffer.alloc(EBS_BLOCK_SIZE)), cipher.final()]);
 }

@@ -82,6 +82,9 @@ export class EbsServer {
     let bodyBytes = 0;
     let failed = true;
     try {
+      // the whole request arrives first (its bytes count as sent, whatever the answer)
+      const { body, tooLarge, size } = await readBody(req, action === 'PutSnapshotBlock' ? EBS_BLOCK_SIZE : 1 << 20);
+      bodyBytes = size;
       const effects = this.faults.take(action, blockIndex);
       for (const e of effects) if (e.kind === 'delay') await sleep(e.ms);
       if (effects.some((e) => e.kind === 'drop' && e.when !== 'after')) {
@@ -97,9 +100,6 @@ export class EbsServer {
       }
       if (!this.state.regionEnabled(scope.region)) throw new EbsError('UnrecognizedClientException', 403, 'The security token included in the request is invalid.');
       if (!route) throw new EbsError('UnknownOperationException', 404, `No operation for ${req.method} ${url.pathname}`);
-      const limit = action === 'PutSnapshotBlock' ? EBS_BLOCK_SIZE : 1 << 20;
-      const { body, tooLarge } = await readBody(req, limit);
-      bodyBytes = body.length;
       if (tooLarge) throw validation('INVALID_PARAMETER_VALUE', 'Failed to read block data');
       const answer = await this.act(route, scope.region, req, url, body);
       if (effects.some((e) => e.kind === 'drop')) {

@@ -64,8 +64,8 @@ export class Ec2Server {
       res.end(xml);
     };
     try {
-      const { body, tooLarge } = await readBody(req, 1 << 20);
-      bodyBytes = body.length;
+      const { body, tooLarge, size } = await readBody(req, 1 << 20);
+      bodyBytes = size;
       if (tooLarge) throw new Ec2Error('RequestEntityTooLarge', 'The request is too large', 413);
       const url = new URL(req.url ?? '/', 'http://ec2');
       const params = new Map<string, string>(url.searchParams);

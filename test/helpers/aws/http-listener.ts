@@ -34,8 +34,8 @@ export async function listen(handler: (req: IncomingMessage, res: ServerResponse
   };
 }
 
-/** Reads a request body whole, refusing more than `limit` bytes (the caller answers too-large). */
-export async function readBody(req: IncomingMessage, limit: number): Promise<{ body: Buffer; tooLarge: boolean }> {
+/** Reads a request body whole, keeping at most `limit` bytes (the caller answers too-large); `size` is what arrived. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<{ body: Buffer; tooLarge: boolean; size: number }> {
   const chunks: Buffer[] = [];
   let size = 0;
   let tooLarge = false;
@@ -44,5 +44,6 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<{ b
     if (size > limit) tooLarge = true;
     else chunks.push(chunk);
   }
-  return { body: Buffer.concat(chunks), tooLarge };
+  // a too-large body is counted whole (it was sent) but not kept
+  return { body: Buffer.concat(chunks), tooLarge, size };
 }
