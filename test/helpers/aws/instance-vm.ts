@@ -11,7 +11,7 @@ import { startImdsServer, type ImdsInstance, type ImdsServer } from './imds-serv
  * uefi and SeaBIOS for legacy-bios, the root volume on an NVMe controller as Nitro instances have
  * it, the serial console in a log file.
  *
- * Networking is QEMU's user mode on 169.254.0.0/16 (the guest gets 169.254.0.15 by DHCP) so that
+ * Networking is QEMU's user mode on 169.254.0.0/16 (the guest gets 169.254.2.15 by DHCP) so that
  * 169.254.169.254 is inside it: QEMU's guestfwd connects every guest TCP connection to
  * 169.254.169.254:80 to a small bridge (node, this file's BRIDGE) that relays it to the instance's
  * IMDS server on 127.0.0.1, so the guest's own `PUT /latest/api/token` and GETs reach it as on
@@ -37,7 +37,8 @@ export interface InstanceVm {
 }
 
 export const GUEST_NETWORK = '169.254.0.0/16';
-export const GUEST_IP = '169.254.0.15';
+// QEMU's user network puts its host at .2.2 and the first DHCP address at .2.15 of a /16
+export const GUEST_IP = '169.254.2.15';
 export const IMDS_ADDRESS = '169.254.169.254';
 
 const BRIDGE = `import { connect } from 'node:net';
