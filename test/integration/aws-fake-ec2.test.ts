@@ -6,12 +6,14 @@ import {
   DeregisterImageCommand,
   DescribeImageAttributeCommand,
   DescribeImagesCommand,
+  DescribeInstancesCommand,
   DescribeRegionsCommand,
   DescribeSnapshotsCommand,
   DescribeTagsCommand,
   ModifyImageAttributeCommand,
   paginateDescribeImages,
   RegisterImageCommand,
+  RunInstancesCommand,
   waitUntilImageAvailable,
   type EC2Client,
   type RegisterImageCommandInput,
@@ -26,7 +28,8 @@ let ec2: EC2Client;
 let ebs: EBSClient;
 
 beforeAll(async () => {
-  fake = await startAwsFake({ registerDelayMs: 300, copyDelayMs: 300, sealDelayMs: 10 });
+  // no capacity for instances: RunInstances is checked here without booting anything (test/boot boots)
+  fake = await startAwsFake({ registerDelayMs: 300, copyDelayMs: 300, sealDelayMs: 10, instances: { maxRunning: 0 } });
   ({ ec2, ebs } = fakeClients(fake, 'us-east-1'));
 });
 afterAll(async () => fake?.stop());
@@ -252,6 +255,30 @@ describe('CopyImage, sharing and regions', () => {
     expect(all.Regions![0]!.Endpoint).toMatch(/^ec2\.[a-z0-9-]+\.amazonaws\.com$/);
     const optIn = fakeClients(fake, 'af-south-1', { maxAttempts: 1 }).ec2;
     expect(await failure(optIn.send(new DescribeRegionsCommand({})))).toMatchObject({ name: 'AuthFailure', status: 401 });
+  });
+});
+
+describe('RunInstances checks the AMI against the instance type as EC2 does', () => {
+  it('ENA, architecture, boot mode, unknown types and key pairs; then capacity', async () => {
+    const snap = await snapshot();
+    const uefi = (await ec2.send(new RegisterImageCommand(registration(snap)))).ImageId!;
+    const noEna = (await ec2.send(new RegisterImageCommand(registration(snap, { EnaSupport: false })))).ImageId!;
+    const legacy = (await ec2.send(new RegisterImageCommand(registration(snap, { BootMode: undefined, ImdsSupport: undefined })))).ImageId!;
+    await waitUntilImageAvailable({ client: ec2, maxWaitTime: 30, minDelay: 1 }, { ImageIds: [uefi, noEna, legacy] });
+    const run = (ImageId: string, InstanceType: string, extra: Record<string, unknown> = {}) => failure(ec2.send(new RunInstancesCommand({ ImageId, InstanceType: InstanceType as never, MinCount: 1, MaxCount: 1, ...extra })));
+    expect(await run(noEna, 't3.micro')).toMatchObject({
+      name: 'InvalidParameterCombination',
+      message: "Enhanced networking with the Elastic Network Adapter (ENA) is required for the 't3.micro' instance type. Ensure that you are using an AMI that is enabled for ENA.",
+    });
+    expect((await run(uefi, 't4g.micro')).message).toMatch(/^The architecture 'arm64' of the specified instance type does not match the architecture 'x86_64' of the specified AMI/);
+    expect(await run(uefi, 'x9.huge')).toMatchObject({ name: 'InvalidParameterValue', message: 'The following supplied instance types do not exist: [x9.huge]' });
+    expect(await run(uefi, 't2.micro')).toMatchObject({ name: 'InvalidParameterCombination' });
+    expect(await run(uefi, 't3.micro', { KeyName: 'nobody' })).toMatchObject({ name: 'InvalidKeyPair.NotFound' });
+    // a valid launch: this fake has no capacity, as a zone sometimes has none
+    expect(await run(uefi, 't3.micro')).toMatchObject({ name: 'InsufficientInstanceCapacity', status: 500, attempts: 3 });
+    expect(await run(legacy, 't2.micro')).toMatchObject({ name: 'InsufficientInstanceCapacity' });
+    expect(await failure(ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })))).toMatchObject({ name: 'InvalidInstanceID.NotFound', message: "The instance ID 'i-0123456789abcdef0' does not exist" });
+    expect((await ec2.send(new DescribeInstancesCommand({}))).Reservations).toEqual([]);
   });
 });
 

@@ -227,7 +227,8 @@ export class InstanceFleet {
           const running = [...state.instances.values()].filter((i) => i.state.Name === 'pending' || i.state.Name === 'running').length;
           const room = this.options.maxRunning - running;
           if (room < input.MinCount) {
-            throw new Ec2Error('InsufficientInstanceCapacity', `We currently do not have sufficient ${type} capacity in the Availability Zone you requested (${region}a). Our system will be working on provisioning additional capacity.`);
+            // one of EC2's server error codes (5xx): SDKs retry it
+            throw new Ec2Error('InsufficientInstanceCapacity', `We currently do not have sufficient ${type} capacity in the Availability Zone you requested (${region}a). Our system will be working on provisioning additional capacity.`, 500);
           }
           const rid = newId('r');
           for (let n = 0; n < Math.min(room, input.MaxCount); n++) {
