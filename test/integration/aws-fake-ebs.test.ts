@@ -150,6 +150,14 @@ describe('EBS direct APIs: a snapshot written block by block', () => {
     const other = await failure(ebs.send(new StartSnapshotCommand({ VolumeSize: 2, ClientToken: 'aim-token-1', Description: 'x' }), { requestTimeout: 5000 }));
     expect(other.name).toBe('ConflictException');
     expect(other.status).toBe(503);
+    // the SDK sends a token of its own and keeps it across retries: a StartSnapshot whose answer
+    // was lost (the connection dropped after it took effect) gives one snapshot, not two
+    const before = fake.state.snapshots.size;
+    fake.ebs.faults.add({ action: 'StartSnapshot', effect: { kind: 'drop', when: 'after' } });
+    const retried = await ebs.send(new StartSnapshotCommand({ VolumeSize: 1, Description: 'retried' }));
+    expect(retried.$metadata.attempts).toBe(2);
+    expect(fake.state.snapshots.size).toBe(before + 1);
+    expect(fake.ebs.calls.filter((c) => c.action === 'StartSnapshot').slice(-2).map((c) => [c.error, c.region])).toEqual([['dropped', 'eu-west-1'], [undefined, 'eu-west-1']]);
     // two different calls without a token of their own: the SDK gives each its own
     const c = await ebs.send(new StartSnapshotCommand({ VolumeSize: 1 }));
     const d = await ebs.send(new StartSnapshotCommand({ VolumeSize: 1 }));

@@ -40,6 +40,8 @@ const KMS_ARN = /^arn:aws[a-z-]*:kms:.*:[0-9]{12}:key\//;
 export class EbsServer {
   readonly faults = new Faults();
   readonly traffic = new Traffic();
+  /** Every call, in order: action, block index, the signer's region, and the error type when it failed. */
+  readonly calls: { action: string; blockIndex?: number; region?: string; error?: string }[] = [];
   private listener?: Listener;
   private sweeper?: NodeJS.Timeout;
   private readonly sealDelayMs: number;
@@ -81,6 +83,7 @@ export class EbsServer {
     const blockIndex = route?.blockIndex;
     let bodyBytes = 0;
     let failed = true;
+    const call: { action: string; blockIndex?: number; region?: string; error?: string } = { action, ...(blockIndex === undefined ? {} : { blockIndex }) };
     try {
       // the whole request arrives first (its bytes count as sent, whatever the answer)
       const { body, tooLarge, size } = await readBody(req, action === 'PutSnapshotBlock' ? EBS_BLOCK_SIZE : 1 << 20);
@@ -98,6 +101,7 @@ export class EbsServer {
         const status = scope.code === 'IncompleteSignature' ? 400 : 403;
         throw new EbsError(scope.code === 'SignatureDoesNotMatch' ? 'InvalidSignatureException' : `${scope.code}Exception`, status, scope.message);
       }
+      call.region = scope.region;
       if (!this.state.regionEnabled(scope.region)) throw new EbsError('UnrecognizedClientException', 403, 'The security token included in the request is invalid.');
       if (!route) throw new EbsError('UnknownOperationException', 404, `No operation for ${req.method} ${url.pathname}`);
       if (tooLarge) throw validation('INVALID_PARAMETER_VALUE', 'Failed to read block data');
@@ -110,6 +114,7 @@ export class EbsServer {
       res.writeHead(answer.status, { 'x-amzn-RequestId': requestId, ...answer.headers });
       res.end(answer.body);
     } catch (e) {
+      call.error = e instanceof EbsError ? e.type : 'InternalServerException';
       if (!(e instanceof EbsError)) {
         res.writeHead(500, { 'x-amzn-RequestId': requestId, 'x-amzn-ErrorType': 'InternalServerException', 'content-type': 'application/json' });
         res.end(JSON.stringify({ Message: `fake EBS failed: ${(e as Error).message}` }));
@@ -120,6 +125,8 @@ export class EbsServer {
       res.writeHead(e.status, { 'x-amzn-RequestId': requestId, 'x-amzn-ErrorType': e.type, 'content-type': 'application/json' });
       res.end(JSON.stringify(doc));
     } finally {
+      if (failed && !call.error) call.error = 'dropped';
+      this.calls.push(call);
       this.traffic.count(action, bodyBytes, failed);
     }
   }

@@ -28,7 +28,7 @@ export type Ec2Handler = (call: Ec2Call) => Promise<Record<string, unknown> | vo
 export class Ec2Server {
   readonly faults = new Faults();
   readonly traffic = new Traffic();
-  /** Every call, in order: action, region and the error code when it failed (for tests that need the sequence). */
+  /** Every call, in order: action, the signer's region, and the error code when it failed ('dropped': no answer). */
   readonly calls: { action: string; region?: string; error?: string }[] = [];
   private listener?: Listener;
 
@@ -105,6 +105,7 @@ export class Ec2Server {
       call.error = err.code;
       send(err.status, encodeQueryError(err.code, err.message, requestId));
     } finally {
+      if (!answered && !call.error) call.error = 'dropped';
       this.calls.push(call);
       this.traffic.count(action, bodyBytes, !answered || call.error !== undefined);
     }
