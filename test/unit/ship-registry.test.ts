@@ -33,6 +33,7 @@ function cloudProvider(name: string, cloud: FakeCloud) {
     options: z.object({
       bucket: z.string().min(1).meta({ description: 'where', env: 'FAKE_BUCKET' }),
       objects: z.array(z.string()).default(['a', 'b']).describe('objects to put'),
+      token: z.string().optional().meta({ description: 'API token', env: 'FAKE_TOKEN', secret: true }),
     }),
     target: (o) => `bucket ${o.bucket}`,
     async observe(target) {
@@ -46,7 +47,7 @@ function cloudProvider(name: string, cloud: FakeCloud) {
       return { key: observed.key, missing, steps: missing.map((o) => ({ action: 'put', subject: o, detail: options.bucket })), ...(missing.length === 0 ? { upToDate: true } : {}) };
     },
     async apply(plan, ctx) {
-      cloud.calls.push(ctx.resuming ? 'apply (resuming)' : 'apply');
+      cloud.calls.push(`${ctx.resuming ? 'apply (resuming)' : 'apply'}${ctx.options.token ? ` with token ${ctx.options.token}` : ''}`);
       const built = await ctx.build('tar', 'tar');
       for (const o of plan.missing) {
         const r = await ctx.journal.begin({ kind: 'object', id: o, location: ctx.options.bucket });
@@ -173,11 +174,13 @@ describe('shipping under the publications journal', () => {
       signal.throwIfAborted();
     };
     const p = cloudProvider('fake', cloud);
-    const e = await shipImage(repo, p, 'built-in', request('int', 'b-int', { signal: controller.signal }), silentReporter).catch((x: unknown) => x);
+    const e = await shipImage(repo, p, 'built-in', request('int', 'b-int', { signal: controller.signal, env: { FAKE_TOKEN: 'tok-1' } }), silentReporter).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(InterruptedError);
     const id = /publication ([0-9a-f]{12}) stopped/.exec((e as Error).message)![1]!;
     expect((e as InterruptedError).hint).toBe(`aim ship resume ${id} finishes it; aim ship rm ${id} removes what it created`);
     const pub = await findPublication(store(), id.slice(0, 6));
+    // the secret option is not in the journal
+    expect(pub.options).toEqual({ bucket: 'b-int' });
     const view = (await listPublications(repo)).find((x) => x.id === id)!;
     expect(view.state).toBe('interrupted');
     expect(view.resources.map((r) => `${r.kind} ${r.id.split('/').pop()} ${r.state}`)).toEqual(['build tar created', 'object a created', 'object b pending']);
@@ -186,10 +189,11 @@ describe('shipping under the publications journal', () => {
 
     cloud.gate = undefined;
     const reporter = new RecordingReporter();
-    const resumed = await resumePublication(repo, p, pub, { env: {}, signal: new AbortController().signal }, reporter);
+    const resumed = await resumePublication(repo, p, pub, { env: { FAKE_TOKEN: 'tok-2' }, signal: new AbortController().signal }, reporter);
     expect(resumed).toMatchObject({ resumed: true, alreadyPublished: false });
     expect(resumed.publication.state).toBe('published');
-    expect(cloud.calls.filter((c) => c.startsWith('apply'))).toEqual(['apply', 'apply (resuming)']);
+    // the secret came from the environment again
+    expect(cloud.calls.filter((c) => c.startsWith('apply'))).toEqual(['apply with token tok-1', 'apply (resuming) with token tok-2']);
     // observe saw "a" in place: the plan only puts "b"; the intact build was reused
     expect(resumed.published.map((x) => x.location)).toEqual(['b-int/b']);
     expect(reporter.events.some((x) => x.type === 'info' && /reusing the tar build/.test(x.message))).toBe(true);

@@ -3,7 +3,7 @@ import type { Reporter } from '../../lib/reporter.js';
 import type { PublicationRecord } from '../model/publication.js';
 import { effectiveState, newLeaseOwner, ownerAlive, type PublicationStore } from '../repository/catalog-publications.js';
 import type { Repository } from '../repository/repository.js';
-import { validateOptions } from './options.js';
+import { optionSpecs, validateOptions } from './options.js';
 import { busyError, removeResources, runPublication, viewOf, type PublicationOutcome, type PublicationView } from './publication-run.js';
 import type { AnyProvider } from './provider.js';
 
@@ -49,9 +49,14 @@ interface RunContext {
   signal: AbortSignal;
 }
 
-/** Stored options, validated again now (secret options come from the environment again). */
-function storedOptions(provider: AnyProvider, p: PublicationRecord): Record<string, unknown> {
-  return validateOptions(provider.name, provider.options, p.options) as Record<string, unknown>;
+/**
+ * The options a publication was started with, validated again now. Secret options were never
+ * journalled: they come from their environment variable again.
+ */
+function storedOptions(provider: AnyProvider, p: PublicationRecord, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const fromEnv: Record<string, unknown> = {};
+  for (const o of optionSpecs(provider.options)) if (o.secret && o.env && env[o.env]) fromEnv[o.name] = env[o.env];
+  return validateOptions(provider.name, provider.options, { ...fromEnv, ...p.options }) as Record<string, unknown>;
 }
 
 /**
@@ -68,7 +73,7 @@ export async function resumePublication(repo: Repository, provider: AnyProvider,
   if (!outDir) throw new ConfigError(`publication ${p.id} has no output directory recorded`, { hint: 'give one with --out' });
   return runPublication(
     repo,
-    { provider, source: p.source, image: { id: p.imageId, ref: p.imageRef }, journalOptions: p.options, options: storedOptions(provider, p), where: p.target, key: p.key, outDir, env: input.env, signal: input.signal },
+    { provider, source: p.source, image: { id: p.imageId, ref: p.imageRef }, journalOptions: p.options, options: storedOptions(provider, p, input.env), where: p.target, key: p.key, outDir, env: input.env, signal: input.signal },
     reporter,
   );
 }
@@ -91,7 +96,7 @@ export async function removePublication(repo: Repository, provider: AnyProvider 
   try {
     const live = (await store.resources(p.id)).filter((r) => r.state !== 'removed');
     if (!provider && live.some((r) => r.kind !== 'build')) throw providerMissing(p);
-    const options = provider ? storedOptions(provider, p) : {};
+    const options = provider ? storedOptions(provider, p, input.env) : {};
     await store.update(p.id, { state: 'removing' });
     reporter.emit({ type: 'stage', stage: 'remove', status: 'start', detail: `publication ${p.id} (${live.length} resource(s))` });
     const { removed, left } = await removeResources(store, claim.publication, provider, options, { reporter, signal: input.signal, env: input.env, source: p.source });
