@@ -14,6 +14,19 @@ export default tseslint.config(
     },
   },
   {
+    // Arrows point one way: core never imports the QEMU runner (src/run), which sits above build.
+    files: ['src/core/**/*.ts'],
+    ignores: ['src/core/bootable/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/run/*'], message: 'src/run (the QEMU runner) sits above core: core never imports it' }] }] },
+  },
+  {
+    // The bootable assembly sits below build: build and the runner import it, never the reverse.
+    files: ['src/core/bootable/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/run/*', '**/build/*', '**/boot/*', '**/ship/*', '**/commands/*', '**/cli/*'], message: 'core/bootable sits below build and the runner: it never imports them' }] }],
+    },
+  },
+  {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },

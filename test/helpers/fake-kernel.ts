@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BASE_MODULES, PLATFORM_MODULES } from '../../src/core/boot/modules.js';
+import { BASE_MODULES } from '../../src/core/bootable/modules.js';
+import { PLATFORMS, platformModules } from '../../src/core/bootable/platforms.js';
 
 /**
  * A tree that passes for a kernel core: /boot/vmlinuz-<version> (not a real kernel: builds
@@ -12,7 +13,7 @@ export async function writeFakeKernelTree(dir: string, version: string): Promise
   await mkdir(join(dir, 'boot'), { recursive: true });
   await writeFile(join(dir, 'boot', `vmlinuz-${version}`), `not a kernel: ${version}\n`);
   await writeFile(join(modules, 'modules.dep'), '');
-  const builtin = new Set([...BASE_MODULES, ...Object.values(PLATFORM_MODULES).flat()]);
+  const builtin = new Set([...BASE_MODULES, ...PLATFORMS.flatMap(platformModules)]);
   await writeFile(join(modules, 'modules.builtin'), [...builtin].map((m) => `kernel/builtin/${m}.ko\n`).join(''));
   return dir;
 }

@@ -1,4 +1,4 @@
-/** A newc member as read back by tests (independent of the writer in src/core/boot/cpio.ts). */
+/** A newc member as read back by tests (independent of the writer in src/core/bootable/cpio.ts). */
 export interface NewcEntry {
   name: string;
   ino: number;

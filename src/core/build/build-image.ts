@@ -5,7 +5,7 @@ import { ConfigError, whenAborted } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
-import { chooseKernel } from '../boot/kernel-choice.js';
+import { chooseKernel } from '../bootable/kernel-choice.js';
 import { FORMAT_BUILDERS } from './formats.js';
 import { BOOTABLE_FORMATS, type Artifact, type BuildFormat, type BuildRequest, type BuildResult, type FormatBuilder } from './types.js';
 

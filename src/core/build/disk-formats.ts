@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InternalError } from '../../lib/errors.js';
 import { requireTool, runTool } from '../../lib/exec.js';
-import { derivedUuid } from '../boot/ids.js';
+import { derivedUuid } from '../bootable/ids.js';
 import { buildRawDisk } from './raw.js';
 import type { BuildContext, FormatBuilder } from './types.js';
 

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InputError } from '../../lib/errors.js';
 import { requireTool, runTool } from '../../lib/exec.js';
-import { sourceDateEpoch } from '../boot/ids.js';
+import { sourceDateEpoch } from '../bootable/ids.js';
 import { writeTar, type TarWriteEntry } from '../export/tar-writer.js';
 import { indexTarFile } from '../import/tar-reader.js';
 import { convertedDisk } from './disk-formats.js';

@@ -4,12 +4,12 @@ import { join, resolve } from 'node:path';
 import { BeneathRoot } from '../../lib/beneath.js';
 import { AimError, ConfigError, ExitCode, MissingToolError, ToolFailedError } from '../../lib/errors.js';
 import { requireTool, runTool, TOOLS } from '../../lib/exec.js';
-import { compareCpioNames, cpioRecord, cpioTrailer, type CpioMember } from '../boot/cpio.js';
-import { RAM_ROOT_ARG, RAM_ROOT_DIR, RAM_ROOT_MARKER } from '../boot/init-scripts.js';
-import { buildInitramfs } from '../boot/initramfs.js';
-import { planBoot, type BootPlan } from '../boot/plan.js';
-import { prepareRootTree } from '../boot/root-tree.js';
-import { consoleArgs } from './raw.js';
+import { compareCpioNames, cpioRecord, cpioTrailer, type CpioMember } from '../bootable/cpio.js';
+import { RAM_ROOT_ARG, RAM_ROOT_DIR, RAM_ROOT_MARKER } from '../bootable/init-scripts.js';
+import { buildInitramfs } from '../bootable/initramfs.js';
+import { planBoot, type BootPlan } from '../bootable/plan.js';
+import { consoleArgs, type Platform } from '../bootable/platforms.js';
+import { prepareRootTree } from '../bootable/root-tree.js';
 import type { BuildContext, FormatBuilder } from './types.js';
 
 /** Where Debian's package ipxe puts its prebuilt binaries. */
@@ -21,7 +21,7 @@ export const IPXE_TARGETS = { bios: 'bin/undionly.kpxe', uefi: 'bin-x86_64-efi/i
 export const PXE_FILES = { kernel: 'vmlinuz', initrd: 'initrd.img', script: 'boot.ipxe' } as const;
 
 /** The kernel command line of a PXE boot: no root= (the root is in the initrd), aim's RAM-root switch. */
-export function pxeCommandLine(platform: string): string {
+export function pxeCommandLine(platform: Platform): string {
   return `initrd=${PXE_FILES.initrd} ${consoleArgs(platform)} panic=-1 ${RAM_ROOT_ARG}`;
 }
 
@@ -30,7 +30,7 @@ export function pxeCommandLine(platform: string): string {
  * `initrd=<name>` is on the kernel line because older UEFI iPXE builds hand the kernel its
  * initrd only when named there.
  */
-export function bootScript(imageId: string, platform: string): string {
+export function bootScript(imageId: string, platform: Platform): string {
   return `#!ipxe
 # aim ${imageId.slice(0, 12)}: the kernel, and an initrd holding the whole root filesystem
 kernel ${PXE_FILES.kernel} ${pxeCommandLine(platform)}
@@ -225,7 +225,7 @@ async function buildPxeInitrd(context: BuildContext, plan: BootPlan, out: string
   const { reporter, workDir } = context;
   reporter.emit({ type: 'stage', stage: 'root', status: 'start', detail: 'root cpio' });
   const tree = join(workDir, 'root');
-  await prepareRootTree(context, plan, tree);
+  await prepareRootTree(plan, context.entries, context.repo.blobs, tree, reporter);
   const rootCpio = join(workDir, 'root.cpio');
   const rootCpioBytes = await writeRootCpio(tree, RAM_ROOT_DIR, rootCpio, plan.epoch);
   await rm(tree, { recursive: true, force: true });
@@ -252,7 +252,7 @@ async function buildPxeInitrd(context: BuildContext, plan: BootPlan, out: string
 export const buildPxe: FormatBuilder = async (context) => {
   const { request, workDir } = context;
   checkPxeTools(request.ipxeSrc);
-  const plan = await planBoot(context);
+  const plan = await planBoot(context.repo, request, context.entries, context.reporter);
   warnXattrs(context);
   const dir = request.outDir;
   const paths = { kernel: join(dir, PXE_FILES.kernel), initrd: join(dir, PXE_FILES.initrd), script: join(dir, PXE_FILES.script) };

@@ -3,11 +3,12 @@ import { copyFile, open, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, MissingToolError } from '../../lib/errors.js';
 import { requireTool, runTool } from '../../lib/exec.js';
-import { makeExt4 } from '../boot/ext4.js';
-import { buildInitramfs } from '../boot/initramfs.js';
-import { planBoot, type BootPlan } from '../boot/plan.js';
-import { aimFilesBytes, prepareRootTree } from '../boot/root-tree.js';
-import { ext4Size } from '../boot/sizing.js';
+import { makeExt4 } from './ext4.js';
+import { buildInitramfs } from '../bootable/initramfs.js';
+import { planBoot, type BootPlan } from '../bootable/plan.js';
+import { consoleArgs } from '../bootable/platforms.js';
+import { aimFilesBytes, prepareRootTree } from '../bootable/root-tree.js';
+import { ext4Size } from './ext4-size.js';
 import type { BuildContext, FormatBuilder } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -21,14 +22,9 @@ const ROOT_TYPE = '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
 
 const RAW_TOOLS = ['mke2fs', 'dumpe2fs', 'debugfs', 'sfdisk', 'mkfs.vfat', 'mmd', 'mcopy', 'zstd', 'busybox'];
 
-/** Kernel console arguments for a platform: the serial console, and the screen too on VMware. */
-export function consoleArgs(platform: string): string {
-  return platform === 'vmware' ? 'console=tty0 console=ttyS0,115200' : 'console=ttyS0,115200';
-}
-
-/** The kernel command line of an aim-booted image. */
-export function kernelCommandLine(plan: BootPlan, platform: string): string {
-  return `root=UUID=${plan.ids.rootUuid} rw ${consoleArgs(platform)} panic=-1`;
+/** The kernel command line of an aim-booted disk. */
+export function kernelCommandLine(plan: BootPlan): string {
+  return `root=UUID=${plan.ids.rootUuid} rw ${consoleArgs(plan.platform)} panic=-1`;
 }
 
 /** Copies `src` into `dst` at `offset`, leaving all-zero blocks as holes (dst is sparse). */
@@ -61,7 +57,7 @@ async function makeEsp(context: BuildContext, plan: BootPlan, dir: string, initr
   const loader = join(dir, 'loader.conf');
   await writeFile(loader, 'default aim.conf\ntimeout 0\nconsole-mode keep\neditor no\n');
   const entry = join(dir, 'aim.conf');
-  await writeFile(entry, `title aim ${context.request.imageId.slice(0, 12)}\nlinux /aim/vmlinuz\ninitrd /aim/initrd.img\noptions ${kernelCommandLine(plan, context.request.platform)}\n`);
+  await writeFile(entry, `title aim ${context.request.imageId.slice(0, 12)}\nlinux /aim/vmlinuz\ninitrd /aim/initrd.img\noptions ${kernelCommandLine(plan)}\n`);
   for (const f of [vmlinuz, loader, entry, initrd]) await utimes(f, plan.epoch, plan.epoch);
   await writeFile(esp, '');
   await truncate(esp, ESP_MIB * MiB);
@@ -103,12 +99,12 @@ export function checkRawTools(): void {
  */
 export async function buildRawDisk(context: BuildContext, out: string): Promise<{ plan: BootPlan; diskMiB: number }> {
   checkRawTools();
-  const plan = await planBoot(context);
+  const plan = await planBoot(context.repo, context.request, context.entries, context.reporter);
   const layout = await diskLayout(context, plan);
   const { reporter, workDir } = context;
   reporter.emit({ type: 'stage', stage: 'root', status: 'start', detail: `${layout.rootMiB} MiB ext4` });
   const tree = join(workDir, 'root');
-  await prepareRootTree(context, plan, tree);
+  await prepareRootTree(plan, context.entries, context.repo.blobs, tree, reporter);
   const rootImg = join(workDir, 'root.img');
   await makeExt4({ image: rootImg, sourceDir: tree, mib: layout.rootMiB, inodes: layout.inodes, uuid: plan.ids.rootUuid, hashSeed: plan.ids.hashSeed, label: 'aim-root', epoch: plan.epoch });
   reporter.emit({ type: 'stage', stage: 'root', status: 'done' });

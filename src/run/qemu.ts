@@ -3,11 +3,12 @@ import { copyFile, readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { basename, dirname, extname, join } from 'node:path';
-import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError, errnoCode } from '../../lib/errors.js';
-import { requireTool, runTool, spawnTool, type StreamingProcess } from '../../lib/exec.js';
-import { formatGuid } from '../import/disk/partition-table.js';
-import { describeHttpExpectation, unmetHttp, type HttpExpectation } from '../probe/expectation.js';
-import { probeWhenReady } from '../probe/readiness.js';
+import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError, errnoCode } from '../lib/errors.js';
+import { requireTool, runTool, spawnTool, type StreamingProcess } from '../lib/exec.js';
+import { PLATFORM, type Platform, type PlatformSettings } from '../core/bootable/platforms.js';
+import { formatGuid } from '../core/import/disk/partition-table.js';
+import { describeHttpExpectation, unmetHttp, type HttpExpectation } from '../core/probe/expectation.js';
+import { probeWhenReady } from '../core/probe/readiness.js';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
@@ -47,6 +48,14 @@ export type BootArtifact = DiskArtifact | OvaArtifact | PxeArtifact;
 export const BOOT_DEVICES = ['virtio', 'vmware'] as const;
 export type BootDevices = (typeof BOOT_DEVICES)[number];
 
+/** The platform whose devices (bootable/platforms: PLATFORM[…].qemu) each choice emulates. */
+const DEVICES_PLATFORM: Record<BootDevices, Platform> = { virtio: 'qemu', vmware: 'vmware' };
+
+/** The QEMU disk controller and NIC of a device choice. */
+export function emulatedDevices(devices: BootDevices): NonNullable<PlatformSettings['qemu']> {
+  return PLATFORM[DEVICES_PLATFORM[devices]].qemu!;
+}
+
 const DISK_EXTENSIONS: Record<string, DiskArtifact['format']> = { '.raw': 'raw', '.img': 'raw', '.qcow2': 'qcow2', '.vmdk': 'vmdk' };
 const bootable = (name: string) => DISK_EXTENSIONS[extname(name)] !== undefined || extname(name) === '.ova';
 
@@ -72,7 +81,7 @@ export async function findBootArtifact(path: string): Promise<BootArtifact> {
 /** What QEMU boots: the artifact itself, or the VMDK an OVA carries, extracted into `dir`. */
 export async function bootDisk(artifact: BootArtifact, dir: string): Promise<DiskArtifact | PxeArtifact> {
   if (artifact.kind !== 'ova') return artifact;
-  const { extractOvaDisk } = await import('../build/ova.js');
+  const { extractOvaDisk } = await import('../core/build/ova.js');
   return { kind: 'disk', path: await extractOvaDisk(artifact.path, dir), format: 'vmdk' };
 }
 
@@ -122,7 +131,7 @@ export function qemuArgs(spec: VmSpec): string[] {
   const a = spec.artifact;
   const accel = spec.accel === 'kvm' ? 'kvm' : `tcg,tb-size=${spec.tbSizeMiB ?? 256}`;
   const hostfwd = spec.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
-  const vmware = spec.devices === 'vmware';
+  const emulated = emulatedDevices(spec.devices ?? 'virtio');
   const uefi = (spec.firmware ?? 'uefi') === 'uefi';
   const disk =
     a.kind === 'pxe'
@@ -130,7 +139,7 @@ export function qemuArgs(spec: VmSpec): string[] {
       : [
           // a stream-optimized VMDK cannot be written in place: writes go to a temporary overlay
           '-drive', `file=${a.path},if=none,id=d0,format=${a.format}${a.format === 'vmdk' ? ',snapshot=on' : ''}`,
-          ...(vmware ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : ['-device', 'virtio-blk-pci,drive=d0']),
+          ...(emulated.disk === 'pvscsi' ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : ['-device', `${emulated.disk},drive=d0`]),
         ];
   const pxe = a.kind !== 'pxe' ? '' : a.httpPort ? `,bootfile=http://10.0.2.2:${a.httpPort}/${a.bootfile}` : `,tftp=${a.dir},bootfile=${a.bootfile}`;
   return [
@@ -140,7 +149,7 @@ export function qemuArgs(spec: VmSpec): string[] {
     ...(uefi ? ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`] : []),
     ...disk,
     '-netdev', `user,id=n0${hostfwd}${pxe}`,
-    '-device', `${vmware ? 'vmxnet3' : 'virtio-net-pci'},netdev=n0${a.kind === 'pxe' ? '' : ',romfile='}`,
+    '-device', `${emulated.nic},netdev=n0${a.kind === 'pxe' ? '' : ',romfile='}`,
   ];
 }
 

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError } from '../../lib/errors.js';
-import { makeScratchDir } from '../../lib/fs.js';
-import { describeHttpExpectation, type HttpExpectation } from '../probe/expectation.js';
-import type { Reporter } from '../../lib/reporter.js';
+import { ConfigError } from '../lib/errors.js';
+import { makeScratchDir } from '../lib/fs.js';
+import { describeHttpExpectation, type HttpExpectation } from '../core/probe/expectation.js';
+import type { Reporter } from '../lib/reporter.js';
 import { servePxeBundle, type PxeHttpRequest, type PxeHttpServer } from './pxe-http.js';
 import { bootDisk, defaultDevices, findBootArtifact, freePort, startVm, waitForHttp, type BootArtifact, type BootDevices, type RunningVm } from './qemu.js';
 

@@ -1,8 +1,8 @@
 import { BeneathRoot } from '../../lib/beneath.js';
 import type { Reporter } from '../../lib/reporter.js';
-import type { BuildContext } from '../build/types.js';
 import { exportTree } from '../export/export-image.js';
 import type { Entry } from '../model/entry.js';
+import type { BlobStore } from '../repository/types.js';
 import { AIM_DIR, dhcpScript, powerButtonScript, rootInit } from './init-scripts.js';
 import { staticBusybox } from './initramfs.js';
 import type { BootPlan } from './plan.js';
@@ -57,9 +57,9 @@ export function withoutAimDir(entries: readonly Entry[], reporter: Reporter): En
  * init, DHCP and power-button scripts). Everything added carries the artifact's time. aim's own
  * entries are created new, beneath `dir`, never through a link of the image.
  */
-export async function prepareRootTree(context: BuildContext, plan: BootPlan, dir: string): Promise<void> {
-  const entries = plan.entrypoint ? withoutAimDir(context.entries, context.reporter) : context.entries;
-  await exportTree(entries, context.repo.blobs, dir, context.reporter);
+export async function prepareRootTree(plan: BootPlan, imageEntries: Entry[], blobs: BlobStore, dir: string, reporter: Reporter): Promise<void> {
+  const entries = plan.entrypoint ? withoutAimDir(imageEntries, reporter) : imageEntries;
+  await exportTree(entries, blobs, dir, reporter);
   const root = await BeneathRoot.open(dir);
   try {
     const rootTimes = (await root.lstat(''))!;
