@@ -42,7 +42,7 @@ export interface BuildRequest {
   vmdk?: string;
   /** OCI layouts: the image's name in index.json (org.opencontainers.image.ref.name); default "latest". */
   ref?: string;
-  /** Aborts the build (Ctrl-C); partial output is removed as on any failure. */
+  /** Stops the build (Ctrl-C, a server shutting down): its tools are killed, partial output removed, and it rejects with the signal's cancellation error. */
   signal?: AbortSignal;
 }
 
@@ -74,6 +74,11 @@ export interface BuildContext {
   /** Scratch directory, removed after the build whatever happens. */
   workDir: string;
   reporter: Reporter;
+  /**
+   * Stops the build: builders pass it to every tool (execa's cancelSignal) and stream, and reject
+   * with its cancellation error once their tools have exited; buildImage then removes the output.
+   */
+  signal: AbortSignal;
 }
 
 /**
