@@ -79,10 +79,10 @@ export async function findBootArtifact(path: string): Promise<BootArtifact> {
 }
 
 /** What QEMU boots: the artifact itself, or the VMDK an OVA carries, extracted into `dir`. */
-export async function bootDisk(artifact: BootArtifact, dir: string): Promise<DiskArtifact | PxeArtifact> {
+export async function bootDisk(artifact: BootArtifact, dir: string, signal?: AbortSignal): Promise<DiskArtifact | PxeArtifact> {
   if (artifact.kind !== 'ova') return artifact;
   const { extractOvaDisk } = await import('../core/build/ova.js');
-  return { kind: 'disk', path: await extractOvaDisk(artifact.path, dir), format: 'vmdk' };
+  return { kind: 'disk', path: await extractOvaDisk(artifact.path, dir, signal), format: 'vmdk' };
 }
 
 /** The devices to boot an artifact on when none are asked for: VMware's for an OVA (its initramfs has no virtio drivers). */
@@ -115,6 +115,8 @@ export interface VmSpec {
   tbSizeMiB?: number;
   /** Console to this file (default) or to QEMU's stdio. */
   console: 'file' | 'stdio';
+  /** Kills QEMU (and the tools run before it) when it aborts. */
+  signal?: AbortSignal;
 }
 
 export function consoleLogPath(spec: Pick<VmSpec, 'dir'>): string {
@@ -163,9 +165,9 @@ function firmwareEspArgs(spec: VmSpec): string[] {
 const ESP_TYPE = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
 
 /** Where a GPT disk's EFI system partition lies: read from the table in its first sectors (through qemu-img, any format). */
-export async function findEsp(disk: DiskArtifact, scratch: string): Promise<{ offset: number; size: number }> {
+export async function findEsp(disk: DiskArtifact, scratch: string, signal?: AbortSignal): Promise<{ offset: number; size: number }> {
   const head = join(scratch, 'gpt-head.raw');
-  await runTool('qemu-img', ['dd', '-f', disk.format, '-O', 'raw', 'bs=512', 'count=34', `if=${disk.path}`, `of=${head}`]);
+  await runTool('qemu-img', ['dd', '-f', disk.format, '-O', 'raw', 'bs=512', 'count=34', `if=${disk.path}`, `of=${head}`], { ...(signal ? { cancelSignal: signal } : {}) });
   const b = await readFile(head);
   const none = () => new InputError('E_NOT_BOOTABLE', `${disk.path}: no GPT with an EFI system partition in its first sectors`, { hint: 'boot disks aim built, or use --devices virtio' });
   if (b.length < 1024 || b.subarray(512, 520).toString('latin1') !== 'EFI PART') throw none();
@@ -219,13 +221,14 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
   if (spec.artifact.kind === 'pxe' && !existsSync(join(spec.artifact.dir, spec.artifact.bootfile))) throw new NotFoundError(`${join(spec.artifact.dir, spec.artifact.bootfile)} does not exist`);
   if (spec.accel === 'kvm' && !existsSync('/dev/kvm')) throw new ConfigError('--accel kvm needs /dev/kvm, which this machine does not have', { hint: 'use --accel tcg' });
   if (uefi) await copyFile(OVMF_VARS, join(spec.dir, 'OVMF_VARS.fd'));
-  if (spec.devices === 'vmware' && !spec.firmwareEsp && spec.artifact.kind === 'disk') spec = { ...spec, firmwareEsp: await findEsp(spec.artifact, spec.dir) };
+  if (spec.devices === 'vmware' && !spec.firmwareEsp && spec.artifact.kind === 'disk') spec = { ...spec, firmwareEsp: await findEsp(spec.artifact, spec.dir, spec.signal) };
   const started = Date.now();
   const qemu = spawnTool('qemu-system-x86_64', qemuArgs(spec), {
     ...(spec.maxSeconds === undefined ? {} : { timeout: spec.maxSeconds * 1000 }),
     stdin: spec.console === 'stdio' ? 'inherit' : 'ignore',
     stdout: spec.console === 'stdio' ? 'inherit' : 'ignore',
     stderr: 'pipe',
+    ...(spec.signal ? { cancelSignal: spec.signal } : {}),
   });
   const stderr: Buffer[] = [];
   qemu.stderr?.on('data', (d: Buffer) => stderr.push(d));
@@ -305,7 +308,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * guest's answer meets the expectation (default: any 2xx), QEMU exits or the budget is spent.
  * Errors carry the last lines of the guest console.
  */
-export async function waitForHttp(vm: RunningVm, port: number, path: string, timeoutMs: number, started = Date.now(), expect: HttpExpectation = {}): Promise<HttpAnswer> {
+export async function waitForHttp(vm: RunningVm, port: number, path: string, timeoutMs: number, started = Date.now(), expect: HttpExpectation = {}, signal?: AbortSignal): Promise<HttpAnswer> {
   const url = `http://127.0.0.1:${port}${path}`;
   let body: Buffer = Buffer.alloc(0);
   const run = await probeWhenReady<string, { status?: number; bytes?: number; bodyTail?: string; error?: string; unmet?: string }>({
@@ -335,6 +338,7 @@ export async function waitForHttp(vm: RunningVm, port: number, path: string, tim
     },
     outputTail: async () => (await vm.console()).split('\n').slice(-40).join('\n'),
     tailLabel: 'guest console',
+    ...(signal ? { signal } : {}),
     hint: 'boot without --probe to watch the console, give the status or text the guest really answers with, or a longer --timeout',
   });
   const r = run.rounds[0]![0]!;

@@ -105,13 +105,13 @@ export async function writeOva(input: OvaInput): Promise<{ ovf: string; manifest
  * The disk inside an OVA, copied to `dir` (for booting it): the first .vmdk member, found by
  * reading the tar headers only.
  */
-export async function extractOvaDisk(ova: string, dir: string): Promise<string> {
+export async function extractOvaDisk(ova: string, dir: string, signal?: AbortSignal): Promise<string> {
   const { members } = await indexTarFile(ova);
   const disk = members.find((m) => m.type === 'file' && m.name.toString('utf8').endsWith('.vmdk'));
   if (!disk) throw new InputError('E_NOT_BOOTABLE', `${ova}: the OVA holds no .vmdk disk`);
   const name = disk.name.toString('utf8').replace(/^.*\//, '');
   const out = join(dir, name);
-  await pipeline(createReadStream(ova, { start: disk.dataOffset, end: disk.dataOffset + disk.dataSize - 1 }), createWriteStream(out, { flags: 'wx' }));
+  await pipeline(createReadStream(ova, { start: disk.dataOffset, end: disk.dataOffset + disk.dataSize - 1 }), createWriteStream(out, { flags: 'wx' }), ...(signal ? [{ signal }] : []));
   return out;
 }
 
