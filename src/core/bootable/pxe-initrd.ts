@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Entry } from '../model/entry.js';
+import type { Repository } from '../repository/repository.js';
 import type { BlobStore } from '../repository/types.js';
 import { RAM_ROOT_DIR } from './init-scripts.js';
 import { INITRAMFS_ZSTD_LEVEL, planInitramfs, type Initramfs } from './initramfs.js';
-import type { BootPlan } from './plan.js';
-import { layOutRootCpio, type RootCpio } from './root-cpio.js';
+import { chooseKernel, type KernelChoice } from './kernel-choice.js';
+import { planBoot, type BootableRequest, type BootPlan } from './plan.js';
+import { layOutRootCpio, warnXattrs, type RootCpio } from './root-cpio.js';
 import { aimRootAdditions, bootRootEntries } from './root-tree.js';
 import { zstdFrame, zstdVersion } from './zstd.js';
 
@@ -67,4 +69,26 @@ export async function planPxeInitrd(plan: BootPlan, imageEntries: readonly Entry
       yield* zstdFrame(root.chunks(signal), root.length, ROOT_ZSTD_LEVEL, signal);
     },
   };
+}
+
+/** What a PXE boot of an image serves, planned from the repository. */
+export interface PxeBoot {
+  plan: BootPlan;
+  /** The kernel booted and how it was chosen (as `aim build` reports it). */
+  kernel: KernelChoice;
+  /** The kernel image itself: `plan.kernel.vmlinuz` (size, id, open()). */
+  initrd: PxeInitrd;
+}
+
+/**
+ * Plans the PXE boot of an image straight from the repository, as `aim build --format pxe` does:
+ * the kernel chosen the same way (the request's, the image's own, else the newest kernel core),
+ * the boot plan, and the initrd laid out. Reads the catalog only; no content, nothing written.
+ */
+export async function planPxeBoot(repo: Repository, request: BootableRequest, reporter: Reporter): Promise<PxeBoot> {
+  const entries = await repo.catalog.entries(request.imageId);
+  const kernel = await chooseKernel(repo, entries, request.kernelImage, reporter);
+  const plan = await planBoot(repo, { ...request, kernelImage: kernel.ref }, entries, reporter);
+  warnXattrs({ entries, reporter });
+  return { plan, kernel, initrd: await planPxeInitrd(plan, entries, repo.blobs, reporter) };
 }
