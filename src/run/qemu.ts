@@ -117,6 +117,17 @@ export interface VmSpec {
   console: 'file' | 'stdio';
   /** Kills QEMU (and the tools run before it) when it aborts. */
   signal?: AbortSignal;
+  /**
+   * virtio devices: the bus of the disk, virtio-blk (default) or NVMe, as EC2's Nitro instances
+   * present EBS volumes (with the volume id as the controller's serial number).
+   */
+  disk?: { bus: 'virtio' } | { bus: 'nvme'; serial: string };
+  /**
+   * User networking: the guest network (CIDR; QEMU's default is 10.0.2.0/24) and guest forwards:
+   * each TCP connection the guest opens to address:port runs `command` on the host with the
+   * connection as its stdin and stdout (QEMU's guestfwd; the address must be in the network).
+   */
+  userNet?: { network?: string; guestForwards?: { address: string; port: number; command: string[] }[] };
 }
 
 export function consoleLogPath(spec: Pick<VmSpec, 'dir'>): string {
@@ -141,7 +152,7 @@ export function qemuArgs(spec: VmSpec): string[] {
       : [
           // a stream-optimized VMDK cannot be written in place: writes go to a temporary overlay
           '-drive', `file=${a.path},if=none,id=d0,format=${a.format}${a.format === 'vmdk' ? ',snapshot=on' : ''}`,
-          ...(emulated.disk === 'pvscsi' ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : ['-device', `${emulated.disk},drive=d0`]),
+          ...(emulated.disk === 'pvscsi' ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : diskDevice(spec, emulated.disk)),
         ];
   const pxe = a.kind !== 'pxe' ? '' : a.httpPort ? `,bootfile=http://10.0.2.2:${a.httpPort}/${a.bootfile}` : `,tftp=${a.dir},bootfile=${a.bootfile}`;
   return [
@@ -150,9 +161,27 @@ export function qemuArgs(spec: VmSpec): string[] {
     '-monitor', `unix:${join(spec.dir, 'monitor.sock')},server=on,wait=off`,
     ...(uefi ? ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`] : []),
     ...disk,
-    '-netdev', `user,id=n0${hostfwd}${pxe}`,
+    '-netdev', `user,id=n0${userNetArgs(spec)}${hostfwd}${pxe}`,
     '-device', `${emulated.nic},netdev=n0${a.kind === 'pxe' ? '' : ',romfile='}`,
   ];
+}
+
+function diskDevice(spec: VmSpec, emulated: string): string[] {
+  const d = spec.disk;
+  if (d?.bus === 'nvme') return ['-device', `nvme,drive=d0,serial=${qemuOptionValue(d.serial)}`];
+  return ['-device', `${emulated},drive=d0`];
+}
+
+/** A value inside a QEMU -option list: commas doubled. */
+const qemuOptionValue = (v: string) => v.replace(/,/g, ',,');
+
+function userNetArgs(spec: VmSpec): string {
+  const net = spec.userNet;
+  if (!net) return '';
+  // QEMU splits the command like a shell (g_shell_parse_argv): quote every word
+  const quote = (w: string) => `'${w.replace(/'/g, `'\\''`)}'`;
+  const forwards = (net.guestForwards ?? []).map((f) => `,guestfwd=tcp:${f.address}:${f.port}-cmd:${qemuOptionValue(f.command.map(quote).join(' '))}`);
+  return `${net.network ? `,net=${net.network}` : ''}${forwards.join('')}`;
 }
 
 function firmwareEspArgs(spec: VmSpec): string[] {

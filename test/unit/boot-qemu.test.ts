@@ -31,6 +31,16 @@ describe('QEMU command line', () => {
     expect(bios).toContain('unix:/scratch/monitor.sock,server=on,wait=off');
   });
 
+  it('nvme: the disk on an NVMe controller with its serial; user networking with its own network and guest forwards', () => {
+    const args = qemuArgs({
+      ...base,
+      disk: { bus: 'nvme', serial: 'vol0123456789abcdef0' },
+      userNet: { network: '169.254.0.0/16', guestForwards: [{ address: '169.254.169.254', port: 80, command: ['/usr/bin/node', '/x/bridge it.mjs', 'a,b'] }] },
+    });
+    expect(devicesOf(args)).toEqual(['nvme,drive=d0,serial=vol0123456789abcdef0', 'virtio-net-pci,netdev=n0,romfile=']);
+    expect(args).toContain("user,id=n0,net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:'/usr/bin/node' '/x/bridge it.mjs' 'a,,b',hostfwd=tcp:127.0.0.1:8080-:80");
+  });
+
   it('an .ova boots on vmware devices unless told otherwise', async () => {
     expect(defaultDevices({ kind: 'ova', path: '/x/a.ova' })).toBe('vmware');
     expect(defaultDevices(base.artifact)).toBe('virtio');
