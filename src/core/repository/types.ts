@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
+import type { ImpactStore } from './catalog-impact.js';
 import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
 import type { ProbeResult, ProbeSpec } from '../profile/probes.js';
 import type { PathEvidence } from '../profile/strace-parser.js';
@@ -141,6 +142,8 @@ export interface TagRecord {
  * backend can satisfy the same interface.
  */
 export interface Catalog {
+  /** The indexes impact analysis queries (catalog-impact.ts). */
+  readonly impact: ImpactStore;
   /** Adds an image with its entries and facts atomically (no-op when the id exists) and sets tags. */
   addImage(record: ImageRecord, entries: Entry[], facts: ImageFactsRecord | undefined, tags: string[]): Promise<{ created: boolean }>;
   getImage(id: string): Promise<ImageRecord | undefined>;

@@ -3,6 +3,7 @@ import type { Reporter } from '../../lib/reporter.js';
 import type { ElfFacts } from '../analyze/elf.js';
 import { computeClosure, explainPath, type Closure, type ClosureRules, type Explanation } from '../closure/index.js';
 import { commitImage, type CommittedImage } from '../import/commit.js';
+import { indexLater, indexSlimImage } from '../lifecycle/impact-indexer.js';
 import { parseTag } from '../import/tags.js';
 import { sortEntries } from '../model/manifest.js';
 import type { Entry } from '../model/entry.js';
@@ -176,6 +177,8 @@ export async function slimImage(repo: Repository, req: SlimRequest, reporter: Re
       reporter,
     );
     await repo.catalog.putSlimReport(committed.id, report);
+    const slimId = committed.id;
+    await indexLater(reporter, `slim image ${slimId.slice(0, 12)}`, () => indexSlimImage(repo.catalog, slimId, req.goldId, req.profile, new Map(entries.map((e) => [e.path, e] as const)), owners));
   } finally {
     await lock.release();
   }

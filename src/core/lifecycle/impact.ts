@@ -1,0 +1,258 @@
+import type { ImpactImageRow, ImpactSetItem, ImpactStateRow, ImpactStore } from '../repository/catalog-impact.js';
+import type { DebFile } from '../debian/deb-file.js';
+import { contentKey, linkKey } from './impact-index.js';
+import { evaluateTarget, type AdvisoryRef, type Update, type UpdateTarget } from './update.js';
+
+/**
+ * Impact of an update on every image of the repository, answered from the catalog's impact
+ * index (repository/catalog-impact.ts): the package states the update's targets match, the
+ * images holding them, what each slim image keeps of the changed files and what its profile
+ * traced. Four verdicts: not affected; present (a gold image holds it) or present but not in the
+ * slim image; kept but not used by the profile; kept and used.
+ */
+
+export type Verdict = 'not-affected' | 'present' | 'not-in-slim' | 'kept-not-used' | 'kept-and-used';
+
+/** Most telling first. */
+export const VERDICTS: readonly Verdict[] = ['kept-and-used', 'kept-not-used', 'not-in-slim', 'present', 'not-affected'];
+const RANK: Record<Verdict, number> = { 'not-affected': 0, present: 1, 'not-in-slim': 1, 'kept-not-used': 2, 'kept-and-used': 3 };
+
+export interface ChangedFile {
+  path: string;
+  /** content: modified, added or removed by the new package; package: a file of a package the update names (content unknown). */
+  change: 'modified' | 'added' | 'removed' | 'package';
+}
+
+/** What a target changes in one installed package state; images holding the same state share it. */
+export interface Change {
+  key: string;
+  binary: string;
+  arch: string;
+  source: string;
+  installed: string;
+  installedSource: string;
+  fixed?: string;
+  advisory?: string;
+  /** content: the new files were compared with the installed ones; package: every file of the package counts as changed. */
+  basis: 'content' | 'package';
+  files: ChangedFile[];
+  origin: string;
+}
+
+export interface PackageImpact {
+  change: string;
+  binary: string;
+  source: string;
+  installed: string;
+  fixed?: string;
+  advisory?: string;
+  verdict: Verdict;
+  /** Files the update changes in this package. */
+  changed: number;
+  /** Slim images: the changed files the image keeps. */
+  kept?: string[];
+  /** The changed files its profile traced (slim: among those kept; gold: by any profile recorded on it). */
+  traced?: string[];
+  note?: string;
+}
+
+export interface ImageImpact {
+  id: string;
+  tags: string[];
+  kind: 'gold' | 'slim' | 'other';
+  gold?: string;
+  profile?: string;
+  verdict: Verdict;
+  /** A changed file is used: kept by a slim image and traced by its profile, or traced by a gold image's profile. */
+  inUse: boolean;
+  packages: PackageImpact[];
+}
+
+export interface ImpactReport {
+  update: { kind: Update['kind']; input: string; targets: number; advisories: AdvisoryRef[]; notes: string[] };
+  summary: { images: number; inUse: number } & Record<Verdict, number>;
+  images: ImageImpact[];
+  changes: Change[];
+}
+
+/** Files a new package changes against an installed state, by content. */
+export function changedFiles(newFiles: readonly DebFile[], installed: readonly ImpactSetItem[]): ChangedFile[] {
+  const byPath = new Map<string, ImpactSetItem>();
+  for (const item of installed) {
+    byPath.set(item[0], item);
+    if (item[2] !== undefined) byPath.set(item[2], item);
+  }
+  const out: ChangedFile[] = [];
+  const seen = new Set<string>();
+  for (const f of newFiles) {
+    const key = f.type === 'file' || f.type === 'hardlink' ? (f.content ? contentKey(f.content) : undefined) : f.type === 'symlink' ? linkKey(f.target ?? '') : undefined;
+    if (key === undefined) continue;
+    const item = byPath.get(f.path);
+    if (!item) {
+      out.push({ path: f.path, change: 'added' });
+      continue;
+    }
+    seen.add(item[0]);
+    if (item[1] !== key) out.push({ path: item[0], change: 'modified' });
+  }
+  for (const item of installed) if (!seen.has(item[0])) out.push({ path: item[0], change: 'removed' });
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+interface Hit {
+  target: UpdateTarget;
+  state: ImpactStateRow;
+  change: Change;
+  changedSet: Set<string>;
+}
+
+const releaseMatches = (t: UpdateTarget, image: ImpactImageRow) => t.release === undefined || image.release === undefined || image.release === `debian ${t.release}`;
+
+function intersect(items: readonly ImpactSetItem[] | undefined, set: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const [p] of items ?? []) if (set.has(p)) out.push(p);
+  return out;
+}
+
+/** Computes the impact of an update on every image indexed in `store` (run ensureImpactIndex first). */
+export async function computeImpact(store: ImpactStore, update: Update): Promise<ImpactReport> {
+  const notes = [...update.notes];
+  const byName = { binary: new Map<string, UpdateTarget[]>(), source: new Map<string, UpdateTarget[]>() };
+  for (const t of update.targets) {
+    const m = byName[t.by];
+    const list = m.get(t.name);
+    if (list) list.push(t);
+    else m.set(t.name, [t]);
+  }
+  const seenStates = new Set<number>();
+  const states: ImpactStateRow[] = [];
+  for (const s of [...(await store.statesBy('package', [...byName.binary.keys()])), ...(await store.statesBy('source', [...byName.source.keys()]))]) {
+    if (seenStates.has(s.id)) continue;
+    seenStates.add(s.id);
+    states.push(s);
+  }
+
+  // Which installed states each target affects, and what it changes in them.
+  const pending: { target: UpdateTarget; state: ImpactStateRow; fixed?: string }[] = [];
+  for (const state of states) {
+    const targets = [...(byName.binary.get(state.package) ?? []), ...(byName.source.get(state.source) ?? [])];
+    for (const target of targets) {
+      const r = evaluateTarget(target, { version: state.version, sourceVersion: state.sourceVersion, arch: state.arch });
+      if (r.affected) pending.push({ target, state, ...(r.fixed ? { fixed: r.fixed } : {}) });
+    }
+  }
+  const fileSets = await store.sets(pending.filter((p) => p.target.files).map((p) => p.state.files));
+  const hits = new Map<number, Hit[]>();
+  const changes: Change[] = [];
+  let unchanged = 0;
+  for (const p of pending) {
+    const basis = p.target.files ? 'content' : 'package';
+    const installedFiles = basis === 'content' ? (fileSets.get(p.state.files) ?? []) : undefined;
+    const files: ChangedFile[] = installedFiles ? changedFiles(p.target.files!, installedFiles) : [];
+    if (basis === 'content' && files.length === 0) {
+      unchanged++;
+      continue;
+    }
+    const change: Change = {
+      key: `c${changes.length + 1}`,
+      binary: p.state.package,
+      arch: p.state.arch,
+      source: p.state.source,
+      installed: p.state.version,
+      installedSource: p.state.sourceVersion,
+      ...(p.fixed ? { fixed: p.fixed } : {}),
+      ...(p.target.advisory ? { advisory: p.target.advisory.id } : {}),
+      basis,
+      files,
+      origin: p.target.origin,
+    };
+    changes.push(change);
+    const list = hits.get(p.state.id) ?? [];
+    list.push({ target: p.target, state: p.state, change, changedSet: new Set(files.map((f) => f.path)) });
+    hits.set(p.state.id, list);
+  }
+  if (unchanged > 0) notes.push(`${unchanged} installed package state(s) have an older version but exactly the files of the new package: not affected`);
+
+  // Package-basis changes: every file of the package; the sets are loaded once per state.
+  const packageBasis = [...hits.values()].flat().filter((h) => h.change.basis === 'package');
+  const packageSets = await store.sets(packageBasis.map((h) => h.state.files));
+  for (const h of packageBasis) {
+    const items = packageSets.get(h.state.files) ?? [];
+    h.change.files = items.map(([path]) => ({ path, change: 'package' }));
+    h.changedSet = new Set(items.map(([path]) => path));
+  }
+
+  const [rows, tags, installed] = await Promise.all([store.images(), store.tags(), store.installed([...hits.keys()])]);
+  const byImage = new Map<number, Hit[]>();
+  for (const [state, image] of installed) {
+    const list = byImage.get(image) ?? [];
+    list.push(...(hits.get(state) ?? []));
+    byImage.set(image, list);
+  }
+  const packages = [...new Set([...hits.values()].flat().map((h) => h.state.package))];
+  const [kept, traced, profiles] = await Promise.all([store.kept(packages), store.traced(packages), store.profiles()]);
+  const keptSet = new Map<string, number>();
+  for (const [pkg, image, set] of kept) if (byImage.has(image)) keptSet.set(`${pkg}\0${image}`, set);
+  const tracedSet = new Map<string, number>();
+  for (const [pkg, profile, set] of traced) tracedSet.set(`${pkg}\0${profile}`, set);
+  const goldProfiles = new Map<string, string[]>();
+  for (const [name, imageId] of profiles) goldProfiles.set(imageId, [...(goldProfiles.get(imageId) ?? []), name]);
+  const sets = await store.sets([...keptSet.values(), ...tracedSet.values()]);
+  const tracedItems = (profile: string, pkg: string) => sets.get(tracedSet.get(`${pkg}\0${profile}`) ?? -1);
+
+  const images: ImageImpact[] = [];
+  const summary: ImpactReport['summary'] = { images: rows.length, inUse: 0, 'kept-and-used': 0, 'kept-not-used': 0, 'not-in-slim': 0, present: 0, 'not-affected': 0 };
+  for (const r of rows) {
+    const img: ImageImpact = {
+      id: r.id,
+      tags: tags.get(r.id) ?? [],
+      kind: r.kind,
+      ...(r.goldId ? { gold: r.goldId } : {}),
+      ...(r.profile ? { profile: r.profile } : {}),
+      verdict: 'not-affected',
+      inUse: false,
+      packages: [],
+    };
+    for (const h of byImage.get(r.n) ?? []) {
+      if (!releaseMatches(h.target, r)) continue;
+      const c = h.change;
+      const p: PackageImpact = {
+        change: c.key,
+        binary: c.binary,
+        source: c.source,
+        installed: c.installed,
+        ...(c.fixed ? { fixed: c.fixed } : {}),
+        ...(c.advisory ? { advisory: c.advisory } : {}),
+        verdict: 'present',
+        changed: c.files.length,
+      };
+      if (r.kind === 'slim') {
+        const keptChanged = intersect(sets.get(keptSet.get(`${c.binary}\0${r.n}`) ?? -1), h.changedSet);
+        p.kept = keptChanged;
+        const indexed = r.profile !== undefined && profiles.has(r.profile);
+        const used = indexed ? new Set(intersect(tracedItems(r.profile!, c.binary), h.changedSet)) : new Set(keptChanged);
+        p.traced = keptChanged.filter((f) => used.has(f));
+        if (!indexed && keptChanged.length > 0) p.note = `profile ${r.profile ?? '(none)'} is gone: what it used is unknown, so every kept changed file counts as used`;
+        p.verdict = keptChanged.length === 0 ? 'not-in-slim' : p.traced.length === 0 ? 'kept-not-used' : 'kept-and-used';
+      } else {
+        const used = new Set<string>();
+        for (const name of goldProfiles.get(r.id) ?? []) for (const f of intersect(tracedItems(name, c.binary), h.changedSet)) used.add(f);
+        if (used.size > 0) p.traced = [...used].sort();
+      }
+      if ((p.traced?.length ?? 0) > 0) img.inUse = true;
+      if (RANK[p.verdict] > RANK[img.verdict]) img.verdict = p.verdict;
+      img.packages.push(p);
+    }
+    summary[img.verdict]++;
+    if (img.inUse) summary.inUse++;
+    images.push(img);
+  }
+  const label = (i: ImageImpact) => i.tags[0] ?? i.id;
+  images.sort((a, b) => RANK[b.verdict] - RANK[a.verdict] || Number(b.inUse) - Number(a.inUse) || (label(a) < label(b) ? -1 : label(a) > label(b) ? 1 : 0));
+  return {
+    update: { kind: update.kind, input: update.input, targets: update.targets.length, advisories: update.advisories, notes },
+    summary,
+    images,
+    changes,
+  };
+}
