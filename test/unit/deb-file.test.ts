@@ -112,7 +112,7 @@ describe('readDeb refuses hostile packages with a clear error', () => {
     const p = await write(`${name.replace(/\W+/g, '-')}.deb`, bytes());
     const err = await readDeb(p).catch((e: unknown) => e as { code: string; message: string });
     expect(err).toMatchObject({ code });
-    expect((err as Error).message).toMatch(message);
+    expect((err as { message: string }).message).toMatch(message);
   });
 
   it('a package cut short (truncated download): E_TRUNCATED naming the member', async () => {
