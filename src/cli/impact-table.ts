@@ -10,6 +10,9 @@ const TITLES: Record<Verdict, string> = {
   'not-affected': 'NOT AFFECTED',
 };
 
+/** A package's own verdict, in its image's row (an image is grouped by its most telling one). */
+const SHORT: Record<Verdict, string> = { 'kept-and-used': 'used', 'kept-not-used': 'kept', 'not-in-slim': 'not in slim', present: 'present', 'not-affected': '-' };
+
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 function list(paths: readonly string[], limit: number): string {
@@ -52,10 +55,11 @@ export function renderImpact(report: ImpactReport, options: { limit: number; all
     const rows: string[][] = [];
     const details: string[][] = [];
     for (const img of images) {
-      for (const [k, p] of img.packages.filter((x) => x.verdict === verdict || img.kind !== 'slim').entries()) {
+      for (const [k, p] of img.packages.entries()) {
         rows.push([
           k === 0 ? shortId(img.id) : '',
           k === 0 ? img.tags.join(',') || '-' : '',
+          SHORT[p.verdict],
           p.binary + (p.source !== p.binary ? ` (${p.source})` : ''),
           p.installed,
           p.fixed ?? '-',
@@ -67,7 +71,7 @@ export function renderImpact(report: ImpactReport, options: { limit: number; all
         details.push(packageLines(p, report, options.limit));
       }
     }
-    const t = table(['IMAGE', 'TAGS', 'PACKAGE', 'INSTALLED', 'FIXED', 'ADVISORY', 'CHANGED', 'KEPT', 'TRACED'], rows).split('\n');
+    const t = table(['IMAGE', 'TAGS', 'VERDICT', 'PACKAGE', 'INSTALLED', 'FIXED', 'ADVISORY', 'CHANGED', 'KEPT', 'TRACED'], rows).split('\n');
     lines.push(`  ${t[0]}`);
     t.slice(1).forEach((row, i) => lines.push(`  ${row}`, ...details[i]!.map((d) => `      ${d}`)));
   }
