@@ -191,16 +191,36 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
   }
   const packages = [...new Set([...hits.values()].flat().map((h) => h.state.package))];
   const [kept, traced, profiles] = await Promise.all([store.kept(packages), store.traced(packages), store.profiles()]);
-  const keptSet = new Map<string, number>();
-  for (const [pkg, image, set] of kept) if (byImage.has(image)) keptSet.set(`${pkg}\0${image}`, set);
-  const tracedSet = new Map<string, number>();
-  for (const [pkg, profile, set] of traced) tracedSet.set(`${pkg}\0${profile}`, set);
+  // package → image n → kept set; package → profile → traced set
+  const keptSet = new Map<string, Map<number, number>>();
+  for (const [pkg, image, set] of kept) {
+    if (!byImage.has(image)) continue;
+    let m = keptSet.get(pkg);
+    if (!m) keptSet.set(pkg, (m = new Map()));
+    m.set(image, set);
+  }
+  const tracedSet = new Map<string, Map<string, number>>();
+  for (const [pkg, profile, set] of traced) {
+    let m = tracedSet.get(pkg);
+    if (!m) tracedSet.set(pkg, (m = new Map()));
+    m.set(profile, set);
+  }
   const goldProfiles = new Map<string, string[]>();
   for (const [name, imageId] of profiles) goldProfiles.set(imageId, [...(goldProfiles.get(imageId) ?? []), name]);
-  const sets = await store.sets([...keptSet.values(), ...tracedSet.values()]);
-  const tracedItems = (profile: string, pkg: string) => sets.get(tracedSet.get(`${pkg}\0${profile}`) ?? -1);
+  const sets = await store.sets([...[...keptSet.values()].flatMap((m) => [...m.values()]), ...[...tracedSet.values()].flatMap((m) => [...m.values()])]);
+  // Images share sets (slim images of one application keep the same files): each set is intersected with a change once.
+  const memo = new Map<Change, Map<number, string[]>>();
+  const changedIn = (set: number | undefined, h: Hit): string[] => {
+    if (set === undefined) return [];
+    let m = memo.get(h.change);
+    if (!m) memo.set(h.change, (m = new Map()));
+    let out = m.get(set);
+    if (!out) m.set(set, (out = intersect(sets.get(set), h.changedSet)));
+    return out;
+  };
 
-  const images: ImageImpact[] = [];
+  const affected: ImageImpact[] = [];
+  const unaffected: ImageImpact[] = [];
   const summary: ImpactReport['summary'] = { images: rows.length, inUse: 0, 'kept-and-used': 0, 'kept-not-used': 0, 'not-in-slim': 0, present: 0, 'not-affected': 0 };
   for (const r of rows) {
     const img: ImageImpact = {
@@ -227,16 +247,20 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
         changed: c.files.length,
       };
       if (r.kind === 'slim') {
-        const keptChanged = intersect(sets.get(keptSet.get(`${c.binary}\0${r.n}`) ?? -1), h.changedSet);
+        const keptChanged = changedIn(keptSet.get(c.binary)?.get(r.n), h);
         p.kept = keptChanged;
         const indexed = r.profile !== undefined && profiles.has(r.profile);
-        const used = indexed ? new Set(intersect(tracedItems(r.profile!, c.binary), h.changedSet)) : new Set(keptChanged);
-        p.traced = keptChanged.filter((f) => used.has(f));
-        if (!indexed && keptChanged.length > 0) p.note = `profile ${r.profile ?? '(none)'} is gone: what it used is unknown, so every kept changed file counts as used`;
+        if (indexed) {
+          const used = changedIn(tracedSet.get(c.binary)?.get(r.profile!), h);
+          p.traced = used.length === 0 ? [] : keptChanged.filter((f) => used.includes(f));
+        } else {
+          p.traced = keptChanged;
+          if (keptChanged.length > 0) p.note = `profile ${r.profile ?? '(none)'} is gone: what it used is unknown, so every kept changed file counts as used`;
+        }
         p.verdict = keptChanged.length === 0 ? 'not-in-slim' : p.traced.length === 0 ? 'kept-not-used' : 'kept-and-used';
       } else {
         const used = new Set<string>();
-        for (const name of goldProfiles.get(r.id) ?? []) for (const f of intersect(tracedItems(name, c.binary), h.changedSet)) used.add(f);
+        for (const name of goldProfiles.get(r.id) ?? []) for (const f of changedIn(tracedSet.get(c.binary)?.get(name), h)) used.add(f);
         if (used.size > 0) p.traced = [...used].sort();
       }
       if ((p.traced?.length ?? 0) > 0) img.inUse = true;
@@ -245,10 +269,11 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     }
     summary[img.verdict]++;
     if (img.inUse) summary.inUse++;
-    images.push(img);
+    (img.verdict === 'not-affected' ? unaffected : affected).push(img);
   }
   const label = (i: ImageImpact) => i.tags[0] ?? i.id;
-  images.sort((a, b) => RANK[b.verdict] - RANK[a.verdict] || Number(b.inUse) - Number(a.inUse) || (label(a) < label(b) ? -1 : label(a) > label(b) ? 1 : 0));
+  affected.sort((a, b) => RANK[b.verdict] - RANK[a.verdict] || Number(b.inUse) - Number(a.inUse) || (label(a) < label(b) ? -1 : label(a) > label(b) ? 1 : 0));
+  const images = affected.concat(unaffected);
   return {
     update: { kind: update.kind, input: update.input, targets: update.targets.length, advisories: update.advisories, notes },
     summary,

@@ -268,23 +268,24 @@ export class SqliteImpactStore implements ImpactStore {
   }
 
   async images(): Promise<ImpactImageRow[]> {
-    const rows = this.stmt('SELECT n, image_id, kind, gold_id, profile, release FROM impact_images ORDER BY n').raw().all() as [number, string, ImpactImageRow['kind'], string | null, string | null, string | null][];
-    return rows.map(([n, id, kind, goldId, profile, release]) => {
-      const r: ImpactImageRow = { n, id, kind };
-      if (goldId !== null) r.goldId = goldId;
-      if (profile !== null) r.profile = profile;
-      if (release !== null) r.release = release;
-      return r;
-    });
+    const rows = this.stmt('SELECT n, image_id, kind, gold_id, profile, release FROM impact_images').raw().all() as [number, string, ImpactImageRow['kind'], string | null, string | null, string | null][];
+    const out: ImpactImageRow[] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const [n, id, kind, goldId, profile, release] = rows[i]!;
+      out[i] = { n, id, kind, goldId: goldId ?? undefined, profile: profile ?? undefined, release: release ?? undefined };
+    }
+    return out;
   }
 
   async tags(): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
-    for (const [name, id] of this.stmt('SELECT name, image_id FROM tags ORDER BY name').raw().all() as [string, string][]) {
+    // in table order (no second lookup through the name index); an image's few tags sorted after
+    for (const [name, id] of this.stmt('SELECT name, image_id FROM tags').raw().all() as [string, string][]) {
       const list = out.get(id);
       if (list) list.push(name);
       else out.set(id, [name]);
     }
+    for (const list of out.values()) if (list.length > 1) list.sort();
     return out;
   }
 
