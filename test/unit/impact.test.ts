@@ -231,7 +231,7 @@ describe('the index follows the repository', () => {
   it('backfills a repository whose index is empty (an older aim), with a progress message, to the same verdicts', async () => {
     const before = await computeImpact(repo.catalog.impact, update(deb('libc6', '2.36-9+deb12u5', { change: ['/lib/x86_64-linux-gnu/libnss_dns.so.2'] })));
     const db = new Database(join(repo.root, 'catalog.db'));
-    db.exec('DELETE FROM impact_traced; DELETE FROM impact_profiles; DELETE FROM impact_kept; DELETE FROM impact_installed; DELETE FROM impact_images; DELETE FROM impact_states; DELETE FROM impact_sets;');
+    db.exec('DELETE FROM impact_profiles; DELETE FROM impact_images; DELETE FROM impact_members; DELETE FROM impact_states; DELETE FROM impact_sets;');
     db.close();
     expect((await repo.catalog.impact.pending()).images.map((i) => [i.id, i.slim])).toEqual([
       [goldId, false],
@@ -249,7 +249,7 @@ describe('the index follows the repository', () => {
     const r = await computeImpact(repo.catalog.impact, update(parsePackageSpec('src:openssl=3.0.15-1~deb12u1')));
     expect(r.images.map((i) => i.id)).toEqual([goldId]);
     const db = new Database(join(repo.root, 'catalog.db'), { readonly: true });
-    const n = (db.prepare('SELECT count(*) FROM impact_kept').pluck().get() as number) + (db.prepare("SELECT count(*) FROM impact_images WHERE kind = 'slim'").pluck().get() as number);
+    const n = db.prepare('SELECT count(*) FROM impact_images WHERE image_id = ?').pluck().get(slimId) as number;
     db.close();
     expect(n).toBe(0);
   });

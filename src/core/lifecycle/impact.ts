@@ -182,58 +182,43 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     h.changedSet = new Set(items.map(([path]) => path));
   }
 
-  const [rows, tags, installed] = await Promise.all([store.images(), store.tags(), store.installed([...hits.keys()])]);
-  const byImage = new Map<number, Hit[]>();
-  for (const [state, image] of installed) {
-    const list = byImage.get(image) ?? [];
+  // The sets of package states holding an affected state, and what each set is hit by.
+  const bySet = new Map<number, Hit[]>();
+  for (const [state, set] of (await store.members([...hits.keys()])).sort((x, y) => x[0] - y[0])) {
+    const list = bySet.get(set) ?? [];
     list.push(...(hits.get(state) ?? []));
-    byImage.set(image, list);
+    bySet.set(set, list);
   }
-  const packages = [...new Set([...hits.values()].flat().map((h) => h.state.package))];
-  const [kept, traced, profiles] = await Promise.all([store.kept(packages), store.traced(packages), store.profiles()]);
-  // package → image n → kept set; package → profile → traced set
-  const keptSet = new Map<string, Map<number, number>>();
-  for (const [pkg, image, set] of kept) {
-    if (!byImage.has(image)) continue;
-    let m = keptSet.get(pkg);
-    if (!m) keptSet.set(pkg, (m = new Map()));
-    m.set(image, set);
-  }
-  const tracedSet = new Map<string, Map<string, number>>();
-  for (const [pkg, profile, set] of traced) {
-    let m = tracedSet.get(pkg);
-    if (!m) tracedSet.set(pkg, (m = new Map()));
-    m.set(profile, set);
-  }
-  const goldProfiles = new Map<string, string[]>();
-  for (const [name, imageId] of profiles) goldProfiles.set(imageId, [...(goldProfiles.get(imageId) ?? []), name]);
-  const sets = await store.sets([...[...keptSet.values()].flatMap((m) => [...m.values()]), ...[...tracedSet.values()].flatMap((m) => [...m.values()])]);
+  const [rows, tags] = await Promise.all([store.images(), store.tags()]);
+  const hitRows = rows.filter((r) => bySet.has(r.states));
+  const maps = await store.maps(new Set(hitRows.flatMap((r) => [r.kept, r.traced]).filter((x): x is number => x !== undefined)));
+  const packages = new Set([...hits.values()].flat().map((h) => h.state.package));
+  const pathSets = await store.sets([...maps.values()].flatMap((m) => [...m].filter(([pkg]) => packages.has(pkg)).map(([, set]) => set)));
   // Images share sets (slim images of one application keep the same files): each set is intersected with a change once.
   const memo = new Map<Change, Map<number, string[]>>();
-  const changedIn = (set: number | undefined, h: Hit): string[] => {
+  const changedIn = (map: number | undefined, h: Hit): string[] => {
+    const set = map === undefined ? undefined : maps.get(map)?.get(h.change.binary);
     if (set === undefined) return [];
     let m = memo.get(h.change);
     if (!m) memo.set(h.change, (m = new Map()));
     let out = m.get(set);
-    if (!out) m.set(set, (out = intersect(sets.get(set), h.changedSet)));
+    if (!out) m.set(set, (out = intersect(pathSets.get(set), h.changedSet)));
     return out;
   };
 
-  const affected: ImageImpact[] = [];
-  const unaffected: ImageImpact[] = [];
-  const summary: ImpactReport['summary'] = { images: rows.length, inUse: 0, 'kept-and-used': 0, 'kept-not-used': 0, 'not-in-slim': 0, present: 0, 'not-affected': 0 };
-  for (const r of rows) {
-    const img: ImageImpact = {
-      id: r.id,
-      tags: tags.get(r.id) ?? [],
-      kind: r.kind,
-      ...(r.goldId ? { gold: r.goldId } : {}),
-      ...(r.profile ? { profile: r.profile } : {}),
-      verdict: 'not-affected',
-      inUse: false,
-      packages: [],
-    };
-    for (const h of byImage.get(r.n) ?? []) {
+  /** The findings of an image: the same for every image with the same package states, kept and traced sets and release. */
+  interface Findings {
+    verdict: Verdict;
+    inUse: boolean;
+    packages: PackageImpact[];
+  }
+  const findingsMemo = new Map<string, Findings>();
+  const findingsOf = (r: ImpactImageRow, list: Hit[]): Findings => {
+    const key = `${r.kind} ${r.states} ${r.kept} ${r.traced} ${r.release}`;
+    const known = findingsMemo.get(key);
+    if (known) return known;
+    const f: Findings = { verdict: 'not-affected', inUse: false, packages: [] };
+    for (const h of list) {
       if (!releaseMatches(h.target, r)) continue;
       const c = h.change;
       const p: PackageImpact = {
@@ -246,27 +231,41 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
         verdict: 'present',
         changed: c.files.length,
       };
+      const used = changedIn(r.traced, h);
       if (r.kind === 'slim') {
-        const keptChanged = changedIn(keptSet.get(c.binary)?.get(r.n), h);
+        const keptChanged = changedIn(r.kept, h);
         p.kept = keptChanged;
-        const indexed = r.profile !== undefined && profiles.has(r.profile);
-        if (indexed) {
-          const used = changedIn(tracedSet.get(c.binary)?.get(r.profile!), h);
-          p.traced = used.length === 0 ? [] : keptChanged.filter((f) => used.includes(f));
-        } else {
+        if (r.traced !== undefined) p.traced = used.length === 0 ? [] : keptChanged.filter((x) => used.includes(x));
+        else {
           p.traced = keptChanged;
-          if (keptChanged.length > 0) p.note = `profile ${r.profile ?? '(none)'} is gone: what it used is unknown, so every kept changed file counts as used`;
+          if (keptChanged.length > 0) p.note = `what profile ${r.profile ?? '(none)'} used is unknown (not indexed), so every kept changed file counts as used`;
         }
         p.verdict = keptChanged.length === 0 ? 'not-in-slim' : p.traced.length === 0 ? 'kept-not-used' : 'kept-and-used';
-      } else {
-        const used = new Set<string>();
-        for (const name of goldProfiles.get(r.id) ?? []) for (const f of changedIn(tracedSet.get(c.binary)?.get(name), h)) used.add(f);
-        if (used.size > 0) p.traced = [...used].sort();
-      }
-      if ((p.traced?.length ?? 0) > 0) img.inUse = true;
-      if (RANK[p.verdict] > RANK[img.verdict]) img.verdict = p.verdict;
-      img.packages.push(p);
+      } else if (used.length > 0) p.traced = used;
+      if ((p.traced?.length ?? 0) > 0) f.inUse = true;
+      if (RANK[p.verdict] > RANK[f.verdict]) f.verdict = p.verdict;
+      f.packages.push(p);
     }
+    findingsMemo.set(key, f);
+    return f;
+  };
+
+  const affected: ImageImpact[] = [];
+  const unaffected: ImageImpact[] = [];
+  const summary: ImpactReport['summary'] = { images: rows.length, inUse: 0, 'kept-and-used': 0, 'kept-not-used': 0, 'not-in-slim': 0, present: 0, 'not-affected': 0 };
+  for (const r of rows) {
+    const list = bySet.get(r.states);
+    const f = list ? findingsOf(r, list) : undefined;
+    const img: ImageImpact = {
+      id: r.id,
+      tags: tags.get(r.id) ?? [],
+      kind: r.kind,
+      ...(r.goldId !== undefined ? { gold: r.goldId } : {}),
+      ...(r.profile !== undefined ? { profile: r.profile } : {}),
+      verdict: f?.verdict ?? 'not-affected',
+      inUse: f?.inUse ?? false,
+      packages: f?.packages ?? [],
+    };
     summary[img.verdict]++;
     if (img.inUse) summary.inUse++;
     (img.verdict === 'not-affected' ? unaffected : affected).push(img);

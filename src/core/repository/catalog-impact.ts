@@ -3,22 +3,15 @@ import type Database from 'better-sqlite3';
 import { InternalError } from '../../lib/errors.js';
 
 /**
- * The catalog's indexes for impact analysis (`aim impact`): which package states (name,
- * architecture, version, source, and the exact content of its files) every image holds, which of
- * a package's files each slim image keeps, and which each profile traced. An advisory is answered
- * from these rows, never by walking images. Sets of paths are stored once by content (`impact_sets`)
- * and shared: a thousand images holding libssl3 3.0.15 with the same bytes share one state and one
- * file set, as the repository shares their blobs.
+ * The catalog's indexes for impact analysis (`aim impact`). Everything that many images share is
+ * stored once, by content, in `impact_sets`, as the repository stores blobs: the files of a
+ * package state (name, architecture, versions and the exact content of its files), the set of
+ * package states an image holds, what a slim image keeps of each package, what a profile traced
+ * of each package. An image row points at its sets; a thousand images built from one base share
+ * one state set, and an advisory is answered from the few sets it touches plus one row per
+ * image, never by walking images or their package lists.
  */
 export const IMPACT_SCHEMA = `
-CREATE TABLE IF NOT EXISTS impact_images (
-  n INTEGER PRIMARY KEY,
-  image_id TEXT NOT NULL UNIQUE REFERENCES images(id) ON DELETE CASCADE,
-  kind TEXT NOT NULL,
-  gold_id TEXT,
-  profile TEXT,
-  release TEXT
-);
 CREATE TABLE IF NOT EXISTS impact_sets (
   id INTEGER PRIMARY KEY,
   digest TEXT NOT NULL UNIQUE,
@@ -35,37 +28,37 @@ CREATE TABLE IF NOT EXISTS impact_states (
   UNIQUE (package, arch, version, source, source_version, files)
 );
 CREATE INDEX IF NOT EXISTS impact_states_source ON impact_states(source);
-CREATE TABLE IF NOT EXISTS impact_installed (
+CREATE TABLE IF NOT EXISTS impact_members (
   state INTEGER NOT NULL REFERENCES impact_states(id),
-  image INTEGER NOT NULL REFERENCES impact_images(n) ON DELETE CASCADE,
-  PRIMARY KEY (state, image)
+  stateset INTEGER NOT NULL REFERENCES impact_sets(id),
+  PRIMARY KEY (state, stateset)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS impact_installed_image ON impact_installed(image);
-CREATE TABLE IF NOT EXISTS impact_kept (
-  package TEXT NOT NULL,
-  image INTEGER NOT NULL REFERENCES impact_images(n) ON DELETE CASCADE,
-  paths INTEGER NOT NULL REFERENCES impact_sets(id),
-  PRIMARY KEY (package, image)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS impact_kept_image ON impact_kept(image);
+CREATE TABLE IF NOT EXISTS impact_images (
+  n INTEGER PRIMARY KEY,
+  image_id TEXT NOT NULL UNIQUE REFERENCES images(id) ON DELETE CASCADE,
+  kind TEXT NOT NULL,
+  gold_id TEXT,
+  profile TEXT,
+  release TEXT,
+  states INTEGER NOT NULL REFERENCES impact_sets(id),
+  kept INTEGER REFERENCES impact_sets(id),
+  traced INTEGER REFERENCES impact_sets(id)
+);
+CREATE INDEX IF NOT EXISTS impact_images_profile ON impact_images(profile) WHERE profile IS NOT NULL;
 CREATE TABLE IF NOT EXISTS impact_profiles (
   name TEXT PRIMARY KEY REFERENCES profiles(name) ON DELETE CASCADE,
   image_id TEXT NOT NULL,
-  updated_at TEXT NOT NULL
+  updated_at TEXT NOT NULL,
+  traced INTEGER NOT NULL REFERENCES impact_sets(id)
 );
-CREATE TABLE IF NOT EXISTS impact_traced (
-  package TEXT NOT NULL,
-  profile TEXT NOT NULL REFERENCES impact_profiles(name) ON DELETE CASCADE,
-  paths INTEGER NOT NULL REFERENCES impact_sets(id),
-  PRIMARY KEY (package, profile)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS impact_traced_profile ON impact_traced(profile);
+CREATE INDEX IF NOT EXISTS impact_profiles_image ON impact_profiles(image_id);
+CREATE INDEX IF NOT EXISTS impact_profiles_freshness ON profiles(name, updated_at);
 `;
 
 /**
  * One path of a set: its image path (canonical: no symlinked directory in it) and, for a
- * package's files, the content key ("<sha256>", "<sha256>+<sparse map>", "link:<target>") and
- * the path as the package lists it when that differs (/lib/x86_64-linux-gnu/libc.so.6 on a
+ * package's files, the content key ("<sha256>", "<sha256>+<size>+<sparse map>", "link:<target>")
+ * and the path as the package lists it when that differs (/lib/x86_64-linux-gnu/libc.so.6 on a
  * merged-/usr image).
  */
 export type ImpactSetItem = [path: string, key?: string, listed?: string];
@@ -113,7 +106,16 @@ export interface ImpactImageRow {
   goldId?: string;
   profile?: string;
   release?: string;
+  /** Set of the package states the image holds (a slim image: its gold's). */
+  states: number;
+  /** Slim images: package → set of kept paths. */
+  kept?: number;
+  /** Package → set of traced paths: the slim image's profile's, or the union of the gold image's profiles'. Undefined: not known. */
+  traced?: number;
 }
+
+/** A package → path set map, as stored. */
+export type ImpactPackageMap = Map<string, number>;
 
 /** The impact index of a catalog. Every write replaces what was indexed for that image or profile. */
 export interface ImpactStore {
@@ -125,23 +127,19 @@ export interface ImpactStore {
   /** Images not indexed yet (slim images flagged), and profiles indexed at an older update or never. */
   pending(): Promise<{ images: { id: string; slim: boolean }[]; profiles: string[] }>;
   statesBy(column: 'package' | 'source', names: readonly string[]): Promise<ImpactStateRow[]>;
-  /** [state, image n] pairs. */
-  installed(states: readonly number[]): Promise<[number, number][]>;
+  /** [state, state set] pairs: the sets of package states holding these states. */
+  members(states: readonly number[]): Promise<[number, number][]>;
   images(): Promise<ImpactImageRow[]>;
   /** Image id → tags. */
   tags(): Promise<Map<string, string[]>>;
-  /** [package, image n, set] for the slim images keeping files of these packages. */
-  kept(packages: readonly string[]): Promise<[string, number, number][]>;
-  /** [package, profile, set] for the profiles that traced files of these packages. */
-  traced(packages: readonly string[]): Promise<[string, string, number][]>;
-  /** Profile name → the image it was recorded on. */
-  profiles(): Promise<Map<string, string>>;
+  /** Path sets (and package maps) by id. */
   sets(ids: Iterable<number>): Promise<Map<number, ImpactSetItem[]>>;
+  maps(ids: Iterable<number>): Promise<Map<number, ImpactPackageMap>>;
 }
 
-const digests = new WeakMap<ImpactSetItem[] | string[], string>();
+const digests = new WeakMap<object, string>();
 
-function setDigest(items: ImpactSetItem[] | string[]): { digest: string; json: string | undefined } {
+function setDigest(items: object): { digest: string; json: string | undefined } {
   const known = digests.get(items);
   if (known) return { digest: known, json: undefined };
   const json = JSON.stringify(items);
@@ -156,6 +154,8 @@ function chunks<T>(values: readonly T[], size = 500): T[][] {
   for (let i = 0; i < values.length; i += size) out.push(values.slice(i, i + size));
   return out;
 }
+
+const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The SQLite implementation, over the catalog's own connection. */
 export class SqliteImpactStore implements ImpactStore {
@@ -176,15 +176,16 @@ export class SqliteImpactStore implements ImpactStore {
     return s;
   }
 
-  private setId(items: ImpactSetItem[] | string[]): number {
+  /** The id of a set with these items, stored when new. `created` says whether it was. */
+  private setId(items: object): { id: number; created: boolean } {
     const { digest, json } = setDigest(items);
     const found = this.stmt('SELECT id FROM impact_sets WHERE digest = ?').pluck().get(digest) as number | undefined;
-    if (found !== undefined) return found;
-    return Number(this.stmt('INSERT INTO impact_sets(digest, items) VALUES (?, ?)').run(digest, json ?? JSON.stringify(items)).lastInsertRowid);
+    if (found !== undefined) return { id: found, created: false };
+    return { id: Number(this.stmt('INSERT INTO impact_sets(digest, items) VALUES (?, ?)').run(digest, json ?? JSON.stringify(items)).lastInsertRowid), created: true };
   }
 
   private stateId(s: ImpactPackageState): number {
-    const files = this.setId(s.files);
+    const files = this.setId(s.files).id;
     const args = [s.package, s.arch, s.version, s.source, s.sourceVersion, files];
     const found = this.stmt('SELECT id FROM impact_states WHERE package = ? AND arch = ? AND version = ? AND source = ? AND source_version = ? AND files = ?').pluck().get(...args) as
       | number
@@ -193,37 +194,77 @@ export class SqliteImpactStore implements ImpactStore {
     return Number(this.stmt('INSERT INTO impact_states(package, arch, version, source, source_version, files) VALUES (?, ?, ?, ?, ?, ?)').run(...args).lastInsertRowid);
   }
 
-  private addImageRow(imageId: string, kind: string, goldId: string | null, profile: string | null, release: string | null): number {
-    // an explicit delete, so the rows of an earlier indexing go by cascade
+  /** A package → paths map as a set of [package, path set] pairs. */
+  private mapId(map: Map<string, string[]>): number {
+    const pairs: [string, number][] = [];
+    for (const [pkg, paths] of [...map].sort(([a], [b]) => byPath(a, b))) if (paths.length > 0) pairs.push([pkg, this.setId(paths).id]);
+    return this.setId(pairs).id;
+  }
+
+  private stateSetId(states: readonly ImpactPackageState[]): number {
+    const ids = [...new Set(states.map((s) => this.stateId(s)))].sort((a, b) => a - b);
+    const { id, created } = this.setId(ids);
+    if (created) {
+      const insert = this.stmt('INSERT OR IGNORE INTO impact_members(state, stateset) VALUES (?, ?)');
+      for (const s of ids) insert.run(s, id);
+    }
+    return id;
+  }
+
+  private addImageRow(imageId: string, row: { kind: string; goldId?: string; profile?: string; release?: string; states: number; kept?: number; traced?: number }): void {
     this.stmt('DELETE FROM impact_images WHERE image_id = ?').run(imageId);
-    return Number(this.stmt('INSERT INTO impact_images(image_id, kind, gold_id, profile, release) VALUES (?, ?, ?, ?, ?)').run(imageId, kind, goldId, profile, release).lastInsertRowid);
+    this.stmt('INSERT INTO impact_images(image_id, kind, gold_id, profile, release, states, kept, traced) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      imageId, row.kind, row.goldId ?? null, row.profile ?? null, row.release ?? null, row.states, row.kept ?? null, row.traced ?? null,
+    );
+  }
+
+  /** The union of what the profiles recorded on an image traced, as one map (undefined: no profile). */
+  private goldTraced(imageId: string): number | undefined {
+    const maps = this.stmt('SELECT traced FROM impact_profiles WHERE image_id = ?').pluck().all(imageId) as number[];
+    if (maps.length === 0) return undefined;
+    if (maps.length === 1) return maps[0];
+    const union = new Map<string, Set<string>>();
+    for (const m of this.mapsSync(maps).values()) {
+      const sets = this.setsSync(m.values());
+      for (const [pkg, set] of m) {
+        let u = union.get(pkg);
+        if (!u) union.set(pkg, (u = new Set()));
+        for (const [p] of sets.get(set) ?? []) u.add(p);
+      }
+    }
+    return this.mapId(new Map([...union].map(([k, v]) => [k, [...v].sort(byPath)])));
   }
 
   async putImage(imageId: string, index: ImageImpactIndex): Promise<void> {
     this.db.transaction(() => {
-      const n = this.addImageRow(imageId, index.kind, null, null, index.release ?? null);
-      const insert = this.stmt('INSERT OR IGNORE INTO impact_installed(state, image) VALUES (?, ?)');
-      for (const s of index.states) insert.run(this.stateId(s), n);
+      this.addImageRow(imageId, { kind: index.kind, release: index.release, states: this.stateSetId(index.states), traced: this.goldTraced(imageId) });
     })();
   }
 
   async putSlim(imageId: string, index: SlimImpactIndex): Promise<void> {
     this.db.transaction(() => {
-      const gold = this.stmt('SELECT n, release FROM impact_images WHERE image_id = ?').get(index.goldId) as { n: number; release: string | null } | undefined;
+      const gold = this.stmt('SELECT release, states FROM impact_images WHERE image_id = ?').get(index.goldId) as { release: string | null; states: number } | undefined;
       if (!gold) throw new InternalError(`impact index: gold image ${index.goldId.slice(0, 12)} of slim image ${imageId.slice(0, 12)} is not indexed`);
-      const n = this.addImageRow(imageId, 'slim', index.goldId, index.profile, gold.release);
-      this.stmt('INSERT INTO impact_installed(state, image) SELECT state, ? FROM impact_installed WHERE image = ?').run(n, gold.n);
-      const insert = this.stmt('INSERT INTO impact_kept(package, image, paths) VALUES (?, ?, ?)');
-      for (const [pkg, paths] of index.kept) if (paths.length > 0) insert.run(pkg, n, this.setId(paths));
+      const traced = this.stmt('SELECT traced FROM impact_profiles WHERE name = ?').pluck().get(index.profile) as number | undefined;
+      this.addImageRow(imageId, {
+        kind: 'slim',
+        goldId: index.goldId,
+        profile: index.profile,
+        release: gold.release ?? undefined,
+        states: gold.states,
+        kept: this.mapId(index.kept),
+        traced,
+      });
     })();
   }
 
   async putProfile(name: string, imageId: string, updatedAt: string, traced: Map<string, string[]>): Promise<void> {
     this.db.transaction(() => {
+      const map = this.mapId(traced);
       this.stmt('DELETE FROM impact_profiles WHERE name = ?').run(name);
-      this.stmt('INSERT INTO impact_profiles(name, image_id, updated_at) VALUES (?, ?, ?)').run(name, imageId, updatedAt);
-      const insert = this.stmt('INSERT INTO impact_traced(package, profile, paths) VALUES (?, ?, ?)');
-      for (const [pkg, paths] of traced) if (paths.length > 0) insert.run(pkg, name, this.setId(paths));
+      this.stmt('INSERT INTO impact_profiles(name, image_id, updated_at, traced) VALUES (?, ?, ?, ?)').run(name, imageId, updatedAt, map);
+      this.stmt("UPDATE impact_images SET traced = ? WHERE profile = ? AND kind = 'slim'").run(map, name);
+      this.stmt('UPDATE impact_images SET traced = ? WHERE image_id = ?').run(this.goldTraced(imageId) ?? null, imageId);
     })();
   }
 
@@ -239,8 +280,9 @@ export class SqliteImpactStore implements ImpactStore {
                WHERE NOT EXISTS (SELECT 1 FROM impact_images x WHERE x.image_id = i.id) ORDER BY i.created_at, i.id`,
             ).all() as { id: string; slim: number }[]
           ).map((r) => ({ id: r.id, slim: r.slim === 1 }));
+    // answered from the (name, updated_at) index: a profile's data is never read
     const profiles = this.stmt(
-      'SELECT p.name FROM profiles p LEFT JOIN impact_profiles x ON x.name = p.name WHERE x.updated_at IS NULL OR x.updated_at <> p.updated_at ORDER BY p.name',
+      'SELECT p.name FROM profiles p INDEXED BY impact_profiles_freshness LEFT JOIN impact_profiles x ON x.name = p.name WHERE x.updated_at IS NULL OR x.updated_at <> p.updated_at ORDER BY p.name',
     )
       .pluck()
       .all() as string[];
@@ -259,20 +301,22 @@ export class SqliteImpactStore implements ImpactStore {
     return out;
   }
 
-  async installed(states: readonly number[]): Promise<[number, number][]> {
+  async members(states: readonly number[]): Promise<[number, number][]> {
     const out: [number, number][] = [];
     for (const part of chunks([...new Set(states)])) {
-      out.push(...(this.stmt(`SELECT state, image FROM impact_installed WHERE state IN (${part.map(() => '?').join(',')})`).raw().all(...part) as [number, number][]));
+      out.push(...(this.stmt(`SELECT state, stateset FROM impact_members WHERE state IN (${part.map(() => '?').join(',')})`).raw().all(...part) as [number, number][]));
     }
     return out;
   }
 
   async images(): Promise<ImpactImageRow[]> {
-    const rows = this.stmt('SELECT n, image_id, kind, gold_id, profile, release FROM impact_images').raw().all() as [number, string, ImpactImageRow['kind'], string | null, string | null, string | null][];
+    const rows = this.stmt('SELECT n, image_id, kind, gold_id, profile, release, states, kept, traced FROM impact_images').raw().all() as [
+      number, string, ImpactImageRow['kind'], string | null, string | null, string | null, number, number | null, number | null,
+    ][];
     const out: ImpactImageRow[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
-      const [n, id, kind, goldId, profile, release] = rows[i]!;
-      out[i] = { n, id, kind, goldId: goldId ?? undefined, profile: profile ?? undefined, release: release ?? undefined };
+      const [n, id, kind, goldId, profile, release, states, kept, traced] = rows[i]!;
+      out[i] = { n, id, kind, goldId: goldId ?? undefined, profile: profile ?? undefined, release: release ?? undefined, states, kept: kept ?? undefined, traced: traced ?? undefined };
     }
     return out;
   }
@@ -289,27 +333,7 @@ export class SqliteImpactStore implements ImpactStore {
     return out;
   }
 
-  async kept(packages: readonly string[]): Promise<[string, number, number][]> {
-    const out: [string, number, number][] = [];
-    for (const part of chunks([...new Set(packages)])) {
-      out.push(...(this.stmt(`SELECT package, image, paths FROM impact_kept WHERE package IN (${part.map(() => '?').join(',')})`).raw().all(...part) as [string, number, number][]));
-    }
-    return out;
-  }
-
-  async traced(packages: readonly string[]): Promise<[string, string, number][]> {
-    const out: [string, string, number][] = [];
-    for (const part of chunks([...new Set(packages)])) {
-      out.push(...(this.stmt(`SELECT package, profile, paths FROM impact_traced WHERE package IN (${part.map(() => '?').join(',')})`).raw().all(...part) as [string, string, number][]));
-    }
-    return out;
-  }
-
-  async profiles(): Promise<Map<string, string>> {
-    return new Map(this.stmt('SELECT name, image_id FROM impact_profiles').raw().all() as [string, string][]);
-  }
-
-  async sets(ids: Iterable<number>): Promise<Map<number, ImpactSetItem[]>> {
+  private setsSync(ids: Iterable<number>): Map<number, ImpactSetItem[]> {
     const out = new Map<number, ImpactSetItem[]>();
     const get = this.stmt('SELECT items FROM impact_sets WHERE id = ?').pluck();
     for (const id of new Set(ids)) {
@@ -317,5 +341,23 @@ export class SqliteImpactStore implements ImpactStore {
       if (json !== undefined) out.set(id, (JSON.parse(json) as (ImpactSetItem | string)[]).map((i) => (typeof i === 'string' ? [i] : i)));
     }
     return out;
+  }
+
+  private mapsSync(ids: Iterable<number>): Map<number, ImpactPackageMap> {
+    const out = new Map<number, ImpactPackageMap>();
+    const get = this.stmt('SELECT items FROM impact_sets WHERE id = ?').pluck();
+    for (const id of new Set(ids)) {
+      const json = get.get(id) as string | undefined;
+      if (json !== undefined) out.set(id, new Map(JSON.parse(json) as [string, number][]));
+    }
+    return out;
+  }
+
+  async sets(ids: Iterable<number>): Promise<Map<number, ImpactSetItem[]>> {
+    return this.setsSync(ids);
+  }
+
+  async maps(ids: Iterable<number>): Promise<Map<number, ImpactPackageMap>> {
+    return this.mapsSync(ids);
   }
 }
