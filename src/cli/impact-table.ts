@@ -1,4 +1,4 @@
-import type { ImageImpact, ImpactReport, PackageImpact, Verdict } from '../core/lifecycle/impact.js';
+import type { ImageRef, ImpactGroup, ImpactReport, PackageImpact, Verdict } from '../core/lifecycle/impact.js';
 import { VERDICTS } from '../core/lifecycle/impact.js';
 import { shortId, table } from './format.js';
 
@@ -10,30 +10,51 @@ const TITLES: Record<Verdict, string> = {
   'not-affected': 'NOT AFFECTED',
 };
 
-/** A package's own verdict, in its image's row (an image is grouped by its most telling one). */
+/** A package's own verdict (a group is filed under its most telling one). */
 const SHORT: Record<Verdict, string> = { 'kept-and-used': 'used', 'kept-not-used': 'kept', 'not-in-slim': 'not in slim', present: 'present', 'not-affected': '-' };
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-function list(paths: readonly string[], limit: number): string {
-  if (paths.length <= limit) return paths.join(', ');
-  return `${paths.slice(0, limit).join(', ')}, … ${paths.length - limit} more (--json for all)`;
+function list(items: readonly string[], limit: number, more: string): string {
+  if (items.length <= limit) return items.join(', ');
+  return `${items.slice(0, limit).join(', ')}, … ${items.length - limit} more (${more})`;
 }
+
+const name = (i: ImageRef) => (i.tags.length > 0 ? `${i.tags.join(',')} (${shortId(i.id)})` : shortId(i.id));
 
 function packageLines(p: PackageImpact, report: ImpactReport, limit: number): string[] {
   const out: string[] = [];
   const change = report.changes.find((c) => c.key === p.change);
-  if (p.traced && p.traced.length > 0) out.push(`traced: ${list(p.traced, limit)}`);
-  if (p.kept && p.kept.length > 0 && p.verdict !== 'kept-and-used') out.push(`kept: ${list(p.kept, limit)}`);
+  if (p.traced && p.traced.length > 0) out.push(`traced: ${list(p.traced, limit, '--json for all')}`);
+  if (p.kept && p.kept.length > 0 && p.verdict !== 'kept-and-used') out.push(`kept: ${list(p.kept, limit, '--json for all')}`);
   if (change && p.kept === undefined) {
-    const basis = change.basis === 'package' ? ' (every file of the package: the update gives no contents to compare)' : '';
-    out.push(`changed: ${list(change.files.map((f) => (f.change === 'package' || f.change === 'modified' ? f.path : `${f.path} (${f.change})`)), limit)}${basis}`);
+    const files = change.files.map((f) => (f.change === 'package' || f.change === 'modified' ? f.path : `${f.path} (${f.change})`));
+    out.push(`changed: ${list(files, limit, '--json for all')}${change.basis === 'package' ? ' (every file of the package: the update gives no contents to compare)' : ''}`);
   }
   if (p.note) out.push(`note: ${p.note}`);
   return out;
 }
 
-/** The impact report as text: images grouped by verdict, a row per affected package, the files under it. */
+function groupLines(g: ImpactGroup, report: ImpactReport, options: { limit: number; all: boolean }): string[] {
+  const lines = [`  ${plural(g.images.length, g.kind === 'slim' ? 'slim image' : g.kind === 'gold' ? 'gold image' : 'image')}: ${list(g.images.map(name), options.all ? Infinity : 10, '--all lists them')}`];
+  if (g.packages.length === 0) return lines;
+  const rows = g.packages.map((p) => [
+    p.binary + (p.source !== p.binary ? ` (${p.source})` : ''),
+    SHORT[p.verdict],
+    p.installed,
+    p.fixed ?? '-',
+    p.advisory ?? '-',
+    String(p.changed),
+    p.kept === undefined ? '-' : String(p.kept.length),
+    String(p.traced?.length ?? 0),
+  ]);
+  const t = table(['PACKAGE', 'VERDICT', 'INSTALLED', 'FIXED', 'ADVISORY', 'CHANGED', 'KEPT', 'TRACED'], rows).split('\n');
+  lines.push(`    ${t[0]}`);
+  t.slice(1).forEach((row, i) => lines.push(`    ${row}`, ...packageLines(g.packages[i]!, report, options.limit).map((d) => `        ${d}`)));
+  return lines;
+}
+
+/** The impact report as text: by verdict, each group of images with the same findings, its packages and files. */
 export function renderImpact(report: ImpactReport, options: { limit: number; all: boolean }): string {
   const lines: string[] = [];
   const u = report.update;
@@ -41,39 +62,9 @@ export function renderImpact(report: ImpactReport, options: { limit: number; all
   lines.push(`update: ${u.kind} ${u.input} (${plural(u.targets, 'package target')}${adv})`);
   for (const n of u.notes) lines.push(`  note: ${n}`);
   for (const verdict of VERDICTS) {
-    const images = report.images.filter((i) => i.verdict === verdict);
-    lines.push('', `${TITLES[verdict]}: ${plural(images.length, 'image')}`);
-    if (images.length === 0) continue;
-    if (verdict === 'not-affected' && !options.all) {
-      lines.push(`  ${list(images.map(name), 8)}${images.length > 8 ? ' (--all lists them)' : ''}`);
-      continue;
-    }
-    if (verdict === 'not-affected') {
-      lines.push(...images.map((i) => `  ${shortId(i.id)}  ${i.tags.join(',') || '-'}`));
-      continue;
-    }
-    const rows: string[][] = [];
-    const details: string[][] = [];
-    for (const img of images) {
-      for (const [k, p] of img.packages.entries()) {
-        rows.push([
-          k === 0 ? shortId(img.id) : '',
-          k === 0 ? img.tags.join(',') || '-' : '',
-          SHORT[p.verdict],
-          p.binary + (p.source !== p.binary ? ` (${p.source})` : ''),
-          p.installed,
-          p.fixed ?? '-',
-          p.advisory ?? '-',
-          String(p.changed),
-          p.kept === undefined ? '-' : String(p.kept.length),
-          String(p.traced?.length ?? 0),
-        ]);
-        details.push(packageLines(p, report, options.limit));
-      }
-    }
-    const t = table(['IMAGE', 'TAGS', 'VERDICT', 'PACKAGE', 'INSTALLED', 'FIXED', 'ADVISORY', 'CHANGED', 'KEPT', 'TRACED'], rows).split('\n');
-    lines.push(`  ${t[0]}`);
-    t.slice(1).forEach((row, i) => lines.push(`  ${row}`, ...details[i]!.map((d) => `      ${d}`)));
+    const groups = report.groups.filter((g) => g.verdict === verdict);
+    lines.push('', `${TITLES[verdict]}: ${plural(report.summary[verdict], 'image')}`);
+    for (const g of groups) lines.push(...groupLines(g, report, options));
   }
   const s = report.summary;
   lines.push(
@@ -82,5 +73,3 @@ export function renderImpact(report: ImpactReport, options: { limit: number; all
   );
   return lines.join('\n');
 }
-
-const name = (i: ImageImpact) => i.tags[0] ?? shortId(i.id);

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DebFile } from '../../src/core/debian/deb-file.js';
 import { importImage } from '../../src/core/import/import-image.js';
-import { changedFiles, computeImpact, type ImageImpact, type ImpactReport } from '../../src/core/lifecycle/impact.js';
+import { changedFiles, computeImpact, imageFindings, type ImpactReport } from '../../src/core/lifecycle/impact.js';
 import { ensureImpactIndex, indexProfile } from '../../src/core/lifecycle/impact-indexer.js';
 import { parsePackageSpec, type Update, type UpdateTarget } from '../../src/core/lifecycle/update.js';
 import { parseOsv } from '../../src/core/lifecycle/osv.js';
@@ -111,7 +111,7 @@ afterAll(async () => {
 });
 
 const update = (...targets: UpdateTarget[]): Update => ({ kind: 'mixed', input: 'test', targets, advisories: [], notes: [] });
-const image = (r: ImpactReport, tag: string): ImageImpact => r.images.find((i) => i.tags.includes(tag))!;
+const image = (r: ImpactReport, tag: string) => imageFindings(r).find((i) => i.tags.includes(tag))!;
 
 /** The installed files of a package as a .deb would carry them, some changed, added or left out. */
 function debFiles(pkg: string, edits: { change?: string[]; add?: string[]; drop?: string[] } = {}): DebFile[] {
@@ -241,13 +241,13 @@ describe('the index follows the repository', () => {
     expect(await ensureImpactIndex(repo, rec)).toEqual({ images: 2, profiles: 1 });
     expect(rec.events.find((e) => e.type === 'stage' && e.status === 'start')).toMatchObject({ stage: 'impact.index', detail: expect.stringMatching(/indexing 2 image\(s\) and 1 profile\(s\)/) });
     const after = await computeImpact(repo.catalog.impact, update(deb('libc6', '2.36-9+deb12u5', { change: ['/lib/x86_64-linux-gnu/libnss_dns.so.2'] })));
-    expect(after.images).toEqual(before.images);
+    expect(after.groups).toEqual(before.groups);
   });
 
   it('removing the slim image removes its rows', async () => {
     await repo.catalog.removeImage(slimId);
     const r = await computeImpact(repo.catalog.impact, update(parsePackageSpec('src:openssl=3.0.15-1~deb12u1')));
-    expect(r.images.map((i) => i.id)).toEqual([goldId]);
+    expect(imageFindings(r).map((i) => i.id)).toEqual([goldId]);
     const db = new Database(join(repo.root, 'catalog.db'), { readonly: true });
     const n = db.prepare('SELECT count(*) FROM impact_images WHERE image_id = ?').pluck().get(slimId) as number;
     db.close();

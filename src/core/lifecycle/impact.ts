@@ -1,4 +1,4 @@
-import type { ImpactImageRow, ImpactSetItem, ImpactStateRow, ImpactStore } from '../repository/catalog-impact.js';
+import type { ImpactImageGroup, ImpactSetItem, ImpactStateRow, ImpactStore } from '../repository/catalog-impact.js';
 import type { DebFile } from '../debian/deb-file.js';
 import { contentKey, linkKey } from './impact-index.js';
 import { evaluateTarget, type AdvisoryRef, type Update, type UpdateTarget } from './update.js';
@@ -56,23 +56,40 @@ export interface PackageImpact {
   note?: string;
 }
 
-export interface ImageImpact {
+export interface ImageRef {
   id: string;
   tags: string[];
-  kind: 'gold' | 'slim' | 'other';
+  /** Slim images: the gold image and the profile they were made from. */
   gold?: string;
   profile?: string;
+}
+
+/**
+ * Images with the same findings: the same verdict, the same affected packages with the same
+ * changed, kept and traced files. A fleet of images built from a few bases falls into a few groups.
+ */
+export interface ImpactGroup {
+  kind: 'gold' | 'slim' | 'other';
+  /** The most telling verdict of its packages. */
   verdict: Verdict;
   /** A changed file is used: kept by a slim image and traced by its profile, or traced by a gold image's profile. */
   inUse: boolean;
   packages: PackageImpact[];
+  images: ImageRef[];
 }
 
 export interface ImpactReport {
   update: { kind: Update['kind']; input: string; targets: number; advisories: AdvisoryRef[]; notes: string[] };
+  /** Images per verdict, and how many use a changed file. */
   summary: { images: number; inUse: number } & Record<Verdict, number>;
-  images: ImageImpact[];
+  /** Every image once, in groups; the most telling verdict first, those in use first. */
+  groups: ImpactGroup[];
   changes: Change[];
+}
+
+/** One entry per image, with its group's findings (for callers that want images, not groups). */
+export function imageFindings(report: ImpactReport): (ImageRef & Omit<ImpactGroup, 'images'>)[] {
+  return report.groups.flatMap(({ images, ...g }) => images.map((i) => ({ ...i, ...g })));
 }
 
 /** Files a new package changes against an installed state, by content. */
@@ -106,7 +123,7 @@ interface Hit {
   changedSet: Set<string>;
 }
 
-const releaseMatches = (t: UpdateTarget, image: ImpactImageRow) => t.release === undefined || image.release === undefined || image.release === `debian ${t.release}`;
+const releaseMatches = (t: UpdateTarget, image: ImpactImageGroup) => t.release === undefined || image.release === undefined || image.release === `debian ${t.release}`;
 
 function intersect(items: readonly ImpactSetItem[] | undefined, set: ReadonlySet<string>): string[] {
   const out: string[] = [];
@@ -189,7 +206,7 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     list.push(...(hits.get(state) ?? []));
     bySet.set(set, list);
   }
-  const [rows, tags] = await Promise.all([store.images(), store.tags()]);
+  const [rows, tags] = await Promise.all([store.groups(), store.tags()]);
   const hitRows = rows.filter((r) => bySet.has(r.states));
   const maps = await store.maps(new Set(hitRows.flatMap((r) => [r.kept, r.traced]).filter((x): x is number => x !== undefined)));
   const packages = new Set([...hits.values()].flat().map((h) => h.state.package));
@@ -206,18 +223,8 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     return out;
   };
 
-  /** The findings of an image: the same for every image with the same package states, kept and traced sets and release. */
-  interface Findings {
-    verdict: Verdict;
-    inUse: boolean;
-    packages: PackageImpact[];
-  }
-  const findingsMemo = new Map<string, Findings>();
-  const findingsOf = (r: ImpactImageRow, list: Hit[]): Findings => {
-    const key = `${r.kind} ${r.states} ${r.kept} ${r.traced} ${r.release}`;
-    const known = findingsMemo.get(key);
-    if (known) return known;
-    const f: Findings = { verdict: 'not-affected', inUse: false, packages: [] };
+  const findingsOf = (r: ImpactImageGroup, list: Hit[]): Omit<ImpactGroup, 'images'> => {
+    const f: Omit<ImpactGroup, 'images'> = { kind: r.kind, verdict: 'not-affected', inUse: false, packages: [] };
     for (const h of list) {
       if (!releaseMatches(h.target, r)) continue;
       const c = h.change;
@@ -238,7 +245,7 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
         if (r.traced !== undefined) p.traced = used.length === 0 ? [] : keptChanged.filter((x) => used.includes(x));
         else {
           p.traced = keptChanged;
-          if (keptChanged.length > 0) p.note = `what profile ${r.profile ?? '(none)'} used is unknown (not indexed), so every kept changed file counts as used`;
+          if (keptChanged.length > 0) p.note = 'what its profile used is not indexed, so every kept changed file counts as used';
         }
         p.verdict = keptChanged.length === 0 ? 'not-in-slim' : p.traced.length === 0 ? 'kept-not-used' : 'kept-and-used';
       } else if (used.length > 0) p.traced = used;
@@ -246,37 +253,33 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
       if (RANK[p.verdict] > RANK[f.verdict]) f.verdict = p.verdict;
       f.packages.push(p);
     }
-    findingsMemo.set(key, f);
     return f;
   };
 
-  const affected: ImageImpact[] = [];
-  const unaffected: ImageImpact[] = [];
-  const summary: ImpactReport['summary'] = { images: rows.length, inUse: 0, 'kept-and-used': 0, 'kept-not-used': 0, 'not-in-slim': 0, present: 0, 'not-affected': 0 };
+  // Rows with equal findings (different package sets, the same affected states) are one group.
+  const groups = new Map<string, ImpactGroup>();
+  const summary: ImpactReport['summary'] = { images: 0, inUse: 0, 'kept-and-used': 0, 'kept-not-used': 0, 'not-in-slim': 0, present: 0, 'not-affected': 0 };
   for (const r of rows) {
     const list = bySet.get(r.states);
-    const f = list ? findingsOf(r, list) : undefined;
-    const img: ImageImpact = {
-      id: r.id,
-      tags: tags.get(r.id) ?? [],
-      kind: r.kind,
-      ...(r.goldId !== undefined ? { gold: r.goldId } : {}),
-      ...(r.profile !== undefined ? { profile: r.profile } : {}),
-      verdict: f?.verdict ?? 'not-affected',
-      inUse: f?.inUse ?? false,
-      packages: f?.packages ?? [],
-    };
-    summary[img.verdict]++;
-    if (img.inUse) summary.inUse++;
-    (img.verdict === 'not-affected' ? unaffected : affected).push(img);
+    const f = list ? findingsOf(r, list) : { kind: r.kind, verdict: 'not-affected' as Verdict, inUse: false, packages: [] };
+    const key = JSON.stringify(f);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { ...f, images: [] }));
+    for (const [, id, gold, profile] of r.images) {
+      const ref: ImageRef = { id, tags: tags.get(id) ?? [] };
+      if (gold !== null) ref.gold = gold;
+      if (profile !== null) ref.profile = profile;
+      g.images.push(ref);
+    }
+    summary.images += r.images.length;
+    summary[f.verdict] += r.images.length;
+    if (f.inUse) summary.inUse += r.images.length;
   }
-  const label = (i: ImageImpact) => i.tags[0] ?? i.id;
-  affected.sort((a, b) => RANK[b.verdict] - RANK[a.verdict] || Number(b.inUse) - Number(a.inUse) || (label(a) < label(b) ? -1 : label(a) > label(b) ? 1 : 0));
-  const images = affected.concat(unaffected);
+  const ordered = [...groups.values()].sort((a, b) => RANK[b.verdict] - RANK[a.verdict] || Number(b.inUse) - Number(a.inUse) || b.images.length - a.images.length);
   return {
     update: { kind: update.kind, input: update.input, targets: update.targets.length, advisories: update.advisories, notes },
     summary,
-    images,
+    groups: ordered,
     changes,
   };
 }

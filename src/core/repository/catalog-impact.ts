@@ -11,6 +11,10 @@ import { InternalError } from '../../lib/errors.js';
  * one state set, and an advisory is answered from the few sets it touches plus one row per
  * image, never by walking images or their package lists.
  */
+/** Bumped when the tables below change: the index is derived from the catalog, so an older one is dropped and rebuilt on first use. */
+const IMPACT_VERSION = '3';
+const IMPACT_TABLES = ['impact_profiles', 'impact_images', 'impact_members', 'impact_states', 'impact_sets', 'impact_installed', 'impact_kept', 'impact_traced'];
+
 export const IMPACT_SCHEMA = `
 CREATE TABLE IF NOT EXISTS impact_sets (
   id INTEGER PRIMARY KEY,
@@ -99,19 +103,21 @@ export interface ImpactStateRow {
   files: number;
 }
 
-export interface ImpactImageRow {
-  n: number;
-  id: string;
+/**
+ * Images that hold the same things for impact analysis: the same package-state set, kept map,
+ * traced map, release and kind. Findings are computed once per group.
+ */
+export interface ImpactImageGroup {
   kind: 'gold' | 'slim' | 'other';
-  goldId?: string;
-  profile?: string;
   release?: string;
-  /** Set of the package states the image holds (a slim image: its gold's). */
+  /** Set of the package states the images hold (a slim image: its gold's). */
   states: number;
   /** Slim images: package → set of kept paths. */
   kept?: number;
   /** Package → set of traced paths: the slim image's profile's, or the union of the gold image's profiles'. Undefined: not known. */
   traced?: number;
+  /** [n, image id, gold id or null, profile or null], in the order the images were indexed (n). */
+  images: [number, string, string | null, string | null][];
 }
 
 /** A package → path set map, as stored. */
@@ -129,8 +135,9 @@ export interface ImpactStore {
   statesBy(column: 'package' | 'source', names: readonly string[]): Promise<ImpactStateRow[]>;
   /** [state, state set] pairs: the sets of package states holding these states. */
   members(states: readonly number[]): Promise<[number, number][]>;
-  images(): Promise<ImpactImageRow[]>;
-  /** Image id → tags. */
+  /** Every indexed image, in groups of images holding the same sets. */
+  groups(): Promise<ImpactImageGroup[]>;
+  /** Image id → tags (sorted). */
   tags(): Promise<Map<string, string[]>>;
   /** Path sets (and package maps) by id. */
   sets(ids: Iterable<number>): Promise<Map<number, ImpactSetItem[]>>;
@@ -163,8 +170,20 @@ export class SqliteImpactStore implements ImpactStore {
 
   constructor(private readonly db: Database.Database) {}
 
+  /** Creates the tables; an index of another version is dropped first (ensureImpactIndex refills it). */
   migrate(): void {
-    this.db.exec(IMPACT_SCHEMA);
+    const version = () => this.db.prepare("SELECT value FROM meta WHERE key = 'impact_schema'").pluck().get() as string | undefined;
+    if (version() === IMPACT_VERSION) {
+      this.db.exec(IMPACT_SCHEMA);
+      return;
+    }
+    this.db.transaction(() => {
+      if (version() === IMPACT_VERSION) return;
+      for (const t of IMPACT_TABLES) this.db.exec(`DROP TABLE IF EXISTS ${t}`);
+      this.db.exec('DROP INDEX IF EXISTS impact_profiles_freshness');
+      this.db.exec(IMPACT_SCHEMA);
+      this.db.prepare("INSERT INTO meta(key, value) VALUES ('impact_schema', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(IMPACT_VERSION);
+    }).immediate();
   }
 
   private stmt(sql: string): Database.Statement {
@@ -309,21 +328,28 @@ export class SqliteImpactStore implements ImpactStore {
     return out;
   }
 
-  async images(): Promise<ImpactImageRow[]> {
-    const rows = this.stmt('SELECT n, image_id, kind, gold_id, profile, release, states, kept, traced FROM impact_images').raw().all() as [
-      number, string, ImpactImageRow['kind'], string | null, string | null, string | null, number, number | null, number | null,
-    ][];
-    const out: ImpactImageRow[] = new Array(rows.length);
-    for (let i = 0; i < rows.length; i++) {
-      const [n, id, kind, goldId, profile, release, states, kept, traced] = rows[i]!;
-      out[i] = { n, id, kind, goldId: goldId ?? undefined, profile: profile ?? undefined, release: release ?? undefined, states, kept: kept ?? undefined, traced: traced ?? undefined };
-    }
-    return out;
+  async groups(): Promise<ImpactImageGroup[]> {
+    // one row per group; the images of a group come as one JSON text, which JSON.parse turns into
+    // arrays far faster than one row per image would be converted
+    const rows = this.stmt(
+      'SELECT kind, release, states, kept, traced, json_group_array(json_array(n, image_id, gold_id, profile)) FROM (SELECT * FROM impact_images ORDER BY n) GROUP BY kind, release, states, kept, traced',
+    )
+      .raw()
+      .all() as [ImpactImageGroup['kind'], string | null, number, number | null, number | null, string][];
+    return rows.map(([kind, release, states, kept, traced, images]) => ({
+      kind,
+      release: release ?? undefined,
+      states,
+      kept: kept ?? undefined,
+      traced: traced ?? undefined,
+      // already in order but for the grouping's whims: sorting a sorted array costs one pass
+      images: (JSON.parse(images) as ImpactImageGroup['images']).sort((a, b) => a[0] - b[0]),
+    }));
   }
 
   async tags(): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
-    // in table order (no second lookup through the name index); an image's few tags sorted after
+    // in table order (no second lookup through an index); an image's few tags sorted after
     for (const [name, id] of this.stmt('SELECT name, image_id FROM tags').raw().all() as [string, string][]) {
       const list = out.get(id);
       if (list) list.push(name);
