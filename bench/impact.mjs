@@ -318,7 +318,7 @@ export default async function impactBench() {
       const fileOne = await timeIt(reps, () => scanStatusFiles(repo, ids, singleAdv, statusBlobs, parseDpkgStatus, evaluateAdvisory), warm);
       const fileBatch = await timeIt(reps, () => scanStatusFiles(repo, ids, batchAdv, statusBlobs, parseDpkgStatus, evaluateAdvisory), warm);
       // the index answers the scanners' question too, and must give the same images
-      const present = (r) => new Set(r.images.filter((i) => i.kind === 'gold' && i.verdict !== 'not-affected').map((i) => i.id));
+      const present = (r) => new Set(r.groups.filter((g) => g.kind === 'gold' && g.verdict !== 'not-affected').flatMap((g) => g.images.map((i) => i.id)));
       for (const [name, idx, scan] of [['one', one, scanOne], ['batch', batch, scanBatch], ['one (files)', one, fileOne], ['batch (files)', batch, fileBatch]]) {
         const a = present(idx.result);
         const b = scan.result;
@@ -330,8 +330,8 @@ export default async function impactBench() {
         gold: size / 2,
         slim: size / 2,
         generateSeconds,
-        one: { ms: one.ms, cpu: one.cpu, runs: one.runs, summary: one.result.summary },
-        batch: { ms: batch.ms, cpu: batch.cpu, runs: batch.runs, summary: batch.result.summary, advisories: batch.result.update.advisories.length },
+        one: { ms: one.ms, cpu: one.cpu, runs: one.runs, summary: one.result.summary, groups: one.result.groups.length },
+        batch: { ms: batch.ms, cpu: batch.cpu, runs: batch.runs, summary: batch.result.summary, groups: batch.result.groups.length, advisories: batch.result.update.advisories.length },
         scanLists: { one: scanOne.ms, batch: scanBatch.ms, oneCpu: scanOne.cpu, batchCpu: scanBatch.cpu },
         scanFiles: { one: fileOne.ms, batch: fileBatch.ms, oneCpu: fileOne.cpu, batchCpu: fileBatch.cpu },
         load: (await import('node:os')).loadavg()[0],

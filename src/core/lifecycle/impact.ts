@@ -193,10 +193,16 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
   // Package-basis changes: every file of the package; the sets are loaded once per state.
   const packageBasis = [...hits.values()].flat().filter((h) => h.change.basis === 'package');
   const packageSets = await store.sets(packageBasis.map((h) => h.state.files));
+  const perSet = new Map<number, { files: ChangedFile[]; set: Set<string> }>();
   for (const h of packageBasis) {
-    const items = packageSets.get(h.state.files) ?? [];
-    h.change.files = items.map(([path]) => ({ path, change: 'package' }));
-    h.changedSet = new Set(items.map(([path]) => path));
+    let known = perSet.get(h.state.files);
+    if (!known) {
+      const items = packageSets.get(h.state.files) ?? [];
+      known = { files: items.map(([path]) => ({ path, change: 'package' as const })), set: new Set(items.map(([path]) => path)) };
+      perSet.set(h.state.files, known);
+    }
+    h.change.files = known.files;
+    h.changedSet = known.set;
   }
 
   // The sets of package states holding an affected state, and what each set is hit by.
@@ -256,15 +262,17 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     return f;
   };
 
-  // Rows with equal findings (different package sets, the same affected states) are one group.
+  // Rows that meet the same changes with the same kept and traced sets (different package sets,
+  // the same affected states) have the same findings: one group.
   const groups = new Map<string, ImpactGroup>();
   const summary: ImpactReport['summary'] = { images: 0, inUse: 0, 'kept-and-used': 0, 'kept-not-used': 0, 'not-in-slim': 0, present: 0, 'not-affected': 0 };
   for (const r of rows) {
-    const list = bySet.get(r.states);
-    const f = list ? findingsOf(r, list) : { kind: r.kind, verdict: 'not-affected' as Verdict, inUse: false, packages: [] };
-    const key = JSON.stringify(f);
+    const list = (bySet.get(r.states) ?? []).filter((h) => releaseMatches(h.target, r));
+    const setOf = (map: number | undefined, h: Hit) => (map === undefined ? 'u' : (maps.get(map)?.get(h.change.binary) ?? '-'));
+    const key = `${r.kind}|${list.map((h) => `${h.change.key}:${setOf(r.kept, h)}:${setOf(r.traced, h)}`).join(',')}`;
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { ...f, images: [] }));
+    if (!g) groups.set(key, (g = { ...findingsOf(r, list), images: [] }));
+    const f = g;
     for (const [, id, gold, profile] of r.images) {
       const ref: ImageRef = { id, tags: tags.get(id) ?? [] };
       if (gold !== null) ref.gold = gold;
