@@ -13,7 +13,7 @@ const TITLES: Record<Verdict, string> = {
 /** A package's own verdict (a group is filed under its most telling one). */
 const SHORT: Record<Verdict, string> = { 'kept-and-used': 'used', 'kept-not-used': 'kept', 'not-in-slim': 'not in slim', present: 'present', 'not-affected': '-' };
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+const plural = (n: number, word: string) => `${n} ${n === 1 ? word : word.endsWith('y') ? `${word.slice(0, -1)}ies` : `${word}s`}`;
 
 function list(items: readonly string[], limit: number, more: string): string {
   if (items.length <= limit) return items.join(', ');
@@ -29,7 +29,7 @@ function packageLines(p: PackageImpact, report: ImpactReport, limit: number): st
   if (p.kept && p.kept.length > 0 && p.verdict !== 'kept-and-used') out.push(`kept: ${list(p.kept, limit, '--json for all')}`);
   if (change && p.kept === undefined) {
     const files = change.files.map((f) => (f.change === 'package' || f.change === 'modified' ? f.path : `${f.path} (${f.change})`));
-    out.push(`changed: ${list(files, limit, '--json for all')}${change.basis === 'package' ? ' (every file of the package: the update gives no contents to compare)' : ''}`);
+    out.push(`changed${change.basis === 'package' ? ' (every file of the package: the update gives no contents to compare)' : ''}: ${list(files, limit, '--json for all')}`);
   }
   if (p.note) out.push(`note: ${p.note}`);
   return out;

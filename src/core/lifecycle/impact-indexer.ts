@@ -83,10 +83,11 @@ export async function ensureImpactIndex(repo: Repository, reporter: Reporter): P
   });
   let done = 0;
   // about a hundred progress events whatever the count (plain lines when stderr is no terminal)
-  const every = Math.max(1, Math.floor(total / 100));
+  const images = pending.images.length;
+  const every = Math.max(1, Math.floor(images / 100));
   const step = () => {
     done++;
-    if (done % every === 0 || done === total) reporter.emit({ type: 'progress', stage, done, total, unit: 'images' });
+    if (done <= images && (done % every === 0 || done === images)) reporter.emit({ type: 'progress', stage, done, total: images, unit: 'images' });
   };
   const ordered = [...pending.images.filter((i) => !i.slim), ...pending.images.filter((i) => i.slim)];
   for (const { id, slim } of ordered) {

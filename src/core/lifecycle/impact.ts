@@ -283,7 +283,15 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     summary[f.verdict] += r.images.length;
     if (f.inUse) summary.inUse += r.images.length;
   }
-  const ordered = [...groups.values()].sort((a, b) => RANK[b.verdict] - RANK[a.verdict] || Number(b.inUse) - Number(a.inUse) || b.images.length - a.images.length);
+  // groups meeting different sets with the same outcome (the changed files both keep) are one
+  const merged = new Map<string, ImpactGroup>();
+  for (const g of groups.values()) {
+    const key = JSON.stringify([g.kind, g.verdict, g.inUse, g.packages]);
+    const known = merged.get(key);
+    if (known) known.images.push(...g.images);
+    else merged.set(key, g);
+  }
+  const ordered = [...merged.values()].sort((a, b) => RANK[b.verdict] - RANK[a.verdict] || Number(b.inUse) - Number(a.inUse) || b.images.length - a.images.length);
   return {
     update: { kind: update.kind, input: update.input, targets: update.targets.length, advisories: update.advisories, notes },
     summary,

@@ -36,7 +36,7 @@ export async function runImpact(repo: Repository, req: ImpactRequest, reporter: 
     update = { kind: 'osv', input: req.advisories!, targets: [], advisories: [], notes: [] };
     addAdvisories(update, dir.advisories);
     if (dir.files === 0) update.notes.push(`${req.advisories} holds no .json file`);
-    if (dir.older > 0) update.notes.push(`${dir.older} advisory(ies) modified and published before ${req.since!.toISOString()}: left out`);
+    if (dir.older > 0) update.notes.push(`${dir.older} advisory(ies) modified and published before ${req.since!.toISOString().replace('T00:00:00.000Z', '')}: left out`);
     if (dir.withdrawn > 0) update.notes.push(`${dir.withdrawn} withdrawn advisory(ies): left out`);
   }
   reporter.emit({ type: 'stage', stage: 'impact', status: 'start', detail: `${update.targets.length} package target(s) from ${update.kind} ${update.input}` });
