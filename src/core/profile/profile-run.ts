@@ -59,9 +59,8 @@ export function mergeEvidence(a: readonly PathEvidence[], b: readonly PathEviden
   return [...out.values()].sort((p, q) => (p.path < q.path ? -1 : p.path > q.path ? 1 : 0));
 }
 
-/** A workload, how to tell it is ready, and the probes that exercise it. */
-export interface TraceRequest {
-  run: string;
+/** How to tell a workload is ready and the probes that exercise it: what a profile records of each run. */
+export interface WorkloadSpec {
   probes: ProbeSpec[];
   readyPort?: number;
   /** A regular expression for the line of output that says the workload is ready. */
@@ -73,6 +72,11 @@ export interface TraceRequest {
   probeTimeoutMs?: number;
   /** systemd units whose directories are created first; undefined: the units whose ExecStart= runs a program of `run`. */
   units?: readonly string[];
+}
+
+/** A workload, how to tell it is ready, and the probes that exercise it. */
+export interface TraceRequest extends WorkloadSpec {
+  run: string;
   /** Rounds of probes (aim verify); default 1. */
   repeat?: number;
   /** A probe that never meets its expectation fails the run (default), or is recorded as unmet. */

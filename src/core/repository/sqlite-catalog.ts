@@ -6,6 +6,7 @@ import type { Entry, EntryType } from '../model/entry.js';
 import type { DataExtent } from '../model/sparse.js';
 import { comparePaths } from '../../lib/path-codec.js';
 import { SqliteImpactStore } from './catalog-impact.js';
+import { SqlitePublications } from './catalog-publications.js';
 import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
 /** 2: entries.sparse (the data extents of files with holes). */
@@ -169,6 +170,7 @@ function whyCannotOpen(file: string, error: unknown, readonly: boolean): unknown
 export class SqliteCatalog implements Catalog {
   private readonly db: Database.Database;
   readonly impact: SqliteImpactStore;
+  readonly publications: SqlitePublications;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     try {
@@ -181,6 +183,7 @@ export class SqliteCatalog implements Catalog {
     } catch (e) {
       throw whyCannotOpen(file, e, options.readonly ?? false);
     }
+    this.publications = new SqlitePublications(this.db);
     this.impact = new SqliteImpactStore(this.db);
   }
 
@@ -203,6 +206,7 @@ export class SqliteCatalog implements Catalog {
   /** Creates tables (idempotent) and records the schema version. */
   migrate(): void {
     this.db.exec(SCHEMA);
+    this.publications.migrate();
     this.impact.migrate();
     this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     const hasSparse = () => (this.db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).some((c) => c.name === 'sparse');
