@@ -38,7 +38,7 @@ is given, so the initramfs carries vmw_pvscsi and vmxnet3.`;
     size: Flags.string({ description: 'whole disk size for disk formats: MiB, or with a unit (512M, 2G); default: content plus headroom' }),
     headroom: Flags.integer({ description: 'free space added to the root filesystem, MiB', default: 64, min: 0 }),
     kernel: Flags.string({ description: 'kernel core image to boot with (made by aim core kernel); default: the image\'s own kernel, else the newest core/kernel:* image' }),
-    'ipxe-src': Flags.string({ description: 'iPXE source tree to build binaries with the script embedded (pxe; or AIM_IPXE_SRC)' }),
+    'ipxe-src': Flags.string({ description: 'iPXE source tree or tarball to build binaries with the script embedded (pxe; or AIM_IPXE_SRC; cached like aim pxe ipxe build)' }),
     ref: Flags.string({ description: 'oci: the image name in the layout (org.opencontainers.image.ref.name)', default: 'latest' }),
   };
 
