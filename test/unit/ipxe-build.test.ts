@@ -92,12 +92,12 @@ describe('targets and toolchain', () => {
       message: 'gcc not found: needed to build iPXE from source (efi)',
       hint: 'apt-get install gcc (or run: npm run setup)',
     }));
-    expect(() => checkIpxeToolchain(['iso'], only('gcc', 'make', 'perl', 'as', 'ld', 'ar', 'objcopy', 'nm', 'objdump', 'mcopy'))).toThrow(
-      /^genisoimage\/mkisofs\/xorrisofs, mformat not found/,
-    );
-    // xorriso instead of genisoimage is fine, as genfsimg takes either
-    const all = ['gcc', 'make', 'perl', 'as', 'ld', 'ar', 'objcopy', 'nm', 'objdump', 'mformat', 'mcopy', 'xorrisofs'];
-    expect(() => checkIpxeToolchain(['iso'], only(...all))).not.toThrow();
+    const compiler = ['gcc', 'make', 'perl', 'as', 'ld', 'ar', 'objcopy', 'nm', 'objdump'];
+    expect(() => checkIpxeToolchain(['iso', 'usb'], only(...compiler, 'mcopy', 'genisoimage'))).toThrow(expect.objectContaining({
+      message: 'xorrisofs, mformat, syslinux not found: needed to build iPXE from source (iso, usb)',
+      hint: 'apt-get install xorriso mtools syslinux (or run: npm run setup)',
+    }));
+    expect(() => checkIpxeToolchain(['iso', 'usb'], only(...compiler, 'mformat', 'mcopy', 'xorrisofs', 'syslinux'))).not.toThrow();
   });
 });
 
@@ -154,7 +154,7 @@ describe('source hash', () => {
 });
 
 describe('buildIpxe with a stand-in iPXE tree', () => {
-  it('runs make -j2 in a private copy with EMBED=<script>, caches by (source, script, target), and the second build is a hit', async () => {
+  it('runs make -j2 in private copies (one per build directory) with EMBED=<script>, caches by (source, script, target), and the second build is a hit', async () => {
     const { top, cacheDir, req } = await setup();
     const reporter = new RecordingReporter();
     const out = join(tmp.dir, `out-${n}`);
@@ -163,12 +163,14 @@ describe('buildIpxe with a stand-in iPXE tree', () => {
       ['efi', false, ['snponly.efi', 'ipxe.efi']],
       ['bios', false, ['undionly.kpxe', 'ipxe.lkrn', '1af41000.rom']],
     ]);
-    const tree = first.build!.tree;
-    expect(tree.startsWith(join(cacheDir, 'ipxe/src/'))).toBe(true);
+    const base = join(cacheDir, 'ipxe/src', first.source.sha256);
+    expect(first.build!.trees).toEqual([join(base, 'bin'), join(base, 'bin-x86_64-efi')]);
     expect(existsSync(join(top, 'src/bin'))).toBe(false); // the user's tree is left alone
-    const calls = await invocations(tree);
-    expect(calls[0]).toBe(`goals=bin/undionly.kpxe bin/ipxe.lkrn bin/1af41000.rom bin-x86_64-efi/snponly.efi bin-x86_64-efi/ipxe.efi embed=${join(cacheDir, 'ipxe/scripts', first.script.sha256, 'aim.ipxe')} dir=${join(tree, 'src')}`);
-    expect(calls.filter((c) => c.startsWith('built ')).every((c) => c.endsWith(' -j2'))).toBe(true);
+    const embed = join(cacheDir, 'ipxe/scripts', first.script.sha256, 'aim.ipxe');
+    const [bios, efi] = await Promise.all(first.build!.trees.map(invocations));
+    expect(bios![0]).toBe(`goals=bin/undionly.kpxe bin/ipxe.lkrn bin/1af41000.rom embed=${embed} dir=${join(base, 'bin/src')}`);
+    expect(efi![0]).toBe(`goals=bin-x86_64-efi/snponly.efi bin-x86_64-efi/ipxe.efi embed=${embed} dir=${join(base, 'bin-x86_64-efi/src')}`);
+    expect([...bios!, ...efi!].filter((c) => c.startsWith('built ')).map((c) => c.split(' ')[2])).toEqual(['-j2', '-j2', '-j2', '-j2', '-j2']);
     for (const f of first.targets.flatMap((t) => t.files)) {
       const content = await readFile(f.outPath!, 'utf8');
       expect(content.startsWith(SCRIPT)).toBe(true);
@@ -181,7 +183,7 @@ describe('buildIpxe with a stand-in iPXE tree', () => {
     expect(again.targets.map((t) => [t.target, t.cached])).toEqual([['efi', true], ['bios', true]]);
     expect(again.build).toBeUndefined();
     expect(again.targets.map((t) => t.key)).toEqual(first.targets.map((t) => t.key));
-    expect((await invocations(tree)).filter((c) => c.startsWith('goals=')).length).toBe(1);
+    expect((await invocations(first.build!.trees[1]!)).filter((c) => c.startsWith('goals=')).length).toBe(1);
   });
 
   it('another script or target is another key; the same work tree is reused and only what is missing is built', async () => {
@@ -190,11 +192,15 @@ describe('buildIpxe with a stand-in iPXE tree', () => {
     const other = await buildIpxe(req({ script: '#!ipxe\necho two\n', targets: ['efi', 'iso'] }), silentReporter);
     expect(other.targets.map((t) => t.cached)).toEqual([false, false]);
     expect(other.targets[0]!.key).not.toBe(efi.targets[0]!.key);
-    expect(other.build!.tree).toBe(efi.build!.tree);
+    expect([...other.build!.trees].sort()).toEqual([efi.build!.trees[0]!.replace(/bin-x86_64-efi$/, 'bin'), efi.build!.trees[0]]);
     expect(await readFile(other.targets[0]!.files[0]!.path, 'utf8')).toMatch(/^#!ipxe\necho two\ntarget bin-x86_64-efi\/snponly\.efi/);
     // the ISO: genfsimg over the BIOS and UEFI binaries of this build
     const iso = await readFile(other.targets[1]!.files[0]!.path, 'utf8');
-    expect(iso).toMatch(/echo two\ntarget bin\/ipxe\.lkrn[^]*echo two\ntarget bin-x86_64-efi\/ipxe\.efi[^]*media /);
+    expect(iso).toMatch(/^#!ipxe\necho two\ntarget bin\/ipxe\.lkrn [^]*#!ipxe\necho two\ntarget bin-x86_64-efi\/ipxe\.efi [^]*media \S+\/ipxe\.iso\n$/);
+    const usb = await buildIpxe(req({ script: '#!ipxe\necho two\n', targets: ['usb'] }), silentReporter);
+    expect(usb.targets[0]!.files.map((f) => f.name)).toEqual(['ipxe.usb']);
+    // genfsimg makes a FAT image without a partition table for a name ending in .sdsk
+    expect(await readFile(usb.targets[0]!.files[0]!.path, 'utf8')).toMatch(/media \S+\/ipxe\.sdsk\n$/);
     // the first script's binary is still cached, untouched
     const back = await buildIpxe(req(), silentReporter);
     expect(back.targets[0]).toMatchObject({ cached: true, key: efi.targets[0]!.key });
@@ -222,7 +228,7 @@ describe('buildIpxe with a stand-in iPXE tree', () => {
     await execa('tar', ['-czf', tarball, '-C', parent, 'ipxe-0123abc']);
     const r = await buildIpxe(req({ source: tarball }), silentReporter);
     expect(r.source.kind).toBe('tarball');
-    expect(r.build!.tree).toBe(join(req().cacheDir, 'ipxe/src', r.source.sha256));
+    expect(r.build!.trees).toEqual([join(req().cacheDir, 'ipxe/src', r.source.sha256, 'bin-x86_64-efi')]);
     expect(await readFile(r.targets[0]!.files[0]!.path, 'utf8')).toMatch(/^#!ipxe\necho one\ntarget bin-x86_64-efi\/snponly\.efi git= epoch=\d+/);
     // a tarball of something else
     const junk = join(tmp.dir, `junk-${n}.tar`);
@@ -264,7 +270,7 @@ describe('buildIpxe with a stand-in iPXE tree', () => {
     const started = Date.now();
     await expect(run).rejects.toMatchObject({ code: 'E_INTERRUPTED' });
     expect(Date.now() - started).toBeLessThan(30_000);
-    const tree = join(cacheDir, 'ipxe/src', (await readdir(join(cacheDir, 'ipxe/src')))[0]!);
+    const tree = join(cacheDir, 'ipxe/src', (await readdir(join(cacheDir, 'ipxe/src')))[0]!, 'bin-x86_64-efi');
     const pids = (await readFile(join(tree, 'src/sleeper.pid'), 'utf8')).trim().split('\n');
     const gone = async () => (await Promise.all(pids.map((pid) => execa('kill', ['-0', pid], { reject: false })))).every((r) => r.exitCode !== 0);
     const deadline = Date.now() + 15_000;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ConfigError, InputError } from '../../lib/errors.js';
 import { requireTool, runTool } from '../../lib/exec.js';
 import type { Reporter } from '../../lib/reporter.js';
@@ -10,9 +10,6 @@ import { runLogged } from './ipxe-make.js';
 import { checkIpxeSource, copyIpxeTree, hashIpxeTree, identifyIpxeSource, isBuildOutput, type IpxeSource } from './ipxe-source.js';
 import { IPXE_TARGET_SPECS, IPXE_TARGETS, makeGoals, type IpxeTarget } from './ipxe-targets.js';
 import { checkIpxeToolchain } from './ipxe-toolchain.js';
-
-/** The log of the last build in a work tree, at its top. */
-const BUILD_LOG = 'aim-build.log';
 
 /** make's parallel jobs: bounded, so a build leaves the machine usable (and a server responsive). */
 export const DEFAULT_IPXE_JOBS = 2;
@@ -61,8 +58,8 @@ export interface IpxeBuildResult {
   cacheDir: string;
   targets: IpxeTargetResult[];
   outDir?: string;
-  /** When something was built: how (the tree make ran in, its log, the goals) and how long it took. */
-  build?: { seconds: number; jobs: number; goals: string[]; tree: string; log: string };
+  /** When something was built: how (the trees make ran in, its log, the goals) and how long it took. */
+  build?: { seconds: number; jobs: number; goals: string[]; trees: string[]; log: string };
   seconds: number;
 }
 
@@ -107,10 +104,9 @@ export async function buildIpxe(request: IpxeBuildRequest, reporter: Reporter): 
       // another process may have built them while this one waited
       const missing = await lookup();
       if (missing.length === 0) return;
-      const tree = await materializeSource(layout, source, reporter, signal);
       const scriptPath = await storeScript(layout, request.script, scriptSha256);
-      const made = await makeTargets(layout, tree, source, scriptPath, missing, jobs, reporter, signal);
-      build = { seconds: made.seconds, jobs: made.jobs, goals: made.goals, tree: made.tree, log: made.log };
+      const made = await makeTargets(layout, source, scriptPath, missing, jobs, reporter, signal);
+      build = { seconds: made.seconds, jobs: made.jobs, goals: made.goals, trees: Object.values(made.trees), log: made.log };
       try {
         for (const t of missing) {
           const key = keyOf(t);
@@ -143,7 +139,7 @@ export async function buildIpxe(request: IpxeBuildRequest, reporter: Reporter): 
 function builtFiles(target: IpxeTarget, made: MakeResult): { name: string; from: string; use: string }[] {
   const spec = IPXE_TARGET_SPECS[target];
   return [
-    ...spec.outputs.map((o) => ({ name: o.name, from: join(made.tree, 'src', o.goal), use: o.use })),
+    ...spec.outputs.map((o) => ({ name: o.name, from: builtPath(made.trees, o.goal), use: o.use })),
     ...(spec.media ? [{ name: spec.media.name, from: join(made.media, spec.media.name), use: spec.media.use }] : []),
   ];
 }
@@ -172,7 +168,7 @@ async function newestMtime(top: string, rel = ''): Promise<number> {
   let newest = 0;
   for (const name of await readdir(join(top, rel))) {
     const r = rel ? `${rel}/${name}` : name;
-    if (isBuildOutput(r) || r === BUILD_LOG) continue;
+    if (isBuildOutput(r)) continue;
     const st = await lstat(join(top, r));
     newest = Math.max(newest, st.isDirectory() ? await newestMtime(top, r) : Math.floor(st.mtimeMs / 1000));
   }
@@ -180,27 +176,25 @@ async function newestMtime(top: string, rel = ''): Promise<number> {
 }
 
 /**
- * The tree make builds in: `<cache>/ipxe/src/<source sha256>/`, unpacked from the tarball or copied
- * from the tree (sources only, times kept) once, then reused, so the next build with another
- * script only compiles what changed. A tree that changes while it is copied is refused.
+ * A private copy of the source at `dest`, unpacked from the tarball or copied from the tree
+ * (sources only, times kept), made once and then reused, so the next build with another script
+ * compiles only what changed. A tree that changes while it is copied is refused.
  */
-async function materializeSource(layout: IpxeCacheLayout, source: IpxeSource, reporter: Reporter, signal: AbortSignal | undefined): Promise<string> {
-  const dest = join(layout.src, source.sha256);
-  if (existsSync(join(dest, 'src', 'Makefile'))) return dest;
+async function materializeSource(layout: IpxeCacheLayout, source: IpxeSource, dest: string, reporter: Reporter, signal: AbortSignal | undefined): Promise<void> {
+  if (existsSync(join(dest, 'src', 'Makefile'))) return;
   await mkdir(layout.tmp, { recursive: true });
-  await mkdir(layout.src, { recursive: true });
+  await mkdir(dirname(dest), { recursive: true });
   const tmp = join(layout.tmp, `src-${randomBytes(6).toString('hex')}`);
   await mkdir(tmp);
   try {
     let top: string;
+    reporter.emit({ type: 'stage', stage: 'ipxe-tree', status: 'start', detail: `${source.kind === 'tarball' ? 'unpacking' : 'copying'} ${source.path} to ${dest}` });
     if (source.kind === 'tarball') {
-      reporter.emit({ type: 'stage', stage: 'ipxe-unpack', status: 'start', detail: source.path });
       // GNU tar refuses members that climb out with `..`, strips leading `/` and delays links that
       // point out until the end; owners are not taken from the archive
       await runTool('tar', ['-x', '-f', source.path, '-C', tmp, '--no-same-owner', '--no-same-permissions'], { cancelSignal: signal });
       top = await tarballTop(tmp, source.path);
       await hashIpxeTree(top); // refuses links out of the tree and special files
-      reporter.emit({ type: 'stage', stage: 'ipxe-unpack', status: 'done' });
     } else {
       top = join(tmp, 'tree');
       await copyIpxeTree(source.path, top);
@@ -209,7 +203,7 @@ async function materializeSource(layout: IpxeCacheLayout, source: IpxeSource, re
       }
     }
     await rename(top, dest);
-    return dest;
+    reporter.emit({ type: 'stage', stage: 'ipxe-tree', status: 'done' });
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
@@ -229,7 +223,8 @@ interface MakeResult {
   seconds: number;
   jobs: number;
   goals: string[];
-  tree: string;
+  /** Build directory (bin, bin-x86_64-efi) → the work tree that builds it. */
+  trees: Record<string, string>;
   log: string;
   /** Directory holding the media (ipxe.iso, ipxe.usb) made by genfsimg; the caller removes it. */
   media: string;
@@ -238,9 +233,23 @@ interface MakeResult {
 /** make's objects and links: a line `  [BUILD] bin/foo.o` per step. */
 const MAKE_STEP = /^\s+\[([A-Z0-9_]+)\]\s+\S/;
 
+/** The build directory of a goal: bin (BIOS), bin-x86_64-efi (UEFI). */
+const buildDir = (goal: string) => goal.slice(0, goal.indexOf('/'));
+
+function builtPath(trees: Record<string, string>, goal: string): string {
+  return join(trees[buildDir(goal)]!, 'src', goal);
+}
+
+/**
+ * Runs iPXE's build for the targets' goals: make -j<jobs> <goals> EMBED=<script> in src/ of one
+ * work tree per build directory, `<cache>/ipxe/src/<source sha256>/<bin dir>/`. One tree per build
+ * directory because iPXE's Makefile touches shared headers (config/named.h, include/compiler.h, …)
+ * the first time it builds a directory, which makes every object of another directory in the same
+ * tree stale: building BIOS after UEFI would compile UEFI again next time. Then genfsimg makes the
+ * media from the binaries. Everything is logged to `<cache>/ipxe/src/<source sha256>/aim-build.log`.
+ */
 async function makeTargets(
   layout: IpxeCacheLayout,
-  tree: string,
   source: IpxeSource,
   scriptPath: string,
   targets: IpxeTarget[],
@@ -249,44 +258,55 @@ async function makeTargets(
   signal: AbortSignal | undefined,
 ): Promise<MakeResult> {
   const started = performance.now();
-  const src = join(checkIpxeSource(tree), 'src');
   const goals = makeGoals(targets);
-  const log = join(tree, BUILD_LOG);
+  const base = join(layout.src, source.sha256);
+  await mkdir(base, { recursive: true });
+  const log = join(base, 'aim-build.log');
   await writeFile(log, '');
-  const epoch = String(await newestMtime(tree));
-  // C and a fixed time: the same source and script give the same binaries
-  const env = { ...process.env, LC_ALL: 'C', SOURCE_DATE_EPOCH: epoch } as Record<string, string>;
+  const trees: Record<string, string> = {};
   const hint = 'iPXE\'s build needs gcc, binutils, make, perl and liblzma-dev (apt-get install gcc binutils make perl liblzma-dev)';
-  const args = [`-j${jobs}`, ...goals, `EMBED=${scriptPath}`, ...(source.gitCommit ? [`GITVERSION=${source.gitCommit}`] : [])];
-  reporter.emit({ type: 'stage', stage: 'ipxe', status: 'start', detail: `make ${args.join(' ')} (in ${src})` });
+  let env: Record<string, string> = {};
   let steps = 0;
-  await runLogged(requireTool('make'), args, {
-    cwd: src,
-    env,
-    log,
-    signal,
-    hint,
-    onLine: (line) => {
-      if (MAKE_STEP.test(line)) reporter.emit({ type: 'progress', stage: 'ipxe', done: ++steps, unit: 'files' });
-    },
-  });
-  for (const goal of goals) {
-    if (!existsSync(join(src, goal))) throw new InputError('E_IPXE_BUILD', `iPXE's build succeeded but wrote no ${goal} in ${src}`, { hint: 'check the source is a complete iPXE tree; the build log is ' + log });
+  for (const dir of [...new Set(goals.map(buildDir))]) {
+    const tree = (trees[dir] = join(base, dir));
+    await materializeSource(layout, source, tree, reporter, signal);
+    const src = join(checkIpxeSource(tree), 'src');
+    // C, and a fixed time (the sources'): the same source and script give the same binaries
+    env = { ...process.env, LC_ALL: 'C', SOURCE_DATE_EPOCH: String(await newestMtime(tree)) } as Record<string, string>;
+    const mine = goals.filter((g) => buildDir(g) === dir);
+    const args = [`-j${jobs}`, ...mine, `EMBED=${scriptPath}`, ...(source.gitCommit ? [`GITVERSION=${source.gitCommit}`] : [])];
+    reporter.emit({ type: 'stage', stage: 'ipxe', status: 'start', detail: `make ${args.join(' ')} (in ${src})` });
+    await runLogged(requireTool('make'), args, {
+      cwd: src,
+      env,
+      log,
+      signal,
+      hint,
+      onLine: (line) => {
+        if (MAKE_STEP.test(line)) reporter.emit({ type: 'progress', stage: 'ipxe', done: ++steps, unit: 'files' });
+      },
+    });
+    for (const goal of mine) {
+      if (!existsSync(join(src, goal))) throw new InputError('E_IPXE_BUILD', `iPXE's build succeeded but wrote no ${goal} in ${src}`, { hint: `check the source is a complete iPXE tree; the build log is ${log}` });
+    }
   }
   const media = join(layout.tmp, `media-${randomBytes(6).toString('hex')}`);
-  await mkdir(media);
+  await mkdir(media, { recursive: true });
   try {
     for (const t of targets) {
       const m = IPXE_TARGET_SPECS[t].media;
       if (!m) continue;
-      reporter.emit({ type: 'info', message: `util/genfsimg -o ${m.name} ${m.inputs.join(' ')}` });
-      await runLogged(join(src, 'util', 'genfsimg'), ['-o', join(media, m.name), ...m.inputs], {
+      const inputs = m.inputs.map((g) => builtPath(trees, g));
+      const src = join(trees[buildDir(m.inputs[0]!)]!, 'src');
+      reporter.emit({ type: 'info', message: `util/genfsimg -o ${m.name} ${inputs.join(' ')}` });
+      await runLogged(join(src, 'util', 'genfsimg'), ['-o', join(media, m.genfsimgName), ...inputs], {
         cwd: src,
         env,
         log,
         signal,
-        hint: 'iPXE\'s util/genfsimg needs mtools, syslinux/isolinux and genisoimage (apt-get install mtools syslinux syslinux-common isolinux genisoimage)',
+        hint: 'iPXE\'s util/genfsimg needs mtools, syslinux, isolinux and xorriso (apt-get install mtools syslinux syslinux-common isolinux xorriso)',
       });
+      if (m.genfsimgName !== m.name) await rename(join(media, m.genfsimgName), join(media, m.name));
     }
   } catch (e) {
     await rm(media, { recursive: true, force: true });
@@ -294,5 +314,5 @@ async function makeTargets(
   }
   const seconds = (performance.now() - started) / 1000;
   reporter.emit({ type: 'stage', stage: 'ipxe', status: 'done', detail: `${steps} steps in ${seconds.toFixed(0)} s` });
-  return { seconds, jobs, goals, tree, log, media };
+  return { seconds, jobs, goals, trees, log, media };
 }

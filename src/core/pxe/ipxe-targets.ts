@@ -13,6 +13,8 @@ export interface IpxeOutput {
 /** A bootable image made of make goals by iPXE's own util/genfsimg (hybrid BIOS + UEFI media). */
 export interface IpxeMedia {
   name: string;
+  /** The name genfsimg is given: its extension chooses the kind of image. */
+  genfsimgName: string;
   /** Make goals genfsimg packs, relative to src/. */
   inputs: string[];
   use: string;
@@ -47,7 +49,9 @@ const MEDIA_INPUTS = ['bin/ipxe.lkrn', 'bin-x86_64-efi/ipxe.efi'];
  *   builds the ROM of any NIC iPXE supports).
  * - usb, iso: one image that boots both under BIOS (syslinux / isolinux with ipxe.lkrn) and UEFI
  *   (EFI/BOOT/BOOTX64.EFI = ipxe.efi), for USB sticks and BMC virtual media; iPXE's
- *   bin/ipxe.usb and bin/ipxe.iso would boot BIOS machines only.
+ *   bin/ipxe.usb and bin/ipxe.iso would boot BIOS machines only. The USB image is a FAT
+ *   "superfloppy" (genfsimg's .sdsk: no partition table), because genfsimg's partitioned image
+ *   fails with Debian 12's mtools (mformat writes past the partition's end).
  */
 export const IPXE_TARGET_SPECS: Record<IpxeTarget, IpxeTargetSpec> = {
   efi: {
@@ -67,12 +71,12 @@ export const IPXE_TARGET_SPECS: Record<IpxeTarget, IpxeTargetSpec> = {
   },
   usb: {
     outputs: [],
-    media: { name: 'ipxe.usb', inputs: MEDIA_INPUTS, use: 'USB disk image (dd to a stick), boots BIOS and UEFI' },
+    media: { name: 'ipxe.usb', genfsimgName: 'ipxe.sdsk', inputs: MEDIA_INPUTS, use: 'USB stick image (dd it to the stick: FAT, no partition table), boots BIOS and UEFI' },
     needs: ['usb'],
   },
   iso: {
     outputs: [],
-    media: { name: 'ipxe.iso', inputs: MEDIA_INPUTS, use: 'ISO image (CD or BMC virtual media), boots BIOS and UEFI' },
+    media: { name: 'ipxe.iso', genfsimgName: 'ipxe.iso', inputs: MEDIA_INPUTS, use: 'ISO image (CD or BMC virtual media), boots BIOS and UEFI' },
     needs: ['iso'],
   },
 };

@@ -29,10 +29,14 @@ export const SYSLINUX_DIRS = [
   '/usr/lib/ISOLINUX',
 ];
 
-/** What util/genfsimg runs for hybrid media: mtools for the FAT (ESP) image, syslinux for BIOS, an ISO writer. */
+/**
+ * What util/genfsimg runs for hybrid media: mtools for the FAT image (the ISO's ESP, the USB
+ * image), syslinux for BIOS, and an ISO writer: xorriso, because aim sets SOURCE_DATE_EPOCH and
+ * genfsimg then passes options only xorrisofs takes.
+ */
 const MEDIA: Record<'iso' | 'usb', Need[]> = {
   iso: [
-    program('genisoimage', 'genisoimage', 'mkisofs', 'xorrisofs'),
+    program('xorriso', 'xorrisofs'),
     { kind: 'file', name: 'isolinux.bin', dirs: SYSLINUX_DIRS, pkg: 'isolinux' },
     { kind: 'file', name: 'ldlinux.c32', dirs: SYSLINUX_DIRS, pkg: 'syslinux-common' },
     program('mtools', 'mformat'),
@@ -40,10 +44,8 @@ const MEDIA: Record<'iso' | 'usb', Need[]> = {
   ],
   usb: [
     program('syslinux', 'syslinux'),
-    { kind: 'file', name: 'mbr.bin', dirs: SYSLINUX_DIRS, pkg: 'syslinux-common' },
     program('mtools', 'mformat'),
     program('mtools', 'mcopy'),
-    program('mtools', 'mpartition'),
   ],
 };
 
