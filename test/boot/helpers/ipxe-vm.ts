@@ -22,6 +22,8 @@ export interface IpxeVmSpec {
   /** An ISO image on a CD-ROM, booted first. */
   cdrom?: string;
   memoryMiB: number;
+  /** A TCP port of the guest forwarded from 127.0.0.1. */
+  forward?: { host: number; guest: number };
   /** QEMU is killed after this long, whatever happens. */
   maxSeconds: number;
 }
@@ -40,6 +42,7 @@ export async function startIpxeVm(spec: IpxeVmSpec): Promise<IpxeVm> {
     firmware.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`);
   }
   const tftp = spec.tftp ? `,tftp=${spec.tftp.dir},bootfile=${spec.tftp.bootfile}` : '';
+  const fwd = spec.forward ? `,hostfwd=tcp:127.0.0.1:${spec.forward.host}-:${spec.forward.guest}` : '';
   const rom = spec.nicRom === undefined ? '' : `,romfile=${spec.nicRom}`;
   const cdrom = spec.cdrom ? ['-drive', `file=${spec.cdrom},format=raw,if=none,media=cdrom,readonly=on,id=cd`, '-device', 'ide-cd,drive=cd,bootindex=0'] : [];
   const args = [
@@ -47,7 +50,7 @@ export async function startIpxeVm(spec: IpxeVmSpec): Promise<IpxeVm> {
     '-display', 'none', '-no-reboot', '-uuid', spec.uuid, '-serial', `file:${log}`,
     ...firmware,
     ...cdrom,
-    '-netdev', `user,id=n0${tftp}`,
+    '-netdev', `user,id=n0${tftp}${fwd}`,
     '-device', `virtio-net-pci,netdev=n0,mac=${spec.mac}${rom}${spec.cdrom ? '' : ',bootindex=1'}`,
   ];
   const proc: ResultPromise = execa('qemu-system-x86_64', args, { reject: false, stdin: 'ignore', timeout: spec.maxSeconds * 1000, cwd: spec.dir });
@@ -57,7 +60,11 @@ export async function startIpxeVm(spec: IpxeVmSpec): Promise<IpxeVm> {
     console: () => readFile(log, 'utf8').catch(() => ''),
     exited: () => done,
     async stop() {
-      if (!done && proc.pid) process.kill(proc.pid, 'SIGKILL');
+      try {
+        if (!done && proc.pid) process.kill(proc.pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
       await proc;
     },
   };
