@@ -8,20 +8,11 @@ import { IPXE_TARGETS, type IpxeTarget } from '../../../core/pxe/ipxe-targets.js
 
 export default class PxeIpxeBuild extends AimCommand {
   static override summary = 'Build iPXE from source with a script embedded (by default: DHCP, then chain to aim pxe serve).';
-  static override description = `Runs iPXE's own build (make in src/, EMBED=the script, -j2) in a private copy of --ipxe-src (a
-source tree or a tarball of one) kept in aim's cache, and caches the binaries by (source hash,
-script, target): the same build again takes no time. Tools are checked first (gcc, binutils, make,
-perl, liblzma-dev; mtools, syslinux, isolinux and genisoimage for usb/iso).
-
-The default script (templates/ipxe/embedded.ipxe) runs DHCP and chains to
-<chain>/boot.ipxe?mac=\${net0/mac}&uuid=\${uuid}&buildarch=\${buildarch}&platform=\${platform},
-retrying every 10 s with a message when DHCP or the server fails. So machines need no DHCP options:
-chainloaded by PXE, or booted from a USB stick or ISO (BMC virtual media), they reach aim.
-
-Targets: efi → snponly.efi (chainload from UEFI PXE: drives the NIC it was loaded from through the
-firmware) and ipxe.efi (all drivers: media); bios → undionly.kpxe (chainload from legacy PXE over
-TFTP), ipxe.lkrn, and 1af41000.rom (a virtio-net NIC ROM, QEMU's romfile=); usb → ipxe.usb and
-iso → ipxe.iso, each booting both BIOS and UEFI machines.`;
+  static override description = [
+    'Runs iPXE\'s own build (make in src/, EMBED=the script, -j2) in a private copy of --ipxe-src (a source tree or a tarball of one) kept in aim\'s cache, and caches the binaries by (source hash, script, target): the same build again takes no time. Tools are checked first (gcc, binutils, make, perl, liblzma-dev; mtools, syslinux, isolinux and xorriso for usb and iso).',
+    'The default script (templates/ipxe/embedded.ipxe) runs DHCP and chains to <chain>/boot.ipxe?mac=${net0/mac}&uuid=${uuid}&buildarch=${buildarch}&platform=${platform}, retrying every 10 s with a message when DHCP or the server fails. So machines need no DHCP options: chainloaded by PXE, or booted from a USB stick or an ISO (BMC virtual media), they reach aim pxe serve.',
+    'Targets: efi → snponly.efi (chainload from UEFI PXE: drives the NIC it was loaded from, through the firmware) and ipxe.efi (all of iPXE\'s drivers, for media); bios → undionly.kpxe (chainload from legacy PXE over TFTP), ipxe.lkrn (for boot loaders) and 1af41000.rom (a virtio-net NIC ROM, QEMU\'s romfile=); usb → ipxe.usb and iso → ipxe.iso, each booting BIOS and UEFI machines.',
+  ].join('\n\n');
   static override examples = [
     '<%= config.bin %> pxe ipxe build --ipxe-src ~/src/ipxe --chain http://192.0.2.10:8080 --out /srv/tftp   # efi + bios: snponly.efi, undionly.kpxe, …',
     '<%= config.bin %> pxe ipxe build --ipxe-src ipxe.tar.gz --chain http://192.0.2.10:8080 --target iso --out media   # for BMC virtual media',
