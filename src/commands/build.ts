@@ -59,7 +59,8 @@ is given, so the initramfs carries vmw_pvscsi and vmxnet3.`;
         headroomMiB: flags.headroom,
         sizeMiB: flags.size === undefined ? undefined : parseSizeMiB(flags.size),
         kernelImage: flags.kernel,
-        ipxeSrc: flags['ipxe-src'] ?? process.env.AIM_IPXE_SRC,
+        // an empty AIM_IPXE_SRC is unset: Debian's binaries
+        ipxeSrc: flags['ipxe-src'] ?? (process.env.AIM_IPXE_SRC || undefined),
         ref: flags.ref,
         memoryMiB: flags.memory,
         signal: this.abortSignal(),
