@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { InterruptedError, errnoCode, isAimError } from '../../lib/errors.js';
+import { errnoCode, throwIfCancelled } from '../../lib/errors.js';
 import { sha256File } from '../../lib/fs.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { IpxeTarget } from './ipxe-targets.js';
@@ -151,11 +151,6 @@ export async function storeScript(layout: IpxeCacheLayout, script: string, sha25
   return path;
 }
 
-/** What a cancelled build throws: the signal's reason when it is aim's (Ctrl-C's InterruptedError), else an InterruptedError. */
-export function abortError(signal: AbortSignal): Error {
-  return isAimError(signal.reason) ? signal.reason : new InterruptedError('interrupted: the iPXE build was cancelled', { cause: signal.reason });
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -176,7 +171,7 @@ export async function withIpxeLock<T>(layout: IpxeCacheLayout, name: string, rep
   const mine = JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() });
   let told = false;
   for (;;) {
-    if (signal?.aborted) throw abortError(signal);
+    throwIfCancelled(signal);
     try {
       await writeFile(file, mine, { flag: 'wx' });
       break;

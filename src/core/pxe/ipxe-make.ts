@@ -3,9 +3,8 @@ import { createWriteStream } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { ToolFailedError } from '../../lib/errors.js';
+import { ToolFailedError, throwIfCancelled } from '../../lib/errors.js';
 import { debugLog } from '../../lib/log.js';
-import { abortError } from './ipxe-cache.js';
 
 const debug = debugLog('ipxe');
 
@@ -89,7 +88,7 @@ export async function runLogged(file: string, args: string[], run: LoggedRun): P
         if (tail.length > TAIL_LINES) tail.shift();
       }),
     ]);
-    if (run.signal?.aborted) throw abortError(run.signal);
+    throwIfCancelled(run.signal);
     if (result.failed) {
       throw new ToolFailedError([basename(file), ...args], result.exitCode, tail.join('\n') || String(result.message ?? ''), {
         hint: `${run.hint}; the whole output is in ${run.log}`,

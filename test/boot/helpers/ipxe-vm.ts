@@ -1,7 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OVMF_CODE, OVMF_VARS } from '../../../src/core/boot/qemu.js';
+import { OVMF_CODE, OVMF_VARS } from '../../../src/run/qemu.js';
 
 /**
  * A QEMU machine (TCG) that boots iPXE the ways machines in the field do: from a NIC's option ROM,
