@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,5 +91,26 @@ describe('aim pxe ipxe build', () => {
     expect(r.json.error.message).toMatch(/^make failed \(exit 2\): [^]*drivers\/net\/x\.c:9: error: expected ';'/);
     expect(r.json.result!.tail).toContain('drivers/net/x.c:9: error: expected \';\'');
     expect(await readFile(r.json.result!.log, 'utf8')).toMatch(/\[BUILD\] bin\/undionly\.kpxe/);
+  });
+  it('Ctrl-C mid-build: exit 130 with one JSON document, make and what it ran are stopped, nothing is cached or copied out', async () => {
+    const slow = await fakeIpxeTree(join(tmp.dir, 'slow'), '\t@echo "  [BUILD] $@"; sleep 120 & echo $$! >> $(CURDIR)/sleeper.pid; wait');
+    const cache = join(tmp.dir, 'cache-ctrl-c');
+    const out = join(tmp.dir, 'out-ctrl-c');
+    const child = execa(process.execPath, [runJs, 'pxe', 'ipxe', 'build', '--ipxe-src', slow, '--chain', 'http://h:1', '--target', 'efi', '--cache-dir', cache, '--out', out, '--json'], { reject: false, timeout: 120_000 });
+    const pidFile = () => join(cache, 'ipxe/src', readdirSync(join(cache, 'ipxe/src')).find((d) => /^[0-9a-f]{64}$/.test(d)) ?? '-', 'bin-x86_64-efi/src/sleeper.pid');
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(join(cache, 'ipxe/src')) && existsSync(pidFile())) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(pidFile()), 'make started its recipe').toBe(true);
+    child.kill('SIGINT');
+    const res = await child;
+    expect(res.exitCode, res.stderr).toBe(130);
+    expect(JSON.parse(res.stdout)).toMatchObject({ error: { code: 'E_INTERRUPTED', exitCode: 130 } });
+    const pids = (await readFile(pidFile(), 'utf8')).trim().split('\n');
+    const gone = async () => (await Promise.all(pids.map((pid) => execa('kill', ['-0', pid], { reject: false })))).every((r) => r.exitCode !== 0);
+    const until = Date.now() + 15_000;
+    while (!(await gone()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    expect(await gone()).toBe(true);
+    expect(existsSync(join(cache, 'ipxe/bin')) ? readdirSync(join(cache, 'ipxe/bin')) : []).toEqual([]);
+    expect(existsSync(out)).toBe(false);
   });
 });
