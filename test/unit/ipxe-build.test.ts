@@ -9,6 +9,7 @@ import { chainBootUrl, readEmbedFile, renderEmbeddedScript, resolveEmbeddedScrip
 import { hashIpxeTree, identifyIpxeSource } from '../../src/core/pxe/ipxe-source.js';
 import { makeGoals } from '../../src/core/pxe/ipxe-targets.js';
 import { checkIpxeToolchain } from '../../src/core/pxe/ipxe-toolchain.js';
+import { InterruptedError } from '../../src/lib/errors.js';
 import { RecordingReporter, silentReporter } from '../../src/lib/reporter.js';
 import { fakeIpxeTree } from '../helpers/fake-ipxe.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -277,6 +278,14 @@ describe('buildIpxe with a stand-in iPXE tree', () => {
     while (!(await gone()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await gone()).toBe(true);
     expect(existsSync(join(cacheDir, 'ipxe/bin')) ? await readdir(join(cacheDir, 'ipxe/bin')) : []).toEqual([]);
+  });
+
+  it('a signal aborted before the build starts: the caller\'s reason (the CLI\'s Ctrl-C), and make never runs', async () => {
+    const { req, cacheDir } = await setup();
+    const ac = new AbortController();
+    ac.abort(new InterruptedError('interrupted (Ctrl-C)'));
+    await expect(buildIpxe(req({ signal: ac.signal }), silentReporter)).rejects.toMatchObject({ code: 'E_INTERRUPTED', exitCode: 130 });
+    expect(existsSync(join(cacheDir, 'ipxe/src'))).toBe(false);
   });
 
   it('builds in one source take turns: the second waits for the first and then finds its binaries', async () => {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ConfigError, InputError } from '../../lib/errors.js';
+import { ConfigError, InputError, throwIfCancelled } from '../../lib/errors.js';
 import { requireTool, runTool } from '../../lib/exec.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { cachedFilePath, ipxeCacheKey, ipxeCacheLayout, lookupIpxeCache, storeIpxeCache, storeScript, withIpxeLock, type IpxeCacheEntry, type IpxeCacheLayout } from './ipxe-cache.js';
@@ -84,6 +84,7 @@ export async function buildIpxe(request: IpxeBuildRequest, reporter: Reporter): 
   const layout = ipxeCacheLayout(request.cacheDir);
   reporter.emit({ type: 'stage', stage: 'ipxe-source', status: 'start', detail: request.source });
   const source = await identifyIpxeSource(request.source);
+  throwIfCancelled(signal);
   reporter.emit({ type: 'stage', stage: 'ipxe-source', status: 'done', detail: `${source.kind} ${source.sha256.slice(0, 12)}` });
   const scriptSha256 = sha256(request.script);
   const keyOf = (target: IpxeTarget) => ipxeCacheKey({ sourceSha256: source.sha256, gitCommit: source.gitCommit, scriptSha256, target });
