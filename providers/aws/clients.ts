@@ -1,0 +1,73 @@
+import { EBSClient } from '@aws-sdk/client-ebs';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { S3Client } from '@aws-sdk/client-s3';
+import { addSecret } from '../../src/lib/redact.js';
+import { awsError } from './aws-errors.js';
+
+/** How aim reaches AWS: the region, the profile and endpoints that replace AWS's own. */
+export interface AwsSettings {
+  region: string;
+  profile?: string | undefined;
+  /** --endpoint-url: every service at this URL (LocalStack-style). */
+  endpointUrl?: string | undefined;
+}
+
+export interface AwsClients {
+  region: string;
+  ec2: EC2Client;
+  /** EBS direct APIs: aim retries block writes itself (withRetry), so the SDK tries once. */
+  ebs: EBSClient;
+  s3: S3Client;
+  destroy(): void;
+}
+
+/**
+ * The endpoint of a service when it is not AWS's own: --endpoint-url, else the SDK's
+ * AWS_ENDPOINT_URL_<SERVICE> and AWS_ENDPOINT_URL variables (which the SDK also reads itself).
+ */
+export function customEndpoint(service: 'EC2' | 'EBS' | 'S3', settings: Pick<AwsSettings, 'endpointUrl'>, env: NodeJS.ProcessEnv): string | undefined {
+  return settings.endpointUrl ?? env[`AWS_ENDPOINT_URL_${service}`] ?? env.AWS_ENDPOINT_URL ?? undefined;
+}
+
+/**
+ * The SDK clients for one region. Credentials come from the SDK's default chain (environment,
+ * shared config and credentials files with --profile, SSO, web identity, container and instance
+ * metadata); aim never takes them as options.
+ */
+export function awsClients(settings: AwsSettings, env: NodeJS.ProcessEnv, region = settings.region): AwsClients {
+  const common = { region, ...(settings.profile ? { profile: settings.profile } : {}) };
+  const endpoint = settings.endpointUrl ? { endpoint: settings.endpointUrl } : {};
+  const s3Endpoint = customEndpoint('S3', settings, env);
+  const ec2 = new EC2Client({ ...common, ...endpoint, maxAttempts: 6 });
+  const ebs = new EBSClient({ ...common, ...endpoint, maxAttempts: 1 });
+  // a custom S3 endpoint (s3rver, MinIO, LocalStack) takes path-style addressing
+  const s3 = new S3Client({ ...common, ...endpoint, maxAttempts: 6, ...(s3Endpoint ? { forcePathStyle: true } : {}) });
+  return {
+    region,
+    ec2,
+    ebs,
+    s3,
+    destroy() {
+      ec2.destroy();
+      ebs.destroy();
+      s3.destroy();
+    },
+  };
+}
+
+/**
+ * Resolves the credentials once, before any work: a missing or broken chain fails here with a
+ * clear error, and the secret key and session token are registered with lib/redact, so they are
+ * hidden from every message, log and DEBUG line even when they came from a file or SSO.
+ */
+export async function resolveCredentials(clients: AwsClients): Promise<{ accessKeyId: string }> {
+  try {
+    const provider = clients.ec2.config.credentials;
+    const identity = await provider();
+    addSecret(identity.secretAccessKey);
+    addSecret(identity.sessionToken);
+    return { accessKeyId: identity.accessKeyId };
+  } catch (e) {
+    throw awsError(e, 'resolve AWS credentials');
+  }
+}
