@@ -22,8 +22,13 @@ export interface BootPlan {
   /** Runtime state aim's init creates before the entrypoint (tmpfiles.d, the service's directories). */
   runtime?: RuntimeAction[];
   ids: BootIds;
-  /** The one timestamp of the artifact. */
+  /** The timestamp of the root filesystem: the image's newest mtime. */
   epoch: number;
+  /**
+   * The timestamp of the boot core (initramfs, EFI partition), which holds only the kernel and
+   * aim's init: the kernel's, so every image booting that kernel gets the same core bytes.
+   */
+  coreEpoch: number;
   entries: ReadonlyMap<string, Entry>;
 }
 
@@ -96,5 +101,5 @@ export async function planBoot(context: BuildContext): Promise<BootPlan> {
   const kernel = await resolveBootKernel(repo, { id: request.imageId, entries }, request.kernelImage);
   const modules = wantedModules(request.platform, request.modules);
   moduleClosure(kernel.index, modules); // unknown modules fail here, before any work
-  return { kernel, modules, init, entrypoint, ...(runtime ? { runtime } : {}), ids: bootIds(request.imageId), epoch: sourceDateEpoch(context.entries), entries };
+  return { kernel, modules, init, entrypoint, ...(runtime ? { runtime } : {}), ids: bootIds(request.idSeed ?? request.imageId), epoch: sourceDateEpoch(context.entries), coreEpoch: sourceDateEpoch([kernel]), entries };
 }

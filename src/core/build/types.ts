@@ -44,6 +44,12 @@ export interface BuildRequest {
   vmdk?: string;
   /** OCI layouts: the image's name in index.json (org.opencontainers.image.ref.name); default "latest". */
   ref?: string;
+  /**
+   * Disk formats: derive the disk, partition and filesystem ids from this instead of the image id.
+   * Successive versions of one image built with the same seed share their ids, so an updated disk
+   * differs from the last one only where content differs (what block-level shipping uploads).
+   */
+  idSeed?: string;
   /** Aborts the build (Ctrl-C); partial output is removed as on any failure. */
   signal?: AbortSignal;
 }
