@@ -3,6 +3,7 @@ import type { Reporter } from '../../lib/reporter.js';
 import type { BuildContext } from '../build/types.js';
 import { exportTree } from '../export/export-image.js';
 import type { Entry } from '../model/entry.js';
+import { initStepPath, platformInitSteps } from './ec2-keys.js';
 import { AIM_DIR, dhcpScript, powerButtonScript, rootInit } from './init-scripts.js';
 import { staticBusybox } from './initramfs.js';
 import type { BootPlan } from './plan.js';
@@ -72,9 +73,11 @@ export async function prepareRootTree(context: BuildContext, plan: BootPlan, dir
     if (plan.entrypoint) {
       const aim = AIM_DIR.slice(1);
       for (const d of [aim, `${aim}/acpi`, `${aim}/acpi/PWRF`]) await root.mkdir(d, 0o755);
+      const steps = platformInitSteps(context.request.platform);
       const files: [string, Buffer | string][] = [
         ['busybox', await staticBusybox()],
-        ['init', rootInit(plan.entrypoint, plan.runtime)],
+        ['init', rootInit(plan.entrypoint, plan.runtime, steps.map(initStepPath))],
+        ...steps.map((s): [string, string] => [s.name, s.script]),
         ['dhcp', dhcpScript()],
         ['acpi/PWRF/00000080', powerButtonScript()],
       ];
