@@ -14,6 +14,13 @@ export default tseslint.config(
     },
   },
   {
+    // Arrows point down: core and lib never import providers/, commands or the CLI (the CLI injects providers).
+    files: ['src/core/**/*.ts', 'src/lib/**/*.ts', 'src/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/providers/**', '**/providers/index.js', '**/commands/**', '**/cli/**'], message: 'core, lib and the public API never import providers/, commands or the CLI: the CLI injects built-in providers' }] }],
+    },
+  },
+  {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },

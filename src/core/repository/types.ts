@@ -1,3 +1,4 @@
+import type { PublicationStore } from './catalog-publications.js';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
 import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
@@ -167,5 +168,7 @@ export interface Catalog {
   referencedAmong(blobs: Iterable<string>): Promise<Set<string>>;
   /** Where images use a blob: up to `limit` (image, path) pairs, the manifest itself as path "". */
   blobUsers(blob: string, limit: number): Promise<{ imageId: string; path: string }[]>;
+  /** What `aim ship` published, and the journal of the resources each publication created. */
+  readonly publications: PublicationStore;
   close(): Promise<void>;
 }
