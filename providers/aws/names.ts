@@ -6,6 +6,8 @@ export const TAG = {
   name: 'aim:name',
   publication: 'aim:publication',
   key: 'aim:idempotency-key',
+  /** On an EBS snapshot: the client token it was started with (found by it when its id was never journalled). */
+  token: 'aim:client-token',
 } as const;
 
 /** The image's name without its tag: "slim/nginx:1" → "slim/nginx" (the lineage of its versions). */
