@@ -4,6 +4,10 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { addSecret } from '../../src/lib/redact.js';
 import { awsError } from './aws-errors.js';
 
+// aim supports Node 20.19+ itself; the SDK's notice that its releases of 2027 will need Node 22
+// would land in every command's stderr (set the variable to false to see it)
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** How aim reaches AWS: the region, the profile and endpoints that replace AWS's own. */
 export interface AwsSettings {
   region: string;

@@ -39,7 +39,7 @@ export function profileRegion(profile: string, env: NodeJS.ProcessEnv): string |
 /** The region a ship goes to: --region, AWS_REGION (the option's environment), AWS_DEFAULT_REGION, the profile's. */
 export function resolveRegion(options: { region?: string | undefined; profile?: string | undefined }, env: NodeJS.ProcessEnv): string {
   const profile = profileName(options.profile, env);
-  const region = options.region ?? env.AWS_DEFAULT_REGION ?? profileRegion(profile, env);
+  const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? profileRegion(profile, env);
   if (!region) {
     throw new ConfigError('no AWS region: give --region, set AWS_REGION, or set region in the profile', { hint: `e.g. --region eu-west-1 (profile "${profile}" has no region in ${env.AWS_CONFIG_FILE ?? '~/.aws/config'})` });
   }

@@ -35,7 +35,7 @@ export class StderrReporter implements Reporter {
         if (this.tty) {
           process.stderr.write(`\r\x1b[2K${redact(text)}`);
           this.statusShown = true;
-        } else if (Date.now() - this.lastPlain > 2000 || event.total !== undefined) {
+        } else if (Date.now() - this.lastPlain > 2000 || (event.total !== undefined && event.done >= event.total)) {
           this.lastPlain = Date.now();
           this.line(text);
         }

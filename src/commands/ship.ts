@@ -3,7 +3,7 @@ import { AimCommand } from '../cli/base-command.js';
 import { allProviders } from '../cli/plugin-providers.js';
 import { printShipResult } from '../cli/ship-output.js';
 import { resolveImage } from '../core/query/resolve.js';
-import { optionSpecs } from '../core/ship/options.js';
+import { optionSpecs, type OptionsSchema } from '../core/ship/options.js';
 import type { AnyProvider } from '../core/ship/provider.js';
 import { findProvider } from '../core/ship/registry.js';
 import { givenOptions, shipImage, type ShipResult } from '../core/ship/ship-image.js';
@@ -17,21 +17,23 @@ export function shipOwnFlags(): Set<string> {
 }
 
 /**
- * A provider's options (from its zod schema) as flags of `aim ship`. No oclif defaults: an absent
- * flag leaves the environment, then the template, then the schema's default to decide.
+ * A provider's options (from its zod schema) as flags. No oclif defaults: an absent flag leaves
+ * the environment, then the template, then the schema's default to decide.
  */
-function providerFlags(provider: AnyProvider, taken: Set<string>): FlagMap {
+export function optionFlags(providerName: string, schema: OptionsSchema, taken: Set<string>): FlagMap {
   const flags: FlagMap = {};
-  for (const o of optionSpecs(provider.options)) {
+  for (const o of optionSpecs(schema)) {
     if (taken.has(o.name)) continue;
-    const description = `${provider.name}: ${o.description}${o.env ? ` [env: ${o.env}]` : ''}`;
-    const common = { description, helpGroup: provider.name.toUpperCase() };
+    const description = `${providerName}: ${o.description}${o.env ? ` [env: ${o.env}]` : ''}`;
+    const common = { description, helpGroup: providerName.toUpperCase() };
     if (o.type === 'boolean' && !o.multiple) flags[o.name] = Flags.boolean(common);
     else if (o.multiple) flags[o.name] = Flags.string({ ...common, multiple: true, ...(o.choices ? { options: o.choices } : {}) });
     else flags[o.name] = Flags.string({ ...common, ...(o.choices ? { options: o.choices } : {}) });
   }
   return flags;
 }
+
+const providerFlags = (provider: AnyProvider, taken: Set<string>): FlagMap => optionFlags(provider.name, provider.options, taken);
 
 export default class Ship extends AimCommand {
   static override summary = 'Build an image for a target and publish it through a provider (built-in: vmware; more from plugins).';
