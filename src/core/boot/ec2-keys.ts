@@ -11,7 +11,8 @@ export interface InitStep {
  * EC2 without cloud-init: the instance's SSH public key (its key pair) from the instance metadata
  * service with IMDSv2, as EC2 requires for AMIs registered with ImdsSupport v2.0: a session token
  * by PUT (busybox wget cannot PUT, so nc speaks HTTP/1.0), then the key with the token in its
- * header, added once to root's authorized_keys. Tried for a minute while the network comes up;
+ * header (busybox 1.35's wget -T crashes on a refused connection: busybox timeout bounds it),
+ * added once to root's authorized_keys. Tried for a minute while the network comes up;
  * an instance launched without a key pair (404) gets none. What it did goes to the console.
  */
 export function ec2KeysScript(): string {
@@ -29,7 +30,7 @@ while [ $i -lt 60 ]; do
     *) $B sleep 1; continue ;;
   esac
   token=$(printf '%s' "$answer" | $B tail -n 1 | $B tr -d '\\r\\n')
-  out=$($B wget -q -T 5 -O - --header "X-aws-ec2-metadata-token: $token" http://$IMDS/latest/meta-data/public-keys/0/openssh-key 2>&1)
+  out=$($B timeout 10 $B wget -q -O - --header "X-aws-ec2-metadata-token: $token" http://$IMDS/latest/meta-data/public-keys/0/openssh-key 2>&1)
   status=$?
   if [ $status -ne 0 ]; then
     case "$out" in

@@ -46,6 +46,8 @@ export interface AwsFake {
   s3: S3Fake;
   fleet: InstanceFleet;
   endpoints: { ec2: string; ebs: string; s3: string };
+  /** Where s3rver keeps buckets, objects and unfinished multipart uploads. */
+  s3Directory: string;
   /** Credentials every server accepts (s3rver checks signatures made with them). */
   credentials: { accessKeyId: string; secretAccessKey: string };
   /** Requests and bytes each server received since start (or the last resetTraffic). */
@@ -99,6 +101,7 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
       s3,
       fleet,
       endpoints: { ec2: ec2.url, ebs: ebs.url, s3: s3.url },
+      s3Directory: join(dir, 's3'),
       credentials: { ...S3RVER_CREDENTIALS },
       traffic: () => ({ ec2: ec2.traffic.report(), ebs: ebs.traffic.report(), s3: s3.traffic.report() }),
       resetTraffic() {
