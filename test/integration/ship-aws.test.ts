@@ -74,7 +74,6 @@ const run = async (...args: string[]) => {
   return r;
 };
 
-const putRequests = () => fake.traffic().ebs.actions.PutSnapshotBlock?.requests ?? 0;
 const amisNamed = (prefix: string) => [...fake.state.images.values()].filter((i) => i.name.startsWith(prefix));
 
 /** The volume EC2 would make from the snapshot holds exactly the disk. */
