@@ -7,7 +7,7 @@ const json = (doc: unknown) => JSON.stringify(doc, null, 2);
 
 /** The actions aim calls, by path. */
 export const AIM_ACTIONS = {
-  common: ['ec2:DescribeRegions', 'ec2:DescribeImages', 'ec2:DescribeSnapshots', 'ec2:RegisterImage', 'ec2:DeregisterImage', 'ec2:DeleteSnapshot', 'ec2:CreateTags', 'ec2:CopyImage', 'ec2:ModifyImageAttribute'],
+  common: ['ec2:DescribeRegions', 'ec2:DescribeImages', 'ec2:DescribeSnapshots', 'ec2:RegisterImage', 'ec2:DeregisterImage', 'ec2:DeleteSnapshot', 'ec2:CreateTags', 'ec2:CopyImage', 'ec2:ModifyImageAttribute', 'ec2:DescribeImageAttribute'],
   ebs: ['ebs:StartSnapshot', 'ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot'],
   importSnapshot: ['ec2:ImportSnapshot', 'ec2:DescribeImportSnapshotTasks', 'ec2:CancelImportTask', 's3:PutObject', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:ListBucket', 'iam:PassRole'],
 } as const;

@@ -46,6 +46,8 @@ let fake: AwsFake;
 let ec2: EC2Client;
 let env: Record<string, string>;
 let outs = 0;
+/** The block map of the first ship's disk (the layout every build of slim/aws-nginx:1 shares). */
+let firstBlocks: BlockMap;
 
 interface Published {
   kind: string;
@@ -135,6 +137,7 @@ describe('EBS direct path', () => {
     expect(ami).toMatchObject({ kind: 'ami', location: REGION });
     const disk = first.artifacts.find((a) => a.path.endsWith('disk.raw'))!.path;
     firstDisk = { path: disk, blocks: (await mapDisk(disk)).blocks };
+    firstBlocks = firstDisk.blocks;
     // exactly the disk's non-zero 512 KiB blocks were sent, each once
     const puts = fake.ebs.calls.slice(from).filter((c) => c.action === 'PutSnapshotBlock' && !c.error).map((c) => c.blockIndex!);
     expect(puts.sort((a, b) => a - b)).toEqual([...firstDisk.blocks.keys()].sort((a, b) => a - b));
@@ -225,9 +228,11 @@ describe('faults and idempotency', () => {
     for (const action of ['DescribeImages', 'RegisterImage', 'DescribeSnapshots']) fake.ec2.faults.add({ action, times: 2, effect: { kind: 'throttle' } });
     fake.ec2.faults.add({ action: 'RegisterImage', effect: { kind: 'server-error', status: 503 } });
     fake.ebs.faults.add({ action: 'StartSnapshot', times: 2, effect: { kind: 'server-error' } });
-    fake.ebs.faults.add({ action: 'PutSnapshotBlock', times: 6, effect: { kind: 'throttle' } });
-    fake.ebs.faults.add({ action: 'PutSnapshotBlock', times: 3, effect: { kind: 'server-error', status: 503 } });
-    fake.ebs.faults.add({ action: 'PutSnapshotBlock', times: 2, effect: { kind: 'drop', when: 'after' } });
+    // one block per kind of fault (a request takes a hit from every rule it matches)
+    const [a, b, c] = [...firstBlocks.keys()];
+    fake.ebs.faults.add({ action: 'PutSnapshotBlock', blockIndex: a, times: 6, effect: { kind: 'throttle' } });
+    fake.ebs.faults.add({ action: 'PutSnapshotBlock', blockIndex: b, times: 3, effect: { kind: 'server-error', status: 503 } });
+    fake.ebs.faults.add({ action: 'PutSnapshotBlock', blockIndex: c, times: 2, effect: { kind: 'drop', when: 'after' } });
     fake.ebs.faults.add({ action: 'CompleteSnapshot', effect: { kind: 'throttle' } });
     const from = fake.ebs.calls.length;
     const r = await ship('slim/aws-nginx:1', ['--name', 'faulty']);
@@ -261,7 +266,8 @@ describe('faults and idempotency', () => {
     fake.ebs.faults.add({ action: 'PutSnapshotBlock', times: Infinity, effect: { kind: 'delay', ms: 400 } });
     const out = newOut();
     const child = execa(process.execPath, [runJs, 'ship', 'aws', 'slim/aws-nginx:1', '--repo', repo, '--out', out, '--kernel', 'core/kernel:bookworm', '--name', 'killed', '--parallel', '2', '--json'], { env: { ...process.env, ...env }, reject: false });
-    await until('some blocks are in', async () => (fake.ebs.calls.filter((c) => c.action === 'PutSnapshotBlock' && !c.error).length >= 8 ? true : undefined), 240_000, 100);
+    const before = fake.ebs.calls.length;
+    await until('some blocks are in', async () => (fake.ebs.calls.slice(before).filter((c) => c.action === 'PutSnapshotBlock' && !c.error).length >= 8 ? true : undefined), 240_000, 100);
     child.kill('SIGKILL');
     expect((await child).signal).toBe('SIGKILL');
     fake.ebs.faults.clear();
