@@ -43,7 +43,8 @@ export type {
   ShipTarget,
 } from '../core/ship/provider.js';
 export type { OptionSpec } from '../core/ship/options.js';
-export type { Artifact, BuildFormat, BuildResult, Platform } from '../core/build/types.js';
+export type { Artifact, BuildFormat, BuildResult } from '../core/build/types.js';
+export type { Platform } from '../core/bootable/platforms.js';
 export type { AimEvent, Reporter } from '../lib/reporter.js';
 export { AimError, ConfigError, ExitCode, InterruptedError, ProviderError } from '../lib/errors.js';
 export { optionSpecs } from '../core/ship/options.js';

@@ -13,7 +13,7 @@ import type { EBSClient } from '@aws-sdk/client-ebs';
 import { chmod, copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpGet } from '../../src/core/boot/qemu.js';
+import { httpGet } from '../../src/run/qemu.js';
 import { startAwsFake, type AwsFake } from '../helpers/aws/aws-fake.js';
 import { fakeClients } from '../helpers/aws/clients.js';
 import { GUEST_IP } from '../helpers/aws/instance-vm.js';

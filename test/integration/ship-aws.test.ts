@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mapDisk, type BlockMap } from '../../providers/aws/disk-blocks.js';
 import { TAG } from '../../providers/aws/names.js';
-import { httpGet } from '../../src/core/boot/qemu.js';
+import { httpGet } from '../../src/run/qemu.js';
 import { startAwsFake, type AwsFake } from '../helpers/aws/aws-fake.js';
 import { fakeClients } from '../helpers/aws/clients.js';
 import { assembleVolume } from '../helpers/aws/disk-assembly.js';

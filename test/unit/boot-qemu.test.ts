@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultDevices, findBootArtifact, findEsp, qemuArgs, type VmSpec } from '../../src/core/boot/qemu.js';
+import { defaultDevices, findBootArtifact, findEsp, qemuArgs, type VmSpec } from '../../src/run/qemu.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const base: VmSpec = { artifact: { kind: 'disk', path: '/x/disk.vmdk', format: 'vmdk' }, dir: '/scratch', memoryMiB: 512, forwards: [{ host: 8080, guest: 80 }], accel: 'tcg', console: 'file' };

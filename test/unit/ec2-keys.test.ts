@@ -2,8 +2,8 @@ import { execa } from 'execa';
 import { readFile, writeFile, chmod, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ec2KeysScript, platformInitSteps } from '../../src/core/boot/ec2-keys.js';
-import { AIM_BUSYBOX } from '../../src/core/boot/init-scripts.js';
+import { ec2KeysScript, platformInitSteps } from '../../src/core/bootable/ec2-keys.js';
+import { AIM_BUSYBOX } from '../../src/core/bootable/init-scripts.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**

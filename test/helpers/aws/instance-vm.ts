@@ -1,12 +1,12 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { consoleLogPath, freePort, startVm, type RunningVm } from '../../../src/core/boot/qemu.js';
+import { consoleLogPath, freePort, startVm, type RunningVm } from '../../../src/run/qemu.js';
 import type { AwsState, SnapshotRecord } from './aws-state.js';
 import { assembleVolume } from './disk-assembly.js';
 import { startImdsServer, type ImdsInstance, type ImdsServer } from './imds-server.js';
 
 /**
- * A fake instance's machine: aim's QEMU runner (src/core/boot/qemu.ts, the one behind `aim boot`)
+ * A fake instance's machine: aim's QEMU runner (src/run/qemu.ts, the one behind `aim boot`)
  * booting the volume assembled from the AMI's root snapshot, x86_64 under TCG, OVMF for boot mode
  * uefi and SeaBIOS for legacy-bios, the root volume on an NVMe controller as Nitro instances have
  * it, the serial console in a log file.

@@ -35,16 +35,17 @@ export interface Ext4Request {
  * reproducible: fixed UUID and hash seed, E2FSPROGS_FAKE_TIME for the filesystem's own times,
  * then debugfs sets the access, change and creation times mke2fs copied from the host files.
  */
-export async function makeExt4(r: Ext4Request): Promise<void> {
+export async function makeExt4(r: Ext4Request, signal?: AbortSignal): Promise<void> {
   const env = { E2FSPROGS_FAKE_TIME: String(r.epoch), SOURCE_DATE_EPOCH: String(r.epoch) };
+  const tool = { env, ...(signal ? { cancelSignal: signal } : {}) };
   await runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-N', String(r.inodes), '-J', 'size=4', '-L', r.label, '-U', r.uuid,
-    '-E', `hash_seed=${r.hashSeed},lazy_itable_init=0,lazy_journal_init=0`, '-d', r.sourceDir, r.image, `${r.mib}M`], { env });
-  const dump = await runTool('dumpe2fs', [r.image], { env });
+    '-E', `hash_seed=${r.hashSeed},lazy_itable_init=0,lazy_journal_init=0`, '-d', r.sourceDir, r.image, `${r.mib}M`], tool);
+  const dump = await runTool('dumpe2fs', [r.image], tool);
   const commands = usedInodes(dump.stdout).flatMap((n) => ['atime', 'ctime', 'crtime'].map((f) => `set_inode_field <${n}> ${f} ${r.epoch}`));
   const script = `${r.image}.debugfs`;
   await writeFile(script, commands.join('\n') + '\n');
   try {
-    await runTool('debugfs', ['-w', '-f', script, r.image], { env });
+    await runTool('debugfs', ['-w', '-f', script, r.image], tool);
   } finally {
     await rm(script, { force: true });
   }

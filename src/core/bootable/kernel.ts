@@ -3,6 +3,7 @@ import { lookupImagePath, resolveImagePath } from '../analyze/resolve.js';
 import type { Entry } from '../model/entry.js';
 import { resolveImage } from '../query/resolve.js';
 import type { Repository } from '../repository/repository.js';
+import { entryContent, type ContentSource } from './content.js';
 import { parseModuleIndex, type ModuleIndex } from './modules.js';
 
 /** The kernel a bootable artifact boots: its image, version, vmlinuz and indexed modules. */
@@ -15,9 +16,10 @@ export interface BootKernel {
   /** Canonical path of the modules directory in that image ("/usr/lib/modules/6.1.0-…"). */
   modulesDir: string;
   index: ModuleIndex;
-  readVmlinuz(): Promise<Buffer>;
-  /** A module file by its modules.dep path ("kernel/fs/ext4/ext4.ko"). */
-  readModule(path: string): Promise<Buffer>;
+  /** The kernel image, streamed from the blob store. */
+  vmlinuz: ContentSource;
+  /** A module file by its modules.dep path ("kernel/fs/ext4/ext4.ko"), streamed from the blob store. */
+  module(path: string): ContentSource;
 }
 
 /**
@@ -58,12 +60,13 @@ export async function resolveBootKernel(repo: Repository, image: { id: string; e
       hint: 'make a kernel core with `aim core kernel` (used by default), or pass --kernel with one',
     });
   }
-  const read = async (path: string): Promise<Buffer> => {
+  const file = (path: string): Entry => {
     const e = lookupImagePath(source.entries, path);
     if (e?.type !== 'file' || !e.blob) throw new InputError('E_NO_KERNEL', `${path} is missing from the kernel's image ${source.id.slice(0, 12)}`);
-    return repo.blobs.read(e.blob);
+    return e;
   };
-  const text = async (name: string) => (lookupImagePath(source.entries, `${k.modulesDir}/${name}`) ? (await read(`${k.modulesDir}/${name}`)).toString('utf8') : undefined);
+  // depmod's index files are small text: read whole
+  const text = async (name: string) => (lookupImagePath(source.entries, `${k.modulesDir}/${name}`) ? (await repo.blobs.read(file(`${k.modulesDir}/${name}`).blob!)).toString('utf8') : undefined);
   const index = parseModuleIndex({ dep: (await text('modules.dep'))!, softdep: await text('modules.softdep'), alias: await text('modules.alias'), builtin: await text('modules.builtin') });
   return {
     imageId: source.id,
@@ -71,7 +74,7 @@ export async function resolveBootKernel(repo: Repository, image: { id: string; e
     mtime: k.vmlinuz.mtime,
     modulesDir: k.modulesDir,
     index,
-    readVmlinuz: () => repo.blobs.read(k.vmlinuz.blob!),
-    readModule: (path) => read(`${k.modulesDir}/${path}`),
+    vmlinuz: entryContent(k.vmlinuz, repo.blobs),
+    module: (path) => entryContent(file(`${k.modulesDir}/${path}`), repo.blobs),
   };
 }

@@ -3,11 +3,12 @@ import { copyFile, readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { basename, dirname, extname, join } from 'node:path';
-import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError, errnoCode } from '../../lib/errors.js';
-import { requireTool, runTool, spawnTool, type StreamingProcess } from '../../lib/exec.js';
-import { formatGuid } from '../import/disk/partition-table.js';
-import { describeHttpExpectation, unmetHttp, type HttpExpectation } from '../probe/expectation.js';
-import { probeWhenReady } from '../probe/readiness.js';
+import { AimError, ConfigError, ExitCode, InputError, NotFoundError, ToolFailedError, errnoCode } from '../lib/errors.js';
+import { requireTool, runTool, spawnTool, type StreamingProcess } from '../lib/exec.js';
+import { PLATFORM, type Platform, type PlatformSettings } from '../core/bootable/platforms.js';
+import { formatGuid } from '../core/import/disk/partition-table.js';
+import { describeHttpExpectation, unmetHttp, type HttpExpectation } from '../core/probe/expectation.js';
+import { probeWhenReady } from '../core/probe/readiness.js';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
@@ -47,6 +48,14 @@ export type BootArtifact = DiskArtifact | OvaArtifact | PxeArtifact;
 export const BOOT_DEVICES = ['virtio', 'vmware'] as const;
 export type BootDevices = (typeof BOOT_DEVICES)[number];
 
+/** The platform whose devices (bootable/platforms: PLATFORM[…].qemu) each choice emulates. */
+const DEVICES_PLATFORM: Record<BootDevices, Platform> = { virtio: 'qemu', vmware: 'vmware' };
+
+/** The QEMU disk controller and NIC of a device choice. */
+export function emulatedDevices(devices: BootDevices): NonNullable<PlatformSettings['qemu']> {
+  return PLATFORM[DEVICES_PLATFORM[devices]].qemu!;
+}
+
 const DISK_EXTENSIONS: Record<string, DiskArtifact['format']> = { '.raw': 'raw', '.img': 'raw', '.qcow2': 'qcow2', '.vmdk': 'vmdk' };
 const bootable = (name: string) => DISK_EXTENSIONS[extname(name)] !== undefined || extname(name) === '.ova';
 
@@ -70,10 +79,10 @@ export async function findBootArtifact(path: string): Promise<BootArtifact> {
 }
 
 /** What QEMU boots: the artifact itself, or the VMDK an OVA carries, extracted into `dir`. */
-export async function bootDisk(artifact: BootArtifact, dir: string): Promise<DiskArtifact | PxeArtifact> {
+export async function bootDisk(artifact: BootArtifact, dir: string, signal?: AbortSignal): Promise<DiskArtifact | PxeArtifact> {
   if (artifact.kind !== 'ova') return artifact;
-  const { extractOvaDisk } = await import('../build/ova.js');
-  return { kind: 'disk', path: await extractOvaDisk(artifact.path, dir), format: 'vmdk' };
+  const { extractOvaDisk } = await import('../core/build/ova.js');
+  return { kind: 'disk', path: await extractOvaDisk(artifact.path, dir, signal), format: 'vmdk' };
 }
 
 /** The devices to boot an artifact on when none are asked for: VMware's for an OVA (its initramfs has no virtio drivers). */
@@ -106,6 +115,8 @@ export interface VmSpec {
   tbSizeMiB?: number;
   /** Console to this file (default) or to QEMU's stdio. */
   console: 'file' | 'stdio';
+  /** Kills QEMU (and the tools run before it) when it aborts. */
+  signal?: AbortSignal;
   /**
    * virtio devices: the bus of the disk, virtio-blk (default) or NVMe, as EC2's Nitro instances
    * present EBS volumes (with the volume id as the controller's serial number).
@@ -133,7 +144,7 @@ export function qemuArgs(spec: VmSpec): string[] {
   const a = spec.artifact;
   const accel = spec.accel === 'kvm' ? 'kvm' : `tcg,tb-size=${spec.tbSizeMiB ?? 256}`;
   const hostfwd = spec.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
-  const vmware = spec.devices === 'vmware';
+  const emulated = emulatedDevices(spec.devices ?? 'virtio');
   const uefi = (spec.firmware ?? 'uefi') === 'uefi';
   const disk =
     a.kind === 'pxe'
@@ -141,7 +152,7 @@ export function qemuArgs(spec: VmSpec): string[] {
       : [
           // a stream-optimized VMDK cannot be written in place: writes go to a temporary overlay
           '-drive', `file=${a.path},if=none,id=d0,format=${a.format}${a.format === 'vmdk' ? ',snapshot=on' : ''}`,
-          ...(vmware ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : diskDevice(spec)),
+          ...(emulated.disk === 'pvscsi' ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : diskDevice(spec, emulated.disk)),
         ];
   const pxe = a.kind !== 'pxe' ? '' : a.httpPort ? `,bootfile=http://10.0.2.2:${a.httpPort}/${a.bootfile}` : `,tftp=${a.dir},bootfile=${a.bootfile}`;
   return [
@@ -151,14 +162,14 @@ export function qemuArgs(spec: VmSpec): string[] {
     ...(uefi ? ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`] : []),
     ...disk,
     '-netdev', `user,id=n0${userNetArgs(spec)}${hostfwd}${pxe}`,
-    '-device', `${vmware ? 'vmxnet3' : 'virtio-net-pci'},netdev=n0${a.kind === 'pxe' ? '' : ',romfile='}`,
+    '-device', `${emulated.nic},netdev=n0${a.kind === 'pxe' ? '' : ',romfile='}`,
   ];
 }
 
-function diskDevice(spec: VmSpec): string[] {
+function diskDevice(spec: VmSpec, emulated: string): string[] {
   const d = spec.disk;
   if (d?.bus === 'nvme') return ['-device', `nvme,drive=d0,serial=${qemuOptionValue(d.serial)}`];
-  return ['-device', 'virtio-blk-pci,drive=d0'];
+  return ['-device', `${emulated},drive=d0`];
 }
 
 /** A value inside a QEMU -option list: commas doubled. */
@@ -183,9 +194,9 @@ function firmwareEspArgs(spec: VmSpec): string[] {
 const ESP_TYPE = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
 
 /** Where a GPT disk's EFI system partition lies: read from the table in its first sectors (through qemu-img, any format). */
-export async function findEsp(disk: DiskArtifact, scratch: string): Promise<{ offset: number; size: number }> {
+export async function findEsp(disk: DiskArtifact, scratch: string, signal?: AbortSignal): Promise<{ offset: number; size: number }> {
   const head = join(scratch, 'gpt-head.raw');
-  await runTool('qemu-img', ['dd', '-f', disk.format, '-O', 'raw', 'bs=512', 'count=34', `if=${disk.path}`, `of=${head}`]);
+  await runTool('qemu-img', ['dd', '-f', disk.format, '-O', 'raw', 'bs=512', 'count=34', `if=${disk.path}`, `of=${head}`], { ...(signal ? { cancelSignal: signal } : {}) });
   const b = await readFile(head);
   const none = () => new InputError('E_NOT_BOOTABLE', `${disk.path}: no GPT with an EFI system partition in its first sectors`, { hint: 'boot disks aim built, or use --devices virtio' });
   if (b.length < 1024 || b.subarray(512, 520).toString('latin1') !== 'EFI PART') throw none();
@@ -239,13 +250,14 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
   if (spec.artifact.kind === 'pxe' && !existsSync(join(spec.artifact.dir, spec.artifact.bootfile))) throw new NotFoundError(`${join(spec.artifact.dir, spec.artifact.bootfile)} does not exist`);
   if (spec.accel === 'kvm' && !existsSync('/dev/kvm')) throw new ConfigError('--accel kvm needs /dev/kvm, which this machine does not have', { hint: 'use --accel tcg' });
   if (uefi) await copyFile(OVMF_VARS, join(spec.dir, 'OVMF_VARS.fd'));
-  if (spec.devices === 'vmware' && !spec.firmwareEsp && spec.artifact.kind === 'disk') spec = { ...spec, firmwareEsp: await findEsp(spec.artifact, spec.dir) };
+  if (spec.devices === 'vmware' && !spec.firmwareEsp && spec.artifact.kind === 'disk') spec = { ...spec, firmwareEsp: await findEsp(spec.artifact, spec.dir, spec.signal) };
   const started = Date.now();
   const qemu = spawnTool('qemu-system-x86_64', qemuArgs(spec), {
     ...(spec.maxSeconds === undefined ? {} : { timeout: spec.maxSeconds * 1000 }),
     stdin: spec.console === 'stdio' ? 'inherit' : 'ignore',
     stdout: spec.console === 'stdio' ? 'inherit' : 'ignore',
     stderr: 'pipe',
+    ...(spec.signal ? { cancelSignal: spec.signal } : {}),
   });
   const stderr: Buffer[] = [];
   qemu.stderr?.on('data', (d: Buffer) => stderr.push(d));
@@ -325,7 +337,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * guest's answer meets the expectation (default: any 2xx), QEMU exits or the budget is spent.
  * Errors carry the last lines of the guest console.
  */
-export async function waitForHttp(vm: RunningVm, port: number, path: string, timeoutMs: number, started = Date.now(), expect: HttpExpectation = {}): Promise<HttpAnswer> {
+export async function waitForHttp(vm: RunningVm, port: number, path: string, timeoutMs: number, started = Date.now(), expect: HttpExpectation = {}, signal?: AbortSignal): Promise<HttpAnswer> {
   const url = `http://127.0.0.1:${port}${path}`;
   let body: Buffer = Buffer.alloc(0);
   const run = await probeWhenReady<string, { status?: number; bytes?: number; bodyTail?: string; error?: string; unmet?: string }>({
@@ -355,6 +367,7 @@ export async function waitForHttp(vm: RunningVm, port: number, path: string, tim
     },
     outputTail: async () => (await vm.console()).split('\n').slice(-40).join('\n'),
     tailLabel: 'guest console',
+    ...(signal ? { signal } : {}),
     hint: 'boot without --probe to watch the console, give the status or text the guest really answers with, or a longer --timeout',
   });
   const r = run.rounds[0]![0]!;

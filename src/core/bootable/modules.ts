@@ -1,18 +1,11 @@
 import { ConfigError } from '../../lib/errors.js';
-import type { Platform } from '../build/types.js';
+import { platformModules, type Platform } from './platforms.js';
 
 /**
  * Kernel modules every aim initramfs loads, whatever the platform: the root filesystem, and the
  * power button (with its input events) so the machine powers off cleanly when asked.
  */
 export const BASE_MODULES = ['ext4', 'evdev', 'button'] as const;
-
-/** The disk and network drivers each platform needs to reach its root disk and the network. */
-export const PLATFORM_MODULES: Record<Platform, readonly string[]> = {
-  qemu: ['virtio_pci', 'virtio_blk', 'virtio_scsi', 'sd_mod', 'virtio_net'],
-  ec2: ['nvme', 'ena'],
-  vmware: ['vmw_pvscsi', 'mptspi', 'ata_piix', 'ahci', 'sd_mod', 'vmxnet3', 'e1000'],
-};
 
 /** depmod's index of one kernel's modules, keyed by module name ("-" written as "_"). */
 export interface ModuleIndex {
@@ -126,5 +119,5 @@ export function moduleClosure(index: ModuleIndex, wanted: readonly string[]): Mo
 
 /** The modules an initramfs for `platform` carries: the base set, the platform's drivers, the extras. */
 export function wantedModules(platform: Platform, extra: readonly string[]): string[] {
-  return [...new Set([...BASE_MODULES, ...PLATFORM_MODULES[platform], ...extra])];
+  return [...new Set([...BASE_MODULES, ...platformModules(platform), ...extra])];
 }

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError } from '../../lib/errors.js';
-import { makeScratchDir } from '../../lib/fs.js';
-import { describeHttpExpectation, type HttpExpectation } from '../probe/expectation.js';
-import type { Reporter } from '../../lib/reporter.js';
+import { ConfigError, cancellationError, throwIfCancelled } from '../lib/errors.js';
+import { makeScratchDir } from '../lib/fs.js';
+import { describeHttpExpectation, type HttpExpectation } from '../core/probe/expectation.js';
+import type { Reporter } from '../lib/reporter.js';
 import { servePxeBundle, type PxeHttpRequest, type PxeHttpServer } from './pxe-http.js';
 import { bootDisk, defaultDevices, findBootArtifact, freePort, startVm, waitForHttp, type BootArtifact, type BootDevices, type RunningVm } from './qemu.js';
 
@@ -74,6 +74,7 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
   if (request.probe !== undefined && request.forwards.length === 0) throw new ConfigError('--probe needs a --forward to reach the guest (e.g. --forward 0:80)');
   if (request.probe !== undefined && !request.probe.startsWith('/')) throw new ConfigError(`--probe ${request.probe}: give the HTTP path, starting with /`);
   if (request.expect && request.probe === undefined) throw new ConfigError('--expect-status and --expect-body need a --probe');
+  const { signal } = request;
   const found = await findBootArtifact(request.path);
   if (request.pxeVia === 'http' && found.kind !== 'pxe') throw new ConfigError('--pxe-via http is for PXE bundles (the aim build --format pxe directory)');
   const devices = request.devices ?? defaultDevices(found);
@@ -94,7 +95,7 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
       artifact = { ...found, httpPort: http.port };
     }
     forwards = await Promise.all(request.forwards.map(async (f) => ({ host: f.host === 0 ? await freePort() : f.host, guest: f.guest })));
-    const disk = await bootDisk(artifact, dir);
+    const disk = await bootDisk(artifact, dir, signal);
     started = Date.now();
     vm = await startVm({
       artifact: disk,
@@ -106,12 +107,12 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
       accel: request.accel,
       tbSizeMiB: request.tbSizeMiB,
       console: request.probe === undefined && request.consoleOnStdio ? 'stdio' : 'file',
+      ...(signal ? { signal } : {}),
     });
   } catch (e) {
     await cleanUp();
-    throw e;
+    throw signal?.aborted ? cancellationError(signal) : e;
   }
-  const { signal } = request;
   const stopOnAbort = () => void vm.stop().catch(() => undefined);
   signal?.addEventListener('abort', stopOnAbort);
   // Ctrl-C while the disk was extracted or QEMU started: the listener came too late for it
@@ -122,11 +123,11 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
     reporter.emit({ type: 'stage', stage: 'boot', status: 'start', detail: `${describe(artifact)} (${devices} devices, ${request.firmware}, ${request.memoryMiB} MiB, ${request.accel}); ${ports}` });
     if (request.probe === undefined) {
       const res = await vm.process;
-      if (signal?.aborted) throw signal.reason;
+      throwIfCancelled(signal);
       result.exitCode = res.exitCode ?? undefined;
       return result;
     }
-    const answer = await waitForHttp(vm, forwards[0]!.host, request.probe, request.timeoutMs, started, request.expect);
+    const answer = await waitForHttp(vm, forwards[0]!.host, request.probe, request.timeoutMs, started, request.expect, signal);
     const title = /<title>([^<]*)<\/title>/i.exec(answer.body.toString('utf8'))?.[1];
     result.probe = {
       url: `http://127.0.0.1:${forwards[0]!.host}${request.probe}`,
@@ -139,6 +140,9 @@ export async function bootArtifact(request: BootRequest, reporter: Reporter): Pr
       ...(title === undefined ? {} : { title }),
     };
     return result;
+  } catch (e) {
+    // stopped by the signal, whatever the probe or QEMU then failed with
+    throw signal?.aborted ? cancellationError(signal) : e;
   } finally {
     signal?.removeEventListener('abort', stopOnAbort);
     try {

@@ -1,7 +1,8 @@
 import { ConfigError, InputError } from '../../lib/errors.js';
+import type { Reporter } from '../../lib/reporter.js';
 import { lookupImagePath, resolveImagePath } from '../analyze/resolve.js';
-import type { BuildContext } from '../build/types.js';
 import type { Entry } from '../model/entry.js';
+import type { Repository } from '../repository/repository.js';
 import { runtimeForImage } from '../runtime/for-image.js';
 import type { RuntimeAction } from '../runtime/plan.js';
 import { readEntrypoint } from '../slim/entrypoint.js';
@@ -9,9 +10,32 @@ import { bootIds, sourceDateEpoch, type BootIds } from './ids.js';
 import { AIM_BUSYBOX, AIM_INIT } from './init-scripts.js';
 import { resolveBootKernel, type BootKernel } from './kernel.js';
 import { moduleClosure, wantedModules } from './modules.js';
+import type { Platform } from './platforms.js';
+
+/** What a bootable image is asked to be: the part of a build request the assembly reads. */
+export interface BootableRequest {
+  /** Image to boot (resolved id). */
+  imageId: string;
+  platform: Platform;
+  /** Extra kernel modules for the initramfs, beyond the platform's list. */
+  modules: readonly string[];
+  /** aim's minimal init supervising the entrypoint, or the image's own systemd. */
+  init: 'aim' | 'systemd';
+  /** Command the booted image starts as its service (argv); default: the one the image records. */
+  entrypoint?: string[];
+  /** Kernel core image (ref); default: the image's own kernel. */
+  kernelImage?: string;
+  /**
+   * Derive the disk, partition and filesystem ids from this instead of the image id: successive
+   * versions of one image built with the same seed differ only where their content does.
+   */
+  idSeed?: string;
+}
 
 /** Everything a bootable build decided before writing anything. */
 export interface BootPlan {
+  imageId: string;
+  platform: Platform;
   kernel: BootKernel;
   /** Modules wanted in the initramfs (platform list and --module extras). */
   modules: string[];
@@ -83,9 +107,8 @@ export function checkSystemd(entries: ReadonlyMap<string, Entry>): string {
  * Checks a bootable build's inputs and decides what it boots, before any work: the kernel (the
  * image's or the kernel core's), the initramfs modules, systemd or aim's init with its entrypoint.
  */
-export async function planBoot(context: BuildContext): Promise<BootPlan> {
-  const { repo, request } = context;
-  const entries = new Map(context.entries.map((e) => [e.path, e]));
+export async function planBoot(repo: Repository, request: BootableRequest, imageEntries: readonly Entry[], reporter: Reporter): Promise<BootPlan> {
+  const entries = new Map(imageEntries.map((e) => [e.path, e]));
   let init = AIM_INIT;
   let entrypoint: string[] | undefined;
   let runtime: RuntimeAction[] | undefined;
@@ -96,10 +119,22 @@ export async function planBoot(context: BuildContext): Promise<BootPlan> {
     if (!argv) throw new ConfigError(`image ${request.imageId.slice(0, 12)} records no entrypoint`, { hint: 'pass --entrypoint "COMMAND", or --init systemd for images with systemd' });
     entrypoint = checkEntrypoint(entries, argv);
     // A slim image's recorded plan; otherwise the image's tmpfiles.d and the entrypoint's units.
-    runtime = (await runtimeForImage(repo, request.imageId, { command: argv.join(' ') }, context.reporter)).actions;
+    runtime = (await runtimeForImage(repo, request.imageId, { command: argv.join(' ') }, reporter)).actions;
   }
   const kernel = await resolveBootKernel(repo, { id: request.imageId, entries }, request.kernelImage);
   const modules = wantedModules(request.platform, request.modules);
   moduleClosure(kernel.index, modules); // unknown modules fail here, before any work
-  return { kernel, modules, init, entrypoint, ...(runtime ? { runtime } : {}), ids: bootIds(request.idSeed ?? request.imageId), epoch: sourceDateEpoch(context.entries), coreEpoch: sourceDateEpoch([kernel]), entries };
+  return {
+    imageId: request.imageId,
+    platform: request.platform,
+    kernel,
+    modules,
+    init,
+    entrypoint,
+    ...(runtime ? { runtime } : {}),
+    ids: bootIds(request.idSeed ?? request.imageId),
+    epoch: sourceDateEpoch(imageEntries),
+    coreEpoch: sourceDateEpoch([kernel]),
+    entries,
+  };
 }
