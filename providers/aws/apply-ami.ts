@@ -2,7 +2,7 @@ import type { ApplyContext, Published } from '../../src/api/provider.js';
 import { copyImage, registerImage, shareImage, waitImageAvailable } from './ami.js';
 import { awsClients, type AwsClients } from './clients.js';
 import { clientToken } from './names.js';
-import { settingsOf } from './observe.js';
+import { settingsOf } from './settings.js';
 import type { AwsOptions } from './options.js';
 import type { AwsPlan } from './plan.js';
 import { KIND, findResource } from './resources.js';

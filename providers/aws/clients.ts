@@ -3,18 +3,13 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
 import { addSecret } from '../../src/lib/redact.js';
 import { awsError } from './aws-errors.js';
+import { customEndpoint, type AwsSettings } from './settings.js';
+
+export type { AwsSettings } from './settings.js';
 
 // aim supports Node 20.19+ itself; the SDK's notice that its releases of 2027 will need Node 22
 // would land in every command's stderr (set the variable to false to see it)
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
-/** How aim reaches AWS: the region, the profile and endpoints that replace AWS's own. */
-export interface AwsSettings {
-  region: string;
-  profile?: string | undefined;
-  /** --endpoint-url: every service at this URL (LocalStack-style). */
-  endpointUrl?: string | undefined;
-}
 
 export interface AwsClients {
   region: string;
@@ -23,14 +18,6 @@ export interface AwsClients {
   ebs: EBSClient;
   s3: S3Client;
   destroy(): void;
-}
-
-/**
- * The endpoint of a service when it is not AWS's own: --endpoint-url, else the SDK's
- * AWS_ENDPOINT_URL_<SERVICE> and AWS_ENDPOINT_URL variables (which the SDK also reads itself).
- */
-export function customEndpoint(service: 'EC2' | 'EBS' | 'S3', settings: Pick<AwsSettings, 'endpointUrl'>, env: NodeJS.ProcessEnv): string | undefined {
-  return settings.endpointUrl ?? env[`AWS_ENDPOINT_URL_${service}`] ?? env.AWS_ENDPOINT_URL ?? undefined;
 }
 
 /**

@@ -1,36 +1,17 @@
 import { DescribeImageAttributeCommand, DescribeRegionsCommand } from '@aws-sdk/client-ec2';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import { AimError, ExitCode, type ProviderContext, type ShipImage, type ShipTarget } from '../../src/api/provider.js';
+import { AimError, ExitCode, type ProviderContext, type ShipTarget } from '../../src/api/provider.js';
 import { ownImages, type AmiInfo } from './ami.js';
 import { calling } from './aws-errors.js';
-import { awsClients, customEndpoint, resolveCredentials, type AwsSettings } from './clients.js';
+import { awsClients, resolveCredentials } from './clients.js';
 import type { EncodedBlockMap } from './disk-blocks.js';
 import { describeSnapshot } from './ebs-snapshot.js';
-import { amiName, imageName, TAG } from './names.js';
+import { amiName, TAG } from './names.js';
 import type { AwsOptions } from './options.js';
-import { checkRegions, partitionHome, resolveRegion } from './region.js';
+import { checkRegions, partitionHome } from './region.js';
+import { lineageOf, settingsOf } from './settings.js';
 import { KIND, type SnapshotData } from './resources.js';
 import { errorCode } from './retry.js';
-
-/** The lineage of versions an AMI belongs to: --name, else the image's name ("slim/nginx"). */
-export const lineageOf = (options: Pick<AwsOptions, 'name'>, image: ShipImage) => options.name ?? imageName(image.ref);
-
-/** How to reach AWS for these options (the region resolved from flag, environment or profile). */
-export function settingsOf(options: Pick<AwsOptions, 'region' | 'profile' | 'endpoint-url'>, env: NodeJS.ProcessEnv): AwsSettings {
-  return { region: resolveRegion(options, env), ...(options.profile ? { profile: options.profile } : {}), ...(options['endpoint-url'] ? { endpointUrl: options['endpoint-url'] } : {}) };
-}
-
-/**
- * Where a ship goes, canonically: the region (and the EC2 endpoint when it is not AWS's), the AMI
- * name, and what makes the AMI itself differ (boot mode, NitroTPM, encryption). Tags, copies and
- * sharing are not part of it: shipping again with more of them completes the same publication.
- */
-export function targetOf(options: AwsOptions, image: ShipImage, env: NodeJS.ProcessEnv): string {
-  const s = settingsOf(options, env);
-  const endpoint = customEndpoint('EC2', s, env);
-  const encryption = options.encrypted ? ` encrypted${options['kms-key-id'] ? `:${options['kms-key-id']}` : ''}` : '';
-  return `${s.region}${endpoint ? ` via ${endpoint}` : ''} ami ${amiName(lineageOf(options, image), image.id)} ${options.arch} ${options['boot-mode']}${options.tpm ? ' tpm' : ''}${encryption}`;
-}
 
 /** The snapshot a new version can build on: the newest AMI of the lineage whose snapshot's block map aim recorded. */
 export interface ObservedParent {

@@ -5,7 +5,7 @@ import { calling } from './aws-errors.js';
 import { awsClients } from './clients.js';
 import { cancelImport } from './import-snapshot.js';
 import { TAG } from './names.js';
-import { settingsOf } from './observe.js';
+import { settingsOf } from './settings.js';
 import type { AwsOptions } from './options.js';
 import { KIND } from './resources.js';
 import { removeObject } from './s3-multipart.js';

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
-import { listAimAmis, type AimAmi } from '../../../../providers/aws/inventory.js';
-import { settingsOf } from '../../../../providers/aws/observe.js';
+import type { AimAmi } from '../../../../providers/aws/inventory.js';
+import { settingsOf } from '../../../../providers/aws/settings.js';
 import { AimCommand } from '../../../cli/base-command.js';
 import { shortId, table } from '../../../cli/format.js';
 import { listPublications } from '../../../core/ship/publications.js';
@@ -26,6 +26,8 @@ region this repository's aws publications went to.`;
       const journalled = published.flatMap((p) => p.resources.filter((r) => r.kind === 'ami' && r.location).map((r) => r.location!));
       regions = [...new Set([settingsOf({ profile: flags.profile }, process.env).region, ...journalled])];
     }
+    // the AWS SDK is loaded when the command runs, not when oclif lists the commands
+    const { listAimAmis } = await import('../../../../providers/aws/inventory.js');
     const amis = await listAimAmis(settings, regions, process.env, this.abortSignal());
     const rows = amis.map((a) => [a.region, a.ami, a.name, a.state, shortId(a.imageId), a.publication ?? '-', a.public ? 'public' : '']);
     this.log(rows.length > 0 ? table(['REGION', 'AMI', 'NAME', 'STATE', 'IMAGE', 'PUBLICATION', ''], rows) : `no AMIs made by aim in ${regions.join(', ')}`);

@@ -1,6 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { removeAimAmi } from '../../../../providers/aws/inventory.js';
-import { settingsOf } from '../../../../providers/aws/observe.js';
+import { settingsOf } from '../../../../providers/aws/settings.js';
 import { AimCommand } from '../../../cli/base-command.js';
 import { publicationProvider } from '../../../cli/publication-provider.js';
 import { listPublications, removePublication } from '../../../core/ship/publications.js';
@@ -42,6 +41,7 @@ snapshots deleted (those no other AMI uses). AMIs aim did not make are refused.`
       return { ami: args.ami, region, publication: holder.id, removed: result.removed.map((r) => ({ kind: r.kind, id: r.id })), kept: [] };
     }
     const settings = settingsOf({ region: flags.region, profile: flags.profile, 'endpoint-url': flags['endpoint-url'] }, process.env);
+    const { removeAimAmi } = await import('../../../../providers/aws/inventory.js');
     const r = await removeAimAmi(settings, args.ami, process.env, signal);
     this.log(`deregistered ${r.ami} in ${r.region}${r.snapshots.length ? `, deleted ${r.snapshots.join(', ')}` : ''}${r.kept.length ? `; kept ${r.kept.join(', ')} (another AMI uses it)` : ''}`);
     return { ami: r.ami, region: r.region, removed: [{ kind: 'ami', id: r.ami }, ...r.snapshots.map((id) => ({ kind: 'snapshot', id }))], kept: r.kept };
