@@ -28,7 +28,7 @@ async function loadFake(work) {
   const out = join(work, 'fake-js');
   const files = ['test/helpers/aws/aws-fake.ts', 'test/helpers/aws/s3rver.d.ts'].map((f) => join(root, f));
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  execFileSync(process.execPath, [tsc, '--outDir', out, '--rootDir', root, '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--skipLibCheck', '--esModuleInterop', '--resolveJsonModule', '--types', 'node', ...files], { stdio: 'inherit' });
+  execFileSync(process.execPath, [tsc, '--outDir', out, '--rootDir', root, '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--skipLibCheck', '--esModuleInterop', '--resolveJsonModule', '--types', 'node', '--strict', ...files], { stdio: 'inherit' });
   writeFileSync(join(out, 'package.json'), '{"type":"module"}\n');
   return import(join(out, 'test', 'helpers', 'aws', 'aws-fake.js'));
 }
