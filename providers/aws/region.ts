@@ -36,13 +36,19 @@ export function profileRegion(profile: string, env: NodeJS.ProcessEnv): string |
   return undefined;
 }
 
-/** The region a ship goes to: --region, AWS_REGION (the option's environment), AWS_DEFAULT_REGION, the profile's. */
+/** The region given: --region, AWS_REGION (the option's environment), AWS_DEFAULT_REGION, the profile's; undefined when none is. */
+export function givenRegion(options: { region?: string | undefined; profile?: string | undefined }, env: NodeJS.ProcessEnv): string | undefined {
+  return options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? profileRegion(profileName(options.profile, env), env);
+}
+
+export function noRegionError(profile: string | undefined, env: NodeJS.ProcessEnv): ConfigError {
+  return new ConfigError('no AWS region: give --region, set AWS_REGION, or set region in the profile', { hint: `e.g. --region eu-west-1 (profile "${profileName(profile, env)}" has no region in ${env.AWS_CONFIG_FILE ?? '~/.aws/config'})` });
+}
+
+/** The region a ship goes to (givenRegion), checked: none is an error. */
 export function resolveRegion(options: { region?: string | undefined; profile?: string | undefined }, env: NodeJS.ProcessEnv): string {
-  const profile = profileName(options.profile, env);
-  const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? profileRegion(profile, env);
-  if (!region) {
-    throw new ConfigError('no AWS region: give --region, set AWS_REGION, or set region in the profile', { hint: `e.g. --region eu-west-1 (profile "${profile}" has no region in ${env.AWS_CONFIG_FILE ?? '~/.aws/config'})` });
-  }
+  const region = givenRegion(options, env);
+  if (!region) throw noRegionError(options.profile, env);
   if (!REGION_SHAPE.test(region)) throw regionError(`"${region}" is not an AWS region name`, 'regions look like eu-west-1 or us-east-2');
   return region;
 }

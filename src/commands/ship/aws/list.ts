@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import type { AimAmi } from '../../../../providers/aws/inventory.js';
-import { settingsOf } from '../../../../providers/aws/settings.js';
+import { givenRegion, noRegionError } from '../../../../providers/aws/region.js';
 import { AimCommand } from '../../../cli/base-command.js';
 import { shortId, table } from '../../../cli/format.js';
 import { listPublications } from '../../../core/ship/publications.js';
@@ -24,7 +24,9 @@ region this repository's aws publications went to.`;
     if (regions.length === 0) {
       const published = await listPublications(await this.repository(flags.repo), { provider: 'aws' });
       const journalled = published.flatMap((p) => p.resources.filter((r) => r.kind === 'ami' && r.location).map((r) => r.location!));
-      regions = [...new Set([settingsOf({ profile: flags.profile }, process.env).region, ...journalled])];
+      const given = givenRegion({ profile: flags.profile }, process.env);
+      regions = [...new Set([...(given ? [given] : []), ...journalled])];
+      if (regions.length === 0) throw noRegionError(flags.profile, process.env);
     }
     // the AWS SDK is loaded when the command runs, not when oclif lists the commands
     const { listAimAmis } = await import('../../../../providers/aws/inventory.js');
