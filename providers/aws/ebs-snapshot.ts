@@ -1,5 +1,6 @@
 import { CompleteSnapshotCommand, PutSnapshotBlockCommand, StartSnapshotCommand, type EBSClient } from '@aws-sdk/client-ebs';
 import { DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { setMaxListeners } from 'node:events';
 import { open } from 'node:fs/promises';
 import { InputError, ProviderError, isAimError } from '../../src/lib/errors.js';
 import { awsError, calling } from './aws-errors.js';
@@ -80,6 +81,8 @@ export async function putBlocks(ebs: EBSClient, input: PutBlocksInput): Promise<
   const size = (await fh.stat()).size;
   const failure = new AbortController();
   const signal = input.retry.signal ? AbortSignal.any([input.retry.signal, failure.signal]) : failure.signal;
+  // each worker's request and its retry wait listen on it: bounded by the concurrency, not a leak
+  setMaxListeners(2 * input.concurrency + 10, signal);
   const worker = async () => {
     while (next < pending.length) {
       signal.throwIfAborted();

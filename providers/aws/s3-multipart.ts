@@ -8,6 +8,7 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { setMaxListeners } from 'node:events';
 import { open } from 'node:fs/promises';
 import { isAimError } from '../../src/lib/errors.js';
 import { awsError, calling } from './aws-errors.js';
@@ -110,6 +111,8 @@ export async function uploadMultipart(s3: S3Client, input: MultipartInput): Prom
   let first: unknown;
   const failure = new AbortController();
   const all = signal ? AbortSignal.any([signal, failure.signal]) : failure.signal;
+  // each worker's request and its retry wait listen on it: bounded by the concurrency, not a leak
+  setMaxListeners(2 * input.concurrency + 10, all);
   const fh = await open(input.file, 'r');
   try {
     const worker = async () => {
