@@ -1,6 +1,6 @@
 import { AimError, ExitCode, isAimError } from '../../src/lib/errors.js';
 import { errorCode, httpStatus } from './retry.js';
-import { vmimportPolicies } from './iam-policies.js';
+import { aimPolicy, vmimportPolicies } from './iam-policies.js';
 
 const AUTH_REFUSED = new Set(['AuthFailure', 'InvalidClientTokenId', 'SignatureDoesNotMatch', 'UnrecognizedClientException', 'InvalidSignatureException', 'ExpiredToken', 'ExpiredTokenException', 'RequestExpired', 'InvalidAccessKeyId', 'IncompleteSignature']);
 const DENIED = new Set(['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException', 'Forbidden']);
@@ -42,7 +42,7 @@ export function awsError(e: unknown, doing: string, context: { bucket?: string; 
   if (DENIED.has(code)) {
     return new AimError('E_AWS_DENIED', `AWS denied the request to ${doing} (${code}): ${message}`, ExitCode.provider, {
       cause: e,
-      hint: 'the credentials lack a permission aim needs: `aim ship aws --help` lists the IAM actions (examples/aws-nginx/README.md has the whole policy)',
+      hint: `the user or role running aim lacks a permission aim needs; give it this policy (examples/aws-nginx/README.md explains it):\n${aimPolicy(context.bucket, context.roleName)}`,
     });
   }
   const status = httpStatus(e);

@@ -12,18 +12,23 @@ export const AIM_ACTIONS = {
   importSnapshot: ['ec2:ImportSnapshot', 'ec2:DescribeImportSnapshotTasks', 'ec2:CancelImportTask', 's3:PutObject', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:ListBucket', 'iam:PassRole'],
 } as const;
 
-/** The identity policy for the user or role that runs aim. */
-export function aimPolicy(bucket = 'BUCKET', roleName = 'vmimport'): string {
-  return json({
-    Version: '2012-10-17',
-    Statement: [
-      { Sid: 'AimAmis', Effect: 'Allow', Action: [...AIM_ACTIONS.common], Resource: '*' },
-      { Sid: 'AimEbsDirect', Effect: 'Allow', Action: [...AIM_ACTIONS.ebs], Resource: '*' },
+/**
+ * The identity policy for the user or role that runs aim: the AMI and EBS direct statements, and
+ * with a bucket those of --via import-snapshot (its bucket and the service role it passes).
+ */
+export function aimPolicy(bucket?: string, roleName = 'vmimport'): string {
+  const statements: unknown[] = [
+    { Sid: 'AimAmis', Effect: 'Allow', Action: [...AIM_ACTIONS.common], Resource: '*' },
+    { Sid: 'AimEbsDirect', Effect: 'Allow', Action: [...AIM_ACTIONS.ebs], Resource: '*' },
+  ];
+  if (bucket) {
+    statements.push(
       { Sid: 'AimImportSnapshot', Effect: 'Allow', Action: ['ec2:ImportSnapshot', 'ec2:DescribeImportSnapshotTasks', 'ec2:CancelImportTask'], Resource: '*' },
       { Sid: 'AimImportBucket', Effect: 'Allow', Action: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:ListBucket'], Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`] },
       { Sid: 'AimPassVmimport', Effect: 'Allow', Action: 'iam:PassRole', Resource: `arn:aws:iam::*:role/${roleName}` },
-    ],
-  });
+    );
+  }
+  return json({ Version: '2012-10-17', Statement: statements });
 }
 
 /** The trust and role policies of VM Import's service role (AWS VM Import/Export user guide, "Required service role"). */

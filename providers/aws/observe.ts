@@ -106,6 +106,6 @@ async function checkBucket(s3: ReturnType<typeof awsClients>['s3'], bucket: stri
     if (code === 'NotFound' || code === 'NoSuchBucket') {
       throw new AimError('E_AWS_BUCKET', `the S3 bucket ${bucket} does not exist`, ExitCode.usage, { hint: `create it in the AMI's region (aws s3 mb s3://${bucket}), or give another --bucket` });
     }
-    await calling(`reach the S3 bucket ${bucket}`, () => Promise.reject(e));
+    await calling(`reach the S3 bucket ${bucket}`, () => Promise.reject(e), { bucket });
   }
 }

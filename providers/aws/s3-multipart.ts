@@ -84,7 +84,7 @@ export async function uploadMultipart(s3: S3Client, input: MultipartInput): Prom
   const done = new Map<number, UploadedPart>();
   let uploadId = input.uploadId;
   if (uploadId) {
-    const remote = await calling(`list the parts of the upload of s3://${input.bucket}/${input.key}`, () => listParts(s3, input, uploadId!, signal));
+    const remote = await calling(`list the parts of the upload of s3://${input.bucket}/${input.key}`, () => listParts(s3, input, uploadId!, signal), { bucket: input.bucket });
     if (!remote) uploadId = undefined;
     else {
       for (const p of input.parts ?? []) {
@@ -97,6 +97,7 @@ export async function uploadMultipart(s3: S3Client, input: MultipartInput): Prom
   if (!uploadId) {
     const created = await calling(`start the upload of s3://${input.bucket}/${input.key}`, () =>
       withRetry('CreateMultipartUpload', () => s3.send(new CreateMultipartUploadCommand({ Bucket: input.bucket, Key: input.key, ChecksumAlgorithm: 'CRC32' }), { abortSignal: signal }), input.retry),
+      { bucket: input.bucket },
     );
     uploadId = created.UploadId!;
     await input.onCreated(uploadId);
@@ -146,7 +147,7 @@ export async function uploadMultipart(s3: S3Client, input: MultipartInput): Prom
   }
   if (first !== undefined) {
     if (signal?.aborted) throw abortReason(signal);
-    throw isAimError(first) ? first : awsError(first, `upload s3://${input.bucket}/${input.key}`);
+    throw isAimError(first) ? first : awsError(first, `upload s3://${input.bucket}/${input.key}`, { bucket: input.bucket });
   }
   const parts = [...done.values()].sort((a, b) => a.n - b.n);
   const completed = await calling(`complete the upload of s3://${input.bucket}/${input.key}`, () =>
@@ -159,6 +160,7 @@ export async function uploadMultipart(s3: S3Client, input: MultipartInput): Prom
         ),
       input.retry,
     ),
+    { bucket: input.bucket },
   );
   return { uploadId: id, ...(completed.ETag ? { etag: completed.ETag } : {}), parts, sent, bytesSent };
 }
@@ -180,8 +182,8 @@ export async function removeObject(s3: S3Client, bucket: string, key: string, up
     try {
       await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), { abortSignal: signal });
     } catch (e) {
-      if (errorCode(e) !== 'NoSuchUpload') throw awsError(e, `abort the upload of s3://${bucket}/${key}`);
+      if (errorCode(e) !== 'NoSuchUpload') throw awsError(e, `abort the upload of s3://${bucket}/${key}`, { bucket });
     }
   }
-  await calling(`delete s3://${bucket}/${key}`, () => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal }));
+  await calling(`delete s3://${bucket}/${key}`, () => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal }), { bucket });
 }
