@@ -19,6 +19,7 @@ import { httpGet } from '../../src/run/qemu.js';
 import { startAwsFake, type AwsFake } from '../helpers/aws/aws-fake.js';
 import { fakeClients } from '../helpers/aws/clients.js';
 import { assembleVolume } from '../helpers/aws/disk-assembly.js';
+import { GUEST_IP } from '../helpers/aws/instance-vm.js';
 import { until } from '../helpers/aws/sdk-steps.js';
 import { aim, runJs } from '../helpers/cli.js';
 import { goldRecipe, templatePath } from '../helpers/examples.js';
@@ -45,6 +46,8 @@ let repo: string;
 let fake: AwsFake;
 let ec2: EC2Client;
 let env: Record<string, string>;
+/** env without the per-service endpoints: the ship names the fake's one endpoint with --endpoint-url. */
+let oneEndpointEnv: Record<string, string>;
 let outs = 0;
 /** The block map of the first ship's disk (the layout every build of slim/aws-nginx:1 shares). */
 let firstBlocks: BlockMap;
@@ -112,6 +115,7 @@ beforeAll(async () => {
     AWS_SHARED_CREDENTIALS_FILE: join(tmp.dir, 'no-aws-credentials'),
     AWS_EC2_METADATA_DISABLED: 'true',
   };
+  oneEndpointEnv = Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('AWS_ENDPOINT_URL')));
 }, 900_000);
 afterAll(async () => {
   ec2?.destroy();
@@ -151,18 +155,24 @@ describe('EBS direct path', () => {
     expect(first.publication.resources.map((x) => `${x.kind} ${x.state}`)).toEqual(['build created', 'snapshot created', 'ami created']);
   }, 300_000);
 
-  it('the AMI boots: RunInstances in QEMU (OVMF, NVMe), nginx answers through the forwarded port, the key pair’s key comes from IMDSv2', async () => {
+  it('the AMI boots: RunInstances in QEMU (OVMF, NVMe), nginx answers through the forwarded port, the key pair’s key comes from IMDSv2; terminated, QEMU is gone', async () => {
+    // the one QEMU boot of the fake AWS's tests: it covers RunInstances' instance life cycle too
     const amiId = first.published[0]!.id;
     const keyBlob = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), Buffer.alloc(32, 9)]).toString('base64');
     await ec2.send(new ImportKeyPairCommand({ KeyName: 'aim-test', PublicKeyMaterial: Buffer.from(`ssh-ed25519 ${keyBlob} me@laptop`) }));
     const reservation = await ec2.send(new RunInstancesCommand({ ImageId: amiId, InstanceType: 't3.micro', MinCount: 1, MaxCount: 1, KeyName: 'aim-test' }));
     const id = reservation.Instances![0]!.InstanceId!;
+    expect(reservation.Instances![0]!.State).toEqual({ Code: 0, Name: 'pending' });
+    const describe = async () => (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;
+    let qemu: { exited(): boolean } | undefined;
     try {
       const running = await until('the instance leaves pending', async () => {
-        const i = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;
+        const i = await describe();
         return i.State!.Name === 'pending' ? undefined : i;
       }, 120_000, 250);
-      expect(running.State?.Name, JSON.stringify(running.StateReason)).toBe('running');
+      expect(running.State, JSON.stringify(running.StateReason)).toEqual({ Code: 16, Name: 'running' });
+      expect(running).toMatchObject({ ImageId: amiId, InstanceType: 't3.micro', KeyName: 'aim-test', BootMode: 'uefi', CurrentInstanceBootMode: 'uefi', PrivateIpAddress: GUEST_IP, MetadataOptions: { HttpTokens: 'required' } });
+      qemu = fake.fleet.vms.get(id)!.vm;
       const port = fake.state.instances.get(id)!.forwards.find((f) => f.guest === 80)!.host;
       const page = await until('nginx answers', async () => {
         const a = await httpGet(port, '/').catch(() => undefined);
@@ -175,6 +185,7 @@ describe('EBS direct path', () => {
         return text.includes('aim: ssh key from instance metadata') ? text : undefined;
       }, 60_000, 1000);
       expect(withKey).toMatch(/nvme nvme0/);
+      expect(withKey).toContain(`aim: eth0 has address ${GUEST_IP}`);
       expect(withKey).toContain(`aim: ssh key from instance metadata (IMDSv2) in /root/.ssh/authorized_keys: ssh-ed25519 ${keyBlob} aim-test`);
       const imds = fake.fleet.vms.get(id)!.imds.requests;
       const put = imds.findIndex((q) => q.method === 'PUT' && q.path === '/latest/api/token' && q.status === 200);
@@ -183,9 +194,16 @@ describe('EBS direct path', () => {
       expect(key).toBeGreaterThan(put);
       expect(imds[key]!.token).toBe(true);
     } finally {
-      await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+      const t = await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+      expect(t.TerminatingInstances![0]!.CurrentState!.Name).toBe('shutting-down');
     }
-    await until('the instance is gone', async () => (fake.fleet.vms.has(id) ? undefined : true), 60_000, 250);
+    const gone = await until('the instance terminates', async () => {
+      const i = await describe();
+      return i.State!.Name === 'terminated' ? i : undefined;
+    }, 60_000, 250);
+    expect(gone.StateReason?.Code).toBe('Client.UserInitiatedShutdown');
+    expect(fake.fleet.vms.has(id)).toBe(false);
+    expect(qemu?.exited()).toBe(true);
   }, 420_000);
 
   it('a re-ship of the same image sends nothing and names the same AMI', async () => {
@@ -296,8 +314,8 @@ describe('faults and idempotency', () => {
 });
 
 describe('import-snapshot path', () => {
-  it('the stream-optimized VMDK goes through S3 and ImportSnapshot; the AMI registers; the S3 object is gone after', async () => {
-    const r = await ship('slim/aws-nginx:1', ['--name', 'imported', '--via', 'import-snapshot', '--bucket', 'aim-images']);
+  it('the stream-optimized VMDK goes through S3 and ImportSnapshot (one --endpoint-url for EC2 and S3); the AMI registers; the S3 object is gone after', async () => {
+    const r = await aim<ShipJson>(['ship', 'aws', 'slim/aws-nginx:1', '--repo', repo, '--out', newOut(), '--kernel', 'core/kernel:bookworm', '--name', 'imported', '--via', 'import-snapshot', '--bucket', 'aim-images', '--endpoint-url', fake.endpoint], { env: oneEndpointEnv });
     expect(r.exitCode, r.stderr).toBe(0);
     const task = [...fake.state.importTasks.values()].find((t) => t.tags.get(TAG.publication) === r.json.publication.id)!;
     expect(task).toMatchObject({ status: 'completed', format: 'VMDK', roleName: 'vmimport', bucket: 'aim-images' });
@@ -339,7 +357,7 @@ describe('import-snapshot path', () => {
 });
 
 describe('bad input is refused before any upload', () => {
-  it('an unknown region, a malformed tag, legacy-bios, an image without a kernel', async () => {
+  it('an unknown region, a malformed tag, legacy-bios, an image without a kernel, credentials without the rights', async () => {
     const unknown = await ship<ErrorJson>('slim/aws-nginx:1', ['--region', 'xx-nowhere-1']);
     expect(unknown.exitCode).toBe(2);
     expect(unknown.json.error).toMatchObject({ code: 'E_AWS_REGION', message: 'unknown AWS region: xx-nowhere-1' });
@@ -359,6 +377,14 @@ describe('bad input is refused before any upload', () => {
     const noKernel = await aim<ErrorJson>(['ship', 'aws', 'bare/web:1', '--repo', bare, '--out', newOut()], { env });
     expect(noKernel.exitCode).toBe(4);
     expect(noKernel.json.error.code).toBe('E_NO_KERNEL');
+    // credentials without the rights aim needs: the error says so and gives the policy
+    fake.ec2.faults.add({ action: 'DescribeImages', times: Infinity, effect: { kind: 'deny' } });
+    const denied = await ship<ErrorJson>('slim/aws-nginx:1', ['--name', 'denied']);
+    fake.ec2.faults.clear();
+    expect(denied.exitCode).toBe(10);
+    expect(denied.json.error).toMatchObject({ code: 'E_AWS_DENIED', message: expect.stringMatching(/AWS denied the request .*UnauthorizedOperation/) });
+    expect(denied.json.error.hint).toContain('"ebs:PutSnapshotBlock"');
+    expect(denied.json.error.hint).not.toContain('s3:PutObject');
     expect(fake.traffic().ebs.requests).toBe(0);
     expect(fake.traffic().s3.requests).toBe(0);
     expect(fake.traffic().ec2.actions.RegisterImage).toBeUndefined();
@@ -373,7 +399,8 @@ describe('aim ship aws list and rm', () => {
     expect(listed.json.amis.map((a) => a.ami).sort()).toEqual(ours.map((i) => i.id).sort());
     const imported = listed.json.amis.find((a) => a.lineage === 'imported')!;
     expect(imported).toMatchObject({ region: REGION, imageId: await imageId('slim/aws-nginx:1') });
-    const rm = await aim<{ ami: string; publication?: string; removed: { kind: string; id: string }[] }>(['ship', 'aws', 'rm', imported.ami, '--repo', repo], { env });
+    // its publication was shipped with --endpoint-url: the journal carries it, the environment names no endpoint
+    const rm = await aim<{ ami: string; publication?: string; removed: { kind: string; id: string }[] }>(['ship', 'aws', 'rm', imported.ami, '--repo', repo], { env: oneEndpointEnv });
     expect(rm.exitCode, rm.stderr).toBe(0);
     expect(rm.json.publication).toBeDefined();
     expect(fake.state.images.has(imported.ami)).toBe(false);
