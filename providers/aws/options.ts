@@ -29,9 +29,9 @@ export const awsOptions = z
         for (const p of tagProblems(tags)) ctx.addIssue({ code: 'custom', message: p });
       })
       .meta({ description: 'tag KEY=VALUE on the AMI and its snapshot (repeatable)' }),
-    'copy-to-regions': z.array(region).default([]).meta({ description: 'copy the AMI to these regions too (repeatable, or comma-separated)' }),
+    'copy-to-regions': z.array(region).default([]).meta({ description: 'copy the AMI to these regions too (repeatable, or comma-separated)', commaSeparated: true }),
     public: z.boolean().default(false).meta({ description: 'make the AMI public (launch permission for all)' }),
-    share: z.array(account).default([]).meta({ description: 'share the AMI with this account id (repeatable)' }),
+    share: z.array(account).default([]).meta({ description: 'share the AMI with these account ids (repeatable, or comma-separated)', commaSeparated: true }),
     encrypted: z.boolean().default(false).meta({ description: 'encrypt the snapshot (every block is written: no zero-block skipping)' }),
     'kms-key-id': z.string().min(1).optional().meta({ description: 'KMS key ARN for --encrypted (default: the account’s EBS key)' }),
     via: z.enum(['ebs', 'import-snapshot']).default('ebs').meta({ description: 'ebs: EBS direct APIs, changed blocks only (default); import-snapshot: S3 + VM Import' }),
