@@ -18,6 +18,7 @@ export class StderrReporter implements Reporter {
   private readonly tty = process.stderr.isTTY === true;
   private statusShown = false;
   private lastPlain = 0;
+  private lastDrawn = 0;
   private readonly starts = new Map<string, { at: number; done: number }>();
 
   constructor(private readonly quiet: boolean) {}
@@ -32,10 +33,14 @@ export class StderrReporter implements Reporter {
         const amount = event.unit === 'bytes' ? formatBytes(event.done) : `${event.done} ${event.unit}`;
         const total = event.total !== undefined ? (event.unit === 'bytes' ? ` / ${formatBytes(event.total)}` : ` / ${event.total}`) : '';
         const text = `  ${event.stage}: ${this.bar(event)}${amount}${total}${this.pace(event)}`;
+        const last = event.total !== undefined && event.done >= event.total;
         if (this.tty) {
+          // at most 10 redraws a second (a block upload reports 2,048 times in a minute), and the last
+          if (!last && Date.now() - this.lastDrawn < 100) break;
+          this.lastDrawn = Date.now();
           process.stderr.write(`\r\x1b[2K${redact(text)}`);
           this.statusShown = true;
-        } else if (Date.now() - this.lastPlain > 2000 || (event.total !== undefined && event.done >= event.total)) {
+        } else if (Date.now() - this.lastPlain > 2000 || last) {
           this.lastPlain = Date.now();
           this.line(text);
         }
