@@ -1,11 +1,42 @@
 import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
+import { debugLog } from '../../src/lib/log.js';
 import { addSecret } from '../../src/lib/redact.js';
 import { awsError } from './aws-errors.js';
+import { errorCode, httpStatus } from './retry.js';
 import { customEndpoint, type AwsSettings } from './settings.js';
 
 export type { AwsSettings } from './settings.js';
+
+const debug = debugLog('aws');
+
+interface Traced {
+  middlewareStack: { add(m: (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => (a: unknown) => Promise<unknown>, o: { step: 'initialize'; name: string }): void };
+}
+
+/**
+ * DEBUG=aim:aws traces every call a client makes: service, action, region, outcome, time (never
+ * its parameters, headers or bodies; what does show is redacted like every DEBUG line).
+ */
+function traced<C>(client: C, service: string, region: string): C {
+  (client as unknown as Traced).middlewareStack.add(
+    (next, context) => async (args) => {
+      if (!debug.enabled) return next(args);
+      const started = Date.now();
+      try {
+        const out = await next(args);
+        debug('%s %s %s: ok in %d ms', service, context.commandName ?? '?', region, Date.now() - started);
+        return out;
+      } catch (e) {
+        debug('%s %s %s: %s%s in %d ms', service, context.commandName ?? '?', region, errorCode(e) ?? 'error', httpStatus(e) ? ` (HTTP ${httpStatus(e)})` : '', Date.now() - started);
+        throw e;
+      }
+    },
+    { step: 'initialize', name: 'aimTrace' },
+  );
+  return client;
+}
 
 // aim supports Node 20.19+ itself; the SDK's notice that its releases of 2027 will need Node 22
 // would land in every command's stderr (set the variable to false to see it)
@@ -29,10 +60,10 @@ export function awsClients(settings: AwsSettings, env: NodeJS.ProcessEnv, region
   const common = { region, ...(settings.profile ? { profile: settings.profile } : {}) };
   const endpoint = settings.endpointUrl ? { endpoint: settings.endpointUrl } : {};
   const s3Endpoint = customEndpoint('S3', settings, env);
-  const ec2 = new EC2Client({ ...common, ...endpoint, maxAttempts: 6 });
-  const ebs = new EBSClient({ ...common, ...endpoint, maxAttempts: 1 });
+  const ec2 = traced(new EC2Client({ ...common, ...endpoint, maxAttempts: 6 }), 'ec2', region);
+  const ebs = traced(new EBSClient({ ...common, ...endpoint, maxAttempts: 1 }), 'ebs', region);
   // a custom S3 endpoint (s3rver, MinIO, LocalStack) takes path-style addressing
-  const s3 = new S3Client({ ...common, ...endpoint, maxAttempts: 6, ...(s3Endpoint ? { forcePathStyle: true } : {}) });
+  const s3 = traced(new S3Client({ ...common, ...endpoint, maxAttempts: 6, ...(s3Endpoint ? { forcePathStyle: true } : {}) }), 's3', region);
   return {
     region,
     ec2,
