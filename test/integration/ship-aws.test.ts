@@ -70,6 +70,18 @@ interface ErrorJson {
   error: { code: string; message: string; hint?: string; exitCode: number };
 }
 
+// credentials planted where they must never show (in no output, error or DEBUG line)
+const SECRET = 'aimSecretMarker0123456789abcdefghijklmnop';
+const TOKEN = 'aimTokenMarker9876543210zyxwvutsrqponmlkji';
+const FILE_SECRET = 'aimFileSecretMarker5555555555aaaaaaaaaaaa';
+const MARKERS = [SECRET, TOKEN, FILE_SECRET, 'AKIAPLANTEDMARKER000'];
+/** env with the planted secret key and session token, and every DEBUG line on (the fake EC2 and EBS take any well-formed signature). */
+const plantedEnv = () => ({ ...env, AWS_SECRET_ACCESS_KEY: SECRET, AWS_SESSION_TOKEN: TOKEN, DEBUG: 'aim:*' });
+const expectNoSecrets = (outputs: string[]) => {
+  for (const text of outputs) for (const marker of MARKERS) expect(text).not.toContain(marker);
+  expect(outputs.join('\n')).toMatch(/aim:/);
+};
+
 const newOut = () => join(tmp.dir, `out-${++outs}`);
 const ship = <T = ShipJson>(image: string, args: string[], extraEnv: Record<string, string> = {}) =>
   aim<T>(['ship', 'aws', image, '--repo', repo, '--out', newOut(), '--kernel', 'core/kernel:bookworm', ...args], { env: { ...env, ...extraEnv } });
@@ -80,6 +92,8 @@ const run = async (...args: string[]) => {
 };
 
 const amisNamed = (prefix: string) => [...fake.state.images.values()].filter((i) => i.name.startsWith(prefix));
+/** The snapshots of a lineage (aim:name) the account holds: a fault, kill or retry must leave no second one. */
+const snapshotsNamed = (lineage: string) => [...fake.state.snapshots.values()].filter((x) => x.tags.get(TAG.name) === lineage);
 
 /** The volume EC2 would make from the snapshot holds exactly the disk. */
 async function expectSnapshotIsDisk(snapshotId: string, disk: string) {
@@ -242,7 +256,7 @@ async function imageId(ref: string): Promise<string> {
 }
 
 describe('faults and idempotency', () => {
-  it('throttling and 5xx on every step are retried: one AMI, every block in', async () => {
+  it('throttling and 5xx on every step are retried: one AMI, every block in; the planted secret shows in none of its DEBUG lines', async () => {
     for (const action of ['DescribeImages', 'RegisterImage', 'DescribeSnapshots']) fake.ec2.faults.add({ action, times: 2, effect: { kind: 'throttle' } });
     fake.ec2.faults.add({ action: 'RegisterImage', effect: { kind: 'server-error', status: 503 } });
     fake.ebs.faults.add({ action: 'StartSnapshot', times: 2, effect: { kind: 'server-error' } });
@@ -253,13 +267,15 @@ describe('faults and idempotency', () => {
     fake.ebs.faults.add({ action: 'PutSnapshotBlock', blockIndex: c, times: 2, effect: { kind: 'drop', when: 'after' } });
     fake.ebs.faults.add({ action: 'CompleteSnapshot', effect: { kind: 'throttle' } });
     const from = fake.ebs.calls.length;
-    const r = await ship('slim/aws-nginx:1', ['--name', 'faulty']);
+    const r = await ship('slim/aws-nginx:1', ['--name', 'faulty'], plantedEnv());
     expect(r.exitCode, r.stderr).toBe(0);
+    expectNoSecrets([r.stdout, r.stderr]);
     const calls = fake.ebs.calls.slice(from);
     expect(calls.filter((c) => c.error).length).toBe(2 + 6 + 3 + 2 + 1);
     expect(fake.ec2.calls.filter((c) => c.error === 'RequestLimitExceeded' || c.error === 'Unavailable').length).toBeGreaterThanOrEqual(3);
     expect(amisNamed('faulty-')).toHaveLength(1);
     const image = fake.state.images.get(r.json.published[0]!.id)!;
+    expect(snapshotsNamed('faulty').map((x) => x.id)).toEqual([image.blockDeviceMappings[0]!.Ebs!.SnapshotId]);
     await expectSnapshotIsDisk(image.blockDeviceMappings[0]!.Ebs!.SnapshotId!, r.json.artifacts[0]!.path);
   }, 300_000);
 
@@ -276,6 +292,7 @@ describe('faults and idempotency', () => {
     const again = await ship('slim/aws-nginx:1', ['--name', 'twice']);
     expect(again.json.alreadyPublished).toBe(true);
     expect(amisNamed('twice-')).toHaveLength(1);
+    expect(snapshotsNamed('twice')).toHaveLength(1);
     expect(fake.traffic().ec2.actions.RegisterImage?.requests).toBe(1);
   }, 300_000);
 
@@ -308,23 +325,44 @@ describe('faults and idempotency', () => {
     expect(sent.filter((i) => done.has(i))).toEqual([]);
     expect(fake.traffic().ebs.actions.StartSnapshot?.requests ?? 0).toBe(0);
     expect(amisNamed('killed-')).toHaveLength(1);
+    expect(snapshotsNamed('killed').map((x) => x.id)).toEqual([snapshot.id]);
     const disk = join(out, 'raw', 'disk.raw');
     await expectSnapshotIsDisk(snapshot.id, disk);
   }, 400_000);
 });
 
 describe('import-snapshot path', () => {
-  it('the stream-optimized VMDK goes through S3 and ImportSnapshot (one --endpoint-url for EC2 and S3); the AMI registers; the S3 object is gone after', async () => {
-    const r = await aim<ShipJson>(['ship', 'aws', 'slim/aws-nginx:1', '--repo', repo, '--out', newOut(), '--kernel', 'core/kernel:bookworm', '--name', 'imported', '--via', 'import-snapshot', '--bucket', 'aim-images', '--endpoint-url', fake.endpoint], { env: oneEndpointEnv });
+  it('the stream-optimized VMDK goes through S3 and ImportSnapshot (one --endpoint-url for EC2 and S3); killed -9 while the import runs, aim ship resume follows the same task; the AMI registers; no S3 object, upload or second snapshot is left', async () => {
+    // the first poll of the import task is held, so the kill lands after the task was started and journalled
+    const held = fake.ec2.faults.add({ action: 'DescribeImportSnapshotTasks', effect: { kind: 'delay', ms: 30_000 } });
+    const child = execa(process.execPath, [runJs, 'ship', 'aws', 'slim/aws-nginx:1', '--repo', repo, '--out', newOut(), '--kernel', 'core/kernel:bookworm', '--name', 'imported', '--via', 'import-snapshot', '--bucket', 'aim-images', '--endpoint-url', fake.endpoint, '--json'], { env: { ...process.env, ...oneEndpointEnv }, reject: false });
+    await until('aim polls the import task', async () => (held.hits > 0 || child.exitCode !== null ? true : undefined), 240_000, 100);
+    child.kill('SIGKILL');
+    expect((await child).signal).toBe('SIGKILL');
+    const listed = await aim<{ publications: ShipJson['publication'][] }>(['ship', 'list', '--repo', repo], { env: oneEndpointEnv });
+    const cut = listed.json.publications.find((p) => p.state === 'interrupted' && p.resources.some((x) => x.kind === 'import task'))!;
+    expect(cut.resources.map((x) => `${x.kind} ${x.state}`)).toEqual(['build created', 's3 object created', 'import task created']);
+    fake.resetTraffic();
+    const r = await aim<ShipJson>(['ship', 'resume', cut.id, '--repo', repo], { env: oneEndpointEnv });
     expect(r.exitCode, r.stderr).toBe(0);
-    const task = [...fake.state.importTasks.values()].find((t) => t.tags.get(TAG.publication) === r.json.publication.id)!;
+    expect(r.json.resumed).toBe(true);
+    const tasks = [...fake.state.importTasks.values()].filter((t) => t.tags.get(TAG.publication) === cut.id);
+    expect(tasks).toHaveLength(1);
+    const task = tasks[0]!;
     expect(task).toMatchObject({ status: 'completed', format: 'VMDK', roleName: 'vmimport', bucket: 'aim-images' });
+    // the resume sent no disk again and started no second import
+    expect(fake.traffic().s3.actions.UploadPart).toBeUndefined();
+    expect(fake.traffic().ec2.actions.ImportSnapshot).toBeUndefined();
     const s3 = fakeClients(fake, REGION).s3;
     await expect(s3.send(new HeadObjectCommand({ Bucket: 'aim-images', Key: task.key }))).rejects.toMatchObject({ name: 'NotFound' });
     s3.destroy();
+    const uploads = join(fake.s3Directory, 'aim-images', '._S3rver_uploads');
+    expect(existsSync(uploads) ? await readdir(uploads) : []).toEqual([]);
     const image = fake.state.images.get(r.json.published[0]!.id)!;
     expect(image.blockDeviceMappings[0]!.Ebs!.SnapshotId).toBe(task.snapshotId);
-    expect(Object.fromEntries(fake.state.snapshots.get(task.snapshotId!)!.tags)).toMatchObject({ [TAG.name]: 'imported', [TAG.publication]: r.json.publication.id });
+    expect(snapshotsNamed('imported').map((x) => x.id)).toEqual([task.snapshotId]);
+    expect(amisNamed('imported-')).toHaveLength(1);
+    expect(Object.fromEntries(fake.state.snapshots.get(task.snapshotId!)!.tags)).toMatchObject({ [TAG.name]: 'imported', [TAG.publication]: cut.id });
     expect(r.json.publication.resources.map((x) => `${x.kind} ${x.state}`)).toEqual(['build created', 's3 object removed', 'import task created', 'snapshot created', 'ami created']);
     // the snapshot holds the raw disk the VMDK was made from
     const raw = join(tmp.dir, 'imported.raw');
@@ -350,6 +388,7 @@ describe('import-snapshot path', () => {
     const uploads = join(fake.s3Directory, 'aim-images', '._S3rver_uploads');
     expect(existsSync(uploads) ? await readdir(uploads) : []).toEqual([]);
     expect(amisNamed('doomed-')).toHaveLength(0);
+    expect(snapshotsNamed('doomed')).toEqual([]);
     const listed = await aim<{ publications: ShipJson['publication'][] }>(['ship', 'list', '--repo', repo, '--all', '--state', 'failed'], { env });
     const p = listed.json.publications.find((x) => x.resources.some((res) => res.kind === 's3 object' && res.id === task.key))!;
     expect(p.resources.every((res) => res.state === 'removed')).toBe(true);
@@ -412,28 +451,17 @@ describe('aim ship aws list and rm', () => {
 });
 
 describe('credentials never show', () => {
-  it('secrets planted in the environment and in a profile appear in no output, error or DEBUG line', async () => {
-    const SECRET = 'aimSecretMarker0123456789abcdefghijklmnop';
-    const TOKEN = 'aimTokenMarker9876543210zyxwvutsrqponmlkji';
-    const FILE_SECRET = 'aimFileSecretMarker5555555555aaaaaaaaaaaa';
+  it('secrets planted in a profile and in the environment appear in no output, error or DEBUG line (a whole ship with them: the faults test)', async () => {
     const credentials = join(tmp.dir, 'credentials');
     await writeFile(credentials, `[planted]\naws_access_key_id = AKIAPLANTEDMARKER000\naws_secret_access_key = ${FILE_SECRET}\naws_session_token = ${TOKEN}\n`);
-    const planted = { ...env, AWS_SECRET_ACCESS_KEY: SECRET, AWS_SESSION_TOKEN: TOKEN, DEBUG: 'aim:*' };
     const outputs: string[] = [];
-    // the EBS path signs with the planted secret (the fake EC2 and EBS take any well-formed signature)
-    const byEnv = await ship('slim/aws-nginx:1', ['--name', 'planted'], planted);
-    expect(byEnv.exitCode, byEnv.stderr).toBe(0);
-    outputs.push(byEnv.stdout, byEnv.stderr);
     const { AWS_ACCESS_KEY_ID: _, AWS_SECRET_ACCESS_KEY: __, ...noKeys } = env;
     const byProfile = await aim(['ship', 'aws', 'slim/aws-nginx:1', '--repo', repo, '--out', newOut(), '--kernel', 'core/kernel:bookworm', '--name', 'planted', '--profile', 'planted', '--dry-run'], { env: { ...noKeys, AWS_SHARED_CREDENTIALS_FILE: credentials, DEBUG: 'aim:*' } });
     expect(byProfile.exitCode, byProfile.stderr).toBe(0);
     outputs.push(byProfile.stdout, byProfile.stderr);
-    const failing = await ship<ErrorJson>('slim/aws-nginx:1', ['--region', 'xx-nowhere-2'], planted);
+    const failing = await ship<ErrorJson>('slim/aws-nginx:1', ['--region', 'xx-nowhere-2'], plantedEnv());
     expect(failing.exitCode).toBe(2);
     outputs.push(failing.stdout, failing.stderr);
-    for (const text of outputs) {
-      for (const marker of [SECRET, TOKEN, FILE_SECRET, 'AKIAPLANTEDMARKER000']) expect(text).not.toContain(marker);
-    }
-    expect(outputs.join('\n')).toMatch(/aim:/);
+    expectNoSecrets(outputs);
   }, 300_000);
 });
