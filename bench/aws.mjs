@@ -8,6 +8,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { loadAwsFake } from '../scripts/aws-fake.mjs';
 import { cache, devCache, extracted, machine, root, writeResults } from './lib.mjs';
 
 const run = promisify(execFile);
@@ -23,15 +24,6 @@ async function aim(repo, env, ...args) {
   return { json: JSON.parse(r.stdout), seconds };
 }
 
-/** The fake AWS is TypeScript under test/: compile it (and what it imports) once with tsc. */
-async function loadFake(work) {
-  const out = join(work, 'fake-js');
-  const files = ['test/helpers/aws/aws-fake.ts', 'test/helpers/aws/s3rver.d.ts'].map((f) => join(root, f));
-  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  execFileSync(process.execPath, [tsc, '--outDir', out, '--rootDir', root, '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--skipLibCheck', '--esModuleInterop', '--resolveJsonModule', '--types', 'node', '--strict', ...files], { stdio: 'inherit' });
-  writeFileSync(join(out, 'package.json'), '{"type":"module"}\n');
-  return import(join(out, 'test', 'helpers', 'aws', 'aws-fake.js'));
-}
 
 /**
  * The gold tree after a one-package update: nginx's package rebuilt with dpkg-deb from the files
@@ -80,7 +72,7 @@ export default async function awsBench() {
   const work = join(cache, 'bench', 'aws');
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  const { startAwsFake } = await loadFake(work);
+  const { startAwsFake } = await loadAwsFake(join(work, 'fake-js'));
   const repo = join(work, 'repo');
   const loaded = await dist.loadTemplate(EXAMPLE);
   console.error('bench aws: gold, profile, slim (examples/aws-nginx), kernel core');
