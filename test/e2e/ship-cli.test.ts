@@ -51,7 +51,7 @@ describe('aim ship', () => {
     }
     // a provider's options are flags of `aim ship <provider>`: the help lists them
     const h = await execa(process.execPath, [runJs, 'ship', '--help']);
-    expect(h.stdout).toMatch(/PROVIDERS AND THEIR OPTIONS\n\s+vmware \(built-in\)/);
+    expect(h.stdout).toMatch(/PROVIDERS AND THEIR OPTIONS\n\s+aws \(built-in\)[\s\S]*\n\s+vmware \(built-in\)/);
     expect(h.stdout).toMatch(/--datastore-url VALUE\s+upload to/);
     expect(h.stdout).toMatch(/\[env:\s+AIM_VMWARE_DATASTORE_URL\]/);
     // from the zod schema: kinds, defaults

@@ -90,9 +90,10 @@ exec switch_root /newroot "$init"
 /**
  * /.aim/init in the root filesystem: PID 1 of an aim-booted image, supervising `entrypoint`,
  * after creating the runtime state (`runtime`: tmpfiles.d lines and the service's directories,
- * planned at build time) on the fresh /run and /tmp.
+ * planned at build time) on the fresh /run and /tmp. `steps` are the platform's scripts, started
+ * in the background once DHCP has begun (EC2: the SSH key from instance metadata).
  */
-export function rootInit(entrypoint: readonly string[], runtime: readonly RuntimeAction[] = []): string {
+export function rootInit(entrypoint: readonly string[], runtime: readonly RuntimeAction[] = [], steps: readonly string[] = []): string {
   const command = entrypoint.map(shellQuote).join(' ');
   return `#!${AIM_BUSYBOX} sh
 # aim init: API filesystems, runtime state, loopback and DHCP, then the entrypoint as a supervised service.
@@ -116,7 +117,7 @@ if $B ip link show eth0 >/dev/null 2>&1; then
 else
   echo "aim: no eth0, network not configured"
 fi
-aim_service() {
+${steps.map((path) => `${shellQuote(path)} &\n`).join('')}aim_service() {
   while :; do
     echo aim: starting ${shellQuote(command)}
     ${command}

@@ -42,6 +42,12 @@ export interface BuildRequest {
   vmdk?: string;
   /** OCI layouts: the image's name in index.json (org.opencontainers.image.ref.name); default "latest". */
   ref?: string;
+  /**
+   * Disk formats: derive the disk, partition and filesystem ids from this instead of the image id.
+   * Successive versions of one image built with the same seed share their ids, so an updated disk
+   * differs from the last one only where content differs (what block-level shipping uploads).
+   */
+  idSeed?: string;
   /** Stops the build (Ctrl-C, a server shutting down): its tools are killed, partial output removed, and it rejects with the signal's cancellation error. */
   signal?: AbortSignal;
 }
