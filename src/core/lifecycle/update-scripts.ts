@@ -31,14 +31,21 @@ export interface TreeChange {
 export interface ScriptRun {
   /** Paths the scripts (or triggers) changed beyond the packages' files and dpkg's database. */
   changes: TreeChange[];
-  /** dpkg's own records that differ from the planned ones (status, info files, logs). */
+  /** dpkg's own records that differ from the planned ones (status, info files, logs) and caches. */
   bookkeeping: TreeChange[];
   outputTail: string;
   durationMs: number;
 }
 
-/** dpkg's own state and logs: differences there are bookkeeping, not what a script did. */
-const BOOKKEEPING = ['/var/lib/dpkg', '/var/log/dpkg.log', '/var/log/alternatives.log'];
+/**
+ * Differences that are no change a script made to the system: dpkg's own state and logs, and
+ * /var/cache, which by the FHS holds only what can be made again (ldconfig's aux-cache, which
+ * every ldconfig trigger writes) — but debconf's database, which Debian keeps there and which
+ * holds the answers scripts record.
+ */
+const BOOKKEEPING = ['/var/lib/dpkg', '/var/log/dpkg.log', '/var/log/alternatives.log', '/var/cache'];
+const NOT_BOOKKEEPING = ['/var/cache/debconf'];
+const isBookkeeping = (path: string) => BOOKKEEPING.some((b) => under(path, b)) && !NOT_BOOKKEEPING.some((b) => under(path, b));
 /** Mounted over in the sandbox: what the run did there is gone with it. */
 const MOUNTED = new Set(['/proc', '/sys', '/dev', '/tmp', '/run']);
 const under = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
@@ -222,8 +229,8 @@ export async function runMaintainerScripts(repo: Repository, req: RunScriptsRequ
     const tree = await walkTree(decodePath(root));
     const all = await compareTree(tree, req.planned, req.gold, since, drop);
     const run: ScriptRun = {
-      changes: all.filter((c) => !BOOKKEEPING.some((b) => under(c.path, b))),
-      bookkeeping: all.filter((c) => BOOKKEEPING.some((b) => under(c.path, b))),
+      changes: all.filter((c) => !isBookkeeping(c.path)),
+      bookkeeping: all.filter((c) => isBookkeeping(c.path)),
       outputTail: result.outputTail,
       durationMs: result.durationMs,
     };
