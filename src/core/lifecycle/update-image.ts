@@ -255,6 +255,8 @@ async function reprofile(repo: Repository, name: string, goldId: string, reporte
 export async function updateImage(repo: Repository, req: UpdateRequest, reporter: Reporter): Promise<UpdateResult> {
   const actor = currentActor();
   const at = new Date().toISOString();
+  const tagsGiven = req.tags?.map(parseTag);
+  const slimTagsGiven = req.slimTags?.map(parseTag);
   const given = await resolveImage(repo, req.image);
   const givenReport = (await repo.catalog.getSlimReport(given)) as SlimReport | undefined;
   const goldId = givenReport?.gold.id ?? given;
@@ -311,10 +313,10 @@ export async function updateImage(repo: Repository, req: UpdateRequest, reporter
   }
 
   // tags last: the new versions carry names only once everything succeeded
-  const goldTags = (req.tags ?? (await nextTags(repo, goldId))).map(parseTag);
+  const goldTags = tagsGiven ?? (await nextTags(repo, goldId));
   for (const t of goldTags) await repo.catalog.setTag(t, gold.id);
   if (slims[0]) {
-    const slimTags = (req.slimTags ?? (await nextTags(repo, slims[0].parent.id))).map(parseTag);
+    const slimTags = slimTagsGiven ?? (await nextTags(repo, slims[0].parent.id));
     for (const t of slimTags) await repo.catalog.setTag(t, slims[0].id);
   }
   for (const s of slims.slice(1)) for (const t of await nextTags(repo, s.parent.id)) await repo.catalog.setTag(t, s.id);
