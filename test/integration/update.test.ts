@@ -105,7 +105,7 @@ describe('aim update with patched Debian packages', () => {
     expect(await versionIn('gold/nginx:2', 'libssl3')).toBe(debs.ssl.version);
     expect(r.artifacts).toEqual([expect.objectContaining({ of: 'slim', imageId: r.slim!.id, format: 'tar' })]);
     const tarball = r.artifacts[0]!.artifacts[0]!.path;
-    const member = await execa('tar', ['-xOf', tarball, `.${LIB}/libssl.so.3`], { encoding: 'buffer' });
+    const member = await execa('tar', ['-xOf', tarball, `.${LIB}/libssl.so.3`], { encoding: 'buffer', stripFinalNewline: false });
     expect(sha256(Buffer.from(member.stdout))).toBe(want);
 
     // what dpkg itself writes for the same package on a copy of the gold tree
