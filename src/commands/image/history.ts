@@ -6,9 +6,9 @@ import { imageHistory, type HistoryStep, type ImageHistory } from '../../core/li
 function row(s: HistoryStep): string[] {
   const change =
     s.how === 'update' || s.how === 'reslim'
-      ? `${s.how === 'reslim' ? `slim of ${s.gold?.slice(0, 12)}: ` : ''}${(s.packages ?? []).map((p) => `${p.name} ${p.from} → ${p.to}`).join(', ')}${s.scriptsAccepted ? ' (scripts accepted)' : ''}`
+      ? `${s.how === 'reslim' ? `slim of ${s.goldRef ?? s.gold?.slice(0, 12)}: ` : ''}${(s.packages ?? []).map((p) => `${p.name} ${p.from} → ${p.to}`).join(', ')}${s.scriptsAccepted ? ' (scripts accepted)' : ''}`
       : s.how === 'slim'
-        ? `slim of ${s.gold?.slice(0, 12) ?? '?'} by profile ${s.profile ?? '?'}`
+        ? `slim of ${s.goldRef ?? s.gold?.slice(0, 12) ?? '?'} by profile ${s.profile ?? '?'}`
         : s.how === 'import'
           ? (s.source ?? '')
           : '(removed from the repository)';

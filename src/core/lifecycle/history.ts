@@ -15,8 +15,9 @@ export interface HistoryStep {
   /** update: packages replaced in the parent; reslim: made again from the updated gold; import; slim (by aim slim); gone: the image was removed. */
   how: 'update' | 'reslim' | 'import' | 'slim' | 'gone';
   parent?: string;
-  /** Slim images: the gold image and profile they were made from. */
+  /** Slim images: the gold image and profile they were made from, and the gold's first tag. */
   gold?: string;
+  goldRef?: string;
   profile?: string;
   packages?: { name: string; arch?: string; from: string; to: string }[];
   /** import: where it came from. */
@@ -41,6 +42,12 @@ interface SlimOrigin {
 }
 
 async function stepOf(repo: Repository, id: string, record: LineageRecord | undefined): Promise<HistoryStep> {
+  const step = await madeHow(repo, id, record);
+  const goldTag = step.gold === undefined ? undefined : (await repo.catalog.tagsOf(step.gold))[0];
+  return goldTag === undefined ? step : { ...step, goldRef: goldTag };
+}
+
+async function madeHow(repo: Repository, id: string, record: LineageRecord | undefined): Promise<HistoryStep> {
   const tags = await repo.catalog.tagsOf(id);
   const image = await repo.catalog.getImage(id);
   if (record) {
