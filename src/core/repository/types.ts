@@ -2,6 +2,7 @@ import type { PublicationStore } from './catalog-publications.js';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
 import type { ImpactStore } from './catalog-impact.js';
+import type { LineageStore } from './catalog-lineage.js';
 import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
 import type { ProbeResult } from '../profile/probes.js';
 import type { WorkloadSpec } from '../profile/profile-run.js';
@@ -173,5 +174,7 @@ export interface Catalog {
   blobUsers(blob: string, limit: number): Promise<{ imageId: string; path: string }[]>;
   /** What `aim ship` published, and the journal of the resources each publication created. */
   readonly publications: PublicationStore;
+  /** How images were made from others (aim update) and what was built of them. */
+  readonly lineage: LineageStore;
   close(): Promise<void>;
 }
