@@ -6,6 +6,7 @@ import type { Entry, EntryType } from '../model/entry.js';
 import type { DataExtent } from '../model/sparse.js';
 import { comparePaths } from '../../lib/path-codec.js';
 import { SqlitePublications } from './catalog-publications.js';
+import { SqlitePxeStore } from './catalog-pxe.js';
 import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
 /** 2: entries.sparse (the data extents of files with holes). */
@@ -169,6 +170,7 @@ function whyCannotOpen(file: string, error: unknown, readonly: boolean): unknown
 export class SqliteCatalog implements Catalog {
   private readonly db: Database.Database;
   readonly publications: SqlitePublications;
+  readonly pxe: SqlitePxeStore;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     try {
@@ -182,12 +184,14 @@ export class SqliteCatalog implements Catalog {
       throw whyCannotOpen(file, e, options.readonly ?? false);
     }
     this.publications = new SqlitePublications(this.db);
+    this.pxe = new SqlitePxeStore(this.db);
   }
 
   /** Creates tables (idempotent) and records the schema version. */
   migrate(): void {
     this.db.exec(SCHEMA);
     this.publications.migrate();
+    this.pxe.migrate();
     this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     const hasSparse = () => (this.db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).some((c) => c.name === 'sparse');
     if (hasSparse()) return;
