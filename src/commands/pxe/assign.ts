@@ -32,6 +32,7 @@ expanded by iPXE). --channel records the channel the assignment follows.`;
     'kernel-args': Flags.string({ description: 'extra kernel command line arguments', default: '' }),
     channel: Flags.string({ description: 'the channel this assignment follows (e.g. prod)' }),
     kernel: Flags.string({ description: 'kernel core image to boot [default: the image\'s own, else the newest core/kernel:*]' }),
+    entrypoint: Flags.string({ description: 'command the booted image starts as its service (run with sh -c) [default: the one the image records]' }),
     platform: Flags.string({ description: 'platform whose drivers the initramfs carries', options: [...PLATFORMS], default: 'qemu' }),
     module: Flags.string({ description: 'extra kernel module for the initramfs, e.g. the machines\' NIC driver (repeatable)', multiple: true, default: [] }),
   };
@@ -48,6 +49,7 @@ expanded by iPXE). --channel records the channel the assignment follows.`;
         modules: flags.module,
         kernelArgs: flags['kernel-args'],
         ...(flags.kernel === undefined ? {} : { kernel: flags.kernel }),
+        ...(flags.entrypoint === undefined ? {} : { entrypoint: flags.entrypoint }),
         ...(flags.channel === undefined ? {} : { channel: flags.channel }),
       },
       this.reporter(),

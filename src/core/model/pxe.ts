@@ -26,6 +26,8 @@ export interface PxeBootSettings {
   platform: Platform;
   /** Extra initramfs modules beyond the platform's. */
   modules: string[];
+  /** The service aim's init starts (argv), when not the one the image records. */
+  entrypoint?: string[];
   /**
    * The kernel, chosen when the assignment was made (as aim build chooses it) and pinned by image
    * id: a kernel core made later changes nothing until the machine is assigned again.

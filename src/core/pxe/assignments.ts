@@ -15,6 +15,8 @@ export interface AssignRequest {
   modules: readonly string[];
   /** A kernel core image; default: the image's own, else the newest kernel core (as aim build). */
   kernel?: string;
+  /** The service's command line (run with sh -c) when the image records none or another is wanted. */
+  entrypoint?: string;
   kernelArgs?: string;
   channel?: string;
 }
@@ -57,10 +59,16 @@ export async function assignImage(repo: Repository, request: AssignRequest, repo
   const kernelArgs = checkKernelArgs(request.kernelArgs ?? '');
   const channel = request.channel === undefined ? undefined : checkChannel(request.channel);
   const imageId = await resolveImage(repo, request.image);
-  const planned = await planPxeBoot(repo, { imageId, platform: request.platform, modules: [...request.modules], init: 'aim', ...(request.kernel === undefined ? {} : { kernelImage: request.kernel }) }, reporter);
+  const entrypoint = request.entrypoint === undefined ? undefined : ['/bin/sh', '-c', request.entrypoint];
+  const planned = await planPxeBoot(
+    repo,
+    { imageId, platform: request.platform, modules: [...request.modules], init: 'aim', ...(entrypoint ? { entrypoint } : {}), ...(request.kernel === undefined ? {} : { kernelImage: request.kernel }) },
+    reporter,
+  );
   const boot: PxeBootSettings = {
     platform: request.platform,
     modules: [...request.modules],
+    ...(entrypoint ? { entrypoint } : {}),
     kernel: { source: planned.kernel.source, ...(planned.kernel.ref === undefined ? {} : { ref: planned.kernel.ref }), imageId: planned.plan.kernel.imageId, version: planned.plan.kernel.version },
   };
   return repo.catalog.pxe.assign({ selector, imageRef: request.image, imageId, boot, kernelArgs, ...(channel === undefined ? {} : { channel }) });

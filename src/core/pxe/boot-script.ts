@@ -44,12 +44,13 @@ export async function renderScript(name: ScriptTemplate, values: Record<string, 
 
 /** The boot script's own URL for a machine (its parameters as the server understood them). */
 export function scriptUrl(scriptPath: string, m: MachineFacts): string {
-  const q = new URLSearchParams();
-  if (m.mac) q.set('mac', m.mac);
-  if (m.uuid) q.set('uuid', m.uuid);
-  for (const [k, v] of m.labels) q.set(k, v);
-  const s = q.toString();
-  return s ? `${scriptPath}?${s}` : scriptPath;
+  const params: [string, string][] = [...(m.mac ? [['mac', m.mac] as [string, string]] : []), ...(m.uuid ? [['uuid', m.uuid] as [string, string]] : []), ...m.labels];
+  return params.length ? `${scriptPath}?${query(params)}` : scriptPath;
+}
+
+/** A query of checked values (MACs, UUIDs, labels): escaped where a query needs it ('+' would read as a space), colons kept. */
+function query(params: readonly [string, string][]): string {
+  return params.map(([k, v]) => `${k}=${encodeURIComponent(v).replace(/%3A/g, ':')}`).join('&');
 }
 
 /** The kernel command line of an assignment: aim's PXE line, then the assignment's own arguments. */
@@ -70,7 +71,7 @@ export interface BootScriptInput {
 export function renderBootScript(i: BootScriptInput): Promise<string> {
   const a = i.assignment;
   const who = machineName(i.machine) ?? 'this machine';
-  const tag = new URLSearchParams({ ...(i.machine.mac ? { mac: i.machine.mac } : i.machine.uuid ? { uuid: i.machine.uuid } : {}) }).toString();
+  const tag = i.machine.mac ? query([['mac', i.machine.mac]]) : i.machine.uuid ? query([['uuid', i.machine.uuid]]) : '';
   const withMachine = (path: string) => (tag ? `${path}?${tag}` : path);
   return renderScript('boot', {
     machine: who,

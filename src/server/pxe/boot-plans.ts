@@ -8,11 +8,11 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 /**
  * The name of what an assignment boots under /boot/: equal for assignments that boot the same
- * bytes (image, pinned kernel, platform, modules), whatever the machines or kernel arguments.
+ * bytes (image, pinned kernel, platform, modules, entrypoint), whatever the machines or kernel arguments.
  */
 export function bootIdOf(a: Pick<PxeAssignment, 'imageId' | 'boot'>): string {
   const b = a.boot;
-  return sha256(['aim pxe boot 1', a.imageId, b.kernel.source === 'image' ? 'own' : b.kernel.imageId, b.platform, [...b.modules].sort().join(',')].join('\n')).slice(0, 32);
+  return sha256(JSON.stringify(['aim pxe boot 1', a.imageId, b.kernel.source === 'image' ? 'own' : b.kernel.imageId, b.platform, [...b.modules].sort(), b.entrypoint ?? null])).slice(0, 32);
 }
 
 /** A boot planned from the repository, with the cache keys and ETags of its two files. */
@@ -49,7 +49,7 @@ export class BootPlans {
 
   private async plan(bootId: string, a: PxeAssignment): Promise<PlannedBoot> {
     const kernelImage = a.boot.kernel.source === 'image' ? undefined : a.boot.kernel.imageId;
-    const boot = await planPxeBoot(this.repo, { imageId: a.imageId, platform: a.boot.platform, modules: a.boot.modules, init: 'aim', ...(kernelImage === undefined ? {} : { kernelImage }) }, this.reporter);
+    const boot = await planPxeBoot(this.repo, { imageId: a.imageId, platform: a.boot.platform, modules: a.boot.modules, init: 'aim', ...(a.boot.entrypoint ? { entrypoint: a.boot.entrypoint } : {}), ...(kernelImage === undefined ? {} : { kernelImage }) }, this.reporter);
     const vmlinuz = boot.plan.kernel.vmlinuz;
     const kernelHash = sha256(vmlinuz.id);
     return {
