@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkKernelArgs } from '../../src/core/pxe/assignments.js';
 import { matchAssignment, normalizeMac, parseSelector, type MachineFacts } from '../../src/core/pxe/selector.js';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
-import { ArtifactCache } from '../../src/server/pxe/artifact-cache.js';
+import { ArtifactCache, type CacheJob } from '../../src/server/pxe/artifact-cache.js';
 import { hostsFileText, ipv4Network, parseDhcpRange, renderDnsmasqConfig, type DnsmasqSettings } from '../../src/server/pxe/dnsmasq-config.js';
 import { parseLogLine } from '../../src/server/pxe/dnsmasq.js';
 import type { ServeEvent } from '../../src/server/pxe/events.js';
@@ -191,7 +191,7 @@ describe('the artifact cache', () => {
     const g = gated();
     const first = await cache.get(key('a'), () => g.produce());
     expect('job' in first).toBe(true);
-    const job = (first as { job: import('../../src/server/pxe/artifact-cache.js').CacheJob }).job;
+    const job = (first as { job: CacheJob }).job;
     // a second request for the same key joins the same job: produced once
     const second = await cache.get(key('a'), () => {
       throw new Error('produced twice');
@@ -221,7 +221,7 @@ describe('the artifact cache', () => {
       yield Buffer.from('partial');
       throw new Error('zstd died');
     });
-    const job = (found as { job: import('../../src/server/pxe/artifact-cache.js').CacheJob }).job;
+    const job = (found as { job: CacheJob }).job;
     const read = async () => {
       for await (const _ of job.follow(0, new AbortController().signal));
     };
