@@ -1,4 +1,6 @@
 import { execa, type ResultPromise } from 'execa';
+import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { runJs } from './cli.js';
@@ -120,8 +122,32 @@ export function parseAnswer(all: Buffer, closedByServer: boolean): RawAnswer {
   return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0), head, headers, body: end < 0 ? Buffer.alloc(0) : all.subarray(end + 4), closedByServer };
 }
 
-/** A GET (or HEAD) with extra headers, through a fresh connection; the body de-chunked by node. */
-export async function get(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; headers: Headers; body: Buffer }> {
-  const res = await fetch(url, { method, headers });
-  return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  /** Body bytes received (with `discard`, the body itself is not kept). */
+  bytes: number;
+  sha256: string;
+}
+
+/** One request on a fresh connection (from `localAddress`, a 127.x.y.z, when given); the body de-chunked. */
+export function httpGet(url: string, options: { headers?: Record<string, string>; method?: string; localAddress?: string; timeoutMs?: number; discard?: boolean } = {}): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false, timeout: options.timeoutMs ?? 60_000, ...(options.localAddress ? { localAddress: options.localAddress } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      const hash = createHash('sha256');
+      let bytes = 0;
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+        hash.update(c);
+        if (!options.discard) chunks.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), bytes, sha256: hash.digest('hex') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -13,7 +13,7 @@ import { answerRange } from '../../src/server/pxe/http-range.js';
 import { routeRequest } from '../../src/server/pxe/request-target.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const machine = (m: Partial<MachineFacts> & { labels?: Record<string, string> }): MachineFacts => ({ ...m, labels: new Map(Object.entries(m.labels ?? {})) });
+const machine = (m: Omit<Partial<MachineFacts>, 'labels'> & { labels?: Record<string, string> }): MachineFacts => ({ ...m, labels: new Map(Object.entries(m.labels ?? {})) });
 
 describe('machine selectors', () => {
   it('reads MACs in any usual spelling, UUIDs, labels and default; refuses the rest', () => {
