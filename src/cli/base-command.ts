@@ -114,6 +114,9 @@ export abstract class AimCommand extends Command {
       // a bug's stack, for its report
       if (error.code === 'E_INTERNAL' && process.env.DEBUG && err.stack) process.stderr.write(`${redact(err.stack)}\n`);
     }
+    // oclif exits with process.exit, which drops what a pipe has not taken yet: a large result
+    // (aim impact's report over a fleet) would be cut at 64 KiB. Wait until both streams took it all.
+    await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))));
     this.exit(error.exitCode);
     return undefined;
   }

@@ -19,6 +19,8 @@ export const ExitCode = {
   verifyFailed: 11,
   /** The machine stopped the command: disk full, too many open files, an I/O error. */
   system: 12,
+  /** aim impact: an image uses a file the update changes (its profile traced it). */
+  impactInUse: 13,
   /** 128 + SIGINT, as shells report a Ctrl-C. */
   interrupted: 130,
 } as const;

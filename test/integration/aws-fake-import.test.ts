@@ -130,9 +130,11 @@ describe('ImportSnapshot from the S3 server', () => {
     const sparse = join(tmp.dir, 'sparse.vmdk');
     await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'vmdk', raw, sparse]);
     await upload('sparse.vmdk', sparse);
-    const notStream = await follow((await ec2.send(new ImportSnapshotCommand(importInput('sparse.vmdk', 'VMDK')))).ImportTaskId!);
+    const notStreamId = (await ec2.send(new ImportSnapshotCommand(importInput('sparse.vmdk', 'VMDK')))).ImportTaskId!;
+    const notStream = await follow(notStreamId);
     expect(notStream.final).toMatchObject({ Status: 'deleted', StatusMessage: 'ClientError: Disk validation failed [Unsupported VMDK File Format]' });
-    expect(notStream.seen.map((s) => s.Status)).toContain('deleting');
+    // 'deleting' lasts one step: a poller may miss it on a loaded machine, the fake's record does not
+    expect(fake.state.importTasks.get(notStreamId)?.passed).toEqual(['deleting']);
     expect(notStream.final.SnapshotId).toBeUndefined();
 
     const lie = await follow((await ec2.send(new ImportSnapshotCommand(importInput('disk.raw', 'VHD')))).ImportTaskId!);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { exportImage } from '../export/export-image.js';
+import { indexLater, indexProfile } from '../lifecycle/impact-indexer.js';
 import type { Repository } from '../repository/repository.js';
 import type { ProfileRecord } from '../repository/types.js';
 import type { ProbeResult, ProbeSpec } from './probes.js';
@@ -145,6 +146,7 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
     gids: mergeIds(existing?.gids, result.trace.gids),
   };
   await repo.catalog.putProfile(profile);
+  await indexLater(reporter, `profile ${profile.name}`, () => indexProfile(repo, profile));
   return {
     profile,
     run: {

@@ -2,6 +2,7 @@ import type { PublicationStore } from './catalog-publications.js';
 import type { PxeStore } from './catalog-pxe.js';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
+import type { ImpactStore } from './catalog-impact.js';
 import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
 import type { ProbeResult } from '../profile/probes.js';
 import type { WorkloadSpec } from '../profile/profile-run.js';
@@ -137,6 +138,8 @@ export interface TagRecord {
  * backend can satisfy the same interface.
  */
 export interface Catalog {
+  /** The indexes impact analysis queries (catalog-impact.ts). */
+  readonly impact: ImpactStore;
   /** Adds an image with its entries and facts atomically (no-op when the id exists) and sets tags. */
   addImage(record: ImageRecord, entries: Entry[], facts: ImageFactsRecord | undefined, tags: string[]): Promise<{ created: boolean }>;
   getImage(id: string): Promise<ImageRecord | undefined>;

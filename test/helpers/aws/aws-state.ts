@@ -93,6 +93,8 @@ export interface ImportTaskRecord {
   encrypted: boolean;
   kmsKeyId?: string;
   status: 'active' | 'completed' | 'deleting' | 'deleted';
+  /** Every status the task entered after 'active', in order (what a poller may miss between two polls). */
+  passed?: string[];
   statusMessage?: string;
   progress?: number;
   diskImageSize?: number;

@@ -88,6 +88,7 @@ export function importActions(state: AwsState, options: ImportOptions): Record<s
       delete task.progress;
     } catch (e) {
       task.status = 'deleting';
+      (task.passed ??= []).push('deleting');
       task.statusMessage = e instanceof TaskFailure ? e.message : `ServerError: ${(e as Error).message}`;
       delete task.progress;
       await sleep(options.stepMs);
