@@ -38,6 +38,8 @@ export const DEBIAN_PACKAGES = {
   'syslinux-common': 'ldlinux.c32 for the iPXE ISO',
   syslinux: 'syslinux: BIOS boot of the iPXE USB image (--target usb)',
   xorriso: 'xorrisofs writes the iPXE ISO (--target iso; genisoimage cannot set fixed dates)',
+  'dnsmasq-base': 'proxyDHCP, DHCP and TFTP of aim pxe serve (the binary only: no system service is started)',
+  nginx: 'the PXE serving benchmark compares aim pxe serve with nginx serving the same files',
   'busybox-static': 'minimal init for slim images',
   'systemd-boot-efi': 'UEFI boot loader for raw disks',
   skopeo: 'OCI image checks',

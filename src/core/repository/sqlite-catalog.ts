@@ -8,6 +8,7 @@ import { comparePaths } from '../../lib/path-codec.js';
 import { SqliteImpactStore } from './catalog-impact.js';
 import { SqlitePublications } from './catalog-publications.js';
 import { SqliteLineage } from './catalog-lineage.js';
+import { SqlitePxeStore } from './catalog-pxe.js';
 import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
 /** 2: entries.sparse (the data extents of files with holes). */
@@ -173,6 +174,7 @@ export class SqliteCatalog implements Catalog {
   readonly impact: SqliteImpactStore;
   readonly publications: SqlitePublications;
   readonly lineage: SqliteLineage;
+  readonly pxe: SqlitePxeStore;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     try {
@@ -186,6 +188,7 @@ export class SqliteCatalog implements Catalog {
       throw whyCannotOpen(file, e, options.readonly ?? false);
     }
     this.publications = new SqlitePublications(this.db);
+    this.pxe = new SqlitePxeStore(this.db);
     this.impact = new SqliteImpactStore(this.db);
     this.lineage = new SqliteLineage(this.db);
   }
@@ -210,6 +213,7 @@ export class SqliteCatalog implements Catalog {
   migrate(): void {
     this.db.exec(SCHEMA);
     this.publications.migrate();
+    this.pxe.migrate();
     this.impact.migrate();
     this.lineage.migrate();
     this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));

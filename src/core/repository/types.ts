@@ -1,4 +1,5 @@
 import type { PublicationStore } from './catalog-publications.js';
+import type { PxeStore } from './catalog-pxe.js';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
 import type { ImpactStore } from './catalog-impact.js';
@@ -176,5 +177,7 @@ export interface Catalog {
   readonly publications: PublicationStore;
   /** How images were made from others (aim update) and what was built of them. */
   readonly lineage: LineageStore;
+  /** PXE assignments (what machines boot) and the boot events of `aim pxe serve`. */
+  readonly pxe: PxeStore;
   close(): Promise<void>;
 }
