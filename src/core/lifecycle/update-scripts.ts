@@ -214,6 +214,7 @@ export async function runMaintainerScripts(repo: Repository, req: RunScriptsRequ
         hostname: 'aim-update',
         durationMs: 30 * 60_000,
         reporter,
+        signal: req.signal,
       });
     } catch (e) {
       if (e instanceof ProfileError && (e.code === 'E_PROFILE_EXITED' || e.code === 'E_PROFILE_NOT_FOUND')) {
