@@ -28,7 +28,7 @@ const long = 900_000;
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let repo: string;
 let root: string;
-const debs: Record<'ssl' | 'dropped' | 'unused' | 'scripted', PatchedDeb> = {} as never;
+const debs: Record<'ssl' | 'dropped' | 'unused' | 'scripted' | 'failing', PatchedDeb> = {} as never;
 const run = <T = UpdateResult>(args: string[], env?: Record<string, string>) => aim<T>([...args, '--repo', repo], env ? { env } : {});
 const results: Record<string, UpdateResult> = {};
 
@@ -80,11 +80,13 @@ beforeAll(async () => {
   await execa('tar', ['-xpf', tar, '-C', root, '--numeric-owner']);
   const out = join(tmp.dir, 'debs');
   await mkdir(out);
+  await mkdir(join(tmp.dir, 'failing'));
   debs.ssl = await patchedDeb(root, 'libssl3', { change: [`${LIB}/libssl.so.3`], suffix: '+aimtest1', out });
   debs.dropped = await patchedDeb(root, 'libssl3', { change: [`${LIB}/ossl-modules/legacy.so`], suffix: '+aimtest2', out });
   debs.unused = await patchedDeb(root, 'libc6', { change: ['/lib/x86_64-linux-gnu/libnss_dns.so.2'], suffix: '+aimtest1', out });
   const postinst = '#!/bin/sh\nset -e\nif [ "$1" = configure ]; then echo "patched by a postinst" >> /etc/issue; fi\n';
   debs.scripted = await patchedDeb(root, 'zlib1g', { change: [], suffix: '+aimtest1', out, scripts: { postinst } });
+  debs.failing = await patchedDeb(root, 'zlib1g', { change: [], suffix: '+aimtest2', out: join(tmp.dir, 'failing'), scripts: { postinst: '#!/bin/sh\necho "postinst fails on purpose" >&2\nexit 1\n' } });
 }, long);
 afterAll(async () => tmp?.cleanup());
 
@@ -204,8 +206,14 @@ describe('aim update with patched Debian packages', () => {
     expect(doc.result.scriptRun!.changes).toEqual([{ path: '/etc/issue', change: 'modified', what: ['content'] }]);
     expect(await inRepo((r) => r.catalog.resolve('gold/nginx:5'))).toBeUndefined();
 
-    const r = updated(await run(['update', 'gold/nginx:4', '--with', debs.scripted.path, '--accept-scripts', '--tag', 'gold/nginx:scripted']), 'scripted');
-    expect(r).toMatchObject({ gold: { ref: 'gold/nginx:scripted' }, slim: { ref: 'slim/nginx:5' }, scriptRun: { accepted: true } });
+    // --reprofile: the profile's workload is traced again on the new gold, which then owns the profile
+    const r = updated(await run(['update', 'gold/nginx:4', '--with', debs.scripted.path, '--accept-scripts', '--reprofile', '--tag', 'gold/nginx:scripted']), 'scripted');
+    expect(r).toMatchObject({ gold: { ref: 'gold/nginx:scripted' }, slim: { ref: 'slim/nginx:5', reprofiled: true }, scriptRun: { accepted: true } });
+    const profile = await inRepo((x) => x.catalog.getProfile('web'));
+    expect(profile?.imageId).toBe(r.gold.id);
+    expect(profile?.runs.map((x) => x.command)).toEqual(["nginx -g 'daemon off;'"]);
+    expect(profile?.runs[0]!.results.map((x) => x.unmet)).toEqual([undefined]);
+    expect(profile?.paths.some((p) => p.path === `${LIB}/libssl.so.3` && p.ok)).toBe(true);
     expect(await fileText('gold/nginx:scripted', '/etc/issue')).toBe(`${await readFile(join(root, 'etc/issue'), 'utf8')}patched by a postinst\n`);
     expect(await versionIn('gold/nginx:scripted', 'zlib1g')).toBe(debs.scripted.version);
     // dpkg's own database, as dpkg left it: the postinst is recorded
@@ -231,5 +239,9 @@ describe('aim update with patched Debian packages', () => {
     expect(await run(['update', 'gold/nginx:1', '--with', join(tmp.dir, 'nope.deb')])).toMatchObject({ exitCode: 3, json: { error: { code: 'E_NOT_FOUND' } } });
     expect(await run(['update', 'gold/nginx:1', '--with', debs.ssl.path, '--tag', 'Bad Tag'])).toMatchObject({ exitCode: 2, json: { error: { code: 'E_CONFIG' } } });
     expect(await run(['update', 'gold/nginx:9', '--with', debs.ssl.path])).toMatchObject({ exitCode: 3, json: { error: { code: 'E_NOT_FOUND' } } });
+    // a postinst that fails: dpkg's own error, with its output
+    const failed = await run(['update', 'gold/nginx:4', '--with', debs.failing.path]);
+    expect(failed).toMatchObject({ exitCode: 6, json: { error: { code: 'E_UPDATE_DPKG_FAILED' } } });
+    expect((failed.json as unknown as { error: { message: string } }).error.message).toContain('postinst fails on purpose');
   }, long);
 });

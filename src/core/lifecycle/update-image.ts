@@ -31,12 +31,12 @@ import { buildImage } from '../build/build-image.js';
 import type { Artifact, BuildFormat, BuildRequest } from '../build/types.js';
 import { commitImage } from '../import/commit.js';
 import { storeContent } from '../import/store-content.js';
+import { withImportSession } from '../import/write-session.js';
 import { parseTag } from '../import/tags.js';
 import type { Entry } from '../model/entry.js';
 import { runProfile } from '../profile/profile-run.js';
 import { resolveImage } from '../query/resolve.js';
 import type { Repository } from '../repository/repository.js';
-import { withImportSession } from '../import/write-session.js';
 import { slimImage, type SlimReport } from '../slim/compose.js';
 import { chooseDebs, readStoredDeb } from './update-input.js';
 import { planUpdate, type PackageChange, type StoredDeb, type UpdateScript } from './update-plan.js';
@@ -174,7 +174,7 @@ async function elfOf(repo: Repository, entries: readonly Entry[], parentBlobs: R
   return { blobs: elf, facts };
 }
 
-/** Makes the new gold version: plans the update, runs the scripts when any, commits the image. In an import session (write lock, space guard, rollback on failure). */
+/** Makes the new gold version: plans the update, runs the scripts when any, commits the image; in an import's write session (lock, space guard, rollback of its blobs on failure). */
 async function updateGold(
   repo: Repository,
   req: UpdateRequest,

@@ -7,6 +7,7 @@ import { decodePath, encodePath } from '../../lib/path-codec.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { hashContent } from '../debian/deb-file.js';
 import { exportImage } from '../export/export-image.js';
+import { readTreeXattrs } from '../import/xattr-dump.js';
 import { joinImagePath, type Entry, type EntryType } from '../model/entry.js';
 import { canonicalizeHardlinks, sortEntries } from '../model/manifest.js';
 import { ProfileError } from '../profile/errors.js';
@@ -63,11 +64,14 @@ interface Seen {
   ctimeMs: number;
   rdev: number;
   host: Buffer;
+  /** Extended attributes, base64 values as manifests keep them. */
+  xattrs?: Record<string, string>;
 }
 
 /** Every path of a tree with what lstat says, names as bytes. */
 async function walkTree(root: Buffer): Promise<Map<string, Seen>> {
   const out = new Map<string, Seen>();
+  const xattrs = await readTreeXattrs(root.toString('latin1'));
   const visit = async (host: Buffer, path: string) => {
     const st = await lstat(host, { bigint: true });
     const type = TYPE_BITS[Number(st.mode) & 0o170000] ?? 'socket';
@@ -82,6 +86,7 @@ async function walkTree(root: Buffer): Promise<Map<string, Seen>> {
       ctimeMs: Number(st.ctimeNs / 1_000_000n),
       rdev: Number(st.rdev),
       host,
+      ...xattrsOf(xattrs.get(host.toString('latin1'))),
     });
     if (type !== 'dir' || MOUNTED.has(path)) return;
     for (const name of await readdir(host, { encoding: 'buffer' })) {
@@ -91,6 +96,14 @@ async function walkTree(root: Buffer): Promise<Map<string, Seen>> {
   await visit(root, '/');
   return out;
 }
+
+function xattrsOf(x: Record<string, Buffer> | undefined): { xattrs?: Record<string, string> } {
+  if (!x || Object.keys(x).length === 0) return {};
+  return { xattrs: Object.fromEntries(Object.entries(x).map(([k, v]) => [k, v.toString('base64')])) };
+}
+
+const sameXattrs = (a: Record<string, string> | undefined, b: Record<string, string> | undefined) =>
+  JSON.stringify(Object.entries(a ?? {}).sort()) === JSON.stringify(Object.entries(b ?? {}).sort());
 
 /** How a seen path differs from its planned entry (empty: the same). */
 async function differences(seen: Seen, planned: Entry, plan: ReadonlyMap<string, Entry>): Promise<string[]> {
@@ -109,6 +122,7 @@ async function differences(seen: Seen, planned: Entry, plan: ReadonlyMap<string,
     }
   }
   if ((type === 'char' || type === 'block') && (Math.floor(seen.rdev / 256) !== content.devMajor || seen.rdev % 256 !== content.devMinor)) out.push('device');
+  if (type !== 'symlink' && !sameXattrs(seen.xattrs, content.xattrs)) out.push('xattrs');
   return out;
 }
 
@@ -151,7 +165,7 @@ async function applyChanges(repo: Repository, planned: readonly Entry[], tree: M
       plan.delete(c.path);
       continue;
     }
-    const e: Entry = { path: c.path, type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, mtime: s.mtime, ...(s.mtimeNsec ? { mtimeNsec: s.mtimeNsec } : {}) };
+    const e: Entry = { path: c.path, type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, mtime: s.mtime, ...(s.mtimeNsec ? { mtimeNsec: s.mtimeNsec } : {}), ...(s.xattrs ? { xattrs: s.xattrs } : {}) };
     if (s.type === 'file') {
       const stored = await repo.blobs.putLocal({ path: s.host });
       e.size = stored.size;
@@ -169,6 +183,16 @@ async function applyChanges(repo: Repository, planned: readonly Entry[], tree: M
   const entries = sortEntries([...plan.values()]);
   canonicalizeHardlinks(entries);
   return entries;
+}
+
+/**
+ * Compares a materialised tree with the manifest planned for it: paths whose ctime is at or after
+ * `since` or that the plan changes from `gold` are compared (type, mode, owner, content, link,
+ * device, xattrs), and paths missing on either side are listed. `ignore` (a path) and what lies
+ * below the sandbox's mount points are left out.
+ */
+export async function diffTree(root: string, planned: readonly Entry[], gold: readonly Entry[], since: number, ignore: string): Promise<TreeChange[]> {
+  return compareTree(await walkTree(decodePath(root)), planned, gold, since, ignore);
 }
 
 export interface RunScriptsRequest {
@@ -214,6 +238,7 @@ export async function runMaintainerScripts(repo: Repository, req: RunScriptsRequ
         hostname: 'aim-update',
         durationMs: 30 * 60_000,
         reporter,
+        signal: req.signal,
       });
     } catch (e) {
       if (e instanceof ProfileError && (e.code === 'E_PROFILE_EXITED' || e.code === 'E_PROFILE_NOT_FOUND')) {
