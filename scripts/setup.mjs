@@ -32,6 +32,8 @@ export const DEBIAN_PACKAGES = {
   'ipxe-qemu': 'PXE boot tests',
   ipxe: 'iPXE binaries of PXE bundles (ipxe.efi, undionly.kpxe)',
   make: 'building iPXE from source (build --ipxe-src)',
+  'dnsmasq-base': 'proxyDHCP, DHCP and TFTP of aim pxe serve (the binary only: no system service is started)',
+  nginx: 'the PXE serving benchmark compares aim pxe serve with nginx serving the same files',
   'busybox-static': 'minimal init for slim images',
   'systemd-boot-efi': 'UEFI boot loader for raw disks',
   skopeo: 'OCI image checks',

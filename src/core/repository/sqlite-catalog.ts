@@ -7,6 +7,7 @@ import type { DataExtent } from '../model/sparse.js';
 import { comparePaths } from '../../lib/path-codec.js';
 import { SqliteImpactStore } from './catalog-impact.js';
 import { SqlitePublications } from './catalog-publications.js';
+import { SqlitePxeStore } from './catalog-pxe.js';
 import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
 /** 2: entries.sparse (the data extents of files with holes). */
@@ -171,6 +172,7 @@ export class SqliteCatalog implements Catalog {
   private readonly db: Database.Database;
   readonly impact: SqliteImpactStore;
   readonly publications: SqlitePublications;
+  readonly pxe: SqlitePxeStore;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     try {
@@ -185,6 +187,7 @@ export class SqliteCatalog implements Catalog {
     }
     this.publications = new SqlitePublications(this.db);
     this.impact = new SqliteImpactStore(this.db);
+    this.pxe = new SqlitePxeStore(this.db);
   }
 
   /**
@@ -208,6 +211,7 @@ export class SqliteCatalog implements Catalog {
     this.db.exec(SCHEMA);
     this.publications.migrate();
     this.impact.migrate();
+    this.pxe.migrate();
     this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     const hasSparse = () => (this.db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).some((c) => c.name === 'sparse');
     if (hasSparse()) return;

@@ -1,4 +1,5 @@
 import type { PublicationStore } from './catalog-publications.js';
+import type { PxeStore } from './catalog-pxe.js';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
 import type { ImpactStore } from './catalog-impact.js';
@@ -173,5 +174,7 @@ export interface Catalog {
   blobUsers(blob: string, limit: number): Promise<{ imageId: string; path: string }[]>;
   /** What `aim ship` published, and the journal of the resources each publication created. */
   readonly publications: PublicationStore;
+  /** PXE assignments (what machines boot) and the boot events of `aim pxe serve`. */
+  readonly pxe: PxeStore;
   close(): Promise<void>;
 }
