@@ -5,6 +5,7 @@ import { errnoCode } from '../../lib/errors.js';
 import type { Entry, EntryType } from '../model/entry.js';
 import type { DataExtent } from '../model/sparse.js';
 import { comparePaths } from '../../lib/path-codec.js';
+import { SqliteChannelStore } from './catalog-channels.js';
 import { SqliteImpactStore } from './catalog-impact.js';
 import { SqlitePublications } from './catalog-publications.js';
 import { SqlitePxeStore } from './catalog-pxe.js';
@@ -173,6 +174,7 @@ export class SqliteCatalog implements Catalog {
   readonly impact: SqliteImpactStore;
   readonly publications: SqlitePublications;
   readonly pxe: SqlitePxeStore;
+  readonly channels: SqliteChannelStore;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     try {
@@ -188,6 +190,7 @@ export class SqliteCatalog implements Catalog {
     this.publications = new SqlitePublications(this.db);
     this.impact = new SqliteImpactStore(this.db);
     this.pxe = new SqlitePxeStore(this.db);
+    this.channels = new SqliteChannelStore(this.db);
   }
 
   /**
@@ -212,6 +215,7 @@ export class SqliteCatalog implements Catalog {
     this.publications.migrate();
     this.impact.migrate();
     this.pxe.migrate();
+    this.channels.migrate();
     this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     const hasSparse = () => (this.db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).some((c) => c.name === 'sparse');
     if (hasSparse()) return;

@@ -1,5 +1,6 @@
 import type { PublicationStore } from './catalog-publications.js';
 import type { PxeStore } from './catalog-pxe.js';
+import type { ChannelStore } from './catalog-channels.js';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
 import type { ImpactStore } from './catalog-impact.js';
@@ -176,5 +177,7 @@ export interface Catalog {
   readonly publications: PublicationStore;
   /** PXE assignments (what machines boot) and the boot events of `aim pxe serve`. */
   readonly pxe: PxeStore;
+  /** Channels (what each serves), their history and AMI pointers, and qualifications. */
+  readonly channels: ChannelStore;
   close(): Promise<void>;
 }
