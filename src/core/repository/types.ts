@@ -119,6 +119,8 @@ export interface ProfileRecord {
     results: ProbeResult[];
     /** Time to ready and the probe tries it took (runs recorded before readiness was measured have none). */
     ready?: { ms: number; tries: number; line?: string };
+    /** TCP ports the workload listened on once ready (runs recorded before aim kept them have none). */
+    ports?: number[];
     at: string;
   })[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
