@@ -9,6 +9,7 @@ import { SqliteChannelStore } from './catalog-channels.js';
 import { SqliteImpactStore } from './catalog-impact.js';
 import { SqlitePublications } from './catalog-publications.js';
 import { SqlitePxeStore } from './catalog-pxe.js';
+import { SqliteLineage } from './catalog-lineage.js';
 import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
 /** 2: entries.sparse (the data extents of files with holes). */
@@ -175,6 +176,7 @@ export class SqliteCatalog implements Catalog {
   readonly publications: SqlitePublications;
   readonly pxe: SqlitePxeStore;
   readonly channels: SqliteChannelStore;
+  readonly lineage: SqliteLineage;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     try {
@@ -191,6 +193,7 @@ export class SqliteCatalog implements Catalog {
     this.impact = new SqliteImpactStore(this.db);
     this.pxe = new SqlitePxeStore(this.db);
     this.channels = new SqliteChannelStore(this.db);
+    this.lineage = new SqliteLineage(this.db);
   }
 
   /**
@@ -216,6 +219,7 @@ export class SqliteCatalog implements Catalog {
     this.impact.migrate();
     this.pxe.migrate();
     this.channels.migrate();
+    this.lineage.migrate();
     this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     const hasSparse = () => (this.db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).some((c) => c.name === 'sparse');
     if (hasSparse()) return;

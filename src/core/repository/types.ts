@@ -4,6 +4,7 @@ import type { ChannelStore } from './catalog-channels.js';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
 import type { ImpactStore } from './catalog-impact.js';
+import type { LineageStore } from './catalog-lineage.js';
 import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
 import type { ProbeResult } from '../profile/probes.js';
 import type { WorkloadSpec } from '../profile/profile-run.js';
@@ -181,5 +182,7 @@ export interface Catalog {
   readonly pxe: PxeStore;
   /** Channels (what each serves), their history and AMI pointers, and qualifications. */
   readonly channels: ChannelStore;
+  /** How images were made from others (aim update) and what was built of them. */
+  readonly lineage: LineageStore;
   close(): Promise<void>;
 }
