@@ -1,4 +1,5 @@
 import type { ChannelView } from '../core/lifecycle/channels.js';
+import type { RolloutReport } from '../core/lifecycle/rollout.js';
 import type { ChannelHistoryEntry, QualificationRecord } from '../core/model/channel.js';
 import { shortId, table } from './format.js';
 
@@ -48,5 +49,27 @@ export function qualificationText(q: QualificationRecord): string {
     lines.push(`  ${p.met ? 'ok  ' : 'FAIL'} ${p.probe} (${p.expectation}): ${answer}, ${p.tries} ${p.tries === 1 ? 'try' : 'tries'}, ${s(p.readyMs)}${p.unmet ? `; ${p.unmet}` : ''}`);
   }
   if (q.error) lines.push(`  why: ${q.error.message.split('\n')[0]}`);
+  return lines.join('\n');
+}
+
+/** A rollout: what it did, its qualification, the history entries it wrote. */
+export function rolloutText(r: RolloutReport): string {
+  const img = (i: { id: string; ref: string }) => `${i.ref} (${shortId(i.id)})`;
+  const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
+  const verdict: Record<RolloutReport['outcome'], string> = {
+    promoted: 'PROMOTED',
+    'rolled-back': 'ROLLED BACK',
+    rejected: 'REJECTED (the channel never moved)',
+    unchanged: 'UNCHANGED',
+    'rollback-failed': 'ROLLBACK FAILED',
+  };
+  const lines = [
+    `rollout ${r.id} → channel ${r.channel}: ${verdict[r.outcome]}`,
+    `  previous ${img(r.previous)}${r.candidate ? `, candidate ${img(r.candidate)}` : ''}; the channel holds ${img(r.current)}`,
+    `  update ${s(r.timings.updateMs)}, build ${s(r.timings.prepareMs)}, qualification ${s(r.timings.qualifyMs)}, ${s(r.timings.totalMs)} in all`,
+  ];
+  if (r.reason) lines.push(`  why: ${r.reason}`);
+  if (r.qualification) lines.push(qualificationText(r.qualification).replace(/^/gm, '  '));
+  if (r.history.length) lines.push(historyTable(r.history));
   return lines.join('\n');
 }
