@@ -42,11 +42,12 @@ export function qualificationText(q: QualificationRecord): string {
   const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
   const lines = [
     `qualification ${q.id} of ${q.imageRef} (${shortId(q.imageId)}) with profile ${q.profile}: ${q.passed ? 'PASSED' : 'FAILED'}`,
-    `  ${q.artifact.format} artifact built in ${s(q.timings.buildMs)}; ready ${s(q.timings.readyMs)} after QEMU started; ${s(q.timings.totalMs)} in all; guest ports ${q.ports.join(', ') || '-'}`,
+    `  ${q.artifact.format} artifact built in ${s(q.timings.buildMs)}; ${q.passed ? `ready ${s(q.timings.readyMs)}` : `failed ${s(q.timings.vmMs)}`} after QEMU started; ${s(q.timings.totalMs)} in all; guest ports ${q.ports.join(', ') || '-'}`,
   ];
   for (const p of q.probes) {
     const answer = p.status !== undefined ? `HTTP ${p.status}` : p.exitCode !== undefined ? `exit ${p.exitCode}` : 'no answer';
-    lines.push(`  ${p.met ? 'ok  ' : 'FAIL'} ${p.probe} (${p.expectation}): ${answer}, ${p.tries} ${p.tries === 1 ? 'try' : 'tries'}, ${s(p.readyMs)}${p.unmet ? `; ${p.unmet}` : ''}`);
+    if (p.tries === 0) lines.push(`  FAIL ${p.probe} (${p.expectation}): ${p.unmet ?? 'not tried'}`);
+    else lines.push(`  ${p.met ? 'ok  ' : 'FAIL'} ${p.probe} (${p.expectation}): ${answer}, ${p.tries} ${p.tries === 1 ? 'try' : 'tries'}, ${s(p.readyMs)}${p.unmet ? `; ${p.unmet}` : ''}`);
   }
   if (q.error) lines.push(`  why: ${q.error.message.split('\n')[0]}`);
   return lines.join('\n');

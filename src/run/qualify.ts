@@ -185,8 +185,8 @@ async function failed(repo: Repository, plan: QualificationPlan, e: unknown, fie
   throw new QualificationFailedError(record, e);
 }
 
-const notTried = (plan: QualificationPlan, why: string): QualifiedProbe[] =>
-  plan.probes.map((p) => ({ probe: probeLabel(p), expectation: probeExpectation(p), met: false, unmet: `not met: ${why}`, tries: 0, readyMs: 0 }));
+/** The probes of a qualification that failed before they ran to their end (the record's error says why). */
+const notTried = (plan: QualificationPlan): QualifiedProbe[] => plan.probes.map((p) => ({ probe: probeLabel(p), expectation: probeExpectation(p), met: false, unmet: 'not tried to the end', tries: 0, readyMs: 0 }));
 
 /** Builds the artifact and exports the tree exec probes run in; a build the image makes fail is a failed qualification. */
 export async function prepareQualification(repo: Repository, plan: QualificationPlan, req: QualifyRequest, reporter: Reporter): Promise<PreparedQualification> {
@@ -222,7 +222,7 @@ export async function prepareQualification(repo: Repository, plan: Qualification
   } catch (e) {
     await dispose();
     if (req.signal?.aborted) throw cancellationError(req.signal);
-    return failed(repo, plan, e, { artifact, probes: notTried(plan, 'the artifact could not be built'), timings: { buildMs: Date.now() - t0, totalMs: Date.now() - t0 }, startedAt });
+    return await failed(repo, plan, e, { artifact, probes: notTried(plan), timings: { buildMs: Date.now() - t0, totalMs: Date.now() - t0 }, startedAt });
   }
   const buildMs = Date.now() - t0;
   return {
@@ -278,10 +278,10 @@ interface Prepared {
 
 async function bootAndProbe(repo: Repository, p: Prepared, req: QualifyRequest, reporter: Reporter): Promise<QualificationRecord> {
   const { plan, signal } = { plan: p.plan, signal: req.signal };
-  const fields = () => ({ artifact: p.artifact, startedAt: p.startedAt, timings: { buildMs: p.buildMs, totalMs: Date.now() - p.t0 } });
-  const ns = await startProbeNamespaces(p.root, join(p.scratch, 'work'), signal);
   let vm: RunningVm | undefined;
   let started = Date.now();
+  const fields = () => ({ artifact: p.artifact, startedAt: p.startedAt, timings: { buildMs: p.buildMs, ...(vm ? { vmMs: Date.now() - started } : {}), totalMs: Date.now() - p.t0 } });
+  const ns = await startProbeNamespaces(p.root, join(p.scratch, 'work'), signal);
   const stopOnAbort = () => void vm?.stop().catch(() => undefined);
   signal?.addEventListener('abort', stopOnAbort);
   try {
@@ -370,7 +370,8 @@ async function bootAndProbe(repo: Repository, p: Prepared, req: QualifyRequest, 
   } catch (e) {
     if (e instanceof QualificationFailedError) throw e;
     if (signal?.aborted) throw cancellationError(signal);
-    return failed(repo, plan, e, { ...fields(), probes: notTried(plan, e instanceof Error ? e.message.split('\n')[0]! : String(e)) });
+    // awaited here: the finally below takes a while, and an unawaited rejection would be unhandled meanwhile
+    return await failed(repo, plan, e, { ...fields(), probes: notTried(plan) });
   } finally {
     signal?.removeEventListener('abort', stopOnAbort);
     try {

@@ -92,6 +92,7 @@ describe('aim rollout: update → qualify → promote, rolled back by itself', (
     // while it was qualified, the channel served the candidate: the PXE machine too
     expect(midway).toMatchObject({ channel: { imageId: next.id, state: 'qualifying', rollout: { id: report.id, pid: process.pid, host: hostname() } }, pxe: next.id });
     expect(report).toMatchObject({ outcome: 'promoted', previous: current, candidate: next, current: next, qualification: { passed: true } });
+    expect(report.history.map((e) => e.rollout)).toEqual([report.id, report.id]);
     expect(report.history.map((e) => [e.action, e.imageId])).toEqual([
       ['promote', next.id],
       ['qualified', next.id],
@@ -120,7 +121,8 @@ describe('aim rollout: update → qualify → promote, rolled back by itself', (
       ['promote', bad.id, current.id],
       ['rollback', current.id, bad.id],
     ]);
-    expect(history[1]!.reason).toContain(`rollout ${report.id}: qualification ${report.qualification!.id} of ${bad.ref} failed`);
+    expect(history[1]!.reason).toContain(`qualification ${report.qualification!.id} of ${bad.ref} failed`);
+    expect(history.map((e) => e.rollout)).toEqual([report.id, report.id]);
     expect(history[1]!.qualification).toBe(report.qualification!.id);
     expect(history[1]!.effects.pxe).toEqual([{ selector: 'default', from: bad.id, to: current.id }]);
     expect(seen.disposed).toBe(1);

@@ -146,6 +146,7 @@ export interface MoveRequest {
   imageRef: string;
   state: 'ready' | 'qualifying';
   rollout?: ChannelMove['rollout'];
+  rolloutId?: string;
   reason?: string;
   qualification?: string;
   /** What the channel must hold for the move to happen; default: whatever it holds when planned. */
@@ -171,6 +172,7 @@ export async function moveChannel(repo: Repository, req: MoveRequest, reporter: 
       expect: { imageId: current?.imageId ?? null, ...(req.expect?.state ? { state: req.expect.state } : {}), ...(req.expect?.rollout ? { rollout: req.expect.rollout } : {}) },
       state: req.state,
       ...(req.rollout ? { rollout: req.rollout } : {}),
+      ...(req.rolloutId !== undefined ? { rolloutId: req.rolloutId } : {}),
       ...(req.reason !== undefined ? { reason: req.reason } : {}),
       ...(req.qualification !== undefined ? { qualification: req.qualification } : {}),
       pxe: await planFollowers(repo, req.channel, req.imageId, req.imageRef, reporter),
@@ -267,7 +269,7 @@ export async function rollbackChannel(repo: Repository, req: RollbackRequest, re
       state: 'ready',
       reason: req.reason ?? 'rolled back by hand',
       ...(req.qualification !== undefined ? { qualification: req.qualification } : {}),
-      ...(req.rollout ? { expect: { imageId: req.rollout.candidate, rollout: req.rollout.id } } : {}),
+      ...(req.rollout ? { rolloutId: req.rollout.id, expect: { imageId: req.rollout.candidate, rollout: req.rollout.id } } : {}),
     },
     reporter,
   );

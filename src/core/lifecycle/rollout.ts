@@ -165,7 +165,7 @@ export async function runRollout(repo: Repository, req: RolloutRequest, deps: Ro
         imageRef: candidate.ref,
         state: 'qualifying',
         rollout: { id, pid: process.pid, host: hostname() },
-        reason: `rollout ${id}: ${req.name} updated (${u.packages.map((p) => `${p.name} ${p.from} → ${p.to}`).join(', ') || req.with.join(', ')}); qualifying`,
+        reason: `${req.name} updated (${u.packages.map((p) => `${p.name} ${p.from} → ${p.to}`).join(', ') || req.with.join(', ')}); qualifying`,
         expect: { imageId: before.imageId },
       },
       reporter,
@@ -188,7 +188,7 @@ export async function runRollout(repo: Repository, req: RolloutRequest, deps: Ro
       const q = report.qualification!;
       const kept = await moveChannel(
         repo,
-        { channel: channelName, action: 'qualified', imageId: candidate.id, imageRef: candidate.ref, state: 'ready', qualification: q.id, reason: `rollout ${id}: qualification ${q.id} passed`, expect: { imageId: candidate.id, state: 'qualifying', rollout: id } },
+        { channel: channelName, action: 'qualified', imageId: candidate.id, imageRef: candidate.ref, state: 'ready', rolloutId: id, qualification: q.id, reason: `qualification ${q.id} passed`, expect: { imageId: candidate.id, state: 'qualifying', rollout: id } },
         reporter,
       );
       report.history.push(kept.entry);
@@ -198,7 +198,7 @@ export async function runRollout(repo: Repository, req: RolloutRequest, deps: Ro
 
     const q = report.qualification;
     report.reason = q ? `qualification ${q.id} of ${candidate.ref} failed: ${q.error?.message.split('\n')[0] ?? firstLine(failure)}` : `${candidate.ref} could not be qualified: ${firstLine(failure)}`;
-    const back = await rollbackChannel(repo, { channel: channelName, reason: `rollout ${id}: ${report.reason}`, ...(q ? { qualification: q.id } : {}), rollout: { id, candidate: candidate.id } }, reporter).catch((e: unknown) => {
+    const back = await rollbackChannel(repo, { channel: channelName, reason: report.reason, ...(q ? { qualification: q.id } : {}), rollout: { id, candidate: candidate.id } }, reporter).catch((e: unknown) => {
       throw new AimError('E_ROLLBACK_FAILED', `rollout ${id}: ${report.reason}; and the rollback of channel ${channelName} failed: ${firstLine(e)}`, isAimError(e) ? e.exitCode : ExitCode.internal, {
         result: done('rollback-failed'),
         cause: e,

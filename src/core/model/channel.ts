@@ -108,8 +108,10 @@ export interface QualificationRecord {
   timings: {
     /** Building the artifact. */
     buildMs: number;
-    /** From QEMU's start until every probe met its expectation (passed), or until it was given up. */
+    /** Passed: from QEMU's start until every probe had met its expectation. */
     readyMs?: number;
+    /** From QEMU's start until the verdict (absent when QEMU never started). */
+    vmMs?: number;
     totalMs: number;
   };
   /** Why it failed: the error's code and message. */

@@ -80,7 +80,10 @@ export interface ChannelMove {
   /** What the channel held when the move was planned: its image (null: no such channel yet) and state. */
   expect: { imageId: string | null; state?: 'ready' | 'qualifying'; rollout?: string };
   state: 'ready' | 'qualifying';
+  /** While qualifying: the rollout that holds the channel. */
   rollout?: { id: string; pid: number; host: string };
+  /** The rollout that made the move, for the history (default: `rollout`'s). */
+  rolloutId?: string;
   reason?: string;
   qualification?: string;
   /** Every assignment that follows the channel, switched (an assignment already on the image is listed with from === imageId). */
@@ -259,7 +262,7 @@ export class SqliteChannelStore implements ChannelStore {
           current?.imageRef ?? null,
           m.reason ?? null,
           m.qualification ?? null,
-          m.rollout?.id ?? null,
+          m.rolloutId ?? m.rollout?.id ?? null,
           JSON.stringify(effects),
           JSON.stringify(m.by),
           now,
