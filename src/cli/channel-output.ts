@@ -32,7 +32,7 @@ export function historyTable(entries: readonly ChannelHistoryEntry[]): string {
     e.fromImageId ? `${e.fromImageRef} (${shortId(e.fromImageId)})` : '-',
     `${e.by.user}@${e.by.host}`,
     effects(e),
-    [e.rollout ? `rollout ${e.rollout}` : '', e.qualification ? `qualification ${e.qualification}` : '', e.reason ?? ''].filter(Boolean).join('; ') || '-',
+    [e.rollout ? `rollout ${e.rollout}` : '', e.qualification && !e.reason?.includes(e.qualification) ? `qualification ${e.qualification}` : '', e.reason ?? ''].filter(Boolean).join('; ') || '-',
   ]);
   return table(['TIME', 'ACTION', 'IMAGE', 'FROM', 'BY', 'FOLLOWED', 'WHY'], rows);
 }
