@@ -56,10 +56,10 @@ function controlFrom(statusText: string, version: string): string {
 /**
  * Builds `<out>/<package>_<version>_<arch>.deb` from the installed package, with `change` (paths
  * as the package lists them) altered: a few bytes appended, so their content differs and nothing
- * else does; and `replace` (path → new content, mode kept): a file written anew, e.g. a program
- * broken on purpose.
+ * else does; `replace` (path → new content, mode kept): a file written anew, e.g. a program
+ * broken on purpose; `scripts` adds maintainer scripts (name → text) to the package.
  */
-export async function patchedDeb(root: string, pkg: string, options: { change: string[]; replace?: Record<string, string>; suffix: string; out: string }): Promise<PatchedDeb> {
+export async function patchedDeb(root: string, pkg: string, options: { change: string[]; replace?: Record<string, string>; suffix: string; out: string; scripts?: Record<string, string> }): Promise<PatchedDeb> {
   const st = await statusOf(root, pkg);
   const version = `${st.version}${options.suffix}`;
   const info = join(root, 'var/lib/dpkg/info');
@@ -92,6 +92,7 @@ export async function patchedDeb(root: string, pkg: string, options: { change: s
     await writeFile(join(stage, path), content, { mode });
   }
   await writeFile(join(stage, 'DEBIAN', 'control'), controlFrom(st.text, version));
+  for (const [name, text] of Object.entries(options.scripts ?? {})) await writeFile(join(stage, 'DEBIAN', name), text, { mode: 0o755 });
   const [p] = parseDeb822(st.text);
   const conffiles = getField(p!, 'Conffiles');
   if (conffiles) {

@@ -31,12 +31,12 @@ import { buildImage } from '../build/build-image.js';
 import type { Artifact, BuildFormat, BuildRequest } from '../build/types.js';
 import { commitImage } from '../import/commit.js';
 import { storeContent } from '../import/store-content.js';
+import { withImportSession } from '../import/write-session.js';
 import { parseTag } from '../import/tags.js';
 import type { Entry } from '../model/entry.js';
 import { runProfile } from '../profile/profile-run.js';
 import { resolveImage } from '../query/resolve.js';
 import type { Repository } from '../repository/repository.js';
-import { SpaceGuard } from '../repository/space-guard.js';
 import { slimImage, type SlimReport } from '../slim/compose.js';
 import { chooseDebs, readStoredDeb } from './update-input.js';
 import { planUpdate, type PackageChange, type StoredDeb, type UpdateScript } from './update-plan.js';
@@ -174,7 +174,7 @@ async function elfOf(repo: Repository, entries: readonly Entry[], parentBlobs: R
   return { blobs: elf, facts };
 }
 
-/** Makes the new gold version: plans the update, runs the scripts when any, commits the image. Holds the write lock. */
+/** Makes the new gold version: plans the update, runs the scripts when any, commits the image; in an import's write session (lock, space guard, rollback of its blobs on failure). */
 async function updateGold(
   repo: Repository,
   req: UpdateRequest,
@@ -182,9 +182,7 @@ async function updateGold(
   debFiles: string[],
   reporter: Reporter,
 ): Promise<Pick<UpdateResult, 'packages' | 'scripts' | 'scriptRun' | 'skipped' | 'notes'> & { id: string; created: boolean }> {
-  const lock = await repo.lockForWrite();
-  repo.blobs.guard = new SpaceGuard(repo.root, {});
-  try {
+  return withImportSession(repo, {}, async () => {
     reporter.emit({ type: 'stage', stage: 'update:read', status: 'start', detail: `${debFiles.length} package(s)` });
     const debs: StoredDeb[] = [];
     for (const f of debFiles) {
@@ -228,13 +226,7 @@ async function updateGold(
       reporter,
     );
     return { id: committed.id, created: committed.created, packages: plan.packages, scripts: plan.scripts, scriptRun, skipped: plan.skipped, notes: plan.notes };
-  } catch (e) {
-    await repo.rollbackBlobs(lock);
-    throw e;
-  } finally {
-    repo.blobs.guard = undefined;
-    await lock.release();
-  }
+  });
 }
 
 /** Traces the profile's recorded workloads again on the new gold; the profile then belongs to it. */
@@ -255,6 +247,8 @@ async function reprofile(repo: Repository, name: string, goldId: string, reporte
 export async function updateImage(repo: Repository, req: UpdateRequest, reporter: Reporter): Promise<UpdateResult> {
   const actor = currentActor();
   const at = new Date().toISOString();
+  const tagsGiven = req.tags?.map(parseTag);
+  const slimTagsGiven = req.slimTags?.map(parseTag);
   const given = await resolveImage(repo, req.image);
   const givenReport = (await repo.catalog.getSlimReport(given)) as SlimReport | undefined;
   const goldId = givenReport?.gold.id ?? given;
@@ -311,10 +305,10 @@ export async function updateImage(repo: Repository, req: UpdateRequest, reporter
   }
 
   // tags last: the new versions carry names only once everything succeeded
-  const goldTags = (req.tags ?? (await nextTags(repo, goldId))).map(parseTag);
+  const goldTags = tagsGiven ?? (await nextTags(repo, goldId));
   for (const t of goldTags) await repo.catalog.setTag(t, gold.id);
   if (slims[0]) {
-    const slimTags = (req.slimTags ?? (await nextTags(repo, slims[0].parent.id))).map(parseTag);
+    const slimTags = slimTagsGiven ?? (await nextTags(repo, slims[0].parent.id));
     for (const t of slimTags) await repo.catalog.setTag(t, slims[0].id);
   }
   for (const s of slims.slice(1)) for (const t of await nextTags(repo, s.parent.id)) await repo.catalog.setTag(t, s.id);

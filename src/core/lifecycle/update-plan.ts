@@ -162,12 +162,14 @@ function upgradeScripts(deb: StoredDeb, installed: string, oldInfo: ReadonlyMap<
   of('preinst', 'new', `preinst upgrade ${installed}`, member('preinst'));
   of('postrm', 'installed', `postrm upgrade ${deb.version}`, oldInfo.get('postrm'));
   of('postinst', 'new', `postinst configure ${installed}`, member('postinst'));
-  const triggers = member('triggers')?.toString('utf8');
-  const activates = (triggers ?? '')
-    .split('\n')
-    .map((l) => l.replace(/#.*/, '').trim())
-    .filter((l) => /^activate/.test(l));
-  if (activates.length > 0) out.push({ package: deb.package, name: 'triggers', from: 'new', runs: activates.map((l) => l.split(/\s+/)[1]).join(', '), size: Buffer.byteLength(triggers!), text: activates.join('\n') });
+  // triggers the old version activates on its way out and the new one on its way in (deb-triggers(5))
+  for (const [from, data] of [['installed', oldInfo.get('triggers')], ['new', member('triggers')]] as const) {
+    const activates = (data?.toString('utf8') ?? '')
+      .split('\n')
+      .map((l) => l.replace(/#.*/, '').trim())
+      .filter((l) => /^activate/.test(l));
+    if (activates.length > 0) out.push({ package: deb.package, name: 'triggers', from, runs: `activates ${activates.map((l) => l.split(/\s+/)[1]).join(', ')}`, size: data!.length, text: activates.join('\n') });
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@ import { decodePath, encodePath } from '../../lib/path-codec.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { hashContent } from '../debian/deb-file.js';
 import { exportImage } from '../export/export-image.js';
+import { readTreeXattrs } from '../import/xattr-dump.js';
 import { joinImagePath, type Entry, type EntryType } from '../model/entry.js';
 import { canonicalizeHardlinks, sortEntries } from '../model/manifest.js';
 import { ProfileError } from '../profile/errors.js';
@@ -31,14 +32,21 @@ export interface TreeChange {
 export interface ScriptRun {
   /** Paths the scripts (or triggers) changed beyond the packages' files and dpkg's database. */
   changes: TreeChange[];
-  /** dpkg's own records that differ from the planned ones (status, info files, logs). */
+  /** dpkg's own records that differ from the planned ones (status, info files, logs) and caches. */
   bookkeeping: TreeChange[];
   outputTail: string;
   durationMs: number;
 }
 
-/** dpkg's own state and logs: differences there are bookkeeping, not what a script did. */
-const BOOKKEEPING = ['/var/lib/dpkg', '/var/log/dpkg.log', '/var/log/alternatives.log'];
+/**
+ * Differences that are no change a script made to the system: dpkg's own state and logs, and
+ * /var/cache, which by the FHS holds only what can be made again (ldconfig's aux-cache, which
+ * every ldconfig trigger writes) — but debconf's database, which Debian keeps there and which
+ * holds the answers scripts record.
+ */
+const BOOKKEEPING = ['/var/lib/dpkg', '/var/log/dpkg.log', '/var/log/alternatives.log', '/var/cache'];
+const NOT_BOOKKEEPING = ['/var/cache/debconf'];
+const isBookkeeping = (path: string) => BOOKKEEPING.some((b) => under(path, b)) && !NOT_BOOKKEEPING.some((b) => under(path, b));
 /** Mounted over in the sandbox: what the run did there is gone with it. */
 const MOUNTED = new Set(['/proc', '/sys', '/dev', '/tmp', '/run']);
 const under = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
@@ -56,11 +64,14 @@ interface Seen {
   ctimeMs: number;
   rdev: number;
   host: Buffer;
+  /** Extended attributes, base64 values as manifests keep them. */
+  xattrs?: Record<string, string>;
 }
 
 /** Every path of a tree with what lstat says, names as bytes. */
 async function walkTree(root: Buffer): Promise<Map<string, Seen>> {
   const out = new Map<string, Seen>();
+  const xattrs = await readTreeXattrs(root.toString('latin1'));
   const visit = async (host: Buffer, path: string) => {
     const st = await lstat(host, { bigint: true });
     const type = TYPE_BITS[Number(st.mode) & 0o170000] ?? 'socket';
@@ -75,6 +86,7 @@ async function walkTree(root: Buffer): Promise<Map<string, Seen>> {
       ctimeMs: Number(st.ctimeNs / 1_000_000n),
       rdev: Number(st.rdev),
       host,
+      ...xattrsOf(xattrs.get(host.toString('latin1'))),
     });
     if (type !== 'dir' || MOUNTED.has(path)) return;
     for (const name of await readdir(host, { encoding: 'buffer' })) {
@@ -84,6 +96,14 @@ async function walkTree(root: Buffer): Promise<Map<string, Seen>> {
   await visit(root, '/');
   return out;
 }
+
+function xattrsOf(x: Record<string, Buffer> | undefined): { xattrs?: Record<string, string> } {
+  if (!x || Object.keys(x).length === 0) return {};
+  return { xattrs: Object.fromEntries(Object.entries(x).map(([k, v]) => [k, v.toString('base64')])) };
+}
+
+const sameXattrs = (a: Record<string, string> | undefined, b: Record<string, string> | undefined) =>
+  JSON.stringify(Object.entries(a ?? {}).sort()) === JSON.stringify(Object.entries(b ?? {}).sort());
 
 /** How a seen path differs from its planned entry (empty: the same). */
 async function differences(seen: Seen, planned: Entry, plan: ReadonlyMap<string, Entry>): Promise<string[]> {
@@ -102,6 +122,7 @@ async function differences(seen: Seen, planned: Entry, plan: ReadonlyMap<string,
     }
   }
   if ((type === 'char' || type === 'block') && (Math.floor(seen.rdev / 256) !== content.devMajor || seen.rdev % 256 !== content.devMinor)) out.push('device');
+  if (type !== 'symlink' && !sameXattrs(seen.xattrs, content.xattrs)) out.push('xattrs');
   return out;
 }
 
@@ -144,7 +165,7 @@ async function applyChanges(repo: Repository, planned: readonly Entry[], tree: M
       plan.delete(c.path);
       continue;
     }
-    const e: Entry = { path: c.path, type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, mtime: s.mtime, ...(s.mtimeNsec ? { mtimeNsec: s.mtimeNsec } : {}) };
+    const e: Entry = { path: c.path, type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, mtime: s.mtime, ...(s.mtimeNsec ? { mtimeNsec: s.mtimeNsec } : {}), ...(s.xattrs ? { xattrs: s.xattrs } : {}) };
     if (s.type === 'file') {
       const stored = await repo.blobs.putLocal({ path: s.host });
       e.size = stored.size;
@@ -162,6 +183,16 @@ async function applyChanges(repo: Repository, planned: readonly Entry[], tree: M
   const entries = sortEntries([...plan.values()]);
   canonicalizeHardlinks(entries);
   return entries;
+}
+
+/**
+ * Compares a materialised tree with the manifest planned for it: paths whose ctime is at or after
+ * `since` or that the plan changes from `gold` are compared (type, mode, owner, content, link,
+ * device, xattrs), and paths missing on either side are listed. `ignore` (a path) and what lies
+ * below the sandbox's mount points are left out.
+ */
+export async function diffTree(root: string, planned: readonly Entry[], gold: readonly Entry[], since: number, ignore: string): Promise<TreeChange[]> {
+  return compareTree(await walkTree(decodePath(root)), planned, gold, since, ignore);
 }
 
 export interface RunScriptsRequest {
@@ -207,6 +238,7 @@ export async function runMaintainerScripts(repo: Repository, req: RunScriptsRequ
         hostname: 'aim-update',
         durationMs: 30 * 60_000,
         reporter,
+        signal: req.signal,
       });
     } catch (e) {
       if (e instanceof ProfileError && (e.code === 'E_PROFILE_EXITED' || e.code === 'E_PROFILE_NOT_FOUND')) {
@@ -222,8 +254,8 @@ export async function runMaintainerScripts(repo: Repository, req: RunScriptsRequ
     const tree = await walkTree(decodePath(root));
     const all = await compareTree(tree, req.planned, req.gold, since, drop);
     const run: ScriptRun = {
-      changes: all.filter((c) => !BOOKKEEPING.some((b) => under(c.path, b))),
-      bookkeeping: all.filter((c) => BOOKKEEPING.some((b) => under(c.path, b))),
+      changes: all.filter((c) => !isBookkeeping(c.path)),
+      bookkeeping: all.filter((c) => isBookkeeping(c.path)),
       outputTail: result.outputTail,
       durationMs: result.durationMs,
     };

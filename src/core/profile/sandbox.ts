@@ -33,7 +33,7 @@ import { createReadStream } from 'node:fs';
 import { copyFile, lstat, mkdir, open, readFile, realpath, rm, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ConfigError, InputError, PermissionError } from '../../lib/errors.js';
+import { ConfigError, InputError, PermissionError, throwIfCancelled } from '../../lib/errors.js';
 import { requireTool, spawnTool, type StreamingProcess } from '../../lib/exec.js';
 import { debugLog } from '../../lib/log.js';
 import { silentReporter, type Reporter } from '../../lib/reporter.js';
@@ -88,6 +88,8 @@ export interface SandboxOptions {
   /** Runtime state (tmpfiles.d, the unit's directories) to create before the workload starts. */
   runtime?: readonly RuntimeAction[];
   reporter?: Reporter;
+  /** Stops a run without probes early: the sandbox is torn down and the run rejects with the signal's cancellation error. */
+  signal?: AbortSignal;
 }
 
 export interface SandboxResult {
@@ -465,7 +467,8 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     if (ready) reporter.emit({ type: 'info', message: `workload ready after ${ready.ms} ms (${ready.tries} probe ${ready.tries === 1 ? 'try' : 'tries'})` });
 
     // 3. Run out the duration, unless the workload ends first.
-    await waitUntil(async () => (ended = await workloadEnded()) !== undefined, Math.max(0, workloadStarted + durationMs - Date.now()), 100);
+    await waitUntil(async () => (ended = await workloadEnded()) !== undefined || options.signal?.aborted === true, Math.max(0, workloadStarted + durationMs - Date.now()), 100);
+    throwIfCancelled(options.signal);
     if (ended && gates.length + probes.length > 0) {
       reporter.emit({ type: 'warn', code: 'W_PROFILE_EXITED', message: `workload exited by itself after the probes (exit ${ended.code ?? 'unknown'})` });
     } else if (ended && ended.code !== 0) {
