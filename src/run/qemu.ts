@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { copyFile, readFile, readdir } from 'node:fs/promises';
+import { copyFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { basename, dirname, extname, join } from 'node:path';
@@ -156,6 +156,18 @@ export function consoleLogPath(spec: Pick<VmSpec, 'dir'>): string {
 }
 
 /**
+ * SeaBIOS's serial console (its fw_cfg file etc/sercon-port: the port, a little-endian integer,
+ * here COM1 0x3f8): what the BIOS and the NIC's iPXE print goes to the serial log too. A network
+ * boot under SeaBIOS shows iPXE's messages (an unassigned machine's, a failed download) there.
+ */
+export function serconPath(spec: Pick<VmSpec, 'dir'>): string {
+  return join(spec.dir, 'sercon-port');
+}
+const SERCON_PORT = Buffer.from([0xf8, 0x03]);
+
+const wantsSercon = (spec: VmSpec) => spec.artifact.kind === 'network' && (spec.firmware ?? 'uefi') === 'bios';
+
+/**
  * QEMU's command line for a spec (pure). For disk boots the NIC carries no option ROM, so it never
  * PXE-boots before the disk; for PXE boots QEMU's own iPXE ROM fetches the bootfile by TFTP from
  * QEMU's server, or by HTTP from the host (10.0.2.2 is the host's 127.0.0.1 in user networking). A
@@ -184,6 +196,7 @@ export function qemuArgs(spec: VmSpec): string[] {
     '-serial', spec.console === 'file' ? `file:${consoleLogPath(spec)}` : 'stdio',
     '-monitor', `unix:${join(spec.dir, 'monitor.sock')},server=on,wait=off`,
     ...(uefi ? ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`] : []),
+    ...(wantsSercon(spec) ? ['-fw_cfg', `name=etc/sercon-port,file=${serconPath(spec)}`] : []),
     ...disk,
     '-netdev', netdev,
     '-device', `${emulated.nic},netdev=n0${spec.tap ? `,mac=${spec.tap.mac}` : ''}${rom}`,
@@ -274,6 +287,7 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
   if (spec.artifact.kind === 'pxe' && !existsSync(join(spec.artifact.dir, spec.artifact.bootfile))) throw new NotFoundError(`${join(spec.artifact.dir, spec.artifact.bootfile)} does not exist`);
   if (spec.accel === 'kvm' && !existsSync('/dev/kvm')) throw new ConfigError('--accel kvm needs /dev/kvm, which this machine does not have', { hint: 'use --accel tcg' });
   if (uefi) await copyFile(OVMF_VARS, join(spec.dir, 'OVMF_VARS.fd'));
+  if (wantsSercon(spec)) await writeFile(serconPath(spec), SERCON_PORT);
   if (spec.devices === 'vmware' && !spec.firmwareEsp && spec.artifact.kind === 'disk') spec = { ...spec, firmwareEsp: await findEsp(spec.artifact, spec.dir, spec.signal) };
   const started = Date.now();
   if (spec.tap && spec.forwards.length > 0) throw new ConfigError('port forwards need user networking, not a tap device');

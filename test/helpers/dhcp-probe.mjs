@@ -7,7 +7,12 @@
 // port 4011 as a PXE client does after it has an address (ciaddr from the plain DHCP server's
 // offer, or one the caller put on the interface: --address), choosing the boot menu's first item
 // when the offer has a menu (BIOS).
-//   --mac 52:54:00:aa:bb:cc --arch 0|7|9 [--ipxe] [--uuid UUID] [--wait-ms 3000]
+// Each request is sent again every second, as clients do (a DHCP server that pings an address
+// before offering it answers only a later DISCOVER). --until N ends the wait once N servers have
+// offered (the site's and aim's: 2); --settle MS ends it MS after an offer of an address, as a PXE
+// client waits that long for proxyDHCP offers once it has one: a silent proxyDHCP server costs MS
+// after the site answered (at once, or after the ping check of a new address), at most --wait-ms.
+//   --mac 52:54:00:aa:bb:cc --arch 0|7|9 [--ipxe] [--uuid UUID] [--wait-ms 3000] [--until N] [--settle MS]
 //   [--request --address 198.18.x.y]
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
@@ -23,6 +28,8 @@ const arch = Number(opt('arch', '0'));
 const ipxe = flag('ipxe');
 const uuid = Buffer.from(opt('uuid', '00112233-4455-6677-8899-aabbccddeeff').replace(/-/g, ''), 'hex');
 const waitMs = Number(opt('wait-ms', '3000'));
+const until = Number(opt('until', '0'));
+const settleMs = Number(opt('settle', '0'));
 const xid = randomBytes(4);
 
 function packet(type, ciaddr = '0.0.0.0', bootItem) {
@@ -103,31 +110,62 @@ function parse(msg, from) {
   };
 }
 
+/**
+ * Sends `send()` now and every second; waits up to waitMs, or until done() holds after an answer,
+ * or (with --settle) settleMs after the first answer for which settles(answer) holds.
+ */
+function collect(send, done, settles = () => false) {
+  let timer;
+  let settled;
+  let wake;
+  const over = new Promise((resolve) => {
+    wake = resolve;
+    timer = setTimeout(resolve, waitMs);
+  });
+  send();
+  const again = setInterval(send, 1000);
+  const check = (answer) => {
+    if (done()) return wake();
+    if (settleMs > 0 && settled === undefined && settles(answer)) settled = setTimeout(wake, settleMs);
+  };
+  return { check, over: over.then(() => (clearTimeout(timer), clearTimeout(settled), clearInterval(again))) };
+}
+
 const offers = [];
 const sock = createSocket({ type: 'udp4', reuseAddr: true });
-sock.on('message', (msg, from) => {
-  const p = parse(msg, from);
-  if (p) offers.push(p);
-});
 await new Promise((resolve) => sock.bind(68, '0.0.0.0', resolve));
 sock.setBroadcast(true);
-sock.send(packet(1), 67, '255.255.255.255');
-await new Promise((r) => setTimeout(r, waitMs));
+const discovery = collect(
+  () => sock.send(packet(1), 67, '255.255.255.255'),
+  () => until > 0 && new Set(offers.map((o) => o.from)).size >= until,
+  (offer) => offer !== undefined && offer.yiaddr !== '0.0.0.0',
+);
+sock.on('message', (msg, from) => {
+  const p = parse(msg, from);
+  // a server answers every DISCOVER sent again: one offer per server
+  if (p && !offers.some((o) => o.from === p.from)) offers.push(p);
+  discovery.check(p);
+});
+await discovery.over;
 const result = { xid: xid.toString('hex'), offers };
 if (flag('request')) {
   const proxy = offers.find((o) => o.vendorClass?.startsWith('PXEClient') && o.yiaddr === '0.0.0.0');
   result.ack = [];
   if (proxy?.serverId) {
     const s4011 = createSocket('udp4');
-    s4011.on('message', (msg, from) => {
-      const p = parse(msg, from);
-      if (p) result.ack.push(p);
-    });
     await new Promise((resolve) => s4011.bind(0, opt('address', '0.0.0.0'), resolve));
     // with a boot menu (BIOS), ask for its first item as the ROM would
     const item = proxy.pxe?.[9] ? Buffer.from(proxy.pxe[9].slice(0, 4), 'hex') : undefined;
-    s4011.send(packet(3, opt('address', '0.0.0.0'), item), 4011, proxy.serverId);
-    await new Promise((r) => setTimeout(r, waitMs));
+    const answered = collect(
+      () => s4011.send(packet(3, opt('address', '0.0.0.0'), item), 4011, proxy.serverId),
+      () => result.ack.length > 0,
+    );
+    s4011.on('message', (msg, from) => {
+      const p = parse(msg, from);
+      if (p && result.ack.length === 0) result.ack.push(p);
+      answered.check(p);
+    });
+    await answered.over;
     s4011.close();
   }
 }

@@ -19,8 +19,8 @@ export interface RunningServe {
   port: number;
   events: ServeEventJson[];
   stderr(): string;
-  /** Polls the events until one satisfies `pred`. */
-  waitFor(pred: (e: ServeEventJson) => boolean, what: string, deadlineMs?: number): Promise<ServeEventJson>;
+  /** Polls the events until one satisfies `pred` (given the event and its index). */
+  waitFor(pred: (e: ServeEventJson, index: number) => boolean, what: string, deadlineMs?: number): Promise<ServeEventJson>;
   /** SIGTERM (or the given signal) and the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | undefined>;
   process: ResultPromise;
@@ -47,10 +47,10 @@ export async function startServe(repo: string, args: string[], options: { netns?
   });
   let exited = false;
   void child.then(() => (exited = true));
-  const waitFor = async (pred: (e: ServeEventJson) => boolean, what: string, deadlineMs = 30_000) => {
+  const waitFor = async (pred: (e: ServeEventJson, index: number) => boolean, what: string, deadlineMs = 30_000) => {
     const end = Date.now() + deadlineMs;
     for (;;) {
-      const hit = events.find(pred);
+      const hit = events.find((e, i) => pred(e, i));
       if (hit) return hit;
       if (bad.length) throw new Error(`aim pxe serve printed a line that is not JSON: ${bad[0]}`);
       if (exited || Date.now() > end) throw new Error(`${exited ? 'aim pxe serve exited' : 'timed out'} waiting for ${what}; events: ${JSON.stringify(events.slice(-8))}; stderr: ${err.slice(-2000)}`);

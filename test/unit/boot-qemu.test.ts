@@ -38,6 +38,9 @@ describe('QEMU command line', () => {
     expect(args).toContain('tap,id=n0,ifname=tap7,script=no,downscript=no');
     expect(args.some((a) => a.startsWith('user,'))).toBe(false);
     expect(devicesOf(qemuArgs({ ...net, artifact: { kind: 'network', rom: 'firmware' } }))).toEqual(['virtio-net-pci,netdev=n0,mac=52:54:00:00:00:07,romfile=']);
+    // SeaBIOS mirrors its console (and iPXE's) to the serial log; OVMF does so by itself
+    expect(qemuArgs({ ...net, firmware: 'bios' })).toContain('name=etc/sercon-port,file=/scratch/sercon-port');
+    expect(qemuArgs(net).some((a) => a.includes('sercon'))).toBe(false);
   });
 
   it('nvme: the disk on an NVMe controller with its serial; user networking with its own network and guest forwards', () => {

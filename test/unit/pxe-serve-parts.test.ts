@@ -48,6 +48,8 @@ describe('request targets: an allowlist', () => {
     expect(routeRequest('/boot.ipxe')).toMatchObject({ kind: 'script', machine: { labels: new Map() } });
     expect(routeRequest('/boot.ipxe?mac=52%3A54%3A00%3A00%3A00%3A01&uuid=&buildarch=x86_64&platform=efi')).toMatchObject({ kind: 'script', machine: { mac: '52:54:00:00:00:01', labels: new Map([['buildarch', 'x86_64'], ['platform', 'efi']]) } });
     expect(routeRequest(`/boot/${id}/vmlinuz?mac=52:54:00:00:00:01`)).toMatchObject({ kind: 'kernel', bootId: id });
+    // what chain.ipxe sends (${netX/mac:hexhyp})
+    expect(routeRequest('/boot.ipxe?mac=52-54-00-00-00-0a&uuid=&buildarch=i386&platform=pcbios')).toMatchObject({ kind: 'script', machine: { mac: '52:54:00:00:00:0a' } });
     expect(routeRequest(`/boot/${id}/initrd.img`)).toMatchObject({ kind: 'initrd', bootId: id });
   });
 
@@ -113,10 +115,13 @@ describe('dnsmasq configuration', () => {
     const conf = renderDnsmasqConfig({ ...base, dhcp: 'proxy' });
     expect(conf).toContain('port=0\n');
     expect(conf).toContain('dhcp-range=198.18.5.0,proxy,255.255.255.0\n');
-    expect(conf).toContain('dhcp-boot=tag:aim,tag:ipxe,http://198.18.5.1:8080/boot.ipxe\n');
-    expect(conf).toMatch(/^pxe-service=tag:aim,tag:!ipxe,x86PC,"[^"]+",undionly\.kpxe$/m);
-    expect(conf).toMatch(/^pxe-service=tag:aim,tag:!ipxe,BC_EFI,"[^"]+",ipxe\.efi$/m);
-    expect(conf).toMatch(/^pxe-service=tag:aim,tag:!ipxe,X86-64_EFI,"[^"]+",ipxe\.efi$/m);
+    // unknown machines get no answer; iPXE takes a proxy answer only with a next server
+    expect(conf).toContain('dhcp-ignore=tag:!known\n');
+    expect(conf).toContain('dhcp-boot=tag:known,tag:ipxe,http://198.18.5.1:8080/boot.ipxe,,198.18.5.1\n');
+    expect(conf).toMatch(/^pxe-service=tag:known,tag:!ipxe,x86PC,"[^"]+",undionly\.kpxe$/m);
+    expect(conf).toMatch(/^pxe-service=tag:known,tag:!ipxe,BC_EFI,"[^"]+",ipxe\.efi$/m);
+    expect(conf).toMatch(/^pxe-service=tag:known,tag:!ipxe,X86-64_EFI,"[^"]+",ipxe\.efi$/m);
+    expect(conf).not.toMatch(/set:aim|tag:aim/);
     expect(conf).not.toMatch(/dhcp-authoritative/);
     expect(() => renderDnsmasqConfig({ ...base, dhcp: 'proxy', tftp: false })).toThrow(/needs TFTP/);
   });
@@ -126,16 +131,19 @@ describe('dnsmasq configuration', () => {
     expect(conf).toContain('dhcp-range=198.18.5.100,198.18.5.150,255.255.255.0,1h\n');
     expect(conf).toContain('dhcp-match=set:bios,option:client-arch,0\n');
     expect(conf).toContain('dhcp-match=set:efi64,option:client-arch,7\n');
-    expect(conf).toContain('dhcp-boot=tag:aim,tag:!ipxe,tag:efi64,ipxe.efi,,198.18.5.1\n');
-    expect(conf).toContain('dhcp-boot=tag:aim,tag:!ipxe,tag:bios,undionly.kpxe,,198.18.5.1\n');
+    expect(conf).toContain('dhcp-boot=tag:known,tag:!ipxe,tag:efi64,ipxe.efi,,198.18.5.1\n');
+    expect(conf).toContain('dhcp-boot=tag:known,tag:!ipxe,tag:bios,undionly.kpxe,,198.18.5.1\n');
+    expect(conf).toContain('dhcp-boot=tag:known,tag:ipxe,http://198.18.5.1:8080/boot.ipxe,,198.18.5.1\n');
+    // the lab's own DHCP: every machine gets an address, only known ones a boot file
+    expect(conf).not.toMatch(/dhcp-ignore/);
     for (const bad of ['198.18.5.100', '198.18.6.1,198.18.6.9', '198.18.5.150,198.18.5.100', '198.18.5.1,198.18.5.9', '198.18.5.300,198.18.5.301']) expect(() => parseDhcpRange(bad, net), bad).toThrow(/--dhcp-range/);
   });
 
-  it('tags MAC-assigned machines, or every machine once another kind of assignment exists', () => {
+  it('knows MAC-assigned machines, or every machine once another kind of assignment exists (no set: tags, which dnsmasq 2.90 cannot reread)', () => {
     const a = (k: string) => ({ selector: parseSelector(k) });
     expect(hostsFileText([])).toBe('');
-    expect(hostsFileText([a('52:54:00:00:00:02'), a('52:54:00:00:00:01')])).toBe('52:54:00:00:00:01,set:aim\n52:54:00:00:00:02,set:aim\n');
-    expect(hostsFileText([a('52:54:00:00:00:01'), a('platform=efi')])).toBe('*:*:*:*:*:*,set:aim\n');
+    expect(hostsFileText([a('52:54:00:00:00:02'), a('52:54:00:00:00:01')])).toBe('52:54:00:00:00:01\n52:54:00:00:00:02\n');
+    expect(hostsFileText([a('52:54:00:00:00:01'), a('platform=efi')])).toBe('*:*:*:*:*:*\n');
   });
 
   it('turns its log into events: PXE answers with the MAC, boot files, TFTP transfers', () => {

@@ -48,9 +48,14 @@ export function scriptUrl(scriptPath: string, m: MachineFacts): string {
   return params.length ? `${scriptPath}?${query(params)}` : scriptPath;
 }
 
-/** A query of checked values (MACs, UUIDs, labels): escaped where a query needs it ('+' would read as a space), colons kept. */
+/**
+ * A query of checked values (MACs, UUIDs, labels), escaped as a query needs it ('+' would read as
+ * a space), colons too: the scripts name their files by relative URLs, and iPXE before 2021 (the
+ * ROMs and binaries of Debian's ipxe, 2019) takes everything before a URL's first colon for its
+ * scheme, so `/boot.ipxe?mac=52:54:…` failed there with "Operation not supported".
+ */
 function query(params: readonly [string, string][]): string {
-  return params.map(([k, v]) => `${k}=${encodeURIComponent(v).replace(/%3A/g, ':')}`).join('&');
+  return params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
 }
 
 /** The kernel command line of an assignment: aim's PXE line, then the assignment's own arguments. */

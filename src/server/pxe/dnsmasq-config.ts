@@ -62,14 +62,17 @@ export function parseDhcpRange(text: string, n: Ipv4Network): { start: string; e
 }
 
 /**
- * dnsmasq's configuration (pure). No DNS (port=0). Machines are tagged `aim` by the hosts file
- * (hostsFileText): only tagged machines get boot information, so on a site network the others
- * boot as they always did. iPXE (user class "iPXE") is told the boot script's URL; PXE clients
- * that are not iPXE yet get the iPXE binary for their architecture by TFTP (DHCP option 93:
- * 0 BIOS → undionly.kpxe; 7 and 9 x86-64 UEFI → ipxe.efi), and ask again once they run iPXE.
+ * dnsmasq's configuration (pure). No DNS (port=0). The machines aim boots are the hosts file's
+ * (hostsFileText), which dnsmasq tags `known`: only known machines get boot information, and in
+ * proxy mode the others get no answer at all (dhcp-ignore), so on a site network they boot as
+ * they always did. iPXE (user class "iPXE") is told the boot script's URL; PXE clients that are
+ * not iPXE yet get the iPXE binary for their architecture by TFTP (DHCP option 93: 0 BIOS →
+ * undionly.kpxe; 7 and 9 x86-64 UEFI → ipxe.efi), and ask again once they run iPXE.
  * proxy mode answers next to the site's DHCP server without handing out addresses: boot file
  * names through PXE boot service discovery (dnsmasq's pxe-service, also on port 4011), which is
- * what PXE ROMs and UEFI firmware expect from a proxyDHCP server.
+ * what PXE ROMs and UEFI firmware expect from a proxyDHCP server. iPXE takes a proxyDHCP answer
+ * only with a next server (siaddr) next to the file name (its dhcp_has_pxeopts), hence the
+ * server's address on the iPXE line.
  */
 export function renderDnsmasqConfig(s: DnsmasqSettings): string {
   if (s.dhcp === 'proxy' && !s.tftp) {
@@ -84,13 +87,15 @@ export function renderDnsmasqConfig(s: DnsmasqSettings): string {
   ];
   if (s.dhcp) {
     lines.push('log-dhcp', `dhcp-leasefile=${s.leaseFile}`, `dhcp-hostsfile=${s.hostsFile}`, 'dhcp-userclass=set:ipxe,iPXE');
+    const ipxeBoot = `dhcp-boot=tag:known,tag:ipxe,${s.bootUrl},,${s.network.address}`;
     if (s.dhcp === 'proxy') {
       lines.push(
+        'dhcp-ignore=tag:!known',
         `dhcp-range=${s.network.network},proxy,${s.network.netmask}`,
-        `dhcp-boot=tag:aim,tag:ipxe,${s.bootUrl}`,
-        `pxe-service=tag:aim,tag:!ipxe,x86PC,"aim: iPXE for BIOS",${IPXE_BOOT_FILES.bios}`,
-        `pxe-service=tag:aim,tag:!ipxe,BC_EFI,"aim: iPXE for UEFI",${IPXE_BOOT_FILES.uefi}`,
-        `pxe-service=tag:aim,tag:!ipxe,X86-64_EFI,"aim: iPXE for UEFI",${IPXE_BOOT_FILES.uefi}`,
+        ipxeBoot,
+        `pxe-service=tag:known,tag:!ipxe,x86PC,"aim: iPXE for BIOS",${IPXE_BOOT_FILES.bios}`,
+        `pxe-service=tag:known,tag:!ipxe,BC_EFI,"aim: iPXE for UEFI",${IPXE_BOOT_FILES.uefi}`,
+        `pxe-service=tag:known,tag:!ipxe,X86-64_EFI,"aim: iPXE for UEFI",${IPXE_BOOT_FILES.uefi}`,
       );
     } else {
       const r = s.range!;
@@ -100,9 +105,9 @@ export function renderDnsmasqConfig(s: DnsmasqSettings): string {
         'dhcp-match=set:bios,option:client-arch,0',
         'dhcp-match=set:efi64,option:client-arch,7',
         'dhcp-match=set:efi64,option:client-arch,9',
-        `dhcp-boot=tag:aim,tag:ipxe,${s.bootUrl}`,
+        ipxeBoot,
         ...(s.tftp
-          ? [`dhcp-boot=tag:aim,tag:!ipxe,tag:efi64,${IPXE_BOOT_FILES.uefi},,${s.network.address}`, `dhcp-boot=tag:aim,tag:!ipxe,tag:bios,${IPXE_BOOT_FILES.bios},,${s.network.address}`]
+          ? [`dhcp-boot=tag:known,tag:!ipxe,tag:efi64,${IPXE_BOOT_FILES.uefi},,${s.network.address}`, `dhcp-boot=tag:known,tag:!ipxe,tag:bios,${IPXE_BOOT_FILES.bios},,${s.network.address}`]
           : []),
       );
     }
@@ -112,14 +117,16 @@ export function renderDnsmasqConfig(s: DnsmasqSettings): string {
 }
 
 /**
- * dnsmasq's hosts file: the machines it gives boot information to. The MAC of every MAC
- * assignment; every machine (a wildcard MAC) as soon as a UUID, label or default assignment
- * exists, since those are matched only when iPXE asks for its script. dnsmasq rereads it on
- * SIGHUP, so assignments change without a restart.
+ * dnsmasq's hosts file: the machines it gives boot information to, one MAC a line, which makes
+ * them `known`. The MAC of every MAC assignment; every machine (a wildcard MAC) as soon as a UUID,
+ * label or default assignment exists, since those are matched only when iPXE asks for its script.
+ * dnsmasq rereads it on SIGHUP, so assignments change without a restart. No `set:` tags here:
+ * dnsmasq 2.90 frees a host's tag list on that reread while a request it answered still links
+ * into it, and aborts or crashes (found by the boot test; the plain `known` tag has no such list).
  */
 export function hostsFileText(assignments: readonly Pick<PxeAssignment, 'selector'>[]): string {
   const everyone = assignments.some((a) => a.selector.kind !== 'mac');
   const macs = [...new Set(assignments.filter((a) => a.selector.kind === 'mac').map((a) => a.selector.value!))].sort();
-  const lines = everyone ? ['*:*:*:*:*:*,set:aim'] : macs.map((m) => `${m},set:aim`);
+  const lines = everyone ? ['*:*:*:*:*:*'] : macs;
   return `${lines.join('\n')}${lines.length ? '\n' : ''}`;
 }

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -11,6 +10,7 @@ import type { Repository } from '../../core/repository/repository.js';
 import type { ArtifactCache, CachedFile, CacheJob } from './artifact-cache.js';
 import { bootIdOf, type BootPlans, type PlannedBoot } from './boot-plans.js';
 import { stamp, type BootEventRecorder, type ServeEventSink } from './events.js';
+import { writeFileRange } from './file-body.js';
 import { answerRange } from './http-range.js';
 import { BOOT_FILES, routeRequest, SCRIPT_PATH, type Route } from './request-target.js';
 
@@ -45,7 +45,6 @@ export const DEFAULT_LIMITS: HttpLimits = {
 };
 
 const RATE_WINDOW_MS = 30_000;
-const READ_CHUNK = 512 * 1024;
 
 export interface BootHttpContext {
   repo: Repository;
@@ -274,7 +273,7 @@ async function sendCached(ctx: BootHttpContext, req: IncomingMessage, res: Serve
     return void res.end();
   }
   out.length = length;
-  await streamBody(ctx, res, out, createReadStream(file.path, { start, end, highWaterMark: READ_CHUNK }));
+  await watchBody(ctx, res, out, () => writeFileRange(res, file.path, start, length, (n) => (out.bytes += n)));
 }
 
 /**
@@ -310,7 +309,10 @@ async function sendGrowing(ctx: BootHttpContext, req: IncomingMessage, res: Serv
   // only against what was there to send
   res.socket?.setTimeout(0);
   try {
-    await streamBody(ctx, res, out, Readable.from(limitBytes(job.follow(start, stop), length), { objectMode: false }), () => job.written() - start);
+    const body = Readable.from(limitBytes(job.follow(start, stop), length), { objectMode: false });
+    body.on('data', (chunk: Buffer) => (out.bytes += chunk.length));
+    // a client that goes away destroys the response, and pipeline then closes the source too
+    await watchBody(ctx, res, out, () => pipeline(body, res), () => job.written() - start);
   } finally {
     res.socket?.setTimeout(ctx.limits.idleTimeoutMs);
   }
@@ -335,11 +337,11 @@ function abortOnClose(res: ServerResponse): AbortSignal {
 }
 
 /**
- * Pipes a body to the response counting what goes out, and cuts a client that takes it slower
- * than the minimum rate (the idle timeout already cuts one that stops reading).
+ * Runs `send` (which writes the body, counting what goes out in out.bytes), cuts a client that
+ * takes it slower than the minimum rate (the idle timeout already cuts one that stops reading),
+ * and ends it when the server stops.
  */
-async function streamBody(ctx: BootHttpContext, res: ServerResponse, out: Outcome, body: Readable, available?: () => number): Promise<void> {
-  body.on('data', (chunk: Buffer) => (out.bytes += chunk.length));
+async function watchBody(ctx: BootHttpContext, res: ServerResponse, out: Outcome, send: () => Promise<void>, available?: () => number): Promise<void> {
   let seen = 0;
   const watchdog = setInterval(() => {
     const min = (ctx.limits.minBytesPerSecond * RATE_WINDOW_MS) / 1000;
@@ -354,9 +356,9 @@ async function streamBody(ctx: BootHttpContext, res: ServerResponse, out: Outcom
   const onStop = () => res.destroy();
   ctx.signal.addEventListener('abort', onStop, { once: true });
   try {
-    // a client that goes away destroys the response, and pipeline then closes the source too
-    await pipeline(body, res).catch((e: unknown) => {
+    await send().catch((e: unknown) => {
       if (!res.destroyed) out.reason = (e as Error).message;
+      res.destroy();
     });
   } finally {
     clearInterval(watchdog);

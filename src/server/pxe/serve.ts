@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -96,6 +97,8 @@ export async function servePxe(o: ServeOptions): Promise<ServeSummary> {
   const plans = new BootPlans(o.repo, o.reporter);
   const recorder = new BootEventRecorder(o.repo.catalog.pxe, (e) => o.emit(stamp({ event: 'warning', code: 'W_PXE_EVENTS', message: `boot events not recorded: ${(e as Error).message}` })));
   const stopping = new AbortController();
+  // every response in flight listens for the stop: as many listeners as connections, not a leak
+  setMaxListeners(limits.maxConnections + 16, stopping.signal);
   const totals = { requests: 0, bytes: 0 };
   const preparing = new Set<string>();
   const prepare = (a: PxeAssignment) => {
