@@ -100,8 +100,8 @@ describe('channels in the catalog: promote, rollback, what follows them', () => 
     await publish(ids[1]!, 'eu-west-1', 'ami-0003');
   });
   afterAll(async () => {
-    await repo.close();
-    await tmp.cleanup();
+    await repo?.close();
+    await tmp?.cleanup();
   });
 
   const assignment = async (selector: string) => (await repo.catalog.pxe.assignments()).find((a) => a.selector.key === selector)!;

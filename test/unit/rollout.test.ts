@@ -28,8 +28,8 @@ describe('aim rollout: update → qualify → promote, rolled back by itself', (
     repo = await openRepository(join(tmp.dir, 'repo'));
   });
   afterAll(async () => {
-    await repo.close();
-    await tmp.cleanup();
+    await repo?.close();
+    await tmp?.cleanup();
   });
 
   /** A new bootable image tagged app:N. */
