@@ -144,6 +144,11 @@ export interface VmSpec {
    * (`ip netns exec`), where the tap is.
    */
   tap?: { ifname: string; mac: string; netns?: string };
+  /**
+   * QEMU joins the network namespace of this process (nsenter): its user networking, and the
+   * forwards from 127.0.0.1, then live in that namespace (qualification probes the guest from it).
+   */
+  netnsOf?: number;
 }
 
 export function consoleLogPath(spec: Pick<VmSpec, 'dir'>): string {
@@ -287,7 +292,11 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
   const started = Date.now();
   if (spec.tap && spec.forwards.length > 0) throw new ConfigError('port forwards need user networking, not a tap device');
   if (spec.artifact.kind === 'network' && !spec.tap) throw new ConfigError('a network boot needs a tap device on the boot server\'s network');
-  const [tool, prefix] = spec.tap?.netns ? ['ip', ['netns', 'exec', spec.tap.netns, requireTool('qemu-system-x86_64')]] : ['qemu-system-x86_64', []];
+  const [tool, prefix] = spec.tap?.netns
+    ? ['ip', ['netns', 'exec', spec.tap.netns, requireTool('qemu-system-x86_64')]]
+    : spec.netnsOf !== undefined
+      ? ['nsenter', ['--target', String(spec.netnsOf), '--net', '--', requireTool('qemu-system-x86_64')]]
+      : ['qemu-system-x86_64', []];
   const qemu = spawnTool(tool, [...prefix, ...qemuArgs(spec)], {
     ...(spec.maxSeconds === undefined ? {} : { timeout: spec.maxSeconds * 1000 }),
     stdin: spec.console === 'stdio' ? 'inherit' : 'ignore',

@@ -14,6 +14,13 @@ export const AIM_DIR = '/.aim';
 export const AIM_BUSYBOX = `${AIM_DIR}/busybox`;
 export const AIM_INIT = `${AIM_DIR}/init`;
 
+/**
+ * What aim's init writes on the console each time the service exits (then it starts it again after
+ * a second), followed by the exit status: qualification counts these lines to tell a crashing
+ * service from a slow one.
+ */
+export const SERVICE_EXITED = 'aim: service exited with status';
+
 /** Single-quotes a word for sh. */
 export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
@@ -121,7 +128,7 @@ ${steps.map((path) => `${shellQuote(path)} &\n`).join('')}aim_service() {
   while :; do
     echo aim: starting ${shellQuote(command)}
     ${command}
-    echo "aim: service exited with status $?, restarting in 1 s"
+    echo "${SERVICE_EXITED} $?, restarting in 1 s"
     $B sleep 1
   done
 }

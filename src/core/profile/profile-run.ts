@@ -141,6 +141,7 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
         units: result.runtime.units,
         results: result.probes,
         ready: result.ready,
+        ...(result.listening ? { ports: result.listening } : {}),
         at: now,
       },
     ],

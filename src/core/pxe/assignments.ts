@@ -50,6 +50,28 @@ export function checkChannel(channel: string): string {
 }
 
 /**
+ * Plans how machines boot an image (as `aim build --format pxe` plans it: kernel, modules,
+ * entrypoint, the root cpio's limits), so an image that cannot boot is refused before anything is
+ * written; the kernel is pinned by id. `kernelRef`: a kernel core image, else the image's own,
+ * else the newest kernel core. Assigning, and moving a channel that assignments follow, use it.
+ */
+export async function planAssignmentBoot(
+  repo: Repository,
+  imageId: string,
+  settings: { platform: Platform; modules: string[]; entrypoint?: string[]; kernelRef?: string },
+  reporter: Reporter,
+): Promise<PxeBootSettings> {
+  const { platform, modules, entrypoint, kernelRef } = settings;
+  const planned = await planPxeBoot(repo, { imageId, platform, modules: [...modules], init: 'aim', ...(entrypoint ? { entrypoint } : {}), ...(kernelRef === undefined ? {} : { kernelImage: kernelRef }) }, reporter);
+  return {
+    platform,
+    modules: [...modules],
+    ...(entrypoint ? { entrypoint } : {}),
+    kernel: { source: planned.kernel.source, ...(planned.kernel.ref === undefined ? {} : { ref: planned.kernel.ref }), imageId: planned.plan.kernel.imageId, version: planned.plan.kernel.version },
+  };
+}
+
+/**
  * Assigns an image to machines. The boot is planned first, as `aim build --format pxe` plans it
  * (kernel, modules, entrypoint, the root cpio's limits), so an image that cannot boot is refused
  * here rather than at a machine's boot; the image and kernel are pinned by id.
@@ -60,17 +82,12 @@ export async function assignImage(repo: Repository, request: AssignRequest, repo
   const channel = request.channel === undefined ? undefined : checkChannel(request.channel);
   const imageId = await resolveImage(repo, request.image);
   const entrypoint = request.entrypoint === undefined ? undefined : ['/bin/sh', '-c', request.entrypoint];
-  const planned = await planPxeBoot(
+  const boot = await planAssignmentBoot(
     repo,
-    { imageId, platform: request.platform, modules: [...request.modules], init: 'aim', ...(entrypoint ? { entrypoint } : {}), ...(request.kernel === undefined ? {} : { kernelImage: request.kernel }) },
+    imageId,
+    { platform: request.platform, modules: [...request.modules], ...(entrypoint ? { entrypoint } : {}), ...(request.kernel === undefined ? {} : { kernelRef: request.kernel }) },
     reporter,
   );
-  const boot: PxeBootSettings = {
-    platform: request.platform,
-    modules: [...request.modules],
-    ...(entrypoint ? { entrypoint } : {}),
-    kernel: { source: planned.kernel.source, ...(planned.kernel.ref === undefined ? {} : { ref: planned.kernel.ref }), imageId: planned.plan.kernel.imageId, version: planned.plan.kernel.version },
-  };
   return repo.catalog.pxe.assign({ selector, imageRef: request.image, imageId, boot, kernelArgs, ...(channel === undefined ? {} : { channel }) });
 }
 

@@ -5,6 +5,7 @@ import { errnoCode } from '../../lib/errors.js';
 import type { Entry, EntryType } from '../model/entry.js';
 import type { DataExtent } from '../model/sparse.js';
 import { comparePaths } from '../../lib/path-codec.js';
+import { SqliteChannelStore } from './catalog-channels.js';
 import { SqliteImpactStore } from './catalog-impact.js';
 import { SqlitePublications } from './catalog-publications.js';
 import { SqliteLineage } from './catalog-lineage.js';
@@ -175,6 +176,7 @@ export class SqliteCatalog implements Catalog {
   readonly publications: SqlitePublications;
   readonly lineage: SqliteLineage;
   readonly pxe: SqlitePxeStore;
+  readonly channels: SqliteChannelStore;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     try {
@@ -188,8 +190,9 @@ export class SqliteCatalog implements Catalog {
       throw whyCannotOpen(file, e, options.readonly ?? false);
     }
     this.publications = new SqlitePublications(this.db);
-    this.pxe = new SqlitePxeStore(this.db);
     this.impact = new SqliteImpactStore(this.db);
+    this.pxe = new SqlitePxeStore(this.db);
+    this.channels = new SqliteChannelStore(this.db);
     this.lineage = new SqliteLineage(this.db);
   }
 
@@ -213,8 +216,9 @@ export class SqliteCatalog implements Catalog {
   migrate(): void {
     this.db.exec(SCHEMA);
     this.publications.migrate();
-    this.pxe.migrate();
     this.impact.migrate();
+    this.pxe.migrate();
+    this.channels.migrate();
     this.lineage.migrate();
     this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     const hasSparse = () => (this.db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).some((c) => c.name === 'sparse');

@@ -1,5 +1,6 @@
 import type { PublicationStore } from './catalog-publications.js';
 import type { PxeStore } from './catalog-pxe.js';
+import type { ChannelStore } from './catalog-channels.js';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
 import type { ImpactStore } from './catalog-impact.js';
@@ -119,6 +120,8 @@ export interface ProfileRecord {
     results: ProbeResult[];
     /** Time to ready and the probe tries it took (runs recorded before readiness was measured have none). */
     ready?: { ms: number; tries: number; line?: string };
+    /** TCP ports the workload listened on once ready (runs recorded before aim kept them have none). */
+    ports?: number[];
     at: string;
   })[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
@@ -179,5 +182,7 @@ export interface Catalog {
   readonly lineage: LineageStore;
   /** PXE assignments (what machines boot) and the boot events of `aim pxe serve`. */
   readonly pxe: PxeStore;
+  /** Channels (what each serves), their history and AMI pointers, and qualifications. */
+  readonly channels: ChannelStore;
   close(): Promise<void>;
 }
