@@ -32,7 +32,7 @@ export interface BuildRequest {
   sizeMiB?: number;
   /** Kernel core image (ref); default: the image's own kernel, else the repository's kernel core. */
   kernelImage?: string;
-  /** iPXE source tree to build binaries with the script embedded (pxe). */
+  /** iPXE source tree or tarball to build binaries with the script embedded (pxe). */
   ipxeSrc?: string;
   /** ova: VM memory in MiB (default 512). */
   memoryMiB?: number;

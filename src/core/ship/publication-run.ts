@@ -2,7 +2,7 @@ import { readdir, rmdir } from 'node:fs/promises';
 import { AimError, BusyError, ExitCode, InterruptedError } from '../../lib/errors.js';
 import { debugLog } from '../../lib/log.js';
 import type { Reporter } from '../../lib/reporter.js';
-import type { KernelChoice } from '../boot/kernel-choice.js';
+import type { KernelChoice } from '../bootable/kernel-choice.js';
 import type { Artifact } from '../build/types.js';
 import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { JournalResource, LeaseOwner, PublicationRecord } from '../model/publication.js';

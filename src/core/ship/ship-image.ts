@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { ConfigError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
-import type { KernelChoice } from '../boot/kernel-choice.js';
+import type { KernelChoice } from '../bootable/kernel-choice.js';
 import type { Artifact } from '../build/types.js';
 import type { Repository } from '../repository/repository.js';
 import { earlierResources, idempotencyKey } from './journal.js';
