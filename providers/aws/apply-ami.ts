@@ -1,5 +1,5 @@
 import type { ApplyContext, Published } from '../../src/api/provider.js';
-import { copyImage, registerImage, shareImage, waitImageAvailable } from './ami.js';
+import { copyImage, registerImage, shareImage, tagResource, waitImageAvailable } from './ami.js';
 import { awsClients, type AwsClients } from './clients.js';
 import { clientToken } from './names.js';
 import { settingsOf } from './settings.js';
@@ -30,6 +30,15 @@ export async function publishAmi(plan: AwsPlan, ctx: ApplyContext<AwsOptions>, c
     }
     await waitImageAvailable(clients.ec2, plan.region, amiId, signal);
     reporter.emit({ type: 'stage', stage: 'register', status: 'done', detail: `${amiId} available` });
+  }
+  for (const r of plan.retag ?? []) {
+    const there = awsClients(settingsOf(ctx.options, ctx.env), ctx.env, r.region);
+    try {
+      for (const id of r.ids) await tagResource(there.ec2, id, plan.tags, signal);
+    } finally {
+      there.destroy();
+    }
+    reporter.emit({ type: 'info', message: `tagged ${r.ids.join(', ')} in ${r.region}: ${Object.keys(plan.tags).join(', ')}` });
   }
   const published: Published[] = [{ kind: 'ami', id: amiId, location: plan.region }];
   const copies: { region: string; id: string }[] = [];

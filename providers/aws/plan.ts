@@ -1,4 +1,5 @@
 import type { NewResource, PlanStep, ProviderPlan, Published, ShipImage } from '../../src/api/provider.js';
+import type { AmiInfo } from './ami.js';
 import type { AwsObserved, ObservedParent } from './observe.js';
 import type { AwsOptions } from './options.js';
 import { KIND } from './resources.js';
@@ -23,6 +24,8 @@ export interface AwsPlan extends ProviderPlan {
   bootMode: AwsOptions['boot-mode'];
   tpm: boolean;
   tags: Record<string, string>;
+  /** AMIs (this ship's and its copies) that exist without some of `tags`, each with its snapshots: tagged again. */
+  retag?: { region: string; ids: string[] }[];
   parallel: number;
 }
 
@@ -71,11 +74,18 @@ export function planAws(image: ShipImage, observed: AwsObserved, o: AwsOptions):
     notes.push(`AMI ${existing.id} of this ship exists in ${region} (${existing.state}): nothing is uploaded`);
   }
   for (const c of base.copies) if (!c.existing) steps.push({ action: 'copy', subject: `AMI to ${c.region}` });
+  // tags are not part of the target: a ship again with more of them adds them to what exists
+  const lacking = (ami: AmiInfo | undefined) => ami !== undefined && Object.entries(tags).some(([k, v]) => ami.tags[k] !== v);
+  const retag = [
+    ...(lacking(existing) ? [{ region, ids: [existing!.id, ...existing!.snapshotIds] }] : []),
+    ...base.copies.flatMap((c) => (lacking(observed.copies[c.region]) ? [{ region: c.region, ids: [observed.copies[c.region]!.id, ...observed.copies[c.region]!.snapshotIds] }] : [])),
+  ];
+  for (const r of retag) steps.push({ action: 'tag', subject: r.ids.join(', '), detail: Object.keys(tags).join(', ') });
   const granted = new Set(observed.launchPermissions);
   const shareMissing = (o.public && !granted.has('all')) || o.share.some((a) => !granted.has(a));
   if ((o.public || o.share.length > 0) && (!existing || shareMissing)) steps.push({ action: 'share', subject: [o.public ? 'public' : '', ...o.share].filter(Boolean).join(', ') });
-  const plan: AwsPlan = { ...base, ...(existing ? { existingAmi: existing.id } : {}), ...(observed.parent && !existing ? { parent: observed.parent } : {}), steps, notes };
-  if (existing?.state === 'available' && base.copies.every((c) => c.existing) && !shareMissing) {
+  const plan: AwsPlan = { ...base, ...(retag.length ? { retag } : {}), ...(existing ? { existingAmi: existing.id } : {}), ...(observed.parent && !existing ? { parent: observed.parent } : {}), steps, notes };
+  if (existing?.state === 'available' && base.copies.every((c) => c.existing) && !shareMissing && retag.length === 0) {
     const adopt: NewResource[] = [
       { kind: KIND.ami, id: existing.id, location: region, data: { name: observed.amiName } },
       ...base.copies.map((c) => ({ kind: KIND.ami, id: c.existing!, location: c.region, data: { name: observed.amiName, copyOf: existing.id } })),

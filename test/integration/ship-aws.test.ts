@@ -220,7 +220,7 @@ describe('EBS direct path', () => {
     expect(qemu?.exited()).toBe(true);
   }, 420_000);
 
-  it('a re-ship of the same image sends nothing and names the same AMI', async () => {
+  it('a re-ship of the same image sends nothing and names the same AMI; with a tag more, it tags what exists', async () => {
     const r = await ship('slim/aws-nginx:1', ['--template', TEMPLATE, ...QEMU_NIC]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.json.alreadyPublished).toBe(true);
@@ -228,6 +228,14 @@ describe('EBS direct path', () => {
     expect(fake.traffic().ebs.requests).toBe(0);
     expect(fake.traffic().ec2.actions.RegisterImage).toBeUndefined();
     expect(amisNamed('aws-nginx-')).toHaveLength(1);
+    // a tag given later is added to the AMI and its snapshot: still nothing uploaded or registered
+    const tagged = await ship('slim/aws-nginx:1', ['--template', TEMPLATE, ...QEMU_NIC, '--tag', 'team=web']);
+    expect(tagged.exitCode, tagged.stderr).toBe(0);
+    expect(tagged.json.published.map((p) => p.id)).toEqual(first.published.map((p) => p.id));
+    expect(fake.traffic().ebs.requests).toBe(0);
+    expect(fake.traffic().ec2.actions.RegisterImage).toBeUndefined();
+    const image = fake.state.images.get(first.published[0]!.id)!;
+    for (const tags of [image.tags, fake.state.snapshots.get(image.blockDeviceMappings[0]!.Ebs!.SnapshotId!)!.tags]) expect(Object.fromEntries(tags)).toMatchObject({ team: 'web', project: 'aim-example' });
   }, 120_000);
 
   it('a new version of the image sends only the blocks that differ from its parent', async () => {

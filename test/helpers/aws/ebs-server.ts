@@ -244,7 +244,7 @@ export class EbsServer {
     if (body.length !== EBS_BLOCK_SIZE) throw validation('INVALID_PARAMETER_VALUE', 'Failed to read block data');
     const digest = createHash('sha256').update(body).digest();
     if (digest.toString('base64') !== checksum) throw validation('INVALID_PARAMETER_VALUE', 'The checksum of the block data does not match the x-amz-Checksum header');
-    const sha256 = await this.state.blocks.put(body);
+    const sha256 = await this.state.blocks.put(body, digest);
     s.blocks.set(index, { sha256, writer: s.id });
     s.written.add(index);
     s.lastActivity = Date.now();
