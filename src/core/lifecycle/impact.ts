@@ -1,4 +1,4 @@
-import type { ImpactImageGroup, ImpactSetItem, ImpactStateRow, ImpactStore } from '../repository/catalog-impact.js';
+import type { ImpactImageGroup, ImpactImageRef, ImpactSetItem, ImpactStateRow, ImpactStore } from '../repository/catalog-impact.js';
 import type { DebFile } from '../debian/deb-file.js';
 import { contentKey, linkKey } from './impact-index.js';
 import { evaluateTarget, type AdvisoryRef, type Update, type UpdateTarget } from './update.js';
@@ -56,13 +56,8 @@ export interface PackageImpact {
   note?: string;
 }
 
-export interface ImageRef {
-  id: string;
-  tags: string[];
-  /** Slim images: the gold image and the profile they were made from. */
-  gold?: string;
-  profile?: string;
-}
+/** An image, its tags and, for a slim image, the gold image and the profile it was made from. */
+export type ImageRef = ImpactImageRef;
 
 /**
  * Images with the same findings: the same verdict, the same affected packages with the same
@@ -212,7 +207,7 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     list.push(...(hits.get(state) ?? []));
     bySet.set(set, list);
   }
-  const [rows, tags] = await Promise.all([store.groups(), store.tags()]);
+  const rows = await store.groups();
   const hitRows = rows.filter((r) => bySet.has(r.states));
   const maps = await store.maps(new Set(hitRows.flatMap((r) => [r.kept, r.traced]).filter((x): x is number => x !== undefined)));
   const packages = new Set([...hits.values()].flat().map((h) => h.state.package));
@@ -271,14 +266,10 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     const setOf = (map: number | undefined, h: Hit) => (map === undefined ? 'u' : (maps.get(map)?.get(h.change.binary) ?? '-'));
     const key = `${r.kind}|${list.map((h) => `${h.change.key}:${setOf(r.kept, h)}:${setOf(r.traced, h)}`).join(',')}`;
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { ...findingsOf(r, list), images: [] }));
+    // the store's image list is this query's own: the first group of a key takes it as it is
+    if (!g) groups.set(key, (g = { ...findingsOf(r, list), images: r.images }));
+    else for (const ref of r.images) g.images.push(ref);
     const f = g;
-    for (const [, id, gold, profile] of r.images) {
-      const ref: ImageRef = { id, tags: tags.get(id) ?? [] };
-      if (gold !== null) ref.gold = gold;
-      if (profile !== null) ref.profile = profile;
-      g.images.push(ref);
-    }
     summary.images += r.images.length;
     summary[f.verdict] += r.images.length;
     if (f.inUse) summary.inUse += r.images.length;
@@ -288,7 +279,7 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
   for (const g of groups.values()) {
     const key = JSON.stringify([g.kind, g.verdict, g.inUse, g.packages]);
     const known = merged.get(key);
-    if (known) known.images.push(...g.images);
+    if (known) for (const ref of g.images) known.images.push(ref);
     else merged.set(key, g);
   }
   const ordered = [...merged.values()].sort((a, b) => RANK[b.verdict] - RANK[a.verdict] || Number(b.inUse) - Number(a.inUse) || b.images.length - a.images.length);

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS impact_images (
   traced INTEGER REFERENCES impact_sets(id)
 );
 CREATE INDEX IF NOT EXISTS impact_images_profile ON impact_images(profile) WHERE profile IS NOT NULL;
+CREATE INDEX IF NOT EXISTS impact_images_groups ON impact_images(kind, release, states, kept, traced, n, image_id, gold_id, profile);
 CREATE TABLE IF NOT EXISTS impact_profiles (
   name TEXT PRIMARY KEY REFERENCES profiles(name) ON DELETE CASCADE,
   image_id TEXT NOT NULL,
@@ -103,6 +104,14 @@ export interface ImpactStateRow {
   files: number;
 }
 
+/** An image as a report names it: its tags (sorted), and for a slim image its gold and profile. */
+export interface ImpactImageRef {
+  id: string;
+  tags: string[];
+  gold?: string;
+  profile?: string;
+}
+
 /**
  * Images that hold the same things for impact analysis: the same package-state set, kept map,
  * traced map, release and kind. Findings are computed once per group.
@@ -116,8 +125,8 @@ export interface ImpactImageGroup {
   kept?: number;
   /** Package → set of traced paths: the slim image's profile's, or the union of the gold image's profiles'. Undefined: not known. */
   traced?: number;
-  /** [n, image id, gold id or null, profile or null], in the order the images were indexed (n). */
-  images: [number, string, string | null, string | null][];
+  /** In the order the images were indexed. */
+  images: ImpactImageRef[];
 }
 
 /** A package → path set map, as stored. */
@@ -135,10 +144,8 @@ export interface ImpactStore {
   statesBy(column: 'package' | 'source', names: readonly string[]): Promise<ImpactStateRow[]>;
   /** [state, state set] pairs: the sets of package states holding these states. */
   members(states: readonly number[]): Promise<[number, number][]>;
-  /** Every indexed image, in groups of images holding the same sets. */
+  /** Every indexed image with its tags, in groups of images holding the same sets, from one snapshot. */
   groups(): Promise<ImpactImageGroup[]>;
-  /** Image id → tags (sorted). */
-  tags(): Promise<Map<string, string[]>>;
   /** Path sets (and package maps) by id. */
   sets(ids: Iterable<number>): Promise<Map<number, ImpactSetItem[]>>;
   maps(ids: Iterable<number>): Promise<Map<number, ImpactPackageMap>>;
@@ -329,31 +336,45 @@ export class SqliteImpactStore implements ImpactStore {
   }
 
   async groups(): Promise<ImpactImageGroup[]> {
-    // one row per group; the images of a group come as one JSON text, which JSON.parse turns into
-    // arrays far faster than one row per image would be converted
-    const rows = this.stmt(
-      'SELECT kind, release, states, kept, traced, json_group_array(json_array(n, image_id, gold_id, profile)) FROM (SELECT * FROM impact_images ORDER BY n) GROUP BY kind, release, states, kept, traced',
-    )
-      .raw()
-      .all() as [ImpactImageGroup['kind'], string | null, number, number | null, number | null, string][];
-    return rows.map(([kind, release, states, kept, traced, images]) => ({
-      kind,
-      release: release ?? undefined,
-      states,
-      kept: kept ?? undefined,
-      traced: traced ?? undefined,
-      // already in order but for the grouping's whims: sorting a sorted array costs one pass
-      images: (JSON.parse(images) as ImpactImageGroup['images']).sort((a, b) => a[0] - b[0]),
-    }));
+    // The groups with their sizes, then each column of every image in the same order (the
+    // covering index impact_images_groups: a group's images are consecutive, by n), one column per
+    // statement: better-sqlite3 turns single values into JS far faster than rows into arrays, and
+    // 10,000 images are 10,000 of each. One read transaction keeps the statements on one snapshot.
+    const order = 'ORDER BY kind, release, states, kept, traced, n';
+    return this.db.transaction(() => {
+      const rows = this.stmt(`SELECT kind, release, states, kept, traced, count(*) FROM impact_images GROUP BY kind, release, states, kept, traced ORDER BY kind, release, states, kept, traced`)
+        .raw()
+        .all() as [ImpactImageGroup['kind'], string | null, number, number | null, number | null, number][];
+      const ids = this.stmt(`SELECT image_id FROM impact_images ${order}`).pluck().all() as string[];
+      const golds = this.stmt(`SELECT gold_id FROM impact_images ${order}`).pluck().all() as (string | null)[];
+      const profiles = this.stmt(`SELECT profile FROM impact_images ${order}`).pluck().all() as (string | null)[];
+      const tags = this.tagsSync();
+      let i = 0;
+      return rows.map(([kind, release, states, kept, traced, count]) => {
+        const images: ImpactImageRef[] = new Array<ImpactImageRef>(count);
+        for (let j = 0; j < count; j++, i++) {
+          const id = ids[i]!;
+          const ref: ImpactImageRef = { id, tags: tags.get(id) ?? [] };
+          const gold = golds[i];
+          const profile = profiles[i];
+          if (gold !== null && gold !== undefined) ref.gold = gold;
+          if (profile !== null && profile !== undefined) ref.profile = profile;
+          images[j] = ref;
+        }
+        return { kind, release: release ?? undefined, states, kept: kept ?? undefined, traced: traced ?? undefined, images };
+      });
+    })();
   }
 
-  async tags(): Promise<Map<string, string[]>> {
+  /** Image id → tags (sorted); each column read on its own, in table order (see groups()). */
+  private tagsSync(): Map<string, string[]> {
+    const ids = this.stmt('SELECT image_id FROM tags ORDER BY rowid').pluck().all() as string[];
+    const names = this.stmt('SELECT name FROM tags ORDER BY rowid').pluck().all() as string[];
     const out = new Map<string, string[]>();
-    // in table order (no second lookup through an index); an image's few tags sorted after
-    for (const [name, id] of this.stmt('SELECT name, image_id FROM tags').raw().all() as [string, string][]) {
-      const list = out.get(id);
-      if (list) list.push(name);
-      else out.set(id, [name]);
+    for (let i = 0; i < ids.length; i++) {
+      const list = out.get(ids[i]!);
+      if (list) list.push(names[i]!);
+      else out.set(ids[i]!, [names[i]!]);
     }
     for (const list of out.values()) if (list.length > 1) list.sort();
     return out;
