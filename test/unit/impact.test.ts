@@ -244,6 +244,40 @@ describe('the index follows the repository', () => {
     expect(after.groups).toEqual(before.groups);
   });
 
+  it('the tags in a report follow tag changes: added (sorted), moved to another image, removed', async () => {
+    const tagsOf = async () => {
+      const r = await computeImpact(repo.catalog.impact, update(parsePackageSpec('src:openssl=3.0.15-1~deb12u1')));
+      return Object.fromEntries(imageFindings(r).map((i) => [i.id === goldId ? 'gold' : 'slim', i.tags]));
+    };
+    await repo.catalog.setTag('z/extra:1', slimId);
+    await repo.catalog.setTag('a/first:1', slimId);
+    expect(await tagsOf()).toEqual({ gold: ['gold/app:1'], slim: ['a/first:1', 'slim/app:1', 'z/extra:1'] });
+    await repo.catalog.setTag('z/extra:1', goldId);
+    expect(await tagsOf()).toEqual({ gold: ['gold/app:1', 'z/extra:1'], slim: ['a/first:1', 'slim/app:1'] });
+    await repo.catalog.removeTag('a/first:1');
+    await repo.catalog.removeTag('z/extra:1');
+    await repo.catalog.removeTag('gold/app:1');
+    expect(await tagsOf()).toEqual({ gold: [], slim: ['slim/app:1'] });
+    await repo.catalog.setTag('gold/app:1', goldId);
+    expect(await tagsOf()).toEqual({ gold: ['gold/app:1'], slim: ['slim/app:1'] });
+  });
+
+  it('an index of version 3 (no tags on its rows) is upgraded in place when the catalog opens: nothing to re-index, the same report', async () => {
+    const spec = update(parsePackageSpec('src:openssl=3.0.15-1~deb12u1'));
+    const before = await computeImpact(repo.catalog.impact, spec);
+    await repo.close();
+    const db = new Database(join(tmp.dir, 'repo', 'catalog.db'));
+    db.exec(`DROP TRIGGER impact_tags_insert; DROP TRIGGER impact_tags_delete; DROP TRIGGER impact_tags_update; DROP INDEX impact_images_groups;
+      ALTER TABLE impact_images DROP COLUMN tags; UPDATE meta SET value = '3' WHERE key = 'impact_schema';`);
+    db.close();
+    repo = await openRepository(join(tmp.dir, 'repo'));
+    expect(await repo.catalog.impact.pending()).toEqual({ images: [], profiles: [] });
+    expect(await computeImpact(repo.catalog.impact, spec)).toEqual(before);
+    await repo.catalog.setTag('z/extra:1', goldId);
+    expect(image(await computeImpact(repo.catalog.impact, spec), 'z/extra:1').id).toBe(goldId);
+    await repo.catalog.removeTag('z/extra:1');
+  });
+
   it('removing the slim image removes its rows', async () => {
     await repo.catalog.removeImage(slimId);
     const r = await computeImpact(repo.catalog.impact, update(parsePackageSpec('src:openssl=3.0.15-1~deb12u1')));

@@ -223,9 +223,33 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     if (!out) m.set(set, (out = intersect(pathSets.get(set), h.changedSet)));
     return out;
   };
+  // Path lists by content: equal lists get one number, so findings compare by a short key.
+  const listIds = new Map<string[], number>();
+  const byContent = new Map<string, number>();
+  const listId = (paths: string[]): number => {
+    let id = listIds.get(paths);
+    if (id === undefined) {
+      const text = JSON.stringify(paths);
+      id = byContent.get(text);
+      if (id === undefined) byContent.set(text, (id = byContent.size));
+      listIds.set(paths, id);
+    }
+    return id;
+  };
+  // What a slim image's profile used of what it keeps: once per (kept, traced) pair of lists.
+  const usedOfKept = new Map<string, string[]>();
+  const keptAndUsed = (kept: string[], used: string[]): string[] => {
+    if (used.length === 0) return [];
+    const key = `${listId(kept)}:${listId(used)}`;
+    let out = usedOfKept.get(key);
+    if (!out) usedOfKept.set(key, (out = kept.filter((x) => used.includes(x))));
+    return out;
+  };
 
-  const findingsOf = (r: ImpactImageGroup, list: Hit[]): Omit<ImpactGroup, 'images'> => {
+  /** The findings of a group of images, and a key equal for equal findings (the change decides every other field). */
+  const findingsOf = (r: ImpactImageGroup, list: Hit[]): { findings: Omit<ImpactGroup, 'images'>; outcome: string } => {
     const f: Omit<ImpactGroup, 'images'> = { kind: r.kind, verdict: 'not-affected', inUse: false, packages: [] };
+    const parts: string[] = [];
     for (const h of list) {
       if (!releaseMatches(h.target, r)) continue;
       const c = h.change;
@@ -243,7 +267,7 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
       if (r.kind === 'slim') {
         const keptChanged = changedIn(r.kept, h);
         p.kept = keptChanged;
-        if (r.traced !== undefined) p.traced = used.length === 0 ? [] : keptChanged.filter((x) => used.includes(x));
+        if (r.traced !== undefined) p.traced = keptAndUsed(keptChanged, used);
         else {
           p.traced = keptChanged;
           if (keptChanged.length > 0) p.note = 'what its profile used is not indexed, so every kept changed file counts as used';
@@ -253,13 +277,14 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
       if ((p.traced?.length ?? 0) > 0) f.inUse = true;
       if (RANK[p.verdict] > RANK[f.verdict]) f.verdict = p.verdict;
       f.packages.push(p);
+      parts.push(`${p.change}:${p.verdict}:${p.kept ? listId(p.kept) : '-'}:${p.traced ? listId(p.traced) : '-'}:${p.note ? 'n' : ''}`);
     }
-    return f;
+    return { findings: f, outcome: `${f.kind}|${f.verdict}|${f.inUse}|${parts.join(',')}` };
   };
 
   // Rows that meet the same changes with the same kept and traced sets (different package sets,
   // the same affected states) have the same findings: one group.
-  const groups = new Map<string, ImpactGroup>();
+  const groups = new Map<string, { group: ImpactGroup; outcome: string }>();
   const summary: ImpactReport['summary'] = { images: 0, inUse: 0, 'kept-and-used': 0, 'kept-not-used': 0, 'not-in-slim': 0, present: 0, 'not-affected': 0 };
   for (const r of rows) {
     const list = (bySet.get(r.states) ?? []).filter((h) => releaseMatches(h.target, r));
@@ -267,20 +292,21 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     const key = `${r.kind}|${list.map((h) => `${h.change.key}:${setOf(r.kept, h)}:${setOf(r.traced, h)}`).join(',')}`;
     let g = groups.get(key);
     // the store's image list is this query's own: the first group of a key takes it as it is
-    if (!g) groups.set(key, (g = { ...findingsOf(r, list), images: r.images }));
-    else for (const ref of r.images) g.images.push(ref);
-    const f = g;
+    if (!g) {
+      const { findings, outcome } = findingsOf(r, list);
+      groups.set(key, (g = { group: { ...findings, images: r.images }, outcome }));
+    } else for (const ref of r.images) g.group.images.push(ref);
+    const f = g.group;
     summary.images += r.images.length;
     summary[f.verdict] += r.images.length;
     if (f.inUse) summary.inUse += r.images.length;
   }
   // groups meeting different sets with the same outcome (the changed files both keep) are one
   const merged = new Map<string, ImpactGroup>();
-  for (const g of groups.values()) {
-    const key = JSON.stringify([g.kind, g.verdict, g.inUse, g.packages]);
-    const known = merged.get(key);
+  for (const { group: g, outcome } of groups.values()) {
+    const known = merged.get(outcome);
     if (known) for (const ref of g.images) known.images.push(ref);
-    else merged.set(key, g);
+    else merged.set(outcome, g);
   }
   const ordered = [...merged.values()].sort((a, b) => RANK[b.verdict] - RANK[a.verdict] || Number(b.inUse) - Number(a.inUse) || b.images.length - a.images.length);
   return {

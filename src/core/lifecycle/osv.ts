@@ -152,6 +152,9 @@ export async function readOsvFile(path: string): Promise<Advisory[]> {
   }
 }
 
+/** How many advisory files are read at once. */
+const READ_AHEAD = 16;
+
 /** The .json files under a directory (subdirectories included, symlinks not followed), sorted. */
 export async function listJsonFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -175,8 +178,13 @@ export async function readAdvisoryDir(dir: string, since?: Date): Promise<{ advi
   const advisories: Advisory[] = [];
   let withdrawn = 0;
   let older = 0;
-  for (const f of files) {
-    for (const a of await readOsvFile(f)) {
+  // a few files at a time (each read is an open, stat, read and close on the thread pool); kept in
+  // file order, and the first failing file in that order is the error
+  const read: PromiseSettledResult<Advisory[]>[] = [];
+  for (let i = 0; i < files.length; i += READ_AHEAD) read.push(...(await Promise.allSettled(files.slice(i, i + READ_AHEAD).map((f) => readOsvFile(f)))));
+  for (const r of read) {
+    if (r.status === 'rejected') throw r.reason;
+    for (const a of r.value) {
       if (a.withdrawn !== undefined) {
         withdrawn++;
         continue;

@@ -12,8 +12,16 @@ import { InternalError } from '../../lib/errors.js';
  * image, never by walking images or their package lists.
  */
 /** Bumped when the tables below change: the index is derived from the catalog, so an older one is dropped and rebuilt on first use. */
-const IMPACT_VERSION = '3';
+const IMPACT_VERSION = '4';
 const IMPACT_TABLES = ['impact_profiles', 'impact_images', 'impact_members', 'impact_states', 'impact_sets', 'impact_installed', 'impact_kept', 'impact_traced'];
+const IMPACT_TRIGGERS = ['impact_tags_insert', 'impact_tags_delete', 'impact_tags_update'];
+
+/**
+ * An image's tags as impact_images.tags holds them: one a line; NULL when it has none. (No ORDER
+ * BY inside group_concat: a schema with it is "malformed" to a sqlite3 older than 3.44, and the
+ * reader sorts the rare image with several tags.)
+ */
+const tagsOf = (imageId: string) => `(SELECT group_concat(name, char(10)) FROM tags WHERE image_id = ${imageId})`;
 
 export const IMPACT_SCHEMA = `
 CREATE TABLE IF NOT EXISTS impact_sets (
@@ -46,10 +54,22 @@ CREATE TABLE IF NOT EXISTS impact_images (
   release TEXT,
   states INTEGER NOT NULL REFERENCES impact_sets(id),
   kept INTEGER REFERENCES impact_sets(id),
-  traced INTEGER REFERENCES impact_sets(id)
+  traced INTEGER REFERENCES impact_sets(id),
+  tags TEXT
 );
 CREATE INDEX IF NOT EXISTS impact_images_profile ON impact_images(profile) WHERE profile IS NOT NULL;
-CREATE INDEX IF NOT EXISTS impact_images_groups ON impact_images(kind, release, states, kept, traced, n, image_id, gold_id, profile);
+CREATE INDEX IF NOT EXISTS impact_images_groups ON impact_images(kind, release, states, kept, traced, n, image_id, gold_id, profile, tags);
+CREATE INDEX IF NOT EXISTS impact_tags_image ON tags(image_id, name);
+CREATE TRIGGER IF NOT EXISTS impact_tags_insert AFTER INSERT ON tags BEGIN
+  UPDATE impact_images SET tags = ${tagsOf('NEW.image_id')} WHERE image_id = NEW.image_id;
+END;
+CREATE TRIGGER IF NOT EXISTS impact_tags_delete AFTER DELETE ON tags BEGIN
+  UPDATE impact_images SET tags = ${tagsOf('OLD.image_id')} WHERE image_id = OLD.image_id;
+END;
+CREATE TRIGGER IF NOT EXISTS impact_tags_update AFTER UPDATE OF name, image_id ON tags BEGIN
+  UPDATE impact_images SET tags = ${tagsOf('OLD.image_id')} WHERE image_id = OLD.image_id;
+  UPDATE impact_images SET tags = ${tagsOf('NEW.image_id')} WHERE image_id = NEW.image_id;
+END;
 CREATE TABLE IF NOT EXISTS impact_profiles (
   name TEXT PRIMARY KEY REFERENCES profiles(name) ON DELETE CASCADE,
   image_id TEXT NOT NULL,
@@ -177,7 +197,11 @@ export class SqliteImpactStore implements ImpactStore {
 
   constructor(private readonly db: Database.Database) {}
 
-  /** Creates the tables; an index of another version is dropped first (ensureImpactIndex refills it). */
+  /**
+   * Creates the tables; an index of another version is dropped first (ensureImpactIndex refills
+   * it), except version 3, which lacks only the tags mirror: that is added and filled in place,
+   * since a rebuild re-reads every image.
+   */
   migrate(): void {
     const version = () => this.db.prepare("SELECT value FROM meta WHERE key = 'impact_schema'").pluck().get() as string | undefined;
     if (version() === IMPACT_VERSION) {
@@ -185,9 +209,18 @@ export class SqliteImpactStore implements ImpactStore {
       return;
     }
     this.db.transaction(() => {
-      if (version() === IMPACT_VERSION) return;
-      for (const t of IMPACT_TABLES) this.db.exec(`DROP TABLE IF EXISTS ${t}`);
-      this.db.exec('DROP INDEX IF EXISTS impact_profiles_freshness');
+      const found = version();
+      if (found === IMPACT_VERSION) return;
+      const upgrade = found === '3' && (this.db.prepare('PRAGMA table_info(impact_images)').all() as { name: string }[]).length > 0;
+      if (upgrade) {
+        this.db.exec('DROP INDEX IF EXISTS impact_images_groups');
+        this.db.exec('ALTER TABLE impact_images ADD COLUMN tags TEXT');
+        this.db.exec(`UPDATE impact_images SET tags = ${tagsOf('impact_images.image_id')}`);
+      } else {
+        for (const t of IMPACT_TRIGGERS) this.db.exec(`DROP TRIGGER IF EXISTS ${t}`);
+        for (const t of IMPACT_TABLES) this.db.exec(`DROP TABLE IF EXISTS ${t}`);
+        this.db.exec('DROP INDEX IF EXISTS impact_profiles_freshness');
+      }
       this.db.exec(IMPACT_SCHEMA);
       this.db.prepare("INSERT INTO meta(key, value) VALUES ('impact_schema', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(IMPACT_VERSION);
     }).immediate();
@@ -239,8 +272,8 @@ export class SqliteImpactStore implements ImpactStore {
 
   private addImageRow(imageId: string, row: { kind: string; goldId?: string; profile?: string; release?: string; states: number; kept?: number; traced?: number }): void {
     this.stmt('DELETE FROM impact_images WHERE image_id = ?').run(imageId);
-    this.stmt('INSERT INTO impact_images(image_id, kind, gold_id, profile, release, states, kept, traced) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
-      imageId, row.kind, row.goldId ?? null, row.profile ?? null, row.release ?? null, row.states, row.kept ?? null, row.traced ?? null,
+    this.stmt(`INSERT INTO impact_images(image_id, kind, gold_id, profile, release, states, kept, traced, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ${tagsOf('?')})`).run(
+      imageId, row.kind, row.goldId ?? null, row.profile ?? null, row.release ?? null, row.states, row.kept ?? null, row.traced ?? null, imageId,
     );
   }
 
@@ -339,22 +372,25 @@ export class SqliteImpactStore implements ImpactStore {
     // The groups with their sizes, then each column of every image in the same order (the
     // covering index impact_images_groups: a group's images are consecutive, by n), one column per
     // statement: better-sqlite3 turns single values into JS far faster than rows into arrays, and
-    // 10,000 images are 10,000 of each. One read transaction keeps the statements on one snapshot.
-    const order = 'ORDER BY kind, release, states, kept, traced, n';
+    // 10,000 images are 10,000 of each. Tags come from the row's mirror (kept by triggers on
+    // tags), not from a lookup per image. One read transaction keeps the statements on one snapshot.
+    const group = 'kind, release, states, kept, traced';
+    const order = `ORDER BY ${group}, n`;
     return this.db.transaction(() => {
-      const rows = this.stmt(`SELECT kind, release, states, kept, traced, count(*) FROM impact_images GROUP BY kind, release, states, kept, traced ORDER BY kind, release, states, kept, traced`)
+      const rows = this.stmt(`SELECT ${group}, count(*) FROM impact_images GROUP BY ${group} ORDER BY ${group}`)
         .raw()
         .all() as [ImpactImageGroup['kind'], string | null, number, number | null, number | null, number][];
-      const ids = this.stmt(`SELECT image_id FROM impact_images ${order}`).pluck().all() as string[];
-      const golds = this.stmt(`SELECT gold_id FROM impact_images ${order}`).pluck().all() as (string | null)[];
-      const profiles = this.stmt(`SELECT profile FROM impact_images ${order}`).pluck().all() as (string | null)[];
-      const tags = this.tagsSync();
+      const column = (name: string) => this.stmt(`SELECT ${name} FROM impact_images ${order}`).pluck().all() as (string | null)[];
+      const ids = column('image_id') as string[];
+      const golds = column('gold_id');
+      const profiles = column('profile');
+      const tags = column('tags');
       let i = 0;
       return rows.map(([kind, release, states, kept, traced, count]) => {
         const images: ImpactImageRef[] = new Array<ImpactImageRef>(count);
         for (let j = 0; j < count; j++, i++) {
-          const id = ids[i]!;
-          const ref: ImpactImageRef = { id, tags: tags.get(id) ?? [] };
+          const t = tags[i];
+          const ref: ImpactImageRef = { id: ids[i]!, tags: t === null || t === undefined ? [] : t.includes('\n') ? t.split('\n').sort() : [t] };
           const gold = golds[i];
           const profile = profiles[i];
           if (gold !== null && gold !== undefined) ref.gold = gold;
@@ -364,20 +400,6 @@ export class SqliteImpactStore implements ImpactStore {
         return { kind, release: release ?? undefined, states, kept: kept ?? undefined, traced: traced ?? undefined, images };
       });
     })();
-  }
-
-  /** Image id → tags (sorted); each column read on its own, in table order (see groups()). */
-  private tagsSync(): Map<string, string[]> {
-    const ids = this.stmt('SELECT image_id FROM tags ORDER BY rowid').pluck().all() as string[];
-    const names = this.stmt('SELECT name FROM tags ORDER BY rowid').pluck().all() as string[];
-    const out = new Map<string, string[]>();
-    for (let i = 0; i < ids.length; i++) {
-      const list = out.get(ids[i]!);
-      if (list) list.push(names[i]!);
-      else out.set(ids[i]!, [names[i]!]);
-    }
-    for (const list of out.values()) if (list.length > 1) list.sort();
-    return out;
   }
 
   private setsSync(ids: Iterable<number>): Map<number, ImpactSetItem[]> {
