@@ -228,6 +228,16 @@ describe('the index follows the repository', () => {
     expect(image(r, 'slim/app:1').packages[0]!.traced).toEqual([`${LIB}/libcrypto.so.3`, `${LIB}/libssl.so.3`]);
   });
 
+  it('an older state of a profile is not stored over the current one (a run that lost a race)', async () => {
+    const spec = update(parsePackageSpec('src:openssl=3.0.15-1~deb12u1'));
+    const before = await computeImpact(repo.catalog.impact, spec);
+    const profile = (await repo.catalog.getProfile('app'))!;
+    await repo.catalog.impact.putProfile('app', goldId, new Date(Date.parse(profile.updatedAt) - 1000).toISOString(), new Map());
+    expect(await repo.catalog.impact.pending()).toEqual({ images: [], profiles: [] });
+    expect(await computeImpact(repo.catalog.impact, spec)).toEqual(before);
+    expect(image(before, 'slim/app:1').packages[0]!.traced).not.toEqual([]);
+  });
+
   it('backfills a repository whose index is empty (an older aim), with a progress message, to the same verdicts', async () => {
     const before = await computeImpact(repo.catalog.impact, update(deb('libc6', '2.36-9+deb12u5', { change: ['/lib/x86_64-linux-gnu/libnss_dns.so.2'] })));
     const db = new Database(join(repo.root, 'catalog.db'));
@@ -267,10 +277,15 @@ describe('the index follows the repository', () => {
     const before = await computeImpact(repo.catalog.impact, spec);
     await repo.close();
     const db = new Database(join(tmp.dir, 'repo', 'catalog.db'));
-    db.exec(`DROP TRIGGER impact_tags_insert; DROP TRIGGER impact_tags_delete; DROP TRIGGER impact_tags_update; DROP INDEX impact_images_groups;
-      ALTER TABLE impact_images DROP COLUMN tags; UPDATE meta SET value = '3' WHERE key = 'impact_schema';`);
+    db.exec(`DROP TRIGGER impact_tags_insert; DROP TRIGGER impact_tags_delete; DROP TRIGGER impact_tags_update; DROP TRIGGER impact_profile_changed;
+      DROP TRIGGER impact_profile_removed; DROP INDEX impact_images_groups; ALTER TABLE impact_images DROP COLUMN tags; UPDATE meta SET value = '3' WHERE key = 'impact_schema';`);
+    // version 3 kept the row of a profile re-run since (and found it pending by its time)
+    const rerun = new Date(Date.now() + 5000).toISOString();
+    db.prepare("UPDATE profiles SET updated_at = ?, data = json_set(data, '$.updatedAt', ?) WHERE name = 'app'").run(rerun, rerun);
     db.close();
     repo = await openRepository(join(tmp.dir, 'repo'));
+    expect(await repo.catalog.impact.pending()).toEqual({ images: [], profiles: ['app'] });
+    expect(await ensureImpactIndex(repo, silentReporter)).toEqual({ images: 0, profiles: 1 });
     expect(await repo.catalog.impact.pending()).toEqual({ images: [], profiles: [] });
     expect(await computeImpact(repo.catalog.impact, spec)).toEqual(before);
     await repo.catalog.setTag('z/extra:1', goldId);

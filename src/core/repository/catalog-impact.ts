@@ -14,7 +14,7 @@ import { InternalError } from '../../lib/errors.js';
 /** Bumped when the tables below change: the index is derived from the catalog, so an older one is dropped and rebuilt on first use. */
 const IMPACT_VERSION = '4';
 const IMPACT_TABLES = ['impact_profiles', 'impact_images', 'impact_members', 'impact_states', 'impact_sets', 'impact_installed', 'impact_kept', 'impact_traced'];
-const IMPACT_TRIGGERS = ['impact_tags_insert', 'impact_tags_delete', 'impact_tags_update'];
+const IMPACT_TRIGGERS = ['impact_tags_insert', 'impact_tags_delete', 'impact_tags_update', 'impact_profile_changed', 'impact_profile_removed'];
 
 /**
  * An image's tags as impact_images.tags holds them: one a line; NULL when it has none. (No ORDER
@@ -69,6 +69,13 @@ END;
 CREATE TRIGGER IF NOT EXISTS impact_tags_update AFTER UPDATE OF name, image_id ON tags BEGIN
   UPDATE impact_images SET tags = ${tagsOf('OLD.image_id')} WHERE image_id = OLD.image_id;
   UPDATE impact_images SET tags = ${tagsOf('NEW.image_id')} WHERE image_id = NEW.image_id;
+END;
+CREATE TRIGGER IF NOT EXISTS impact_profile_changed AFTER UPDATE OF name, image_id, updated_at ON profiles
+  WHEN OLD.name IS NOT NEW.name OR OLD.image_id IS NOT NEW.image_id OR OLD.updated_at IS NOT NEW.updated_at BEGIN
+  DELETE FROM impact_profiles WHERE name IN (OLD.name, NEW.name);
+END;
+CREATE TRIGGER IF NOT EXISTS impact_profile_removed AFTER DELETE ON profiles BEGIN
+  DELETE FROM impact_profiles WHERE name = OLD.name;
 END;
 CREATE TABLE IF NOT EXISTS impact_profiles (
   name TEXT PRIMARY KEY REFERENCES profiles(name) ON DELETE CASCADE,
@@ -216,6 +223,8 @@ export class SqliteImpactStore implements ImpactStore {
         this.db.exec('DROP INDEX IF EXISTS impact_images_groups');
         this.db.exec('ALTER TABLE impact_images ADD COLUMN tags TEXT');
         this.db.exec(`UPDATE impact_images SET tags = ${tagsOf('impact_images.image_id')}`);
+        // from now on a profile's row is only ever current (see pending()): drop those that are not
+        this.db.exec('DELETE FROM impact_profiles WHERE NOT EXISTS (SELECT 1 FROM profiles p WHERE p.name = impact_profiles.name AND p.updated_at = impact_profiles.updated_at AND p.image_id = impact_profiles.image_id)');
       } else {
         for (const t of IMPACT_TRIGGERS) this.db.exec(`DROP TRIGGER IF EXISTS ${t}`);
         for (const t of IMPACT_TABLES) this.db.exec(`DROP TABLE IF EXISTS ${t}`);
@@ -319,6 +328,10 @@ export class SqliteImpactStore implements ImpactStore {
 
   async putProfile(name: string, imageId: string, updatedAt: string, traced: Map<string, string[]>): Promise<void> {
     this.db.transaction(() => {
+      // a profile re-run since this state was read is indexed by that run (or the next aim impact):
+      // an older state is not stored, so every impact_profiles row is current (see pending())
+      const current = this.stmt('SELECT image_id, updated_at FROM profiles WHERE name = ?').get(name) as { image_id: string; updated_at: string } | undefined;
+      if (current && (current.updated_at !== updatedAt || current.image_id !== imageId)) return;
       const map = this.mapId(traced);
       this.stmt('DELETE FROM impact_profiles WHERE name = ?').run(name);
       this.stmt('INSERT INTO impact_profiles(name, image_id, updated_at, traced) VALUES (?, ?, ?, ?)').run(name, imageId, updatedAt, map);
@@ -339,12 +352,19 @@ export class SqliteImpactStore implements ImpactStore {
                WHERE NOT EXISTS (SELECT 1 FROM impact_images x WHERE x.image_id = i.id) ORDER BY i.created_at, i.id`,
             ).all() as { id: string; slim: number }[]
           ).map((r) => ({ id: r.id, slim: r.slim === 1 }));
-    // answered from the (name, updated_at) index: a profile's data is never read
-    const profiles = this.stmt(
-      'SELECT p.name FROM profiles p INDEXED BY impact_profiles_freshness LEFT JOIN impact_profiles x ON x.name = p.name WHERE x.updated_at IS NULL OR x.updated_at <> p.updated_at ORDER BY p.name',
-    )
-      .pluck()
-      .all() as string[];
+    // Every impact_profiles row is of an existing profile at its current update (the triggers on
+    // profiles drop a row when its profile changes or goes; putProfile stores no older state), so
+    // as many rows as profiles means none is pending. Otherwise, which: answered from the
+    // (name, updated_at) index, a profile's data is never read.
+    const unindexed = this.stmt('SELECT (SELECT count(*) FROM profiles) - (SELECT count(*) FROM impact_profiles)').pluck().get() as number;
+    const profiles =
+      unindexed === 0
+        ? []
+        : (this.stmt(
+            'SELECT p.name FROM profiles p INDEXED BY impact_profiles_freshness LEFT JOIN impact_profiles x ON x.name = p.name WHERE x.updated_at IS NULL OR x.updated_at <> p.updated_at ORDER BY p.name',
+          )
+            .pluck()
+            .all() as string[]);
     return { images, profiles };
   }
 
