@@ -13,12 +13,13 @@
 // same planner import/profile/slim use) in one transaction per step, not through 10,000 CLI runs.
 // Entries, owners and ELF facts of generated images are not written: the impact query and the
 // scanners never read them, and 5,000 gold manifests of 9,000 entries would be 45 million rows.
+// Each size is timed in a fresh process (bench/impact-query.mjs), both sides alike.
 import { Buffer } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cache, devCache, machine, median, root, writeResults } from './lib.mjs';
+import { cache, devCache, machine, root, writeResults } from './lib.mjs';
 
 const SIZES = (process.env.AIM_BENCH_IMPACT_SIZES ?? '100,1000,10000').split(',').map(Number);
 const SEEDS = ['nginx', 'redis', 'python-http'];
@@ -216,57 +217,8 @@ function advisory(id, src, version, published) {
   };
 }
 
-/** The per-image scanner: every image's package list (from the catalog), versions compared with each advisory. */
-async function scanLists(repo, ids, advisories, evaluateAdvisory) {
-  const hits = new Set();
-  for (const id of ids) {
-    for (const p of await repo.catalog.packages(id)) {
-      for (const a of advisories) {
-        for (const ap of a.packages) if (ap.name === (p.source ?? p.name) && evaluateAdvisory(ap, p.sourceVersion ?? p.version).affected) hits.add(id);
-      }
-    }
-  }
-  return hits;
-}
-
-/** The per-image scanner as scanners work on images: each image's dpkg status file read and parsed, versions compared. */
-async function scanStatusFiles(repo, ids, advisories, statusBlobs, parseDpkgStatus, evaluateAdvisory) {
-  const hits = new Set();
-  for (const id of ids) {
-    const blob = statusBlobs.get(id);
-    if (!blob) continue; // a slim image has no dpkg database: a scanner finds nothing
-    for (const p of parseDpkgStatus((await repo.blobs.read(blob)).toString('utf8'))) {
-      for (const a of advisories) {
-        for (const ap of a.packages) if (ap.name === p.source && evaluateAdvisory(ap, p.sourceVersion).affected) hits.add(id);
-      }
-    }
-  }
-  return hits;
-}
-
-/** Wall and CPU milliseconds (median of `times` runs): on a shared machine CPU time is the steadier figure. */
-async function timeIt(times, fn, warmup = 1) {
-  for (let i = 0; i < warmup; i++) await fn();
-  const ms = [];
-  const cpu = [];
-  let result;
-  for (let i = 0; i < times; i++) {
-    const c0 = process.cpuUsage();
-    const t0 = process.hrtime.bigint();
-    result = await fn();
-    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    const c = process.cpuUsage(c0);
-    cpu.push((c.user + c.system) / 1000);
-  }
-  return { ms: median(ms), cpu: median(cpu), runs: ms, result };
-}
-
 export default async function impactBench() {
   const { initRepository, openRepository } = await dist('core', 'repository', 'repository.js');
-  const { runImpact } = await dist('core', 'lifecycle', 'run-impact.js');
-  const { evaluateAdvisory, readAdvisoryDir, readOsvFile } = await dist('core', 'lifecycle', 'osv.js');
-  const { parseDpkgStatus } = await dist('core', 'analyze', 'dpkg.js');
-  const { silentReporter } = await dist('lib', 'reporter.js');
 
   const seed = await seedRepository();
   const seeds = await population(seed.repo, seed.recipes);
@@ -292,7 +244,7 @@ export default async function impactBench() {
 
   const repoDir = join(work, 'repo');
   await initRepository(repoDir);
-  const repo = await openRepository(repoDir);
+  let repo = await openRepository(repoDir);
   const statusBlobs = new Map();
   const rows = [];
   let have = 0;
@@ -303,39 +255,17 @@ export default async function impactBench() {
       have = size;
       const generateSeconds = (Date.now() - t0) / 1000;
       console.error(`bench impact: ${size} images (${generateSeconds.toFixed(1)} s to generate)`);
-      const one = await timeIt(7, () => runImpact(repo, { update: single }, silentReporter), 2);
-      const batch = await timeIt(5, () => runImpact(repo, { advisories: join(work, 'batch') }, silentReporter), 2);
-      // a scan of 10,000 images runs long enough to be compiled by the time it ends: one run, no warm-up
-      const reps = size >= 10_000 ? 1 : 3;
-      const warm = size >= 10_000 ? 0 : 1;
-      // the scanners get the list of images for free, and read the advisories as aim impact does
-      const ids = (await repo.catalog.listImages()).map((i) => i.id);
-      const readOne = () => readOsvFile(single);
-      const readBatch = async () => (await readAdvisoryDir(join(work, 'batch'))).advisories;
-      const scanOne = await timeIt(reps, async () => scanLists(repo, ids, await readOne(), evaluateAdvisory), warm);
-      const scanBatch = await timeIt(reps, async () => scanLists(repo, ids, await readBatch(), evaluateAdvisory), warm);
-      const fileOne = await timeIt(reps, async () => scanStatusFiles(repo, ids, await readOne(), statusBlobs, parseDpkgStatus, evaluateAdvisory), warm);
-      const fileBatch = await timeIt(reps, async () => scanStatusFiles(repo, ids, await readBatch(), statusBlobs, parseDpkgStatus, evaluateAdvisory), warm);
-      // the index answers the scanners' question too, and must give the same images
-      const present = (r) => new Set(r.groups.filter((g) => g.kind === 'gold' && g.verdict !== 'not-affected').flatMap((g) => g.images.map((i) => i.id)));
-      for (const [name, idx, scan] of [['one', one, scanOne], ['batch', batch, scanBatch], ['one (files)', one, fileOne], ['batch (files)', batch, fileBatch]]) {
-        const a = present(idx.result);
-        const b = scan.result;
-        if (a.size !== b.size || [...a].some((x) => !b.has(x))) throw new Error(`bench impact: ${name} at ${size}: the index finds ${a.size} gold images, the scanner ${b.size}`);
-      }
+      // timed in a process of its own (bench/impact-query.mjs), with the repository closed here
+      await repo.close();
+      const job = { repo: repoDir, size, single, batch: join(work, 'batch'), statusBlobs: join(work, 'status-blobs.json') };
+      writeFileSync(job.statusBlobs, JSON.stringify(Object.fromEntries(statusBlobs)));
+      writeFileSync(join(work, 'job.json'), JSON.stringify(job));
+      const r = spawnSync(process.execPath, [join(root, 'bench', 'impact-query.mjs'), join(work, 'job.json')], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
+      if (r.status !== 0) throw new Error(`bench impact: timing ${size} images failed (${r.status ?? r.signal})`);
+      const timed = JSON.parse(r.stdout);
       const cli = aim(repoDir, 'impact', single);
-      rows.push({
-        images: size,
-        gold: size / 2,
-        slim: size / 2,
-        generateSeconds,
-        one: { ms: one.ms, cpu: one.cpu, runs: one.runs, summary: one.result.summary, groups: one.result.groups.length },
-        batch: { ms: batch.ms, cpu: batch.cpu, runs: batch.runs, summary: batch.result.summary, groups: batch.result.groups.length, advisories: batch.result.update.advisories.length },
-        scanLists: { one: scanOne.ms, batch: scanBatch.ms, oneCpu: scanOne.cpu, batchCpu: scanBatch.cpu },
-        scanFiles: { one: fileOne.ms, batch: fileBatch.ms, oneCpu: fileOne.cpu, batchCpu: fileBatch.cpu },
-        load: (await import('node:os')).loadavg()[0],
-        cliMs: cli.ms,
-      });
+      rows.push({ images: size, gold: size / 2, slim: size / 2, generateSeconds, ...timed, load: (await import('node:os')).loadavg()[0], cliMs: cli.ms });
+      repo = await openRepository(repoDir);
     }
   } finally {
     await repo.close();
@@ -366,6 +296,7 @@ export default async function impactBench() {
       })
       .join('\n') +
     `\n\nFleet: gold images of ${pop}, at ${SNAPSHOTS} monthly snapshots (each source package updated 0 to 3 times over the period; earlier versions are the real one with "~benchN" and other content), each with a profile and a slim image of its own; catalog ${catalogMB} MB at ${SIZES.at(-1).toLocaleString('en-US')} images.\n` +
+    'Each size is timed in a fresh process that holds only the repository (as the command runs), both sides alike. ' +
     'aim impact: the core of the command (read the advisory, check the index is current, answer from it: every image gets its verdict, with the changed, kept and traced files). ' +
     'Scan package lists: for every image, its package list from the catalog and every version compared (a scanner with a database of package lists; it finds presence only). ' +
     'Scan dpkg status files: for every image, its /var/lib/dpkg/status read and parsed (what scanners such as grype read in an image; slim images have none, so they find nothing there). ' +

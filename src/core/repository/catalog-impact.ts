@@ -389,32 +389,36 @@ export class SqliteImpactStore implements ImpactStore {
   }
 
   async groups(): Promise<ImpactImageGroup[]> {
-    // The groups with their sizes, then each column of every image in the same order (the
-    // covering index impact_images_groups: a group's images are consecutive, by n), one column per
-    // statement: better-sqlite3 turns single values into JS far faster than rows into arrays, and
-    // 10,000 images are 10,000 of each. Tags come from the row's mirror (kept by triggers on
-    // tags), not from a lookup per image. One read transaction keeps the statements on one snapshot.
+    // The groups with their sizes, then every image in the same order (the covering index
+    // impact_images_groups: a group's images are consecutive, by n) as one text per image:
+    // better-sqlite3 turns single values into JS far faster than rows into arrays, and the fields
+    // are cut out of it as slices, not copied. "<id>\t<gold or empty>\t<tags or empty>[\t<profile>]":
+    // ids are hex, tags hold neither tab nor newline (the row's mirror, kept by triggers on tags,
+    // separates them by newlines), and the profile, last, may hold anything. One read transaction
+    // keeps both statements on one snapshot.
     const group = 'kind, release, states, kept, traced';
-    const order = `ORDER BY ${group}, n`;
     return this.db.transaction(() => {
       const rows = this.stmt(`SELECT ${group}, count(*) FROM impact_images GROUP BY ${group} ORDER BY ${group}`)
         .raw()
         .all() as [ImpactImageGroup['kind'], string | null, number, number | null, number | null, number][];
-      const column = (name: string) => this.stmt(`SELECT ${name} FROM impact_images ${order}`).pluck().all() as (string | null)[];
-      const ids = column('image_id') as string[];
-      const golds = column('gold_id');
-      const profiles = column('profile');
-      const tags = column('tags');
+      const texts = this.stmt(
+        `SELECT image_id || char(9) || ifnull(gold_id, '') || char(9) || ifnull(tags, '') || CASE WHEN profile IS NULL THEN '' ELSE char(9) || profile END
+         FROM impact_images ORDER BY ${group}, n`,
+      )
+        .pluck()
+        .all() as string[];
       let i = 0;
       return rows.map(([kind, release, states, kept, traced, count]) => {
         const images: ImpactImageRef[] = new Array<ImpactImageRef>(count);
         for (let j = 0; j < count; j++, i++) {
-          const t = tags[i];
-          const ref: ImpactImageRef = { id: ids[i]!, tags: t === null || t === undefined ? [] : t.includes('\n') ? t.split('\n').sort() : [t] };
-          const gold = golds[i];
-          const profile = profiles[i];
-          if (gold !== null && gold !== undefined) ref.gold = gold;
-          if (profile !== null && profile !== undefined) ref.profile = profile;
+          const text = texts[i]!;
+          const a = text.indexOf('\t');
+          const b = text.indexOf('\t', a + 1);
+          const c = text.indexOf('\t', b + 1);
+          const tags = c < 0 ? text.slice(b + 1) : text.slice(b + 1, c);
+          const ref: ImpactImageRef = { id: text.slice(0, a), tags: tags === '' ? [] : tags.includes('\n') ? tags.split('\n').sort() : [tags] };
+          if (b > a + 1) ref.gold = text.slice(a + 1, b);
+          if (c >= 0) ref.profile = text.slice(c + 1);
           images[j] = ref;
         }
         return { kind, release: release ?? undefined, states, kept: kept ?? undefined, traced: traced ?? undefined, images };
