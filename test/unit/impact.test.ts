@@ -303,3 +303,31 @@ describe('the index follows the repository', () => {
     expect(n).toBe(0);
   });
 });
+
+describe('the image list of the index', () => {
+  it('names every image with its tags, gold and profile, whatever the profile name holds; groups in index order', async () => {
+    const t = await tempDir('aim-impact-list-');
+    await initRepository(join(t.dir, 'repo'));
+    const r = await openRepository(join(t.dir, 'repo'));
+    try {
+      const record = (id: string) => ({ id, createdAt: new Date().toISOString(), source: 'test', sourceKind: 'test', entryCount: 0, fileCount: 0, totalSize: 0 });
+      const [gold, slim, bare] = ['gold', 'slim', 'bare'].map(sha256);
+      const state = { package: 'zlib1g', arch: 'amd64', version: '1', source: 'zlib', sourceVersion: '1', files: [['/usr/lib/libz.so.1', sha256('z')]] as [string, string][] };
+      await r.catalog.addImage(record(gold!), [], undefined, ['g/z:2', 'g/a:1']);
+      await r.catalog.impact.putImage(gold!, { kind: 'gold', states: [state] });
+      await r.catalog.addImage(record(slim!), [], undefined, []);
+      await r.catalog.impact.putSlim(slim!, { goldId: gold!, profile: 'odd\tname\nwith tabs', kept: new Map([['zlib1g', ['/usr/lib/libz.so.1']]]) });
+      await r.catalog.addImage(record(bare!), [], undefined, ['bare:1']);
+      await r.catalog.impact.putImage(bare!, { kind: 'other', states: [] });
+      const groups = await r.catalog.impact.groups();
+      expect(groups.map((g) => [g.kind, g.images])).toEqual([
+        ['gold', [{ id: gold, tags: ['g/a:1', 'g/z:2'] }]],
+        ['other', [{ id: bare, tags: ['bare:1'] }]],
+        ['slim', [{ id: slim, tags: [], gold, profile: 'odd\tname\nwith tabs' }]],
+      ]);
+    } finally {
+      await r.close();
+      await t.cleanup();
+    }
+  });
+});
