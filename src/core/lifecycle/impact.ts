@@ -236,50 +236,36 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
     }
     return id;
   };
-  // What a slim image's profile used of what it keeps: once per (kept, traced) pair of lists.
-  const usedOfKept = new Map<string, string[]>();
-  const keptAndUsed = (kept: string[], used: string[]): string[] => {
-    if (used.length === 0) return [];
-    const key = `${listId(kept)}:${listId(used)}`;
-    let out = usedOfKept.get(key);
-    if (!out) usedOfKept.set(key, (out = kept.filter((x) => used.includes(x))));
-    return out;
-  };
-
-  /** The findings of a group of images, and a key equal for equal findings (the change decides every other field). */
-  const findingsOf = (r: ImpactImageGroup, list: Hit[]): { findings: Omit<ImpactGroup, 'images'>; outcome: string } => {
-    const f: Omit<ImpactGroup, 'images'> = { kind: r.kind, verdict: 'not-affected', inUse: false, packages: [] };
-    const parts: string[] = [];
-    for (const h of list) {
-      if (!releaseMatches(h.target, r)) continue;
-      const c = h.change;
-      const p: PackageImpact = {
-        change: c.key,
-        binary: c.binary,
-        source: c.source,
-        installed: c.installed,
-        ...(c.fixed ? { fixed: c.fixed } : {}),
-        ...(c.advisory ? { advisory: c.advisory } : {}),
-        verdict: 'present',
-        changed: c.files.length,
-      };
-      const used = changedIn(r.traced, h);
-      if (r.kind === 'slim') {
-        const keptChanged = changedIn(r.kept, h);
-        p.kept = keptChanged;
-        if (r.traced !== undefined) p.traced = keptAndUsed(keptChanged, used);
-        else {
-          p.traced = keptChanged;
-          if (keptChanged.length > 0) p.note = 'what its profile used is not indexed, so every kept changed file counts as used';
-        }
-        p.verdict = keptChanged.length === 0 ? 'not-in-slim' : p.traced.length === 0 ? 'kept-not-used' : 'kept-and-used';
-      } else if (used.length > 0) p.traced = used;
-      if ((p.traced?.length ?? 0) > 0) f.inUse = true;
-      if (RANK[p.verdict] > RANK[f.verdict]) f.verdict = p.verdict;
-      f.packages.push(p);
-      parts.push(`${p.change}:${p.verdict}:${p.kept ? listId(p.kept) : '-'}:${p.traced ? listId(p.traced) : '-'}:${p.note ? 'n' : ''}`);
-    }
-    return { findings: f, outcome: `${f.kind}|${f.verdict}|${f.inUse}|${parts.join(',')}` };
+  /**
+   * What a change means to images whose kept and traced maps give these sets of its package: the
+   * package's finding and a key equal for equal findings (the change decides every other field).
+   * Images of many groups meet a change the same way: they share the finding.
+   */
+  const packageFindings = new Map<string, { p: PackageImpact; part: string }>();
+  const packageFinding = (r: ImpactImageGroup, h: Hit, key: string): { p: PackageImpact; part: string } => {
+    let known = packageFindings.get(key);
+    if (known) return known;
+    const c = h.change;
+    // fields set one by one, in the report's order
+    const p = { change: c.key, binary: c.binary, source: c.source, installed: c.installed } as PackageImpact;
+    if (c.fixed) p.fixed = c.fixed;
+    if (c.advisory) p.advisory = c.advisory;
+    p.verdict = 'present';
+    p.changed = c.files.length;
+    const used = changedIn(r.traced, h);
+    if (r.kind === 'slim') {
+      const keptChanged = changedIn(r.kept, h);
+      p.kept = keptChanged;
+      if (r.traced !== undefined) p.traced = used.length === 0 ? [] : keptChanged.filter((x) => used.includes(x));
+      else {
+        p.traced = keptChanged;
+        if (keptChanged.length > 0) p.note = 'what its profile used is not indexed, so every kept changed file counts as used';
+      }
+      p.verdict = keptChanged.length === 0 ? 'not-in-slim' : p.traced.length === 0 ? 'kept-not-used' : 'kept-and-used';
+    } else if (used.length > 0) p.traced = used;
+    known = { p, part: `${p.change}:${p.verdict}:${p.kept ? listId(p.kept) : '-'}:${p.traced ? listId(p.traced) : '-'}:${p.note ? 'n' : ''}` };
+    packageFindings.set(key, known);
+    return known;
   };
 
   // Rows that meet the same changes with the same kept and traced sets (different package sets,
@@ -289,12 +275,22 @@ export async function computeImpact(store: ImpactStore, update: Update): Promise
   for (const r of rows) {
     const list = (bySet.get(r.states) ?? []).filter((h) => releaseMatches(h.target, r));
     const setOf = (map: number | undefined, h: Hit) => (map === undefined ? 'u' : (maps.get(map)?.get(h.change.binary) ?? '-'));
-    const key = `${r.kind}|${list.map((h) => `${h.change.key}:${setOf(r.kept, h)}:${setOf(r.traced, h)}`).join(',')}`;
+    // per change, the sets of its package the image's kept and traced maps give: all its finding depends on
+    const keys = list.map((h) => `${h.change.key}:${setOf(r.kept, h)}:${setOf(r.traced, h)}`);
+    const key = `${r.kind}|${keys.join(',')}`;
     let g = groups.get(key);
     // the store's image list is this query's own: the first group of a key takes it as it is
     if (!g) {
-      const { findings, outcome } = findingsOf(r, list);
-      groups.set(key, (g = { group: { ...findings, images: r.images }, outcome }));
+      const f: Omit<ImpactGroup, 'images'> = { kind: r.kind, verdict: 'not-affected', inUse: false, packages: [] };
+      const parts: string[] = [];
+      list.forEach((h, i) => {
+        const { p, part } = packageFinding(r, h, `${r.kind === 'slim' ? 's' : 'g'}|${keys[i]!}`);
+        if ((p.traced?.length ?? 0) > 0) f.inUse = true;
+        if (RANK[p.verdict] > RANK[f.verdict]) f.verdict = p.verdict;
+        f.packages.push(p);
+        parts.push(part);
+      });
+      groups.set(key, (g = { group: { ...f, images: r.images }, outcome: `${f.kind}|${f.verdict}|${f.inUse}|${parts.join(',')}` }));
     } else for (const ref of r.images) g.group.images.push(ref);
     const f = g.group;
     summary.images += r.images.length;
