@@ -5,6 +5,7 @@
 // core of the command) and the per-image scanners.
 //   node bench/impact-query.mjs <job.json>   → one JSON document on stdout
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { median, root } from './lib.mjs';
 
@@ -38,9 +39,15 @@ async function scanStatusFiles(repo, ids, advisories, statusBlobs, parseDpkgStat
   return hits;
 }
 
-/** Wall and CPU milliseconds (median of `times` runs): on a shared machine CPU time is the steadier figure. */
-async function timeIt(times, fn, warmup = 1) {
-  for (let i = 0; i < warmup; i++) await fn();
+/**
+ * Wall and CPU milliseconds (median of `times` runs): on a shared machine CPU time is the steadier
+ * figure. `warmup` runs first, at least that many and, with `warmupMs`, for at least that long: a
+ * query of a few milliseconds needs many runs before its code is compiled, as a scan's is within
+ * its first run over every image.
+ */
+async function timeIt(times, fn, warmup = 1, warmupMs = 0) {
+  const start = performance.now();
+  for (let i = 0; i < warmup || performance.now() - start < warmupMs; i++) await fn();
   const ms = [];
   const cpu = [];
   let result;
@@ -64,8 +71,8 @@ const { silentReporter } = await dist('lib', 'reporter.js');
 const statusBlobs = new Map(Object.entries(JSON.parse(readFileSync(job.statusBlobs, 'utf8'))));
 const repo = await openRepository(job.repo);
 try {
-  const one = await timeIt(7, () => runImpact(repo, { update: job.single }, silentReporter), 2);
-  const batch = await timeIt(5, () => runImpact(repo, { advisories: job.batch }, silentReporter), 2);
+  const one = await timeIt(15, () => runImpact(repo, { update: job.single }, silentReporter), 20, 500);
+  const batch = await timeIt(9, () => runImpact(repo, { advisories: job.batch }, silentReporter), 10, 500);
   // a scan of 10,000 images runs long enough to be compiled by the time it ends: one run, no warm-up
   const reps = job.size >= 10_000 ? 1 : 3;
   const warm = job.size >= 10_000 ? 0 : 1;

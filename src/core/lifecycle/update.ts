@@ -1,6 +1,8 @@
-import { open, readdir, stat } from 'node:fs/promises';
+import { closeSync, openSync, statSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ConfigError, InputError, NotFoundError, errnoCode } from '../../lib/errors.js';
+import { readFullSync } from '../../lib/fs.js';
 import { readDeb, type DebFile, type DebPackage } from '../debian/deb-file.js';
 import { readPackagesIndex } from '../debian/packages-index.js';
 import { compareDebianVersions, parseDebianVersion } from '../debian/version.js';
@@ -108,18 +110,17 @@ export function addAdvisories(update: Update, advisories: Advisory[]): void {
 
 export type FileKind = 'deb' | 'osv' | 'packages-index';
 
-/** What a file is, from its first bytes: an ar archive (.deb), JSON (OSV), else a Packages index. */
+/** What a file is, from its first bytes: an ar archive (.deb), JSON (OSV), else a Packages index. In line: 64 bytes. */
 export async function sniff(path: string): Promise<FileKind> {
-  const fh = await open(path, 'r');
+  const fd = openSync(path, 'r');
   try {
     const head = Buffer.alloc(64);
-    const { bytesRead } = await fh.read(head, 0, 64, 0);
-    const text = head.subarray(0, bytesRead).toString('latin1');
+    const text = head.subarray(0, readFullSync(fd, head, 64, 0)).toString('latin1');
     if (text.startsWith('!<arch>\n')) return 'deb';
     if (/^\s*[[{]/.test(text)) return 'osv';
     return 'packages-index';
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
@@ -148,7 +149,8 @@ export async function readUpdate(input: string): Promise<Update> {
   const update: Update = { kind: 'mixed', input, targets: [], advisories: [], notes: [] };
   let st;
   try {
-    st = await stat(input);
+    // in line, as the reads after it (see readOsvFile)
+    st = statSync(input);
   } catch (e) {
     if (errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR') throw e;
   }
