@@ -381,11 +381,12 @@ export class SqliteImpactStore implements ImpactStore {
   }
 
   async members(states: readonly number[]): Promise<[number, number][]> {
-    const out: [number, number][] = [];
-    for (const part of chunks([...new Set(states)])) {
-      out.push(...(this.stmt(`SELECT state, stateset FROM impact_members WHERE state IN (${part.map(() => '?').join(',')})`).raw().all(...part) as [number, number][]));
-    }
-    return out;
+    // one statement whatever the count (the ids as one JSON array), the pairs as one JSON text:
+    // a batch of advisories meets thousands, and rows into arrays convert slowly
+    const json = this.stmt('SELECT json_group_array(json_array(state, stateset)) FROM impact_members WHERE state IN (SELECT value FROM json_each(?))')
+      .pluck()
+      .get(JSON.stringify([...new Set(states)])) as string;
+    return JSON.parse(json) as [number, number][];
   }
 
   async groups(): Promise<ImpactImageGroup[]> {
@@ -426,23 +427,22 @@ export class SqliteImpactStore implements ImpactStore {
     })();
   }
 
+  /** The items of sets by id, in one statement whatever the count (the ids as one JSON array). */
+  private items(ids: Iterable<number>): [number, string][] {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return [];
+    return this.stmt('SELECT id, items FROM impact_sets WHERE id IN (SELECT value FROM json_each(?))').raw().all(JSON.stringify(unique)) as [number, string][];
+  }
+
   private setsSync(ids: Iterable<number>): Map<number, ImpactSetItem[]> {
     const out = new Map<number, ImpactSetItem[]>();
-    const get = this.stmt('SELECT items FROM impact_sets WHERE id = ?').pluck();
-    for (const id of new Set(ids)) {
-      const json = get.get(id) as string | undefined;
-      if (json !== undefined) out.set(id, (JSON.parse(json) as (ImpactSetItem | string)[]).map((i) => (typeof i === 'string' ? [i] : i)));
-    }
+    for (const [id, json] of this.items(ids)) out.set(id, (JSON.parse(json) as (ImpactSetItem | string)[]).map((i) => (typeof i === 'string' ? [i] : i)));
     return out;
   }
 
   private mapsSync(ids: Iterable<number>): Map<number, ImpactPackageMap> {
     const out = new Map<number, ImpactPackageMap>();
-    const get = this.stmt('SELECT items FROM impact_sets WHERE id = ?').pluck();
-    for (const id of new Set(ids)) {
-      const json = get.get(id) as string | undefined;
-      if (json !== undefined) out.set(id, new Map(JSON.parse(json) as [string, number][]));
-    }
+    for (const [id, json] of this.items(ids)) out.set(id, new Map(JSON.parse(json) as [string, number][]));
     return out;
   }
 
