@@ -272,13 +272,13 @@ describe('the index follows the repository', () => {
     expect(await tagsOf()).toEqual({ gold: ['gold/app:1'], slim: ['slim/app:1'] });
   });
 
-  it('an index of version 3 (no tags on its rows) is upgraded in place when the catalog opens: nothing to re-index, the same report', async () => {
+  it('an index of version 3 (no refs on its rows) is upgraded in place when the catalog opens: nothing to re-index, the same report', async () => {
     const spec = update(parsePackageSpec('src:openssl=3.0.15-1~deb12u1'));
     const before = await computeImpact(repo.catalog.impact, spec);
     await repo.close();
     const db = new Database(join(tmp.dir, 'repo', 'catalog.db'));
     db.exec(`DROP TRIGGER impact_tags_insert; DROP TRIGGER impact_tags_delete; DROP TRIGGER impact_tags_update; DROP TRIGGER impact_profile_changed;
-      DROP TRIGGER impact_profile_removed; DROP INDEX impact_images_groups; ALTER TABLE impact_images DROP COLUMN tags; UPDATE meta SET value = '3' WHERE key = 'impact_schema';`);
+      DROP TRIGGER impact_profile_removed; DROP INDEX impact_images_groups; ALTER TABLE impact_images DROP COLUMN ref; UPDATE meta SET value = '3' WHERE key = 'impact_schema';`);
     // version 3 kept the row of a profile re-run since (and found it pending by its time)
     const rerun = new Date(Date.now() + 5000).toISOString();
     db.prepare("UPDATE profiles SET updated_at = ?, data = json_set(data, '$.updatedAt', ?) WHERE name = 'app'").run(rerun, rerun);

@@ -16,12 +16,20 @@ const IMPACT_VERSION = '4';
 const IMPACT_TABLES = ['impact_profiles', 'impact_images', 'impact_members', 'impact_states', 'impact_sets', 'impact_installed', 'impact_kept', 'impact_traced'];
 const IMPACT_TRIGGERS = ['impact_tags_insert', 'impact_tags_delete', 'impact_tags_update', 'impact_profile_changed', 'impact_profile_removed'];
 
+/** An image's tags, one a line; NULL when it has none. */
+const tagsOf = (imageId: string) => `(SELECT group_concat(t.name, char(10)) FROM tags t WHERE t.image_id = ${imageId})`;
+
 /**
- * An image's tags as impact_images.tags holds them: one a line; NULL when it has none. (No ORDER
- * BY inside group_concat: a schema with it is "malformed" to a sqlite3 older than 3.44, and the
- * reader sorts the rare image with several tags.)
+ * An image as impact_images.ref holds it, the text the report's reference is cut from:
+ * "<id>\t<gold or empty>\t<tags or empty>[\t<profile>]". Ids are hex and tags hold neither tab
+ * nor newline; the profile, last, may hold anything. (The tags are in no order: ORDER BY inside
+ * group_concat makes the schema "malformed" to a sqlite3 older than 3.44; the reader sorts the
+ * rare image with several.)
  */
-const tagsOf = (imageId: string) => `(SELECT group_concat(name, char(10)) FROM tags WHERE image_id = ${imageId})`;
+const refOf = (imageId: string, goldId: string, profile: string) =>
+  `${imageId} || char(9) || ifnull(${goldId}, '') || char(9) || ifnull(${tagsOf(imageId)}, '') || CASE WHEN ${profile} IS NULL THEN '' ELSE char(9) || ${profile} END`;
+/** The ref of the row an UPDATE of impact_images is at. */
+const ownRef = refOf('impact_images.image_id', 'impact_images.gold_id', 'impact_images.profile');
 
 export const IMPACT_SCHEMA = `
 CREATE TABLE IF NOT EXISTS impact_sets (
@@ -55,20 +63,19 @@ CREATE TABLE IF NOT EXISTS impact_images (
   states INTEGER NOT NULL REFERENCES impact_sets(id),
   kept INTEGER REFERENCES impact_sets(id),
   traced INTEGER REFERENCES impact_sets(id),
-  tags TEXT
+  ref TEXT
 );
 CREATE INDEX IF NOT EXISTS impact_images_profile ON impact_images(profile) WHERE profile IS NOT NULL;
-CREATE INDEX IF NOT EXISTS impact_images_groups ON impact_images(kind, release, states, kept, traced, n, image_id, gold_id, profile, tags);
+CREATE INDEX IF NOT EXISTS impact_images_groups ON impact_images(kind, release, states, kept, traced, n, ref);
 CREATE INDEX IF NOT EXISTS impact_tags_image ON tags(image_id, name);
 CREATE TRIGGER IF NOT EXISTS impact_tags_insert AFTER INSERT ON tags BEGIN
-  UPDATE impact_images SET tags = ${tagsOf('NEW.image_id')} WHERE image_id = NEW.image_id;
+  UPDATE impact_images SET ref = ${ownRef} WHERE image_id = NEW.image_id;
 END;
 CREATE TRIGGER IF NOT EXISTS impact_tags_delete AFTER DELETE ON tags BEGIN
-  UPDATE impact_images SET tags = ${tagsOf('OLD.image_id')} WHERE image_id = OLD.image_id;
+  UPDATE impact_images SET ref = ${ownRef} WHERE image_id = OLD.image_id;
 END;
 CREATE TRIGGER IF NOT EXISTS impact_tags_update AFTER UPDATE OF name, image_id ON tags BEGIN
-  UPDATE impact_images SET tags = ${tagsOf('OLD.image_id')} WHERE image_id = OLD.image_id;
-  UPDATE impact_images SET tags = ${tagsOf('NEW.image_id')} WHERE image_id = NEW.image_id;
+  UPDATE impact_images SET ref = ${ownRef} WHERE image_id IN (OLD.image_id, NEW.image_id);
 END;
 CREATE TRIGGER IF NOT EXISTS impact_profile_changed AFTER UPDATE OF name, image_id, updated_at ON profiles
   WHEN OLD.name IS NOT NEW.name OR OLD.image_id IS NOT NEW.image_id OR OLD.updated_at IS NOT NEW.updated_at BEGIN
@@ -206,7 +213,7 @@ export class SqliteImpactStore implements ImpactStore {
 
   /**
    * Creates the tables; an index of another version is dropped first (ensureImpactIndex refills
-   * it), except version 3, which lacks only the tags mirror: that is added and filled in place,
+   * it), except version 3, which lacks only the rows' refs: those are added and filled in place,
    * since a rebuild re-reads every image.
    */
   migrate(): void {
@@ -221,8 +228,8 @@ export class SqliteImpactStore implements ImpactStore {
       const upgrade = found === '3' && (this.db.prepare('PRAGMA table_info(impact_images)').all() as { name: string }[]).length > 0;
       if (upgrade) {
         this.db.exec('DROP INDEX IF EXISTS impact_images_groups');
-        this.db.exec('ALTER TABLE impact_images ADD COLUMN tags TEXT');
-        this.db.exec(`UPDATE impact_images SET tags = ${tagsOf('impact_images.image_id')}`);
+        this.db.exec('ALTER TABLE impact_images ADD COLUMN ref TEXT');
+        this.db.exec(`UPDATE impact_images SET ref = ${ownRef}`);
         // from now on a profile's row is only ever current (see pending()): drop those that are not
         this.db.exec('DELETE FROM impact_profiles WHERE NOT EXISTS (SELECT 1 FROM profiles p WHERE p.name = impact_profiles.name AND p.updated_at = impact_profiles.updated_at AND p.image_id = impact_profiles.image_id)');
       } else {
@@ -281,9 +288,10 @@ export class SqliteImpactStore implements ImpactStore {
 
   private addImageRow(imageId: string, row: { kind: string; goldId?: string; profile?: string; release?: string; states: number; kept?: number; traced?: number }): void {
     this.stmt('DELETE FROM impact_images WHERE image_id = ?').run(imageId);
-    this.stmt(`INSERT INTO impact_images(image_id, kind, gold_id, profile, release, states, kept, traced, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ${tagsOf('?')})`).run(
-      imageId, row.kind, row.goldId ?? null, row.profile ?? null, row.release ?? null, row.states, row.kept ?? null, row.traced ?? null, imageId,
-    );
+    this.stmt(
+      `INSERT INTO impact_images(image_id, kind, gold_id, profile, release, states, kept, traced, ref)
+       VALUES (@id, @kind, @gold, @profile, @release, @states, @kept, @traced, ${refOf('@id', '@gold', '@profile')})`,
+    ).run({ id: imageId, kind: row.kind, gold: row.goldId ?? null, profile: row.profile ?? null, release: row.release ?? null, states: row.states, kept: row.kept ?? null, traced: row.traced ?? null });
   }
 
   /** The union of what the profiles recorded on an image traced, as one map (undefined: no profile). */
@@ -391,28 +399,21 @@ export class SqliteImpactStore implements ImpactStore {
 
   async groups(): Promise<ImpactImageGroup[]> {
     // The groups with their sizes, then every image in the same order (the covering index
-    // impact_images_groups: a group's images are consecutive, by n) as one text per image:
-    // better-sqlite3 turns single values into JS far faster than rows into arrays, and the fields
-    // are cut out of it as slices, not copied. "<id>\t<gold or empty>\t<tags or empty>[\t<profile>]":
-    // ids are hex, tags hold neither tab nor newline (the row's mirror, kept by triggers on tags,
-    // separates them by newlines), and the profile, last, may hold anything. One read transaction
-    // keeps both statements on one snapshot.
+    // impact_images_groups: a group's images are consecutive, by n) as its stored ref (see refOf),
+    // one text per image: better-sqlite3 turns single values into JS far faster than rows into
+    // arrays, and the fields are cut out of it as slices, not copied. One read transaction keeps
+    // both statements on one snapshot.
     const group = 'kind, release, states, kept, traced';
     return this.db.transaction(() => {
       const rows = this.stmt(`SELECT ${group}, count(*) FROM impact_images GROUP BY ${group} ORDER BY ${group}`)
         .raw()
         .all() as [ImpactImageGroup['kind'], string | null, number, number | null, number | null, number][];
-      const texts = this.stmt(
-        `SELECT image_id || char(9) || ifnull(gold_id, '') || char(9) || ifnull(tags, '') || CASE WHEN profile IS NULL THEN '' ELSE char(9) || profile END
-         FROM impact_images ORDER BY ${group}, n`,
-      )
-        .pluck()
-        .all() as string[];
+      const refs = this.stmt(`SELECT ref FROM impact_images ORDER BY ${group}, n`).pluck().all() as string[];
       let i = 0;
       return rows.map(([kind, release, states, kept, traced, count]) => {
         const images: ImpactImageRef[] = new Array<ImpactImageRef>(count);
         for (let j = 0; j < count; j++, i++) {
-          const text = texts[i]!;
+          const text = refs[i]!;
           const a = text.indexOf('\t');
           const b = text.indexOf('\t', a + 1);
           const c = text.indexOf('\t', b + 1);
