@@ -110,6 +110,21 @@ afterAll(async () => {
   await tmp?.cleanup();
 });
 
+/** impact_groups as the triggers keep it, or ('counted') as the images give it. */
+function groupCounts(how: 'kept' | 'counted' = 'kept'): { kind: string; release: string | null; states: number; kept: number | null; traced: number | null; images: number }[] {
+  const db = new Database(join(repo.root, 'catalog.db'), { readonly: true });
+  try {
+    const group = 'kind, release, states, kept, traced';
+    const sql =
+      how === 'kept'
+        ? `SELECT ${group}, images FROM impact_groups ORDER BY ${group}`
+        : `SELECT ${group}, count(*) AS images FROM impact_images GROUP BY ${group} ORDER BY ${group}`;
+    return db.prepare(sql).all() as ReturnType<typeof groupCounts>;
+  } finally {
+    db.close();
+  }
+}
+
 const update = (...targets: UpdateTarget[]): Update => ({ kind: 'mixed', input: 'test', targets, advisories: [], notes: [] });
 const image = (r: ImpactReport, tag: string) => imageFindings(r).find((i) => i.tags.includes(tag))!;
 
@@ -224,6 +239,7 @@ describe('the index follows the repository', () => {
     expect((await repo.catalog.impact.pending()).profiles).toEqual(['app']);
     const rec = new RecordingReporter();
     expect(await ensureImpactIndex(repo, rec)).toEqual({ images: 0, profiles: 1 });
+    expect(groupCounts()).toEqual(groupCounts('counted'));
     const r = await computeImpact(repo.catalog.impact, update(parsePackageSpec('src:openssl=3.0.15-1~deb12u1')));
     expect(image(r, 'slim/app:1').packages[0]!.traced).toEqual([`${LIB}/libcrypto.so.3`, `${LIB}/libssl.so.3`]);
   });
@@ -252,6 +268,7 @@ describe('the index follows the repository', () => {
     expect(rec.events.find((e) => e.type === 'stage' && e.status === 'start')).toMatchObject({ stage: 'impact.index', detail: expect.stringMatching(/indexing 2 image\(s\) and 1 profile\(s\)/) });
     const after = await computeImpact(repo.catalog.impact, update(deb('libc6', '2.36-9+deb12u5', { change: ['/lib/x86_64-linux-gnu/libnss_dns.so.2'] })));
     expect(after.groups).toEqual(before.groups);
+    expect(groupCounts()).toEqual(groupCounts('counted'));
   });
 
   it('the tags in a report follow tag changes: added (sorted), moved to another image, removed', async () => {
@@ -278,7 +295,9 @@ describe('the index follows the repository', () => {
     await repo.close();
     const db = new Database(join(tmp.dir, 'repo', 'catalog.db'));
     db.exec(`DROP TRIGGER impact_tags_insert; DROP TRIGGER impact_tags_delete; DROP TRIGGER impact_tags_update; DROP TRIGGER impact_profile_changed;
-      DROP TRIGGER impact_profile_removed; DROP INDEX impact_images_groups; ALTER TABLE impact_images DROP COLUMN ref; UPDATE meta SET value = '3' WHERE key = 'impact_schema';`);
+      DROP TRIGGER impact_profile_removed; DROP TRIGGER impact_groups_insert; DROP TRIGGER impact_groups_delete; DROP TRIGGER impact_groups_update;
+      DROP TABLE impact_groups; DROP INDEX impact_images_groups; ALTER TABLE impact_images DROP COLUMN ref;
+      UPDATE meta SET value = '3' WHERE key = 'impact_schema';`);
     // version 3 kept the row of a profile re-run since (and found it pending by its time)
     const rerun = new Date(Date.now() + 5000).toISOString();
     db.prepare("UPDATE profiles SET updated_at = ?, data = json_set(data, '$.updatedAt', ?) WHERE name = 'app'").run(rerun, rerun);
@@ -288,13 +307,29 @@ describe('the index follows the repository', () => {
     expect(await ensureImpactIndex(repo, silentReporter)).toEqual({ images: 0, profiles: 1 });
     expect(await repo.catalog.impact.pending()).toEqual({ images: [], profiles: [] });
     expect(await computeImpact(repo.catalog.impact, spec)).toEqual(before);
+    expect(groupCounts()).toEqual(groupCounts('counted'));
     await repo.catalog.setTag('z/extra:1', goldId);
     expect(image(await computeImpact(repo.catalog.impact, spec), 'z/extra:1').id).toBe(goldId);
     await repo.catalog.removeTag('z/extra:1');
   });
 
+  it('the counts of images per group follow every write (re-indexed images and profiles), and a report stays right without them', async () => {
+    const spec = update(parsePackageSpec('src:openssl=3.0.15-1~deb12u1'));
+    expect(groupCounts()).toEqual(groupCounts('counted'));
+    expect(groupCounts().reduce((n, g) => n + g.images, 0)).toBe(2);
+    const before = await computeImpact(repo.catalog.impact, spec);
+    const db = new Database(join(repo.root, 'catalog.db'));
+    db.exec('DELETE FROM impact_groups');
+    db.close();
+    expect(await computeImpact(repo.catalog.impact, spec)).toEqual(before);
+    const rebuilt = new Database(join(repo.root, 'catalog.db'));
+    rebuilt.exec('INSERT INTO impact_groups SELECT kind, release, states, kept, traced, count(*) FROM impact_images GROUP BY kind, release, states, kept, traced');
+    rebuilt.close();
+  });
+
   it('removing the slim image removes its rows', async () => {
     await repo.catalog.removeImage(slimId);
+    expect(groupCounts()).toEqual(groupCounts('counted'));
     const r = await computeImpact(repo.catalog.impact, update(parsePackageSpec('src:openssl=3.0.15-1~deb12u1')));
     expect(imageFindings(r).map((i) => i.id)).toEqual([goldId]);
     const db = new Database(join(repo.root, 'catalog.db'), { readonly: true });

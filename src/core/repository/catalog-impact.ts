@@ -13,8 +13,8 @@ import { InternalError } from '../../lib/errors.js';
  */
 /** Bumped when the tables below change: the index is derived from the catalog, so an older one is dropped and rebuilt on first use. */
 const IMPACT_VERSION = '4';
-const IMPACT_TABLES = ['impact_profiles', 'impact_images', 'impact_members', 'impact_states', 'impact_sets', 'impact_installed', 'impact_kept', 'impact_traced'];
-const IMPACT_TRIGGERS = ['impact_tags_insert', 'impact_tags_delete', 'impact_tags_update', 'impact_profile_changed', 'impact_profile_removed'];
+const IMPACT_TABLES = ['impact_groups', 'impact_profiles', 'impact_images', 'impact_members', 'impact_states', 'impact_sets', 'impact_installed', 'impact_kept', 'impact_traced'];
+const IMPACT_TRIGGERS = ['impact_tags_insert', 'impact_tags_delete', 'impact_tags_update', 'impact_profile_changed', 'impact_profile_removed', 'impact_groups_insert', 'impact_groups_delete', 'impact_groups_update'];
 
 /** An image's tags, one a line; NULL when it has none. */
 const tagsOf = (imageId: string) => `(SELECT group_concat(t.name, char(10)) FROM tags t WHERE t.image_id = ${imageId})`;
@@ -30,6 +30,16 @@ const refOf = (imageId: string, goldId: string, profile: string) =>
   `${imageId} || char(9) || ifnull(${goldId}, '') || char(9) || ifnull(${tagsOf(imageId)}, '') || CASE WHEN ${profile} IS NULL THEN '' ELSE char(9) || ${profile} END`;
 /** The ref of the row an UPDATE of impact_images is at. */
 const ownRef = refOf('impact_images.image_id', 'impact_images.gold_id', 'impact_images.profile');
+
+/** The impact_groups row of an impact_images row (NEW or OLD in a trigger); NULLs compare as values. */
+const groupOf = (row: string) => `kind = ${row}.kind AND release IS ${row}.release AND states = ${row}.states AND kept IS ${row}.kept AND traced IS ${row}.traced`;
+const countIn = (row: string) =>
+  `INSERT INTO impact_groups(kind, release, states, kept, traced, images) SELECT ${row}.kind, ${row}.release, ${row}.states, ${row}.kept, ${row}.traced, 0
+     WHERE NOT EXISTS (SELECT 1 FROM impact_groups WHERE ${groupOf(row)});
+   UPDATE impact_groups SET images = images + 1 WHERE ${groupOf(row)};`;
+const countOut = (row: string) =>
+  `UPDATE impact_groups SET images = images - 1 WHERE ${groupOf(row)};
+   DELETE FROM impact_groups WHERE ${groupOf(row)} AND images <= 0;`;
 
 export const IMPACT_SCHEMA = `
 CREATE TABLE IF NOT EXISTS impact_sets (
@@ -67,6 +77,25 @@ CREATE TABLE IF NOT EXISTS impact_images (
 );
 CREATE INDEX IF NOT EXISTS impact_images_profile ON impact_images(profile) WHERE profile IS NOT NULL;
 CREATE INDEX IF NOT EXISTS impact_images_groups ON impact_images(kind, release, states, kept, traced, n, ref);
+CREATE TABLE IF NOT EXISTS impact_groups (
+  kind TEXT NOT NULL,
+  release TEXT,
+  states INTEGER NOT NULL,
+  kept INTEGER,
+  traced INTEGER,
+  images INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS impact_groups_key ON impact_groups(kind, release, states, kept, traced);
+CREATE TRIGGER IF NOT EXISTS impact_groups_insert AFTER INSERT ON impact_images BEGIN
+  ${countIn('NEW')}
+END;
+CREATE TRIGGER IF NOT EXISTS impact_groups_delete AFTER DELETE ON impact_images BEGIN
+  ${countOut('OLD')}
+END;
+CREATE TRIGGER IF NOT EXISTS impact_groups_update AFTER UPDATE OF kind, release, states, kept, traced ON impact_images BEGIN
+  ${countOut('OLD')}
+  ${countIn('NEW')}
+END;
 CREATE INDEX IF NOT EXISTS impact_tags_image ON tags(image_id, name);
 CREATE TRIGGER IF NOT EXISTS impact_tags_insert AFTER INSERT ON tags BEGIN
   UPDATE impact_images SET ref = ${ownRef} WHERE image_id = NEW.image_id;
@@ -226,18 +255,21 @@ export class SqliteImpactStore implements ImpactStore {
       const found = version();
       if (found === IMPACT_VERSION) return;
       const upgrade = found === '3' && (this.db.prepare('PRAGMA table_info(impact_images)').all() as { name: string }[]).length > 0;
+      // the triggers first: ALTER TABLE checks every trigger that names the table
+      for (const t of IMPACT_TRIGGERS) this.db.exec(`DROP TRIGGER IF EXISTS ${t}`);
       if (upgrade) {
         this.db.exec('DROP INDEX IF EXISTS impact_images_groups');
+        this.db.exec('DROP TABLE IF EXISTS impact_groups');
         this.db.exec('ALTER TABLE impact_images ADD COLUMN ref TEXT');
         this.db.exec(`UPDATE impact_images SET ref = ${ownRef}`);
         // from now on a profile's row is only ever current (see pending()): drop those that are not
         this.db.exec('DELETE FROM impact_profiles WHERE NOT EXISTS (SELECT 1 FROM profiles p WHERE p.name = impact_profiles.name AND p.updated_at = impact_profiles.updated_at AND p.image_id = impact_profiles.image_id)');
       } else {
-        for (const t of IMPACT_TRIGGERS) this.db.exec(`DROP TRIGGER IF EXISTS ${t}`);
         for (const t of IMPACT_TABLES) this.db.exec(`DROP TABLE IF EXISTS ${t}`);
         this.db.exec('DROP INDEX IF EXISTS impact_profiles_freshness');
       }
       this.db.exec(IMPACT_SCHEMA);
+      if (upgrade) this.db.exec('INSERT INTO impact_groups SELECT kind, release, states, kept, traced, count(*) FROM impact_images GROUP BY kind, release, states, kept, traced');
       this.db.prepare("INSERT INTO meta(key, value) VALUES ('impact_schema', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(IMPACT_VERSION);
     }).immediate();
   }
@@ -398,17 +430,20 @@ export class SqliteImpactStore implements ImpactStore {
   }
 
   async groups(): Promise<ImpactImageGroup[]> {
-    // The groups with their sizes, then every image in the same order (the covering index
-    // impact_images_groups: a group's images are consecutive, by n) as its stored ref (see refOf),
-    // one text per image: better-sqlite3 turns single values into JS far faster than rows into
-    // arrays, and the fields are cut out of it as slices, not copied. One read transaction keeps
-    // both statements on one snapshot.
+    // The groups with their sizes (impact_groups, counted by triggers on impact_images), then every
+    // image in the same order (the covering index impact_images_groups: a group's images are
+    // consecutive, by n) as its stored ref (see refOf), one text per image: better-sqlite3 turns
+    // single values into JS far faster than rows into arrays, and the fields are cut out of it as
+    // slices, not copied. One read transaction keeps both statements on one snapshot. Counts that
+    // do not add up to the images (an index the triggers did not keep) are counted again.
     const group = 'kind, release, states, kept, traced';
+    type Row = [ImpactImageGroup['kind'], string | null, number, number | null, number | null, number];
     return this.db.transaction(() => {
-      const rows = this.stmt(`SELECT ${group}, count(*) FROM impact_images GROUP BY ${group} ORDER BY ${group}`)
-        .raw()
-        .all() as [ImpactImageGroup['kind'], string | null, number, number | null, number | null, number][];
+      let rows = this.stmt(`SELECT ${group}, images FROM impact_groups ORDER BY ${group}`).raw().all() as Row[];
       const refs = this.stmt(`SELECT ref FROM impact_images ORDER BY ${group}, n`).pluck().all() as string[];
+      if (rows.reduce((sum, r) => sum + r[5], 0) !== refs.length) {
+        rows = this.stmt(`SELECT ${group}, count(*) FROM impact_images GROUP BY ${group} ORDER BY ${group}`).raw().all() as Row[];
+      }
       let i = 0;
       return rows.map(([kind, release, states, kept, traced, count]) => {
         const images: ImpactImageRef[] = new Array<ImpactImageRef>(count);
