@@ -4,7 +4,7 @@ import { faultPause } from '../../lib/fault.js';
 import type { EntryType } from '../model/entry.js';
 import { MIN_HOLE } from '../model/sparse.js';
 import { readFileWithHoles } from './hole-reader.js';
-import type { Source, SourceEntry, SourceReader } from './source.js';
+import type { LocalContent, Source, SourceEntry, SourceReader } from './source.js';
 import { readTreeXattrs } from './xattr-dump.js';
 
 function typeOf(st: BigIntStats): EntryType | 'socket' | undefined {
@@ -166,6 +166,25 @@ async function* walk(givenPath: string): AsyncGenerator<SourceEntry> {
       closeSync(fd);
     };
 
+    /**
+     * A file's descriptor given to the consumer, who may still read it after asking for the next
+     * entries (stores run in parallel) and closes it with release(). It leaves `open`, so the end
+     * of the walk never closes a descriptor a store still reads.
+     */
+    const handOver = (fd: number, length: number): LocalContent => {
+      open.splice(open.lastIndexOf(fd), 1);
+      let closed = false;
+      return {
+        fd,
+        length,
+        release: () => {
+          if (closed) return;
+          closed = true;
+          closeSync(fd);
+        },
+      };
+    };
+
     /** Yields the children of the directory open as `dirFd` (host path `host`), then walks its subdirectories. */
     async function* walkDir(dirFd: number, host: Buffer, rel: Buffer): AsyncGenerator<SourceEntry> {
       let names: Buffer[];
@@ -201,7 +220,10 @@ async function* walk(givenPath: string): AsyncGenerator<SourceEntry> {
           // Fewer blocks allocated than a hole's worth of the size: read around the holes.
           const holes = st.size >= BigInt(MIN_HOLE) && st.size - st.blocks * 512n >= BigInt(MIN_HOLE);
           if (holes) se.content = readFileWithHoles(fd, se.size!, childHost.toString());
-          else se.local = { fd, length: se.size };
+          else {
+            se.local = handOver(fd, se.size!);
+            fd = undefined;
+          }
         }
         try {
           yield se;

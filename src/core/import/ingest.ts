@@ -79,6 +79,8 @@ function readFailed(e: unknown, label: string, path: string): unknown {
   return e;
 }
 
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+
 function isElfHead(b: Buffer): boolean {
   return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
 }
@@ -245,7 +247,7 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   const storeLocal = async (entry: Entry, local: LocalContent, declared: number | undefined) => {
     let stored: LocalBlob<ElfFacts | undefined>;
     try {
-      stored = await blobs.putLocal(local, { inspect: inspectElf });
+      stored = await blobs.putLocal(local, { inspect: inspectElf, inspectMagic: ELF_MAGIC });
     } catch (e) {
       throw readFailed(e, label, entry.path);
     }
@@ -259,85 +261,113 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
     if (stored.inspected && !elfFacts.has(stored.hash)) elfFacts.set(stored.hash, stored.inspected);
   };
 
+  let wake: (() => void) | undefined;
   const track = (job: Promise<void>) => {
-    const p = job.catch((e: unknown) => {
-      failure ??= e;
-    });
+    const p: Promise<void> = job.then(
+      () => settle(p),
+      (e: unknown) => {
+        failure ??= e;
+        settle(p);
+      },
+    );
     pending.add(p);
-    void p.finally(() => pending.delete(p));
     return p;
+  };
+  const settle = (p: Promise<void>) => {
+    pending.delete(p);
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  /** Waits until fewer than `limit` stores are in flight. */
+  const room = async () => {
+    while (pending.size >= limit) await new Promise<void>((r) => (wake = r));
   };
 
   try {
     for await (const se of source) {
-      if (failure) break;
-      const path = normalizeName(se.name, label);
-      if (se.type === 'socket') {
-        skipped.push({ path, reason: 'socket' });
-        reporter.emit({ type: 'warn', code: 'W_SOCKET_SKIPPED', message: `skipped socket ${path} (sockets are created by programs at run time)`, path });
-        continue;
-      }
-      const existing = tree.place(path, se.type);
-      const entry: Entry = { path, type: se.type, mode: se.mode & MODE_BITS, uid: se.uid, gid: se.gid, mtime: se.mtime };
-      if (se.mtimeNsec) entry.mtimeNsec = se.mtimeNsec;
-      if (se.xattrs && Object.keys(se.xattrs).length > 0) {
-        entry.xattrs = Object.fromEntries(Object.entries(se.xattrs).map(([k, v]) => [k, v.toString('base64')]));
-      }
-      switch (se.type) {
-        case 'file':
-          if (se.blob) {
-            entry.blob = se.blob.hash;
-            entry.size = se.blob.size;
-            if (se.blob.sparse) entry.sparse = se.blob.sparse;
-          } else if (se.local) {
-            await storeLocal(entry, se.local, se.size);
-          } else if (se.content) {
-            if (se.size !== undefined && se.size <= SMALL_FILE) {
-              // A streaming source must be read in order, but small contents can be held in memory
-              // and written in the background while the stream moves on.
-              const declared = se.size;
-              const buf = await collect(se.content, declared, () => mismatch(entry, declared, 'more'));
-              track(storeBuffer(entry, buf, se.size));
-            } else {
-              await track(storeStream(entry, se.content, se.size));
-            }
-            if (pending.size >= limit) await Promise.race(pending);
-          } else {
-            entry.blob = (await blobs.putBuffer(Buffer.alloc(0))).hash;
-            entry.size = 0;
-            if ((se.size ?? 0) !== 0) throw new InputError('E_SIZE_MISMATCH', `${label}: "${path}" declared ${se.size} bytes but has no content`);
-          }
-          break;
-        case 'symlink':
-          await drain(se.content);
-          if (!se.linkName || se.linkName.length === 0) throw new InputError('E_BAD_SYMLINK', `${label}: symlink "${path}" has an empty target`);
-          entry.target = encodePath(se.linkName);
-          break;
-        case 'hardlink': {
-          await drain(se.content);
-          if (!se.linkName) throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" has no target`);
-          const target = normalizeName(se.linkName, label, `hardlink target of "${path}"`);
-          const t = target === path ? undefined : byPath.get(target);
-          if (!t) {
-            throw new InputError('E_HARDLINK_OUTSIDE', `${label}: hardlink "${path}" points at "${target}", which is not an earlier file of the image`);
-          }
-          if (t.type !== 'file' && t.type !== 'hardlink') {
-            throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" points at "${target}", a ${t.type}`);
-          }
-          // Links name the file itself, so replacing the file later keeps them on the old content.
-          entry.target = t.type === 'hardlink' ? t.target : target;
-          break;
+      // A descriptor handed over (release) is closed once its store settles, or here if it never starts.
+      let handedOver = false;
+      try {
+        if (failure) break;
+        const path = normalizeName(se.name, label);
+        if (se.type === 'socket') {
+          skipped.push({ path, reason: 'socket' });
+          reporter.emit({ type: 'warn', code: 'W_SOCKET_SKIPPED', message: `skipped socket ${path} (sockets are created by programs at run time)`, path });
+          continue;
         }
-        case 'char':
-        case 'block':
-          entry.devMajor = se.devMajor ?? 0;
-          entry.devMinor = se.devMinor ?? 0;
-          break;
-        default:
-          await drain(se.content);
+        const existing = tree.place(path, se.type);
+        const entry: Entry = { path, type: se.type, mode: se.mode & MODE_BITS, uid: se.uid, gid: se.gid, mtime: se.mtime };
+        if (se.mtimeNsec) entry.mtimeNsec = se.mtimeNsec;
+        if (se.xattrs && Object.keys(se.xattrs).length > 0) {
+          entry.xattrs = Object.fromEntries(Object.entries(se.xattrs).map(([k, v]) => [k, v.toString('base64')]));
+        }
+        switch (se.type) {
+          case 'file':
+            if (se.blob) {
+              entry.blob = se.blob.hash;
+              entry.size = se.blob.size;
+              if (se.blob.sparse) entry.sparse = se.blob.sparse;
+            } else if (se.local) {
+              const local = se.local;
+              if (local.fd !== undefined && !local.release) {
+                // The reader closes the descriptor when asked for the next entry: store it first.
+                await storeLocal(entry, local, se.size);
+              } else {
+                handedOver = true;
+                track(storeLocal(entry, local, se.size).finally(() => local.release?.()));
+                await room();
+              }
+            } else if (se.content) {
+              if (se.size !== undefined && se.size <= SMALL_FILE) {
+                // A streaming source must be read in order, but small contents can be held in memory
+                // and written in the background while the stream moves on.
+                const declared = se.size;
+                const buf = await collect(se.content, declared, () => mismatch(entry, declared, 'more'));
+                track(storeBuffer(entry, buf, se.size));
+              } else {
+                await track(storeStream(entry, se.content, se.size));
+              }
+              await room();
+            } else {
+              entry.blob = (await blobs.putBuffer(Buffer.alloc(0))).hash;
+              entry.size = 0;
+              if ((se.size ?? 0) !== 0) throw new InputError('E_SIZE_MISMATCH', `${label}: "${path}" declared ${se.size} bytes but has no content`);
+            }
+            break;
+          case 'symlink':
+            await drain(se.content);
+            if (!se.linkName || se.linkName.length === 0) throw new InputError('E_BAD_SYMLINK', `${label}: symlink "${path}" has an empty target`);
+            entry.target = encodePath(se.linkName);
+            break;
+          case 'hardlink': {
+            await drain(se.content);
+            if (!se.linkName) throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" has no target`);
+            const target = normalizeName(se.linkName, label, `hardlink target of "${path}"`);
+            const t = target === path ? undefined : byPath.get(target);
+            if (!t) {
+              throw new InputError('E_HARDLINK_OUTSIDE', `${label}: hardlink "${path}" points at "${target}", which is not an earlier file of the image`);
+            }
+            if (t.type !== 'file' && t.type !== 'hardlink') {
+              throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" points at "${target}", a ${t.type}`);
+            }
+            // Links name the file itself, so replacing the file later keeps them on the old content.
+            entry.target = t.type === 'hardlink' ? t.target : target;
+            break;
+          }
+          case 'char':
+          case 'block':
+            entry.devMajor = se.devMajor ?? 0;
+            entry.devMinor = se.devMinor ?? 0;
+            break;
+          default:
+            await drain(se.content);
+        }
+        tree.set(entry, existing);
+        if (++count % 2000 === 0) reporter.emit({ type: 'progress', stage: 'import', done: count, unit: 'entries' });
+      } finally {
+        if (!handedOver) se.local?.release?.();
       }
-      tree.set(entry, existing);
-      if (++count % 2000 === 0) reporter.emit({ type: 'progress', stage: 'import', done: count, unit: 'entries' });
     }
   } catch (e) {
     // Blobs being written in the background must land before the caller rolls back.

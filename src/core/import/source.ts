@@ -47,8 +47,14 @@ export interface SourceEntry {
 export interface LocalContent {
   /** Path of the file (bytes, so names that are not UTF-8 work); ignored when `fd` is given. */
   path?: string | Buffer;
-  /** An open file descriptor to read instead (positional reads; the reader keeps and closes it). */
+  /**
+   * An open file descriptor to read instead (positional reads). The reader keeps and closes it,
+   * unless it gives `release`: then the consumer calls release() once it no longer reads the
+   * descriptor, which lets it store many files at once.
+   */
   fd?: number;
+  /** Hands the descriptor back to the reader to close; safe to call more than once. */
+  release?: () => void;
   /** Where the content starts (default 0). */
   offset?: number;
   /** Length of the content (default: up to the end of the file). */

@@ -92,9 +92,10 @@ export async function openRepository(dir: string): Promise<Repository> {
     lockForWrite: (waitMs) => acquireWriteLock(l.locks, waitMs),
     lockForGc: (waitMs) => acquireGcLock(l.locks, waitMs),
     async rollbackBlobs(lock) {
+      // First: writer threads finish what they were given, so `created` lists every blob written.
+      await blobs.disposeScratch();
       const created = [...blobs.created];
       blobs.created.clear();
-      await blobs.disposeScratch();
       if (created.length === 0) return 0;
       const alone = await lock.exclusive();
       if (!alone) return 0;

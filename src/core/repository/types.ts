@@ -51,6 +51,11 @@ export interface PutLocalOptions<T> {
    * until the returned promise settles (ingest parses small ELF files this way, without a copy).
    */
   inspect?: (content: Buffer) => T | Promise<T>;
+  /**
+   * Only contents starting with these bytes are shown to `inspect` (the ELF magic): a store that
+   * reads on other threads sends only those back.
+   */
+  inspectMagic?: Buffer;
 }
 
 export interface LocalBlob<T = never> extends StoredContent {
