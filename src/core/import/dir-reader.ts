@@ -76,11 +76,33 @@ const SLASH = Buffer.from('/');
 export const dirSource: SourceReader = {
   kind: 'dir',
   read(root: string): Source {
-    return walk(root);
+    // getfattr reads every attribute of the tree in a process of its own while the walk runs.
+    let xattrs: Promise<{ root: Buffer; byPath: Map<string, Record<string, Buffer>> }> | undefined;
+    const entries = walk(root, (rootPath) => {
+      xattrs = readTreeXattrs(rootPath).then((byPath) => ({ root: Buffer.from(rootPath), byPath }));
+      xattrs.catch(() => {}); // observed by lateXattrs; a walk that fails first does not ask
+    });
+    return Object.assign(entries, {
+      async lateXattrs(): Promise<[Buffer, Record<string, Buffer>][]> {
+        if (!xattrs) return [];
+        const { root, byPath } = await xattrs;
+        const out: [Buffer, Record<string, Buffer>][] = [];
+        for (const [host, x] of byPath) {
+          if (Object.keys(x).length === 0) continue;
+          const h = Buffer.from(host, 'latin1');
+          // Names below the root, relative to it ('' is the root itself).
+          if (h.equals(root)) out.push([Buffer.alloc(0), x]);
+          else if (h.length > root.length && h.subarray(0, root.length).equals(root) && (h[root.length] === 0x2f || root.at(-1) === 0x2f)) {
+            out.push([h.subarray(root.at(-1) === 0x2f ? root.length : root.length + 1), x]);
+          }
+        }
+        return out;
+      },
+    });
   },
 };
 
-async function* walk(givenPath: string): AsyncGenerator<SourceEntry> {
+async function* walk(givenPath: string, started: (rootPath: string) => void): AsyncGenerator<SourceEntry> {
   let rootPath: string;
   let rootFd: number;
   try {
@@ -104,10 +126,10 @@ async function* walk(givenPath: string): AsyncGenerator<SourceEntry> {
         cause: e,
       });
     }
-    const xattrs = await readTreeXattrs(rootPath);
+    started(rootPath);
     const inodes = new Map<string, Buffer>();
 
-    const entryFor = (host: Buffer, rel: Buffer, st: BigIntStats): SourceEntry | undefined => {
+    const entryFor = (rel: Buffer, st: BigIntStats): SourceEntry | undefined => {
       const type = typeOf(st);
       if (!type) return undefined;
       const se: SourceEntry = {
@@ -120,8 +142,6 @@ async function* walk(givenPath: string): AsyncGenerator<SourceEntry> {
       };
       const nsec = Number(((st.mtimeNs % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n);
       if (nsec) se.mtimeNsec = nsec;
-      const x = xattrs.get(host.toString('latin1'));
-      if (x) se.xattrs = x;
       if (type === 'file' && st.nlink > 1n) {
         const key = `${st.dev}:${st.ino}`;
         const first = inodes.get(key);
@@ -204,7 +224,7 @@ async function* walk(givenPath: string): AsyncGenerator<SourceEntry> {
         } catch (e) {
           failed(e, childHost);
         }
-        const se = entryFor(childHost, childRel, st);
+        const se = entryFor(childRel, st);
         if (!se) continue;
         if (se.type === 'symlink') {
           try {
@@ -243,7 +263,7 @@ async function* walk(givenPath: string): AsyncGenerator<SourceEntry> {
       }
     }
 
-    const top = entryFor(root, Buffer.alloc(0), fstatSync(rootFd, { bigint: true }));
+    const top = entryFor(Buffer.alloc(0), fstatSync(rootFd, { bigint: true }));
     if (top) yield top;
     yield* walkDir(rootFd, root, Buffer.alloc(0));
   } finally {

@@ -108,6 +108,8 @@ async function drain(content: SourceEntry['content']): Promise<void> {
   }
 }
 
+const encodeXattrs = (x: Record<string, Buffer>): Record<string, string> => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, v.toString('base64')]));
+
 const implicitDir = (path: string): Entry => ({ path, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
 
 /**
@@ -299,9 +301,7 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
         const existing = tree.place(path, se.type);
         const entry: Entry = { path, type: se.type, mode: se.mode & MODE_BITS, uid: se.uid, gid: se.gid, mtime: se.mtime };
         if (se.mtimeNsec) entry.mtimeNsec = se.mtimeNsec;
-        if (se.xattrs && Object.keys(se.xattrs).length > 0) {
-          entry.xattrs = Object.fromEntries(Object.entries(se.xattrs).map(([k, v]) => [k, v.toString('base64')]));
-        }
+        if (se.xattrs && Object.keys(se.xattrs).length > 0) entry.xattrs = encodeXattrs(se.xattrs);
         switch (se.type) {
           case 'file':
             if (se.blob) {
@@ -376,6 +376,12 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   }
   await Promise.all(pending);
   if (failure) throw failure;
+  if (source.lateXattrs) {
+    for (const [name, xattrs] of await source.lateXattrs()) {
+      const entry = byPath.get(normalizeName(name, label));
+      if (entry) entry.xattrs = encodeXattrs(xattrs);
+    }
+  }
 
   if (!byPath.has('/')) byPath.set('/', implicitDir('/'));
   const entries = sortEntries([...byPath.values()]);

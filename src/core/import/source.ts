@@ -76,7 +76,14 @@ export interface StoredContent {
   sparse?: DataExtent[];
 }
 
-export type Source = AsyncIterable<SourceEntry>;
+/**
+ * What a reader yields, in order. A reader may also deliver extended attributes after its entries
+ * (the directory reader reads them with one getfattr run beside its walk, instead of before it).
+ */
+export type Source = AsyncIterable<SourceEntry> & {
+  /** Called once every entry was consumed: raw name → extended attributes, for entries that have any. */
+  lateXattrs?: () => Promise<Iterable<[name: Buffer, xattrs: Record<string, Buffer>]>>;
+};
 
 /** A source reader: opens a path and yields its entries. Throws InputError on bad input. */
 export interface SourceReader {
