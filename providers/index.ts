@@ -1,9 +1,10 @@
-import type { Provider } from '../src/core/ship/provider.js';
+import type { BuiltinProviders } from '../src/core/ship/registry.js';
 
 /**
  * The built-in providers: name → lazy import, so `aim ship vmware` loads only the vmware code.
- * Third-party providers need no entry here: they come from oclif plugins (src/core/ship/registry.ts).
+ * The CLI passes this map to the registry (src/cli/plugin-providers.ts); core never imports it.
+ * Third-party providers need no entry here: they come from oclif plugins.
  */
-export const BUILTIN_PROVIDERS: Record<string, () => Promise<Provider>> = {
+export const BUILTIN_PROVIDERS: BuiltinProviders = {
   vmware: async () => (await import('./vmware/index.js')).vmware,
 };

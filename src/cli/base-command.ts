@@ -34,13 +34,17 @@ export abstract class AimCommand extends Command {
     if (this.interrupt?.signal.aborted) process.exit(ExitCode.interrupted);
     this.interrupt?.abort(new InterruptedError('interrupted (Ctrl-C): what this command had written was removed'));
   };
+  private readonly onSigterm = () => {
+    if (this.interrupt?.signal.aborted) process.exit(ExitCode.interrupted);
+    this.interrupt?.abort(new InterruptedError('interrupted (SIGTERM): what this command had written was removed'));
+  };
 
   protected reporter(): Reporter {
     return new StderrReporter(this.jsonEnabled());
   }
 
   /**
-   * A signal that aborts on Ctrl-C, for long work that cleans up after itself (builds, uploads):
+   * A signal that aborts on Ctrl-C or SIGTERM, for long work that cleans up after itself (builds, uploads):
    * the work stops, removes its partial output and the command exits 130. Commands that never ask
    * for it keep Node's default (Ctrl-C kills at once), which is what crash-safe imports rely on.
    */
@@ -48,6 +52,7 @@ export abstract class AimCommand extends Command {
     if (!this.interrupt) {
       this.interrupt = new AbortController();
       process.on('SIGINT', this.onSigint);
+      process.on('SIGTERM', this.onSigterm);
     }
     return this.interrupt.signal;
   }
@@ -62,7 +67,10 @@ export abstract class AimCommand extends Command {
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
-    if (this.interrupt) process.off('SIGINT', this.onSigint);
+    if (this.interrupt) {
+      process.off('SIGINT', this.onSigint);
+      process.off('SIGTERM', this.onSigterm);
+    }
     if (this.opened) await this.opened.close().catch(() => {});
     return super.finally(err);
   }
@@ -106,6 +114,9 @@ export abstract class AimCommand extends Command {
       // a bug's stack, for its report
       if (error.code === 'E_INTERNAL' && process.env.DEBUG && err.stack) process.stderr.write(`${redact(err.stack)}\n`);
     }
+    // oclif exits with process.exit, which drops what a pipe has not taken yet: a large result
+    // (aim impact's report over a fleet) would be cut at 64 KiB. Wait until both streams took it all.
+    await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))));
     this.exit(error.exitCode);
     return undefined;
   }

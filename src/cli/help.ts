@@ -1,5 +1,6 @@
 import { Help, type Command } from '@oclif/core';
 import { silentReporter } from '../lib/reporter.js';
+import { flagUsage, optionSpecs } from '../core/ship/options.js';
 import { findProvider } from '../core/ship/registry.js';
 import { allProviders } from './plugin-providers.js';
 
@@ -24,11 +25,11 @@ export default class AimHelp extends Help {
         continue;
       }
       rows.push([`${provider.name} (${entry.source})`, provider.summary]);
-      for (const o of provider.options) {
-        const value = o.type === 'string' ? 'VALUE' : 'true|false';
+      for (const o of optionSpecs(provider.options)) {
         // an option named like one of ship's own flags can only be given with --opt
-        const flag = own.has(o.name) ? `  --opt ${o.name}=${value}` : `  --${o.name}${o.type === 'string' ? ' VALUE' : ''}`;
-        rows.push([flag, `${o.description}${o.required ? ' (required)' : ''}${o.env ? ` [env: ${o.env}]` : ''}`]);
+        const flag = own.has(o.name) ? `  --opt ${o.name}=${flagUsage(o).split(' ')[1] ?? 'true|false'}` : `  ${flagUsage(o)}`;
+        const extra = [o.required ? 'required' : '', o.multiple ? 'repeatable' : '', o.default !== undefined && o.default !== false && !(Array.isArray(o.default) && o.default.length === 0) ? `default: ${String(o.default)}` : ''].filter(Boolean);
+        rows.push([flag, `${o.description}${extra.length ? ` (${extra.join(', ')})` : ''}${o.env ? ` [env: ${o.env}]` : ''}`]);
       }
     }
     this.log(this.section('PROVIDERS AND THEIR OPTIONS', rows));

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { AimCommand } from '../cli/base-command.js';
-import { bootArtifact, parseForward, type BootResult } from '../core/boot/boot-artifact.js';
-import { BOOT_DEVICES, type BootDevices } from '../core/boot/qemu.js';
+import { bootArtifact, parseForward, type BootResult } from '../run/boot-artifact.js';
+import { BOOT_DEVICES, type BootDevices } from '../run/qemu.js';
 import { parseDuration } from '../core/profile/profile-run.js';
 
 export default class Boot extends AimCommand {

@@ -3,7 +3,8 @@ import { AimCommand } from '../cli/base-command.js';
 import { formatBytes, shortId, table } from '../cli/format.js';
 import { buildImage, parseSizeMiB } from '../core/build/build-image.js';
 import { OVA_DEFAULT_MEMORY_MIB } from '../core/build/ovf.js';
-import { BUILD_FORMATS, PLATFORMS, type BuildFormat, type BuildResult, type Platform } from '../core/build/types.js';
+import { PLATFORMS, type Platform } from '../core/bootable/platforms.js';
+import { BUILD_FORMATS, type BuildFormat, type BuildResult } from '../core/build/types.js';
 import { resolveImage } from '../core/query/resolve.js';
 
 export default class Build extends AimCommand {

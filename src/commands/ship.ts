@@ -1,11 +1,13 @@
 import { Args, Flags, type Interfaces } from '@oclif/core';
 import { AimCommand } from '../cli/base-command.js';
-import { formatBytes, shortId, table } from '../cli/format.js';
 import { allProviders } from '../cli/plugin-providers.js';
-import type { Provider } from '../core/ship/provider.js';
+import { printShipResult } from '../cli/ship-output.js';
 import { resolveImage } from '../core/query/resolve.js';
+import { optionSpecs } from '../core/ship/options.js';
+import type { AnyProvider } from '../core/ship/provider.js';
 import { findProvider } from '../core/ship/registry.js';
 import { givenOptions, shipImage, type ShipResult } from '../core/ship/ship-image.js';
+import { loadTemplate } from '../core/template/index.js';
 
 type FlagMap = Interfaces.FlagInput;
 
@@ -14,26 +16,33 @@ export function shipOwnFlags(): Set<string> {
   return new Set([...Object.keys(Ship.flags), ...Object.keys(AimCommand.baseFlags), 'json', 'help']);
 }
 
-/** A provider's declared options as flags of `aim ship` (names aim's own flags use stay --opt only). */
-function providerFlags(provider: Provider, taken: Set<string>): FlagMap {
+/**
+ * A provider's options (from its zod schema) as flags of `aim ship`. No oclif defaults: an absent
+ * flag leaves the environment, then the template, then the schema's default to decide.
+ */
+function providerFlags(provider: AnyProvider, taken: Set<string>): FlagMap {
   const flags: FlagMap = {};
-  for (const o of provider.options) {
+  for (const o of optionSpecs(provider.options)) {
     if (taken.has(o.name)) continue;
     const description = `${provider.name}: ${o.description}${o.env ? ` [env: ${o.env}]` : ''}`;
-    flags[o.name] = o.type === 'boolean' ? Flags.boolean({ description, helpGroup: provider.name.toUpperCase() }) : Flags.string({ description, helpGroup: provider.name.toUpperCase() });
+    const common = { description, helpGroup: provider.name.toUpperCase() };
+    if (o.type === 'boolean' && !o.multiple) flags[o.name] = Flags.boolean(common);
+    else if (o.multiple) flags[o.name] = Flags.string({ ...common, multiple: true, ...(o.choices ? { options: o.choices } : {}) });
+    else flags[o.name] = Flags.string({ ...common, ...(o.choices ? { options: o.choices } : {}) });
   }
   return flags;
 }
 
 export default class Ship extends AimCommand {
   static override summary = 'Build an image for a target and publish it through a provider (built-in: vmware; more from plugins).';
-  static override description = `The provider comes first. Its options are flags (--datastore-url …) or --opt name=value; \`aim provider list\` shows every provider and its options. Credentials come from the environment (vmware: AIM_VMWARE_USER, AIM_VMWARE_PASSWORD), never from flags.
+  static override description = `The provider comes first. Its options are flags (--datastore-url …), --opt name=value, environment variables, or the ship.<provider> section of a --template; \`aim provider list\` shows every provider and its options. Credentials come from the environment (vmware: AIM_VMWARE_USER, AIM_VMWARE_PASSWORD), never from flags.
 
-The provider checks options, credentials and tools before any work; artifacts are built into --out (a new or empty directory). On failure or Ctrl-C the built artifacts are removed and the provider removes what it uploaded (no automatic retry).`;
+Every ship is a publication in the repository's journal (aim ship list), keyed by image, provider and target: shipping the same thing again reports the existing publication instead of making a second one, and two runs at once are serialised. Every resource is journalled as it is created. On failure the publication is rolled back; on Ctrl-C or SIGTERM it stops and keeps what it made: \`aim ship resume <publication>\` finishes it, \`aim ship rm <publication>\` removes it.`;
   static override examples = [
     '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware',
     '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware --datastore-url "https://esxi.lan/folder/aim?dcPath=ha-datacenter&dsName=datastore1" --insecure',
     '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware --datastore-url "https://vc.lan/folder/images?dcPath=DC1&dsName=ds1" --dry-run --json',
+    '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware --template examples/nginx/template.yaml   # options from its ship.vmware section',
     '<%= config.bin %> ship localdir slim/nginx:1 --out build/l --opt dir=/srv/images   # a plugin provider',
   ];
   static override args = {
@@ -42,41 +51,34 @@ The provider checks options, credentials and tools before any work; artifacts ar
   };
   static override flags = {
     out: Flags.string({ char: 'o', description: 'new or empty directory for the built artifacts', required: true }),
-    opt: Flags.string({ description: 'provider option name=value (repeatable)', multiple: true, default: [] }),
-    'dry-run': Flags.boolean({ description: 'show the plan (builds, uploads) and do nothing' }),
+    opt: Flags.string({ description: 'provider option name=value (repeatable; a list option takes it several times)', multiple: true, default: [] }),
+    template: Flags.string({ description: 'image template whose ship.<provider> section gives option values (flags and environment win)' }),
+    'dry-run': Flags.boolean({ description: 'observe and show the plan (JSON with --json); change nothing' }),
   };
 
   async run(): Promise<ShipResult> {
     const reporter = this.reporter();
     const first = this.argv[0];
     // The provider is the first argument: its declared options become flags of this parse.
-    let provider: Provider | undefined;
+    let provider: AnyProvider | undefined;
     let source = 'built-in';
     if (first && !first.startsWith('-')) ({ provider, source } = await findProvider(first, await allProviders(this.config, reporter)));
     const extra = provider ? providerFlags(provider, shipOwnFlags()) : {};
     const { args, flags } = await this.parse({ args: Ship.args, flags: { ...Ship.flags, ...extra }, baseFlags: AimCommand.baseFlags, enableJsonFlag: true, strict: true });
     if (!provider) ({ provider, source } = await findProvider(args.provider, await allProviders(this.config, reporter)));
 
-    const values = flags as unknown as Record<string, string | boolean | undefined>;
+    const values = flags as unknown as Record<string, string | boolean | string[] | undefined>;
     const options = givenOptions(flags.opt, Object.fromEntries(Object.keys(extra).map((name) => [name, values[name]])));
+    const fileOptions = flags.template ? (await loadTemplate(flags.template)).template.ship?.[provider.name] : undefined;
     const repo = await this.repository(flags.repo);
     const result = await shipImage(
       repo,
       provider,
       source,
-      { imageId: await resolveImage(repo, args.image), imageRef: args.image, outDir: flags.out, options, dryRun: flags['dry-run'], signal: this.abortSignal() },
+      { imageId: await resolveImage(repo, args.image), imageRef: args.image, outDir: flags.out, options, fileOptions, dryRun: flags['dry-run'], signal: this.abortSignal() },
       reporter,
     );
-    if (result.dryRun) {
-      this.log(`plan: ship ${shortId(result.imageId)} through ${result.provider} (${result.source})`);
-      for (const b of result.plan.builds) this.log(`  build ${b.format} → ${b.dir}/`);
-      for (const u of result.plan.uploads) this.log(`  upload ${u.file} → ${u.destination}`);
-      for (const n of result.plan.notes) this.log(`  note: ${n}`);
-      return result;
-    }
-    this.log(table(['ARTIFACT', 'SIZE'], result.artifacts.map((a) => [a.path, formatBytes(a.bytes)])));
-    for (const p of result.published) this.log(`published ${p.kind}: ${p.location}`);
-    this.log(`shipped ${shortId(result.imageId)} through ${result.provider} in ${result.seconds.toFixed(1)} s`);
+    printShipResult(this, result);
     return result;
   }
 }

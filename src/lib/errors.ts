@@ -19,6 +19,8 @@ export const ExitCode = {
   verifyFailed: 11,
   /** The machine stopped the command: disk full, too many open files, an I/O error. */
   system: 12,
+  /** aim impact: an image uses a file the update changes (its profile traced it). */
+  impactInUse: 13,
   /** 128 + SIGINT, as shells report a Ctrl-C. */
   interrupted: 130,
 } as const;
@@ -137,12 +139,37 @@ export class InterruptedError extends AimError {
   }
 }
 
-/** Rejects when the signal aborts, with its reason (an InterruptedError unless said otherwise). */
+/**
+ * Long work stopped because its caller cancelled it through its AbortSignal (a server shutting
+ * down, a client gone); what the work had written is removed. Ctrl-C at the CLI is the
+ * InterruptedError the command aborts with instead.
+ */
+export class CancelledError extends AimError {
+  constructor(message = 'cancelled: the work was stopped and what it had written removed', options: AimErrorOptions = {}) {
+    super('E_CANCELLED', message, ExitCode.interrupted, options);
+  }
+}
+
+/**
+ * The error work stopped by `signal` rejects with: the signal's reason when it is an AimError (the
+ * CLI aborts with an InterruptedError on Ctrl-C), else a CancelledError carrying the reason.
+ */
+export function cancellationError(signal: AbortSignal): AimError {
+  const reason: unknown = signal.reason;
+  return reason instanceof AimError ? reason : new CancelledError(undefined, { cause: reason });
+}
+
+/** Throws the cancellation error once `signal` has aborted: long work calls it between its steps. */
+export function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancellationError(signal);
+}
+
+/** Rejects when the signal aborts, with its cancellation error (see cancellationError). */
 export function whenAborted(signal: AbortSignal | undefined): { promise: Promise<never>; dispose: () => void } {
   if (!signal) return { promise: new Promise<never>(() => {}), dispose: () => {} };
   let onAbort = () => {};
   const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new InterruptedError());
+    onAbort = () => reject(cancellationError(signal));
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
   });

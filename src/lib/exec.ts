@@ -1,5 +1,5 @@
 import { execa, type Options, type ResultPromise } from 'execa';
-import { MissingToolError, ToolFailedError } from './errors.js';
+import { MissingToolError, ToolFailedError, cancellationError, throwIfCancelled } from './errors.js';
 import { debugLog } from './log.js';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -77,7 +77,9 @@ export function requireTool(tool: string, purpose?: string): string {
 
 /**
  * Runs an external tool with an argument array (never a shell string). Resolves to the execa
- * result; a non-zero exit becomes a ToolFailedError carrying the tail of stderr.
+ * result; a non-zero exit becomes a ToolFailedError carrying the tail of stderr. With
+ * `cancelSignal`, aborting kills the tool (SIGTERM, SIGKILL 5 s later) and rejects, once it has
+ * exited, with the signal's cancellation error (lib/errors cancellationError).
  */
 export async function runTool(
   tool: string,
@@ -85,8 +87,10 @@ export async function runTool(
   options: Options = {},
 ): Promise<{ stdout: string; stdoutBytes: Buffer; stderr: string; exitCode: number }> {
   const bin = requireTool(tool);
+  throwIfCancelled(options.cancelSignal);
   debug('%s %o', tool, args);
   const result = await execa(bin, args, { reject: false, stripFinalNewline: false, ...options });
+  if (result.isCanceled && options.cancelSignal) throw cancellationError(options.cancelSignal);
   const text = (v: unknown): string => (typeof v === 'string' ? v : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : '');
   const stdoutBytes = result.stdout instanceof Uint8Array ? Buffer.from(result.stdout) : Buffer.from(text(result.stdout));
   const stderr = text(result.stderr);
@@ -107,6 +111,8 @@ export interface SpawnOptions {
   timeout?: number;
   /** Open file descriptors the tool gets as its fds 3, 4, … */
   fds?: number[];
+  /** Kills the tool when it aborts; the result then has `isCanceled` (see runTool). */
+  cancelSignal?: AbortSignal;
 }
 
 export type StreamingProcess = ResultPromise<{ reject: false; buffer: false }>;
@@ -118,6 +124,7 @@ export type StreamingProcess = ResultPromise<{ reject: false; buffer: false }>;
  */
 export function spawnTool(tool: string, args: readonly string[], options: SpawnOptions = {}): StreamingProcess {
   const bin = requireTool(tool);
+  throwIfCancelled(options.cancelSignal);
   debug('spawn %s %o', tool, args);
   const { fds, ...rest } = options;
   const stdio = fds?.length ? { stdio: [rest.stdin ?? 'pipe', rest.stdout ?? 'pipe', rest.stderr ?? 'pipe', ...fds], stdin: undefined, stdout: undefined, stderr: undefined } : {};

@@ -3,6 +3,9 @@ import { createReadStream, createWriteStream, readSync, type WriteStream } from 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { cancellationError } from './errors.js';
 
 /** A new private scratch directory `aim-<purpose>-XXXXXX` under $AIM_TMPDIR, else the system's temp directory. */
 export async function makeScratchDir(purpose: string): Promise<string> {
@@ -45,4 +48,18 @@ export function partialFile(path: string): { stream: WriteStream; discard(): Pro
       await rm(path, { force: true });
     },
   };
+}
+
+/**
+ * Streams chunks into a new file (`wx`). On failure or abort the file is removed before this
+ * rejects (with the signal's cancellation error when aborted), and the source is stopped.
+ */
+export async function writeNewFile(chunks: AsyncIterable<Buffer>, path: string, signal?: AbortSignal): Promise<void> {
+  const file = partialFile(path);
+  try {
+    await pipeline(Readable.from(chunks, { objectMode: false }), file.stream, ...(signal ? [{ signal }] : []));
+  } catch (e) {
+    await file.discard();
+    throw signal?.aborted ? cancellationError(signal) : e;
+  }
 }

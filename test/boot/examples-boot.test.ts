@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aim } from '../helpers/cli.js';
 import { goldRecipe, templatePath } from '../helpers/examples.js';
-import { httpGet } from '../../src/core/boot/qemu.js';
+import { httpGet } from '../../src/run/qemu.js';
 import { kernelDebDir } from '../helpers/kernel.js';
 import { servicesGoldTar } from '../helpers/service-examples.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootDisk, findBootArtifact, freePort, startVm, waitForHttp } from '../../src/core/boot/qemu.js';
+import { bootDisk, findBootArtifact, freePort, startVm, waitForHttp } from '../../src/run/qemu.js';
 import { extractOvaDisk } from '../../src/core/build/ova.js';
 import { aim } from '../helpers/cli.js';
 import { DATASTORE_PASSWORD, DATASTORE_USER, FakeDatastore } from '../helpers/datastore.js';

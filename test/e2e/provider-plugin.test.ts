@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aim, projectRoot, runJs } from '../helpers/cli.js';
@@ -13,6 +13,8 @@ interface ListResult {
 interface ShipJson {
   provider: string;
   source: string;
+  alreadyPublished: boolean;
+  publication: { id: string; state: string; resources: { kind: string; id: string; state: string }[] };
   artifacts: { path: string; sha256: string }[];
   published: { kind: string; location: string; sha256: string }[];
 }
@@ -20,7 +22,7 @@ interface ShipJson {
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let repo: string;
 let env: Record<string, string>;
-const plugin = join(projectRoot, 'examples', 'provider-plugin');
+let plugin: string;
 const run = <T = Record<string, unknown>>(...args: string[]) => aim<T>([...args, '--repo', repo], { env });
 const plain = (...args: string[]) => execa(process.execPath, [runJs, ...args], { env, reject: false, timeout: 120_000 });
 
@@ -34,6 +36,12 @@ beforeAll(async () => {
   await writeFile(join(tree, 'etc', 'motd'), 'shipped by a plugin\n');
   expect((await run('repo', 'init')).exitCode).toBe(0);
   expect((await run('image', 'import', tree, '--tag', 'fixture/small:1')).exitCode).toBe(0);
+  // The plugin as its author develops it: aim is its peer dependency, linked into its node_modules
+  // (what `npm link aim` does), so `import … from 'aim/provider'` finds this very aim.
+  plugin = join(tmp.dir, 'provider-plugin');
+  await cp(join(projectRoot, 'examples', 'provider-plugin'), plugin, { recursive: true });
+  await mkdir(join(plugin, 'node_modules'));
+  await symlink(projectRoot, join(plugin, 'node_modules', 'aim'));
 });
 afterAll(async () => tmp.cleanup());
 
@@ -79,26 +87,50 @@ describe('a third-party provider as an oclif plugin', () => {
     const direct = await run<{ artifacts: { sha256: string }[] }>('build', 'fixture/small:1', '--format', 'tar', '--out', join(tmp.dir, 'direct'));
     expect(direct.json.artifacts[0]!.sha256).toBe(digest);
 
-    // --opt works too; the plugin's own refusal (existing file) is a provider error, exit 10, and --out is removed
-    const again = await run<{ error: { code: string; message: string; hint: string } }>('ship', 'localdir', 'fixture/small:1', '--out', join(tmp.dir, 'out2'), '--opt', `dir=${dest}`);
-    expect(again.exitCode).toBe(10);
-    expect(again.json.error.code).toBe('E_PROVIDER');
-    expect(again.json.error.message).toMatch(/already exists/);
-    expect(again.json.error.hint).toMatch(/aim-provider-localdir/);
+    // the same ship again (another --out, the option as --opt): the same publication, nothing copied again
+    const before = (await stat(copy)).mtimeMs;
+    const again = await run<ShipJson>('ship', 'localdir', 'fixture/small:1', '--out', join(tmp.dir, 'out2'), '--opt', `dir=${dest}`);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.json).toMatchObject({ alreadyPublished: true, publication: { id: shipped.json.publication.id, state: 'published' } });
+    expect(shipped.json.publication.resources.map((r) => `${r.kind} ${r.state}`)).toEqual(['build created', 'local copy created']);
+    expect((await stat(copy)).mtimeMs).toBe(before);
     expect(existsSync(join(tmp.dir, 'out2'))).toBe(false);
 
-    // a required option that is missing is reported before any work
-    const missing = await run<{ error: { code: string; message: string } }>('ship', 'localdir', 'fixture/small:1', '--out', join(tmp.dir, 'out3'));
+    // the plugin's own refusal (a file it did not write is there) is a provider error, exit 10, before any work
+    const other = join(tmp.dir, 'other');
+    await mkdir(other);
+    await writeFile(join(other, 'fixture-small-1.tar'), 'not ours');
+    const refused = await run<{ error: { code: string; message: string; hint: string } }>('ship', 'localdir', 'fixture/small:1', '--out', join(tmp.dir, 'out3'), '--dir', other);
+    expect(refused.exitCode).toBe(10);
+    expect(refused.json.error).toMatchObject({ code: 'E_PROVIDER', message: expect.stringMatching(/fixture-small-1\.tar already exists/), hint: expect.stringMatching(/another --dir/) });
+    expect(existsSync(join(tmp.dir, 'out3'))).toBe(false);
+    expect(await readFile(join(other, 'fixture-small-1.tar'), 'utf8')).toBe('not ours');
+
+    // a required option that is missing is reported before any work, naming its variable
+    const missing = await run<{ error: { code: string; message: string } }>('ship', 'localdir', 'fixture/small:1', '--out', join(tmp.dir, 'out4'));
     expect(missing.exitCode).toBe(2);
     expect(missing.json.error.message).toMatch(/dir is required \(or AIM_LOCALDIR\)/);
-    expect(existsSync(join(tmp.dir, 'out3'))).toBe(false);
+    expect(existsSync(join(tmp.dir, 'out4'))).toBe(false);
     expect(await readdir(dest)).toEqual(['fixture-small-1.tar']);
   });
 
-  it('is gone after `aim plugins unlink`', async () => {
+  it('is gone after `aim plugins unlink`; its publications stay listed, and rm/resume say the provider is missing', async () => {
     const un = await plain('plugins', 'unlink', 'aim-provider-localdir');
     expect(un.exitCode, un.stderr).toBe(0);
     const list = await run<ListResult>('provider', 'list');
     expect(list.json.providers.map((p) => p.name)).toEqual(['vmware']);
+    const pubs = await run<{ publications: { id: string; provider: string; state: string }[] }>('ship', 'list', '--provider', 'localdir');
+    expect(pubs.json.publications.map((p) => p.state)).toEqual(['published']);
+    const id = pubs.json.publications[0]!.id;
+    for (const verb of ['rm', 'resume']) {
+      const r = await run<{ error: { code: string; message: string; hint: string } }>('ship', verb, id);
+      expect(r.exitCode).toBe(2);
+      expect(r.json.error).toMatchObject({
+        code: 'E_PROVIDER_NOT_INSTALLED',
+        message: `publication ${id} was made by provider "localdir" (plugin aim-provider-localdir), which is not installed`,
+        hint: 'install the plugin again (aim plugins install aim-provider-localdir), then run this again',
+      });
+    }
+    expect(existsSync(join(tmp.dir, 'dest', 'fixture-small-1.tar'))).toBe(true);
   });
 });

@@ -109,7 +109,7 @@ describe('no credential reaches stdout or stderr (also with DEBUG=*)', () => {
     // AWS_SECRET_ACCESS_KEY is a secret wherever it shows up, here echoed by a validation error
     const named = await cli(['ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'o4'), '--name', AWS_SECRET, '--json']);
     expect(named.exitCode).toBe(2);
-    expect(JSON.parse(named.stdout)).toMatchObject({ error: { message: '--name "***" must be letters, digits, ".", "_" and "-"' } });
+    expect(JSON.parse(named.stdout)).toMatchObject({ error: { message: 'provider vmware: name: "***" must be letters, digits, ".", "_" and "-"' } });
     expectNoLeak(named.output);
   });
 });

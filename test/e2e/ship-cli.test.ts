@@ -43,8 +43,8 @@ afterAll(async () => {
 });
 
 describe('aim ship', () => {
-  it('has help with examples and --json for ship and provider list', async () => {
-    for (const cmd of [['ship'], ['provider', 'list']]) {
+  it('has help with examples and --json for ship, its subcommands and provider list', async () => {
+    for (const cmd of [['ship'], ['ship', 'list'], ['ship', 'resume'], ['ship', 'rm'], ['provider', 'list']]) {
       const h = await execa(process.execPath, [runJs, ...cmd, '--help']);
       expect(h.stdout).toMatch(/EXAMPLES/);
       expect(h.stdout).toMatch(/--json/);
@@ -54,32 +54,59 @@ describe('aim ship', () => {
     expect(h.stdout).toMatch(/PROVIDERS AND THEIR OPTIONS\n\s+vmware \(built-in\)/);
     expect(h.stdout).toMatch(/--datastore-url VALUE\s+upload to/);
     expect(h.stdout).toMatch(/\[env:\s+AIM_VMWARE_DATASTORE_URL\]/);
+    // from the zod schema: kinds, defaults
+    expect(h.stdout).toMatch(/--memory N\s+memory of the VM in the OVF descriptor, MiB \(default:\s+512\)/);
+    expect(h.stdout).toMatch(/--insecure\s+accept a self-signed certificate/);
   });
 
   // The real end-to-end ship (VMDK + OVA built, uploaded to a local datastore, a 500 cleaned up) is in
   // test/boot/ova-boot.test.ts, which shares the slim nginx image and kernel core with the OVA boot.
-  it('vmware --dry-run shows the builds and the uploads it would make', async () => {
-    const res = await run<{ dryRun: boolean; plan: { builds: { format: string }[]; uploads: { file: string; destination: string }[] } }>(
+  it('vmware --dry-run observes (HEAD only) and shows the plan, as JSON with --json; it changes nothing', async () => {
+    const res = await run<{ dryRun: boolean; publication?: unknown; plan: { steps: { action: string; subject: string }[]; builds: { format: string }[]; uploads: { file: string; destination: string }[] } }>(
       'ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'dry'), '--datastore-url', datastore, '--dry-run',
     );
     expect(res.exitCode, res.stderr).toBe(0);
     expect(res.json.dryRun).toBe(true);
+    expect(res.json.publication).toBeUndefined();
+    expect(res.json.plan.steps.map((s) => `${s.action} ${s.subject}`)).toEqual(['build vmdk → vmdk/', 'build ova → ova/', 'upload slim-app-1.vmdk', 'upload slim-app-1.ova']);
     expect(res.json.plan.builds.map((b) => b.format)).toEqual(['vmdk', 'ova']);
     expect(res.json.plan.uploads.map((u) => u.destination)).toEqual([
       datastore.replace('/folder/aim?', '/folder/aim/slim-app-1.vmdk?'),
       datastore.replace('/folder/aim?', '/folder/aim/slim-app-1.ova?'),
     ]);
     expect(existsSync(join(tmp.dir, 'dry'))).toBe(false);
-    expect(requests).toEqual([]);
+    // observe reads remote state; nothing is written
+    expect(requests).toEqual(['HEAD /folder/aim/slim-app-1.vmdk?dcPath=ha-datacenter&dsName=datastore1', 'HEAD /folder/aim/slim-app-1.ova?dcPath=ha-datacenter&dsName=datastore1']);
+    const list = await run<{ publications: unknown[] }>('ship', 'list');
+    expect(list.json.publications).toEqual([]);
+    // without --json: the steps, one line each
+    const text = await execa(process.execPath, [runJs, 'ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'dry'), '--datastore-url', datastore, '--dry-run', '--repo', repo], { env: { ...process.env, ...env } });
+    expect(text.stdout).toMatch(/^plan: ship [0-9a-f]{12} through vmware\n {2}build +vmdk → vmdk\/\n[\s\S]* {2}upload {2}slim-app-1\.ova {2}→ http:\/\/127\.0\.0\.1/);
+  });
+
+  it('takes option values from a template’s ship.<provider> section, below flags, validated by the same schema', async () => {
+    const template = join(tmp.dir, 'template.yaml');
+    await writeFile(template, `name: app\nship:\n  vmware:\n    name: from-template\n    memory: 1024\n    datastore-url: "${datastore}"\n`);
+    const res = await run<{ plan: { name: string; memoryMiB: number; uploads: { file: string }[] } }>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 't1'), '--template', template, '--memory', '768', '--dry-run');
+    expect(res.exitCode, res.stderr).toBe(0);
+    expect(res.json.plan).toMatchObject({ name: 'from-template', memoryMiB: 768 });
+    expect(res.json.plan.uploads.map((u) => u.file)).toEqual(['from-template.vmdk', 'from-template.ova']);
+    await writeFile(template, 'name: app\nship:\n  vmware:\n    memory: 2\n    colour: red\n');
+    const bad = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 't2'), '--template', template, '--dry-run');
+    expect(bad.exitCode).toBe(2);
+    expect(bad.json.error.message).toBe('provider vmware: unknown option "colour"');
+    await writeFile(template, 'name: app\nship:\n  vmware:\n    memory: 2\n');
+    const small = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 't2'), '--template', template, '--dry-run');
+    expect(small.json.error.message).toBe('provider vmware: memory: the VM needs at least 4 MiB');
   });
 
   it('reports bad provider options and usage as one JSON error with exit 2', async () => {
     const badUrl = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'b1'), '--datastore-url', 'https://esxi.test/ui/x');
     expect(badUrl.exitCode).toBe(2);
     expect(badUrl.json.error.message).toMatch(/must start with \/folder/);
-    const unknown = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'b2'), '--opt', 'region=eu');
+    const unknown = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'b2'), '--opt', 'region=eu', '--memory', 'lots');
     expect(unknown.exitCode).toBe(2);
-    expect(unknown.json.error.message).toMatch(/unknown option "region"/);
+    expect(unknown.json.error.message).toBe('provider vmware: unknown option "region"; memory: "lots" is not a number');
     const flag = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'b3'), '--regoin', 'eu');
     expect(flag.exitCode).toBe(2);
     expect(flag.json.error).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/--regoin/) });

@@ -10,7 +10,8 @@ import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { writeTar, type TarWriteEntry } from '../../src/core/export/tar-writer.js';
-import { BASE_MODULES, PLATFORM_MODULES } from '../../src/core/boot/modules.js';
+import { BASE_MODULES } from '../../src/core/bootable/modules.js';
+import { platformModules } from '../../src/core/bootable/platforms.js';
 
 const meta = { mode: 0o644, uid: 0, gid: 0, mtime: 1700000000 };
 const file = (name: string, content: string | Buffer, mode = 0o644): TarWriteEntry => {
@@ -48,7 +49,7 @@ const OLD_INIT = '#!/bin/sh\necho old init\n';
 
 /** A kernel that is enough for planning and the initramfs: every module the qemu platform wants is built in. */
 function fakeKernel(): TarWriteEntry[] {
-  const builtin = [...BASE_MODULES, ...PLATFORM_MODULES.qemu].map((m) => `kernel/drivers/${m}.ko\n`).join('');
+  const builtin = [...BASE_MODULES, ...platformModules('qemu')].map((m) => `kernel/drivers/${m}.ko\n`).join('');
   return [
     dir('./boot/'),
     file('./boot/vmlinuz-' + KERNEL, 'not a real kernel\n'),

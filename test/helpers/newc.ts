@@ -1,4 +1,4 @@
-/** A newc member as read back by tests (independent of the writer in src/core/boot/cpio.ts). */
+/** A newc member as read back by tests (independent of the writer in src/core/bootable/cpio.ts). */
 export interface NewcEntry {
   name: string;
   ino: number;
@@ -7,6 +7,10 @@ export interface NewcEntry {
   uid: number;
   gid: number;
   mtime: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  /** The name's exact bytes. */
+  nameBytes: Buffer;
   data: Buffer;
 }
 
@@ -27,8 +31,9 @@ export function readNewcArchives(buf: Buffer): NewcEntry[][] {
     const magic = buf.toString('latin1', pos, pos + 6);
     if (magic !== '070701') throw new Error(`newc: bad magic ${JSON.stringify(magic)} at ${pos}`);
     const field = (i: number) => parseInt(buf.toString('latin1', pos + 6 + i * 8, pos + 14 + i * 8), 16);
-    const [ino, mode, uid, gid, nlink, mtime, size, nameSize] = [field(0), field(1), field(2), field(3), field(4), field(5), field(6), field(11)];
-    const name = buf.toString('utf8', pos + 110, pos + 110 + nameSize - 1);
+    const [ino, mode, uid, gid, nlink, mtime, size, rdevMajor, rdevMinor, nameSize] = [field(0), field(1), field(2), field(3), field(4), field(5), field(6), field(9), field(10), field(11)];
+    const nameBytes = buf.subarray(pos + 110, pos + 110 + nameSize - 1);
+    const name = nameBytes.toString('utf8');
     const dataStart = align(pos + 110 + nameSize);
     const data = buf.subarray(dataStart, dataStart + size);
     pos = align(dataStart + size);
@@ -37,7 +42,7 @@ export function readNewcArchives(buf: Buffer): NewcEntry[][] {
       current = [];
       continue;
     }
-    current.push({ name, ino, nlink, mode, uid, gid, mtime, data });
+    current.push({ name, ino, nlink, mode, uid, gid, mtime, rdevMajor, rdevMinor, nameBytes, data });
   }
   if (current.length > 0) throw new Error('newc: archive without a trailer');
   return archives;

@@ -1,9 +1,9 @@
 import { execa } from 'execa';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildInitramfs } from '../../src/core/boot/initramfs.js';
-import { resolveBootKernel } from '../../src/core/boot/kernel.js';
-import { wantedModules } from '../../src/core/boot/modules.js';
+import { buildInitramfs } from '../../src/core/bootable/initramfs.js';
+import { resolveBootKernel } from '../../src/core/bootable/kernel.js';
+import { wantedModules } from '../../src/core/bootable/modules.js';
 import { resolveImage } from '../../src/core/query/resolve.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRepository } from '../../src/core/repository/repository.js';

@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { lstat, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeCpio, type CpioMember } from '../../src/core/boot/cpio.js';
+import { writeCpio, type CpioMember } from '../../src/core/bootable/cpio.js';
 import { tempDir } from '../helpers/tmp.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { moduleClosure, moduleName, parseModuleIndex, wantedModules } from '../../src/core/boot/modules.js';
+import { moduleClosure, moduleName, parseModuleIndex, wantedModules } from '../../src/core/bootable/modules.js';
 
 const index = parseModuleIndex({
   dep: [

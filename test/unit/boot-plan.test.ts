@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { usedInodes } from '../../src/core/boot/ext4.js';
-import { bootIds, derivedUuid, sourceDateEpoch } from '../../src/core/boot/ids.js';
-import { rootInit, shellQuote } from '../../src/core/boot/init-scripts.js';
-import { checkEntrypoint, checkSystemd } from '../../src/core/boot/plan.js';
-import { ext4Size } from '../../src/core/boot/sizing.js';
+import { usedInodes } from '../../src/core/build/ext4.js';
+import { bootIds, derivedUuid, sourceDateEpoch } from '../../src/core/bootable/ids.js';
+import { rootInit, shellQuote } from '../../src/core/bootable/init-scripts.js';
+import { checkEntrypoint, checkSystemd } from '../../src/core/bootable/plan.js';
+import { ext4Size } from '../../src/core/build/ext4-size.js';
 import type { Entry } from '../../src/core/model/entry.js';
 import { parseSizeMiB } from '../../src/core/build/build-image.js';
 
@@ -103,7 +103,7 @@ describe('aim init script', () => {
 
 describe('kernel in the image', () => {
   it('finds the newest /boot/vmlinuz-* whose modules are indexed, through merged-usr symlinks', async () => {
-    const { findKernel } = await import('../../src/core/boot/kernel.js');
+    const { findKernel } = await import('../../src/core/bootable/kernel.js');
     const withKernel = tree([
       { path: '/' },
       { path: '/boot' },

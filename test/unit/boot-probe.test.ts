@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { waitForHttp, type RunningVm } from '../../src/core/boot/qemu.js';
+import { waitForHttp, type RunningVm } from '../../src/run/qemu.js';
 import { ProbeFailedError } from '../../src/core/probe/readiness.js';
 import type { AimError } from '../../src/lib/errors.js';
 

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultDevices, findBootArtifact, findEsp, qemuArgs, type VmSpec } from '../../src/core/boot/qemu.js';
+import { defaultDevices, findBootArtifact, findEsp, qemuArgs, type VmSpec } from '../../src/run/qemu.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const base: VmSpec = { artifact: { kind: 'disk', path: '/x/disk.vmdk', format: 'vmdk' }, dir: '/scratch', memoryMiB: 512, forwards: [{ host: 8080, guest: 80 }], accel: 'tcg', console: 'file' };
@@ -29,6 +29,16 @@ describe('QEMU command line', () => {
     const bios = qemuArgs({ ...pxe, firmware: 'bios' });
     expect(bios.some((a) => a.startsWith('if=pflash'))).toBe(false);
     expect(bios).toContain('unix:/scratch/monitor.sock,server=on,wait=off');
+  });
+
+  it('nvme: the disk on an NVMe controller with its serial; user networking with its own network and guest forwards', () => {
+    const args = qemuArgs({
+      ...base,
+      disk: { bus: 'nvme', serial: 'vol0123456789abcdef0' },
+      userNet: { network: '169.254.0.0/16', guestForwards: [{ address: '169.254.169.254', port: 80, command: ['/usr/bin/node', '/x/bridge it.mjs', 'a,b'] }] },
+    });
+    expect(devicesOf(args)).toEqual(['nvme,drive=d0,serial=vol0123456789abcdef0', 'virtio-net-pci,netdev=n0,romfile=']);
+    expect(args).toContain("user,id=n0,net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:'/usr/bin/node' '/x/bridge it.mjs' 'a,,b',hostfwd=tcp:127.0.0.1:8080-:80");
   });
 
   it('an .ova boots on vmware devices unless told otherwise', async () => {

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chooseKernel } from '../../src/core/boot/kernel-choice.js';
+import { chooseKernel } from '../../src/core/bootable/kernel-choice.js';
 import { importImage } from '../../src/core/import/import-image.js';
 import type { Entry } from '../../src/core/model/entry.js';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';

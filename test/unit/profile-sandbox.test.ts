@@ -7,7 +7,7 @@ import { ProfileError } from '../../src/core/profile/errors.js';
 import { OutputTail } from '../../src/core/profile/output-tail.js';
 import { validateProbe } from '../../src/core/profile/probes.js';
 import { listeningPorts, namespaceMembers, pidNamespaceOf, processTree, readProcStat } from '../../src/core/profile/processes.js';
-import { resolveInRoot } from '../../src/core/profile/resolve-in-root.js';
+import { resolveInRoot } from '../../src/lib/resolve-in-root.js';
 import { runSandboxed } from '../../src/core/profile/sandbox.js';
 import { ConfigError, InputError, PermissionError } from '../../src/lib/errors.js';
 import { tempDir } from '../helpers/tmp.js';

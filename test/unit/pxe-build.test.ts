@@ -1,11 +1,10 @@
-import { execa } from 'execa';
-import { chmod, link, mkdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootScript, buildIpxeFromSource, checkIpxeSource, embeddedScript, pxeCommandLine, warnXattrs, writeRootCpio } from '../../src/core/build/pxe.js';
+import { warnXattrs } from '../../src/core/bootable/root-cpio.js';
+import { bootScript, buildIpxeFromSource, checkIpxeSource, embeddedScript, pxeCommandLine } from '../../src/core/build/pxe.js';
 import type { Entry } from '../../src/core/model/entry.js';
 import { RecordingReporter } from '../../src/lib/reporter.js';
-import { readNewcArchives } from '../helpers/newc.js';
 import { tempDir } from '../helpers/tmp.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -32,70 +31,6 @@ describe('boot.ipxe and the kernel line', () => {
     const s = embeddedScript();
     expect(s).toMatch(/^#!ipxe\ndhcp /);
     expect(s).toContain('chain tftp://${next-server}/boot.ipxe');
-  });
-});
-
-describe('root cpio', () => {
-  it('carries the tree under the prefix with owners, modes, links and times, deterministically', async () => {
-    const root = join(tmp.dir, 'root');
-    await mkdir(join(root, 'usr/bin'), { recursive: true });
-    await writeFile(join(root, 'usr/bin/app'), 'binary');
-    await chmod(join(root, 'usr/bin/app'), 0o4755);
-    await symlink('usr/bin', join(root, 'bin'));
-    await execa('mkfifo', [join(root, 'pipe')]);
-    await writeFile(join(root, 'owned'), '');
-    await execa('chown', ['1000:1001', join(root, 'owned')]);
-    for (const p of ['usr/bin/app', 'owned', 'pipe', 'usr/bin', 'usr', '.']) await utimes(join(root, p), 1_600_000_000, 1_600_000_000);
-    const out = join(tmp.dir, 'root.cpio');
-    const bytes = await writeRootCpio(root, 'newroot', out, 1_700_000_000);
-    const buf = await readFile(out);
-    expect(buf.length).toBe(bytes);
-    const [archive, ...rest] = readNewcArchives(buf);
-    expect(rest).toEqual([]);
-    // the tree in name order, then the completeness marker /init checks, last
-    expect(archive!.map((m) => m.name)).toEqual(['newroot', 'newroot/bin', 'newroot/owned', 'newroot/pipe', 'newroot/usr', 'newroot/usr/bin', 'newroot/usr/bin/app', 'etc/aim/root-complete']);
-    const byName = new Map(archive!.map((m) => [m.name, m]));
-    expect(byName.get('newroot/usr/bin/app')!.mode).toBe(0o104755);
-    expect(byName.get('newroot/usr/bin/app')!.data.toString()).toBe('binary');
-    expect(byName.get('newroot/usr/bin/app')!.mtime).toBe(1_600_000_000);
-    expect(byName.get('newroot/bin')!.mode & 0o170000).toBe(0o120000);
-    expect(byName.get('newroot/bin')!.data.toString()).toBe('usr/bin');
-    expect(byName.get('newroot/pipe')!.mode & 0o170000).toBe(0o010000);
-    expect([byName.get('newroot/owned')!.uid, byName.get('newroot/owned')!.gid]).toEqual([1000, 1001]);
-    // GNU cpio reads it too
-    const list = await execa('cpio', ['-i', '-t', '--quiet', '-F', out]);
-    expect(list.stdout.split('\n')).toContain('newroot/usr/bin/app');
-    const again = join(tmp.dir, 'root-again.cpio');
-    await writeRootCpio(root, 'newroot', again, 1_700_000_000);
-    expect((await readFile(again)).equals(buf)).toBe(true);
-    await expect(writeRootCpio(root, 'newroot', out, 1_700_000_000)).rejects.toThrow(/EEXIST/);
-  });
-
-  it('keeps hard links as links: one inode number, the content once, on the last name', async () => {
-    const root = join(tmp.dir, 'linked');
-    await mkdir(join(root, 'usr/bin'), { recursive: true });
-    await writeFile(join(root, 'usr/bin/perl'), 'interpreter');
-    await link(join(root, 'usr/bin/perl'), join(root, 'usr/bin/perl5.36.0'));
-    await link(join(root, 'usr/bin/perl'), join(root, 'alias'));
-    await writeFile(join(root, 'usr/bin/other'), 'single');
-    const out = join(tmp.dir, 'linked.cpio');
-    await writeRootCpio(root, 'r', out, 1_700_000_000);
-    const [archive] = readNewcArchives(await readFile(out));
-    const byName = new Map(archive!.map((m) => [m.name, m]));
-    const names = ['r/alias', 'r/usr/bin/perl', 'r/usr/bin/perl5.36.0'].map((n) => byName.get(n)!);
-    expect(names.map((m) => m.nlink)).toEqual([3, 3, 3]);
-    expect(new Set(names.map((m) => m.ino)).size).toBe(1);
-    expect(names.map((m) => m.data.toString())).toEqual(['', '', 'interpreter']);
-    expect(byName.get('r/usr/bin/other')).toMatchObject({ nlink: 1 });
-    expect(new Set(archive!.map((m) => m.ino)).size).toBe(archive!.length - 2);
-    // GNU cpio unpacks them as one file with three names
-    const back = join(tmp.dir, 'linked-back');
-    await mkdir(back);
-    await execa('cpio', ['-i', '-d', '--quiet', '-F', out], { cwd: back });
-    const inodes = await Promise.all(['r/alias', 'r/usr/bin/perl', 'r/usr/bin/perl5.36.0'].map(async (n) => (await stat(join(back, n))).ino));
-    expect(new Set(inodes).size).toBe(1);
-    expect(await readFile(join(back, 'r/alias'), 'utf8')).toBe('interpreter');
-    expect((await stat(join(back, 'r/alias'))).nlink).toBe(3);
   });
 });
 

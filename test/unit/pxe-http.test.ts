@@ -2,8 +2,8 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleFile, servePxeBundle, type PxeHttpServer } from '../../src/core/boot/pxe-http.js';
-import { qemuArgs } from '../../src/core/boot/qemu.js';
+import { bundleFile, servePxeBundle, type PxeHttpServer } from '../../src/run/pxe-http.js';
+import { qemuArgs } from '../../src/run/qemu.js';
 import { tempDir } from '../helpers/tmp.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;

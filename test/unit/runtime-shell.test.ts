@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { rootInit } from '../../src/core/boot/init-scripts.js';
+import { rootInit } from '../../src/core/bootable/init-scripts.js';
 import { planRuntimeState } from '../../src/core/runtime/plan.js';
 import { runtimeShell, runtimeShellLines } from '../../src/core/runtime/shell.js';
 import { parseTmpfiles } from '../../src/core/runtime/tmpfiles.js';

@@ -1,115 +1,113 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { BUILTIN_PROVIDERS } from '../../providers/index.js';
+import { defineProvider } from '../../src/api/provider.js';
 import { importImage } from '../../src/core/import/import-image.js';
+import { newLeaseOwner } from '../../src/core/repository/catalog-publications.js';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
-import type { Provider, ShipContext } from '../../src/core/ship/provider.js';
+import { findPublication, listPublications, removePublication, resumePublication } from '../../src/core/ship/publications.js';
+import type { JournalResource } from '../../src/core/ship/provider.js';
 import { asProvider, findProvider, providerEntries } from '../../src/core/ship/registry.js';
-import { givenOptions, resolveProviderOptions, shipImage } from '../../src/core/ship/ship-image.js';
-import type { AimError} from '../../src/lib/errors.js';
-import { ConfigError } from '../../src/lib/errors.js';
+import { shipImage } from '../../src/core/ship/ship-image.js';
+import { ConfigError, InterruptedError } from '../../src/lib/errors.js';
 import { RecordingReporter, silentReporter } from '../../src/lib/reporter.js';
 import { tempDir } from '../helpers/tmp.js';
 
-/** A provider that records calls and can be told to fail at a step. */
-function fakeProvider(name: string, failAt?: 'check' | 'ship'): Provider & { calls: string[] } {
-  const calls: string[] = [];
-  return {
+/** A stand-in cloud: objects by name, and a hook a test can hold an upload at. */
+interface FakeCloud {
+  objects: Map<string, string>;
+  calls: string[];
+  gate?: (name: string, signal: AbortSignal) => Promise<void>;
+  failAt?: string;
+}
+
+/** A provider over the stand-in cloud, on the v2 contract: it journals each object before creating it. */
+function cloudProvider(name: string, cloud: FakeCloud) {
+  return defineProvider({
     name,
     summary: 'test provider',
-    calls,
-    options: [
-      { name: 'target', type: 'string', required: true, env: 'FAKE_TARGET', description: 'where' },
-      { name: 'force', type: 'boolean', description: 'force' },
-    ],
-    plan: (request) => {
-      calls.push('plan');
-      return { builds: [{ format: 'tar', dir: 'tar' }], uploads: [{ file: 'rootfs.tar', destination: String(request.options.target) }], notes: [] };
+    options: z.object({
+      bucket: z.string().min(1).meta({ description: 'where', env: 'FAKE_BUCKET' }),
+      objects: z.array(z.string()).default(['a', 'b']).describe('objects to put'),
+      token: z.string().optional().meta({ description: 'API token', env: 'FAKE_TOKEN', secret: true }),
+    }),
+    target: (o) => `bucket ${o.bucket}`,
+    async observe(target) {
+      cloud.calls.push('observe');
+      // remote state by the idempotency key, as a cloud's tags would give it
+      return { present: [...cloud.objects.entries()].filter(([, key]) => key === target.key).map(([n]) => n), key: target.key };
     },
-    check: async () => {
-      calls.push('check');
-      if (failAt === 'check') throw new Error('credentials rejected');
+    plan(_image, observed, options) {
+      cloud.calls.push('plan');
+      const missing = options.objects.filter((o) => !observed.present.includes(o));
+      return { key: observed.key, missing, steps: missing.map((o) => ({ action: 'put', subject: o, detail: options.bucket })), ...(missing.length === 0 ? { upToDate: true } : {}) };
     },
-    ship: async (request, context) => {
-      calls.push('ship');
-      const built = await context.build('tar', 'tar');
-      await writeFile(join(request.outDir, 'upload.log'), 'half');
-      if (failAt === 'ship') throw new Error('upload failed');
-      return { artifacts: built.artifacts, published: [{ kind: 'test', location: String(request.options.target) }] };
+    async apply(plan, ctx) {
+      cloud.calls.push(`${ctx.resuming ? 'apply (resuming)' : 'apply'}${ctx.options.token ? ` with token ${ctx.options.token}` : ''}`);
+      const built = await ctx.build('tar', 'tar');
+      for (const o of plan.missing) {
+        const r = await ctx.journal.begin({ kind: 'object', id: o, location: ctx.options.bucket });
+        await cloud.gate?.(o, ctx.signal);
+        if (cloud.failAt === o) throw new Error(`upload of ${o} failed`);
+        cloud.objects.set(o, plan.key);
+        await ctx.journal.created(r, { data: { bytes: built.artifacts[0]!.bytes } });
+      }
+      return { published: plan.missing.map((o) => ({ kind: 'object', location: `${ctx.options.bucket}/${o}` })) };
     },
-  };
+    async remove(resource: JournalResource) {
+      cloud.calls.push(`remove ${resource.id}`);
+      cloud.objects.delete(resource.id);
+    },
+  });
 }
 
 describe('provider registry', () => {
-  it('lists the built-in providers, then valid plugin ones; malformed and clashing ones are warned about and skipped', async () => {
+  const legacy = { name: 'old', summary: 's', options: [{ name: 'x', type: 'string', description: 'd' }], plan() {}, check() {}, ship() {} };
+
+  it('lists the built-in providers the CLI passes in, then valid plugin ones; malformed, reserved and clashing ones are warned about and skipped', async () => {
     const reporter = new RecordingReporter();
+    const cloud: FakeCloud = { objects: new Map(), calls: [] };
     const entries = providerEntries(
+      { builtin: async () => cloudProvider('builtin', cloud) },
       [
-        { plugin: 'plugin-a', result: [fakeProvider('alpha'), { name: 'Bad Name', summary: 1 }] },
-        { plugin: 'plugin-b', result: fakeProvider('vmware') },
-        { plugin: 'plugin-c', result: fakeProvider('alpha') },
+        { plugin: 'plugin-a', result: [cloudProvider('alpha', cloud), { name: 'Bad Name', summary: 1 }] },
+        { plugin: 'plugin-b', result: cloudProvider('builtin', cloud) },
+        { plugin: 'plugin-c', result: cloudProvider('alpha', cloud) },
         { plugin: 'plugin-d', result: undefined },
+        { plugin: 'plugin-e', result: [legacy, cloudProvider('resume', cloud)] },
       ],
       reporter,
     );
     expect(entries.map((e) => [e.name, e.source])).toEqual([
-      ...Object.keys(BUILTIN_PROVIDERS).map((n) => [n, 'built-in']),
+      ['builtin', 'built-in'],
       ['alpha', 'plugin-a'],
     ]);
     const warnings = reporter.warnings().map((w) => `${w.code}: ${w.message}`);
-    expect(warnings).toHaveLength(3);
-    expect(warnings[0]).toMatch(/W_BAD_PROVIDER: provider "Bad Name" from plugin-a is malformed: name must be .*summary must be a string.*plan must be a function/);
-    expect(warnings[1]).toMatch(/W_PROVIDER_CLASH: provider vmware from plugin-b ignored: a built-in provider has that name/);
+    expect(warnings).toHaveLength(5);
+    expect(warnings[0]).toMatch(/W_BAD_PROVIDER: provider "Bad Name" from plugin-a is malformed: name must be .*summary must be a string.*options must be a zod object schema.*target must be a function/);
+    expect(warnings[1]).toMatch(/W_PROVIDER_CLASH: provider builtin from plugin-b ignored: a built-in provider has that name/);
     expect(warnings[2]).toMatch(/W_PROVIDER_CLASH: provider alpha from plugin-c ignored: plugin plugin-a has that name/);
+    // a provider written for the first contract is named as such
+    expect(warnings[3]).toMatch(/provider "old" from plugin-e is malformed: options must be a zod object schema .*observe must be a function; .*apply must be a function; remove must be a function/);
+    expect(warnings[4]).toMatch(/provider "resume" from plugin-e is malformed: name "resume" is taken by `aim ship resume`/);
   });
 
-  it('loads built-in providers lazily, each satisfying the interface, and names the known ones for an unknown name', async () => {
-    const entries = providerEntries([], silentReporter);
+  it('loads aim’s built-in providers lazily, each satisfying the contract, and names the known ones for an unknown name', async () => {
+    const entries = providerEntries(BUILTIN_PROVIDERS, [], silentReporter);
     const { provider, source } = await findProvider('vmware', entries);
     expect(source).toBe('built-in');
-    expect(provider.options.map((o) => o.name)).toContain('datastore-url');
+    expect(Object.keys(provider.options.shape)).toContain('datastore-url');
     await expect(findProvider('aws2', entries)).rejects.toThrow(ConfigError);
     await expect(findProvider('aws2', entries)).rejects.toMatchObject({ hint: expect.stringMatching(/known providers: vmware/) });
     expect(() => asProvider(42, 'p')).toThrow(/from p is malformed: not an object/);
   });
 });
 
-describe('provider options', () => {
-  const p = fakeProvider('fake');
-  it('takes flags, then the environment, and reports every problem at once', () => {
-    expect(resolveProviderOptions(p, { target: 'x', force: 'yes' }, {})).toEqual({ target: 'x', force: true });
-    expect(resolveProviderOptions(p, {}, { FAKE_TARGET: 'from-env' })).toEqual({ target: 'from-env', force: undefined });
-    expect(resolveProviderOptions(p, { target: 'flag' }, { FAKE_TARGET: 'env' }).target).toBe('flag');
-    let e: unknown;
-    try {
-      resolveProviderOptions(p, { force: 'maybe', colour: 'red' }, {});
-    } catch (x) {
-      e = x;
-    }
-    expect(e).toBeInstanceOf(ConfigError);
-    expect((e as AimError).message).toBe('provider fake: unknown option "colour"; target is required (or FAKE_TARGET); force: "maybe" is not true or false');
-    expect((e as AimError).hint).toBe('options of fake: --target VALUE, --force');
-  });
-
-  it('merges --opt pairs with the provider flags, refusing the same option given both ways', () => {
-    expect(givenOptions(['target=a=b', 'force=true'], { 'datastore-url': 'https://h/folder', insecure: true, name: undefined })).toEqual({
-      target: 'a=b',
-      force: 'true',
-      'datastore-url': 'https://h/folder',
-      insecure: true,
-    });
-    expect(() => givenOptions(['=x'], {})).toThrow('--opt "=x" is not name=value');
-    expect(() => givenOptions(['noequals'], {})).toThrow(ConfigError);
-    expect(() => givenOptions(['target=a'], { target: 'b' })).toThrow('option target given twice (--target and --opt target=…)');
-    // names that are also Object.prototype's are ordinary option names
-    expect({ ...givenOptions(['__proto__=x'], { constructor: 'y' }) }).toEqual({ ['__proto__']: 'x', constructor: 'y' });
-    expect(Object.keys(givenOptions(['__proto__=x', 'toString=z'], {}))).toEqual(['__proto__', 'toString']);
-  });
-});
-
-describe('shipImage', () => {
+describe('shipping under the publications journal', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let repo: Repository;
   let imageId: string;
@@ -125,74 +123,165 @@ describe('shipImage', () => {
     await repo.close();
     await tmp.cleanup();
   });
-  const request = (out: string, extra: object = {}) => ({ imageId, imageRef: 'test/img:1', outDir: join(tmp.dir, out), options: { target: 'somewhere' }, ...extra });
+  const request = (out: string, bucket: string, extra: object = {}) => ({ imageId, imageRef: 'test/img:1', outDir: join(tmp.dir, out), options: { bucket }, ...extra });
+  const store = () => repo.catalog.publications;
+  const ctrlC = () => new InterruptedError('interrupted (Ctrl-C)');
 
-  it('plans without doing anything on --dry-run', async () => {
-    const p = fakeProvider('fake');
-    const r = await shipImage(repo, p, 'built-in', request('dry', { dryRun: true }), silentReporter);
-    expect(r.dryRun).toBe(true);
-    expect(r.plan.uploads).toEqual([{ file: 'rootfs.tar', destination: 'somewhere' }]);
-    expect(p.calls).toEqual(['plan']);
+  it('--dry-run observes and plans, and writes nothing: no journal, no output directory', async () => {
+    const cloud: FakeCloud = { objects: new Map(), calls: [] };
+    const r = await shipImage(repo, cloudProvider('fake', cloud), 'built-in', request('dry', 'b-dry', { dryRun: true }), silentReporter);
+    expect(r).toMatchObject({ dryRun: true, alreadyPublished: false, target: 'bucket b-dry' });
+    expect(r.plan.steps.map((s) => `${s.action} ${s.subject}`)).toEqual(['put a', 'put b']);
+    expect(cloud.calls).toEqual(['observe', 'plan']);
     expect(existsSync(join(tmp.dir, 'dry'))).toBe(false);
+    expect((await store().list()).filter((p) => p.target === 'bucket b-dry')).toEqual([]);
   });
 
-  it('plans, checks, then ships, building into the output directory', async () => {
-    const p = fakeProvider('fake');
-    const r = await shipImage(repo, p, 'plugin-x', request('ok'), silentReporter);
-    expect(p.calls).toEqual(['plan', 'check', 'ship']);
-    expect(r.artifacts.map((a) => a.path)).toEqual([join(tmp.dir, 'ok', 'tar', 'rootfs.tar')]);
-    expect(r.published).toEqual([{ kind: 'test', location: 'somewhere' }]);
+  it('the same ship twice gives one publication: the second finds it by observe and the journal, and does nothing', async () => {
+    const cloud: FakeCloud = { objects: new Map(), calls: [] };
+    const p = cloudProvider('fake', cloud);
+    const first = await shipImage(repo, p, 'built-in', request('twice-1', 'b-twice'), silentReporter);
+    expect(first).toMatchObject({ alreadyPublished: false, resumed: false, published: [{ location: 'b-twice/a' }, { location: 'b-twice/b' }] });
+    expect(first.publication!.state).toBe('published');
+    expect(first.publication!.resources.map((r) => `${r.kind} ${r.state}`)).toEqual(['build created', 'object created', 'object created']);
+    expect([...cloud.objects.values()]).toEqual([first.key, first.key]);
+    const second = await shipImage(repo, p, 'built-in', request('twice-2', 'b-twice'), silentReporter);
+    expect(second).toMatchObject({ alreadyPublished: true, key: first.key, artifacts: [] });
+    expect(second.publication!.id).toBe(first.publication!.id);
+    expect(cloud.calls.filter((c) => c.startsWith('apply'))).toEqual(['apply']);
+    expect(existsSync(join(tmp.dir, 'twice-2'))).toBe(false);
+    expect((await listPublications(repo)).filter((x) => x.key === first.key)).toHaveLength(1);
   });
 
-  it('stops at a failed check before any work, and removes what a failed ship built (exit 10 for plugin errors)', async () => {
-    const checking = fakeProvider('fake', 'check');
-    await expect(shipImage(repo, checking, 'plugin-x', request('c'), silentReporter)).rejects.toMatchObject({ code: 'E_PROVIDER', exitCode: 10, message: 'provider fake: credentials rejected' });
-    expect(checking.calls).toEqual(['plan', 'check']);
-    expect(existsSync(join(tmp.dir, 'c'))).toBe(false);
-
-    const shipping = fakeProvider('fake', 'ship');
-    await expect(shipImage(repo, shipping, 'plugin-x', request('s'), silentReporter)).rejects.toMatchObject({ code: 'E_PROVIDER', message: 'provider fake failed: upload failed' });
-    expect(existsSync(join(tmp.dir, 's'))).toBe(false);
-
-    // an existing empty directory is kept, and emptied again
-    await mkdir(join(tmp.dir, 'kept'));
-    await expect(shipImage(repo, fakeProvider('fake', 'ship'), 'plugin-x', request('kept'), silentReporter)).rejects.toThrow(/upload failed/);
-    expect(await readdir(join(tmp.dir, 'kept'))).toEqual([]);
+  it('a failed apply is rolled back: every journalled resource removed newest first, the output directory too', async () => {
+    const cloud: FakeCloud = { objects: new Map(), calls: [], failAt: 'b' };
+    const e = await shipImage(repo, cloudProvider('fake', cloud), 'plugin-x', request('fail', 'b-fail'), silentReporter).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'E_PROVIDER', exitCode: 10, message: 'provider fake failed: upload of b failed', hint: expect.stringMatching(/plugin plugin-x/) });
+    expect(cloud.calls.filter((c) => c.startsWith('remove'))).toEqual(['remove b', 'remove a']);
+    expect(cloud.objects.size).toBe(0);
+    expect(existsSync(join(tmp.dir, 'fail'))).toBe(false);
+    const [pub] = (await listPublications(repo, { all: true })).filter((x) => x.target === 'bucket b-fail');
+    expect(pub).toMatchObject({ state: 'failed', error: { code: 'E_PROVIDER' } });
+    expect(pub!.resources.map((r) => `${r.kind} ${r.id.split('/').pop()} ${r.state}`)).toEqual(['build tar removed', 'object a removed', 'object b removed']);
   });
 
-  it('refuses a non-empty output directory and builds outside it', async () => {
+  it('Ctrl-C mid-apply keeps what exists in the journal; resume finishes only what is missing; rm removes it all', async () => {
+    const cloud: FakeCloud = { objects: new Map(), calls: [] };
+    const controller = new AbortController();
+    cloud.gate = async (name, signal) => {
+      if (name !== 'b') return;
+      controller.abort(ctrlC());
+      signal.throwIfAborted();
+    };
+    const p = cloudProvider('fake', cloud);
+    const e = await shipImage(repo, p, 'built-in', request('int', 'b-int', { signal: controller.signal, env: { FAKE_TOKEN: 'tok-1' } }), silentReporter).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(InterruptedError);
+    const id = /publication ([0-9a-f]{12}) stopped/.exec((e as Error).message)![1]!;
+    expect((e as InterruptedError).hint).toBe(`aim ship resume ${id} finishes it; aim ship rm ${id} removes what it created`);
+    const pub = await findPublication(store(), id.slice(0, 6));
+    // the secret option is not in the journal
+    expect(pub.options).toEqual({ bucket: 'b-int' });
+    const view = (await listPublications(repo)).find((x) => x.id === id)!;
+    expect(view.state).toBe('interrupted');
+    expect(view.resources.map((r) => `${r.kind} ${r.id.split('/').pop()} ${r.state}`)).toEqual(['build tar created', 'object a created', 'object b pending']);
+    expect([...cloud.objects.keys()]).toEqual(['a']);
+    expect(await readdir(join(tmp.dir, 'int', 'tar'))).toEqual(['rootfs.tar']);
+
+    cloud.gate = undefined;
+    const reporter = new RecordingReporter();
+    const resumed = await resumePublication(repo, p, pub, { env: { FAKE_TOKEN: 'tok-2' }, signal: new AbortController().signal }, reporter);
+    expect(resumed).toMatchObject({ resumed: true, alreadyPublished: false });
+    expect(resumed.publication.state).toBe('published');
+    // the secret came from the environment again
+    expect(cloud.calls.filter((c) => c.startsWith('apply'))).toEqual(['apply with token tok-1', 'apply (resuming) with token tok-2']);
+    // observe saw "a" in place: the plan only puts "b"; the intact build was reused
+    expect(resumed.published.map((x) => x.location)).toEqual(['b-int/b']);
+    expect(reporter.events.some((x) => x.type === 'info' && /reusing the tar build/.test(x.message))).toBe(true);
+    expect(resumed.publication.resources.map((r) => `${r.kind} ${r.id.split('/').pop()} ${r.state}`)).toEqual(['build tar created', 'object a created', 'object b created']);
+
+    const removed = await removePublication(repo, p, pub, { env: {}, signal: new AbortController().signal }, silentReporter);
+    expect(removed.removed.map((r) => r.id.split('/').pop())).toEqual(['b', 'a', 'tar']);
+    expect(removed.publication.state).toBe('removed');
+    expect(cloud.objects.size).toBe(0);
+    expect(existsSync(join(tmp.dir, 'int'))).toBe(false);
+    await expect(resumePublication(repo, p, (await store().get(id))!, { env: {}, signal: new AbortController().signal }, silentReporter)).rejects.toThrow(/was removed: there is nothing to resume/);
+    await expect(findPublication(store(), 'ffffffff')).rejects.toMatchObject({ code: 'E_NO_PUBLICATION', exitCode: 3 });
+  });
+
+  it('a resume rebuilds a journalled build whose files changed, and rm refuses a publication another live run holds', async () => {
+    const cloud: FakeCloud = { objects: new Map(), calls: [] };
+    const controller = new AbortController();
+    cloud.gate = async (name, signal) => {
+      if (name !== 'a') return;
+      controller.abort(ctrlC());
+      signal.throwIfAborted();
+    };
+    const p = cloudProvider('fake', cloud);
+    const e = (await shipImage(repo, p, 'built-in', request('tamper', 'b-tamper', { signal: controller.signal }), silentReporter).catch((x: unknown) => x)) as Error;
+    const id = /publication ([0-9a-f]{12}) stopped/.exec(e.message)![1]!;
+    await writeFile(join(tmp.dir, 'tamper', 'tar', 'rootfs.tar'), 'changed behind aim');
+    cloud.gate = undefined;
+
+    // another run holds the publication: rm waits for nobody, it says so
+    const other = newLeaseOwner();
+    const held = await store().claimId(id, other);
+    expect(held?.busy).toBeUndefined();
+    await expect(removePublication(repo, p, (await store().get(id))!, { env: {}, signal: new AbortController().signal }, silentReporter)).rejects.toMatchObject({ code: 'E_BUSY', exitCode: 9 });
+    await expect(resumePublication(repo, p, (await store().get(id))!, { env: {}, signal: new AbortController().signal }, silentReporter)).rejects.toMatchObject({ code: 'E_BUSY' });
+    await store().release(id, other);
+
+    const reporter = new RecordingReporter();
+    const resumed = await resumePublication(repo, p, (await store().get(id))!, { env: {}, signal: new AbortController().signal }, reporter);
+    expect(reporter.events.some((x) => x.type === 'info' && /reusing/.test(x.message))).toBe(false);
+    expect(resumed.artifacts[0]!.sha256).not.toBe(createHash('sha256').update('changed behind aim').digest('hex'));
+    expect(resumed.publication.resources.map((r) => `${r.kind} ${r.state}`)).toEqual(['build removed', 'object created', 'build created', 'object created']);
+  });
+
+  it('two runs of the same ship at once: the second waits for the first and finds its publication', async () => {
+    const cloud: FakeCloud = { objects: new Map(), calls: [] };
+    let release = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    let entered = () => {};
+    const inside = new Promise<void>((r) => (entered = r));
+    cloud.gate = async (name) => {
+      if (name !== 'a') return;
+      entered();
+      await held;
+    };
+    const p = cloudProvider('fake', cloud);
+    const first = shipImage(repo, p, 'built-in', request('race-1', 'b-race'), silentReporter);
+    await inside;
+    // the first run holds the lease, inside apply: the second must wait for it
+    const reporter = new RecordingReporter();
+    const second = shipImage(repo, p, 'built-in', request('race-2', 'b-race'), reporter);
+    const deadline = Date.now() + 30_000;
+    while (!reporter.events.some((x) => x.type === 'info' && /waiting for the run/.test(x.message)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(reporter.events.some((x) => x.type === 'info' && /waiting for the run/.test(x.message))).toBe(true);
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.alreadyPublished).toBe(false);
+    expect(b).toMatchObject({ alreadyPublished: true, waited: true });
+    expect(b.publication!.id).toBe(a.publication!.id);
+    expect(cloud.calls.filter((c) => c.startsWith('apply'))).toEqual(['apply']);
+    expect(existsSync(join(tmp.dir, 'race-2'))).toBe(false);
+  });
+
+  it('refuses a non-empty output directory and builds outside it, before journalling anything', async () => {
+    const cloud: FakeCloud = { objects: new Map(), calls: [] };
     await mkdir(join(tmp.dir, 'full'));
     await writeFile(join(tmp.dir, 'full', 'x'), '');
-    await expect(shipImage(repo, fakeProvider('fake'), 'built-in', request('full'), silentReporter)).rejects.toThrow(/is not empty/);
-    const escaping = { ...fakeProvider('fake'), ship: async (_r: unknown, c: Parameters<Provider['ship']>[1]) => ({ artifacts: (await c.build('tar', '../elsewhere')).artifacts, published: [] }) };
-    await expect(shipImage(repo, escaping, 'plugin-x', request('esc'), silentReporter)).rejects.toThrow(/must be a subdirectory/);
+    await expect(shipImage(repo, cloudProvider('fake', cloud), 'built-in', request('full', 'b-full'), silentReporter)).rejects.toThrow(/is not empty/);
+    expect((await store().list()).filter((x) => x.target === 'bucket b-full')).toEqual([]);
+    const escaping = { ...cloudProvider('fake', cloud), apply: async (_plan: unknown, c: { build: (f: 'tar', d: string) => Promise<unknown> }) => ({ published: [], x: await c.build('tar', '../elsewhere') }) };
+    await expect(shipImage(repo, escaping as never, 'plugin-x', request('esc', 'b-esc'), silentReporter)).rejects.toThrow(/must be a subdirectory/);
     expect(existsSync(join(tmp.dir, 'elsewhere'))).toBe(false);
     expect(existsSync(join(tmp.dir, 'esc'))).toBe(false);
   });
-});
 
-describe('vmware provider', () => {
-  it('builds the VMDK once and packs that VMDK into the OVA; --memory is checked before any work', async () => {
-    const { provider } = await findProvider('vmware', providerEntries([], silentReporter));
-    const builds: { format: string; subdir: string; options: Record<string, unknown> }[] = [];
-    const context: ShipContext = {
-      reporter: silentReporter,
-      signal: new AbortController().signal,
-      env: {},
-      requireFormat: () => undefined,
-      build: async (format, subdir, options = {}) => {
-        builds.push({ format, subdir, options });
-        const path = `/out/${subdir}/${format === 'vmdk' ? 'disk.vmdk' : 'web.ova'}`;
-        return { imageId: 'id', format, outDir: `/out/${subdir}`, artifacts: [{ path, kind: format, bytes: 1, sha256: 'x' }], seconds: 0 };
-      },
-    };
-    const request = { imageId: 'a'.repeat(64), imageRef: 'slim/web:1', outDir: '/out', options: { kernel: 'core/kernel:bookworm', memory: '1024' } };
-    const outcome = await provider.ship(request, context);
-    expect(builds).toEqual([
-      { format: 'vmdk', subdir: 'vmdk', options: { platform: 'vmware', kernelImage: 'core/kernel:bookworm' } },
-      { format: 'ova', subdir: 'ova', options: { platform: 'vmware', kernelImage: 'core/kernel:bookworm', vmdk: '/out/vmdk/disk.vmdk', vmName: 'slim-web-1', memoryMiB: 1024 } },
-    ]);
-    expect(outcome.published.map((p) => p.location)).toEqual(['/out/vmdk/disk.vmdk', '/out/ova/web.ova']);
-    await expect(provider.check({ ...request, options: { memory: 'lots' } }, context)).rejects.toThrow(/--memory lots: expected the VM's memory in MiB/);
+  it('keeps the code of an aim error a plugin threw from its own copy of aim', async () => {
+    const cloud: FakeCloud = { objects: new Map(), calls: [] };
+    const foreign = Object.assign(new Error('bucket b-own is not yours'), { code: 'E_BUCKET_FORBIDDEN', exitCode: 10, hint: 'ask the owner' });
+    const p = { ...cloudProvider('fake', cloud), observe: async () => Promise.reject(foreign) };
+    await expect(shipImage(repo, p as never, 'plugin-y', request('own', 'b-own'), silentReporter)).rejects.toMatchObject({ code: 'E_BUCKET_FORBIDDEN', exitCode: 10, hint: 'ask the owner', message: 'bucket b-own is not yours' });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withoutAimDir } from '../../src/core/boot/root-tree.js';
+import { withoutAimDir } from '../../src/core/bootable/root-tree.js';
 import { safeTreeEntries } from '../../src/core/export/tree-order.js';
 import type { Entry } from '../../src/core/model/entry.js';
 import { RecordingReporter } from '../../src/lib/reporter.js';

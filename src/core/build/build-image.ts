@@ -1,11 +1,11 @@
 import { makeScratchDir, sha256File } from '../../lib/fs.js';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ConfigError, whenAborted } from '../../lib/errors.js';
+import { ConfigError, cancellationError, throwIfCancelled } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
-import { chooseKernel } from '../boot/kernel-choice.js';
+import { chooseKernel } from '../bootable/kernel-choice.js';
 import { FORMAT_BUILDERS } from './formats.js';
 import { BOOTABLE_FORMATS, type Artifact, type BuildFormat, type BuildRequest, type BuildResult, type FormatBuilder } from './types.js';
 
@@ -40,20 +40,23 @@ export async function buildImage(repo: Repository, request: BuildRequest, report
   const kernel = BOOTABLE_FORMATS.includes(request.format) ? await chooseKernel(repo, entries, request.kernelImage, reporter) : undefined;
   const workDir = await makeScratchDir('build');
   reporter.emit({ type: 'stage', stage: 'build', status: 'start', detail: `${request.format} → ${outDir}` });
-  const aborted = whenAborted(request.signal);
+  const signal = request.signal ?? new AbortController().signal;
   try {
+    throwIfCancelled(signal);
     await mkdir(outDir, { recursive: true });
-    // On abort the builder is abandoned (the process is about to exit) and its output removed.
-    const written = await Promise.race([builder({ repo, request: { ...request, outDir, kernelImage: kernel?.ref }, entries, workDir, reporter }), aborted.promise]);
+    // The builder stops its own tools and streams on abort and returns only when they are gone,
+    // so nothing writes into the output once it is removed.
+    const written = await builder({ repo, request: { ...request, outDir, kernelImage: kernel?.ref }, entries, workDir, reporter, signal });
+    throwIfCancelled(signal);
     const artifacts: Artifact[] = [];
     for (const a of written) artifacts.push({ ...a, bytes: (await stat(a.path)).size, sha256: await sha256File(a.path) });
     reporter.emit({ type: 'stage', stage: 'build', status: 'done' });
     return { imageId: request.imageId, format: request.format, outDir, artifacts, ...(kernel ? { kernel } : {}), seconds: Number(process.hrtime.bigint() - started) / 1e9 };
   } catch (e) {
     await removePartialOutput(outDir, state);
-    throw e;
+    // whatever a stopped tool or stream failed with, an aborted build says it was cancelled
+    throw signal.aborted ? cancellationError(signal) : e;
   } finally {
-    aborted.dispose();
     await rm(workDir, { recursive: true, force: true });
   }
 }

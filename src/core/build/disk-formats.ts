@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InternalError } from '../../lib/errors.js';
 import { requireTool, runTool } from '../../lib/exec.js';
-import { derivedUuid } from '../boot/ids.js';
+import { derivedUuid } from '../bootable/ids.js';
 import { buildRawDisk } from './raw.js';
 import type { BuildContext, FormatBuilder } from './types.js';
 
@@ -47,7 +47,7 @@ export async function convertedDisk(context: BuildContext, format: 'qcow2' | 'vm
   await buildRawDisk(context, raw);
   const options = format === 'vmdk' ? ['-o', 'subformat=streamOptimized'] : [];
   context.reporter.emit({ type: 'stage', stage: format, status: 'start' });
-  await runTool('qemu-img', ['convert', '-f', 'raw', '-O', format, ...options, raw, out]);
+  await runTool('qemu-img', ['convert', '-f', 'raw', '-O', format, ...options, raw, out], { cancelSignal: context.signal });
   if (format === 'vmdk') await fixVmdkCid(out, context.request.imageId);
   context.reporter.emit({ type: 'stage', stage: format, status: 'done' });
   return out;

@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError, InputError } from '../../lib/errors.js';
+import { ConfigError, InputError, throwIfCancelled } from '../../lib/errors.js';
 import { tarEntries } from '../export/export-image.js';
 import { writeTar } from '../export/tar-writer.js';
 import type { Entry } from '../model/entry.js';
@@ -38,7 +38,7 @@ export function checkRefName(ref: string): void {
  * Reproducible: the tar comes from the deterministic tar writer, gzip has a fixed header, the
  * config's times are fixed, so the same image gives the same digests.
  */
-export const buildOci: FormatBuilder = async ({ repo, request, entries, reporter }) => {
+export const buildOci: FormatBuilder = async ({ repo, request, entries, reporter, signal }) => {
   refuseWhiteoutNames(entries);
   const ref = request.ref ?? 'latest';
   checkRefName(ref);
@@ -57,9 +57,9 @@ export const buildOci: FormatBuilder = async ({ repo, request, entries, reporter
     layout,
     (out) => writeTar(members, out),
     (done) => reporter.emit({ type: 'progress', stage: 'oci layer', done, total, unit: 'bytes' }),
-    request.signal,
+    signal,
   );
-  request.signal?.throwIfAborted();
+  throwIfCancelled(signal);
   const config = await writeJsonBlob(
     layout,
     'application/vnd.oci.image.config.v1+json',

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InputError } from '../../lib/errors.js';
 import { requireTool, runTool } from '../../lib/exec.js';
-import { sourceDateEpoch } from '../boot/ids.js';
+import { sourceDateEpoch } from '../bootable/ids.js';
 import { writeTar, type TarWriteEntry } from '../export/tar-writer.js';
 import { indexTarFile } from '../import/tar-reader.js';
 import { convertedDisk } from './disk-formats.js';
@@ -26,6 +26,8 @@ export interface OvaInput {
   cpus?: number;
   /** The one time every tar member carries. */
   mtime: number;
+  /** Stops the tools and the archive; the .ova is removed. */
+  signal?: AbortSignal;
 }
 
 interface VmdkFacts {
@@ -34,8 +36,9 @@ interface VmdkFacts {
 }
 
 /** Virtual size and bytes holding data (qemu-img map's data extents) of a stream-optimized VMDK. */
-async function vmdkFacts(vmdk: string): Promise<VmdkFacts> {
-  const info = JSON.parse((await runTool('qemu-img', ['info', '--output=json', vmdk])).stdout) as {
+async function vmdkFacts(vmdk: string, signal?: AbortSignal): Promise<VmdkFacts> {
+  const tool = signal ? { cancelSignal: signal } : {};
+  const info = JSON.parse((await runTool('qemu-img', ['info', '--output=json', vmdk], tool)).stdout) as {
     format?: string;
     'virtual-size'?: number;
     'format-specific'?: { data?: { 'create-type'?: string } };
@@ -44,7 +47,7 @@ async function vmdkFacts(vmdk: string): Promise<VmdkFacts> {
   if (info.format !== 'vmdk' || type !== 'streamOptimized') {
     throw new InputError('E_NOT_STREAM_OPTIMIZED', `${vmdk}: an OVA needs a stream-optimized VMDK, not ${info.format === 'vmdk' ? `a ${type ?? 'unknown'} VMDK` : info.format ?? 'this file'}`);
   }
-  const map = JSON.parse((await runTool('qemu-img', ['map', '--output=json', '-f', 'vmdk', vmdk])).stdout) as { length: number; data: boolean }[];
+  const map = JSON.parse((await runTool('qemu-img', ['map', '--output=json', '-f', 'vmdk', vmdk], tool)).stdout) as { length: number; data: boolean }[];
   return { virtualBytes: info['virtual-size'] ?? 0, populatedBytes: map.reduce((sum, m) => sum + (m.data ? m.length : 0), 0) };
 }
 
@@ -56,7 +59,7 @@ async function vmdkFacts(vmdk: string): Promise<VmdkFacts> {
  */
 export async function writeOva(input: OvaInput): Promise<{ ovf: string; manifest: string }> {
   requireTool('qemu-img');
-  const facts = await vmdkFacts(input.vmdk);
+  const facts = await vmdkFacts(input.vmdk, input.signal);
   const diskFile = `${input.name}-disk1.vmdk`;
   const diskBytes = (await stat(input.vmdk)).size;
   const ovf = ovfDescriptor({ name: input.name, diskFile, diskFileBytes: diskBytes, capacityBytes: facts.virtualBytes, populatedBytes: facts.populatedBytes, memoryMiB: input.memoryMiB, cpus: input.cpus ?? 1 });
@@ -85,6 +88,7 @@ export async function writeOva(input: OvaInput): Promise<{ ovf: string; manifest
     await writeTar(
       [member(ovfName, ovfBytes.length, Readable.from([ovfBytes])), member(`${input.name}.mf`, mfBytes.length, Readable.from([mfBytes])), member(diskFile, diskBytes, createReadStream(input.vmdk))],
       out,
+      input.signal,
     );
     out.end();
     await closed;
@@ -101,13 +105,13 @@ export async function writeOva(input: OvaInput): Promise<{ ovf: string; manifest
  * The disk inside an OVA, copied to `dir` (for booting it): the first .vmdk member, found by
  * reading the tar headers only.
  */
-export async function extractOvaDisk(ova: string, dir: string): Promise<string> {
+export async function extractOvaDisk(ova: string, dir: string, signal?: AbortSignal): Promise<string> {
   const { members } = await indexTarFile(ova);
   const disk = members.find((m) => m.type === 'file' && m.name.toString('utf8').endsWith('.vmdk'));
   if (!disk) throw new InputError('E_NOT_BOOTABLE', `${ova}: the OVA holds no .vmdk disk`);
   const name = disk.name.toString('utf8').replace(/^.*\//, '');
   const out = join(dir, name);
-  await pipeline(createReadStream(ova, { start: disk.dataOffset, end: disk.dataOffset + disk.dataSize - 1 }), createWriteStream(out, { flags: 'wx' }));
+  await pipeline(createReadStream(ova, { start: disk.dataOffset, end: disk.dataOffset + disk.dataSize - 1 }), createWriteStream(out, { flags: 'wx' }), ...(signal ? [{ signal }] : []));
   return out;
 }
 
@@ -126,7 +130,7 @@ export const buildOva: FormatBuilder = async (context) => {
   }
   context.reporter.emit({ type: 'stage', stage: 'ova', status: 'start' });
   const out = join(request.outDir, `${name}.ova`);
-  await writeOva({ vmdk, out, name, memoryMiB: request.memoryMiB ?? OVA_DEFAULT_MEMORY_MIB, mtime: sourceDateEpoch(context.entries) });
+  await writeOva({ vmdk, out, name, memoryMiB: request.memoryMiB ?? OVA_DEFAULT_MEMORY_MIB, mtime: sourceDateEpoch(context.entries), signal: context.signal });
   context.reporter.emit({ type: 'stage', stage: 'ova', status: 'done' });
   return [{ path: out, kind: 'OVA (OVF 1.0 + stream-optimized VMDK; EFI, PVSCSI, VMXNET3)' }];
 };

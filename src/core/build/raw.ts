@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
 import { copyFile, open, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError, MissingToolError } from '../../lib/errors.js';
+import { ConfigError, MissingToolError, throwIfCancelled } from '../../lib/errors.js';
+import { writeNewFile } from '../../lib/fs.js';
 import { requireTool, runTool } from '../../lib/exec.js';
-import { makeExt4 } from '../boot/ext4.js';
-import { buildInitramfs } from '../boot/initramfs.js';
-import { planBoot, type BootPlan } from '../boot/plan.js';
-import { aimFilesBytes, prepareRootTree } from '../boot/root-tree.js';
-import { ext4Size } from '../boot/sizing.js';
+import { makeExt4 } from './ext4.js';
+import { buildInitramfs } from '../bootable/initramfs.js';
+import { planBoot, type BootPlan } from '../bootable/plan.js';
+import { consoleArgs } from '../bootable/platforms.js';
+import { aimFilesBytes, prepareRootTree } from '../bootable/root-tree.js';
+import { ext4Size } from './ext4-size.js';
 import type { BuildContext, FormatBuilder } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -21,23 +23,19 @@ const ROOT_TYPE = '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
 
 const RAW_TOOLS = ['mke2fs', 'dumpe2fs', 'debugfs', 'sfdisk', 'mkfs.vfat', 'mmd', 'mcopy', 'zstd', 'busybox'];
 
-/** Kernel console arguments for a platform: the serial console, and the screen too on VMware. */
-export function consoleArgs(platform: string): string {
-  return platform === 'vmware' ? 'console=tty0 console=ttyS0,115200' : 'console=ttyS0,115200';
-}
-
-/** The kernel command line of an aim-booted image. */
-export function kernelCommandLine(plan: BootPlan, platform: string): string {
-  return `root=UUID=${plan.ids.rootUuid} rw ${consoleArgs(platform)} panic=-1`;
+/** The kernel command line of an aim-booted disk. */
+export function kernelCommandLine(plan: BootPlan): string {
+  return `root=UUID=${plan.ids.rootUuid} rw ${consoleArgs(plan.platform)} panic=-1`;
 }
 
 /** Copies `src` into `dst` at `offset`, leaving all-zero blocks as holes (dst is sparse). */
-async function writeAt(src: string, dst: string, offset: number): Promise<void> {
+async function writeAt(src: string, dst: string, offset: number, signal: AbortSignal): Promise<void> {
   const input = await open(src, 'r');
   const output = await open(dst, 'r+');
   try {
     const buf = Buffer.alloc(MiB);
     for (let pos = 0; ; ) {
+      throwIfCancelled(signal);
       const { bytesRead } = await input.read(buf, 0, buf.length, pos);
       if (bytesRead === 0) break;
       for (let b = 0; b < bytesRead; b += 4096) {
@@ -56,23 +54,24 @@ async function writeAt(src: string, dst: string, offset: number): Promise<void> 
 async function makeEsp(context: BuildContext, plan: BootPlan, dir: string, initrd: string): Promise<string> {
   const esp = join(dir, 'esp.img');
   const env = { SOURCE_DATE_EPOCH: String(plan.epoch) };
+  const tool = { env, cancelSignal: context.signal };
   const vmlinuz = join(dir, 'vmlinuz');
-  await writeFile(vmlinuz, await plan.kernel.readVmlinuz());
+  await writeNewFile(plan.kernel.vmlinuz.open(), vmlinuz, context.signal);
   const loader = join(dir, 'loader.conf');
   await writeFile(loader, 'default aim.conf\ntimeout 0\nconsole-mode keep\neditor no\n');
   const entry = join(dir, 'aim.conf');
-  await writeFile(entry, `title aim ${context.request.imageId.slice(0, 12)}\nlinux /aim/vmlinuz\ninitrd /aim/initrd.img\noptions ${kernelCommandLine(plan, context.request.platform)}\n`);
+  await writeFile(entry, `title aim ${context.request.imageId.slice(0, 12)}\nlinux /aim/vmlinuz\ninitrd /aim/initrd.img\noptions ${kernelCommandLine(plan)}\n`);
   for (const f of [vmlinuz, loader, entry, initrd]) await utimes(f, plan.epoch, plan.epoch);
   await writeFile(esp, '');
   await truncate(esp, ESP_MIB * MiB);
-  await runTool('mkfs.vfat', ['-F', '32', '-s', '1', '--invariant', '-i', plan.ids.espVolumeId, '-n', 'AIM-ESP', esp], { env });
-  await runTool('mmd', ['-i', esp, '::/EFI', '::/EFI/BOOT', '::/loader', '::/loader/entries', '::/aim'], { env });
+  await runTool('mkfs.vfat', ['-F', '32', '-s', '1', '--invariant', '-i', plan.ids.espVolumeId, '-n', 'AIM-ESP', esp], tool);
+  await runTool('mmd', ['-i', esp, '::/EFI', '::/EFI/BOOT', '::/loader', '::/loader/entries', '::/aim'], tool);
   // -m keeps each file's time, so the boot loader goes through a copy carrying the artifact's time.
   const efi = join(dir, 'BOOTX64.EFI');
   await copyFile(SYSTEMD_BOOT_EFI, efi);
   await utimes(efi, plan.epoch, plan.epoch);
   const copies: [string, string][] = [[efi, '::/EFI/BOOT/BOOTX64.EFI'], [loader, '::/loader/loader.conf'], [entry, '::/loader/entries/aim.conf'], [vmlinuz, '::/aim/vmlinuz'], [initrd, '::/aim/initrd.img']];
-  for (const [from, to] of copies) await runTool('mcopy', ['-m', '-i', esp, from, to], { env });
+  for (const [from, to] of copies) await runTool('mcopy', ['-m', '-i', esp, from, to], tool);
   return esp;
 }
 
@@ -103,17 +102,17 @@ export function checkRawTools(): void {
  */
 export async function buildRawDisk(context: BuildContext, out: string): Promise<{ plan: BootPlan; diskMiB: number }> {
   checkRawTools();
-  const plan = await planBoot(context);
+  const plan = await planBoot(context.repo, context.request, context.entries, context.reporter);
   const layout = await diskLayout(context, plan);
-  const { reporter, workDir } = context;
+  const { reporter, workDir, signal } = context;
   reporter.emit({ type: 'stage', stage: 'root', status: 'start', detail: `${layout.rootMiB} MiB ext4` });
   const tree = join(workDir, 'root');
-  await prepareRootTree(context, plan, tree);
+  await prepareRootTree(plan, context.entries, context.repo.blobs, tree, reporter, signal);
   const rootImg = join(workDir, 'root.img');
-  await makeExt4({ image: rootImg, sourceDir: tree, mib: layout.rootMiB, inodes: layout.inodes, uuid: plan.ids.rootUuid, hashSeed: plan.ids.hashSeed, label: 'aim-root', epoch: plan.epoch });
+  await makeExt4({ image: rootImg, sourceDir: tree, mib: layout.rootMiB, inodes: layout.inodes, uuid: plan.ids.rootUuid, hashSeed: plan.ids.hashSeed, label: 'aim-root', epoch: plan.epoch }, signal);
   reporter.emit({ type: 'stage', stage: 'root', status: 'done' });
   reporter.emit({ type: 'stage', stage: 'initramfs', status: 'start', detail: `${context.request.platform}: ${plan.modules.join(' ')}` });
-  const initrd = await buildInitramfs({ kernel: plan.kernel, modules: plan.modules, init: plan.init, mtime: plan.epoch }, join(workDir, 'initrd.img'));
+  const initrd = await buildInitramfs({ kernel: plan.kernel, modules: plan.modules, init: plan.init, mtime: plan.epoch }, join(workDir, 'initrd.img'), signal);
   reporter.emit({ type: 'stage', stage: 'initramfs', status: 'done', detail: `${initrd.modules.length} modules` });
   const esp = await makeEsp(context, plan, workDir, initrd.path);
   reporter.emit({ type: 'stage', stage: 'disk', status: 'start', detail: `${layout.diskMiB} MiB GPT` });
@@ -129,9 +128,9 @@ export async function buildRawDisk(context: BuildContext, out: string): Promise<
     `start=${sectors(espStart)}, size=${sectors(ESP_MIB * MiB)}, type=${ESP_TYPE}, uuid=${plan.ids.espGuid}, name="ESP"`,
     `start=${sectors(rootStart)}, size=${sectors(layout.rootMiB * MiB)}, type=${ROOT_TYPE}, uuid=${plan.ids.rootGuid}, name="root"`,
   ].join('\n');
-  await runTool('sfdisk', ['-q', '--no-reread', '--no-tell-kernel', out], { input: `${table}\n` });
-  await writeAt(esp, out, espStart);
-  await writeAt(rootImg, out, rootStart);
+  await runTool('sfdisk', ['-q', '--no-reread', '--no-tell-kernel', out], { input: `${table}\n`, cancelSignal: signal });
+  await writeAt(esp, out, espStart, signal);
+  await writeAt(rootImg, out, rootStart, signal);
   reporter.emit({ type: 'stage', stage: 'disk', status: 'done' });
   return { plan, diskMiB: layout.diskMiB };
 }

@@ -1,7 +1,8 @@
 import type { Reporter } from '../../lib/reporter.js';
 import type { Entry } from '../model/entry.js';
 import type { Repository } from '../repository/repository.js';
-import type { KernelChoice } from '../boot/kernel-choice.js';
+import type { KernelChoice } from '../bootable/kernel-choice.js';
+import type { Platform } from '../bootable/platforms.js';
 
 /** Every artifact format `aim build` writes. */
 export const BUILD_FORMATS = ['raw', 'qcow2', 'vmdk', 'ova', 'pxe', 'tar', 'oci'] as const;
@@ -10,10 +11,6 @@ export type BuildFormat = (typeof BUILD_FORMATS)[number];
 /** Formats that boot: they pair the image with a kernel. */
 export const BOOTABLE_FORMATS: readonly BuildFormat[] = ['raw', 'qcow2', 'vmdk', 'ova', 'pxe'];
 
-/** The platform a bootable artifact targets: decides which kernel modules the initramfs carries. */
-export const PLATFORMS = ['qemu', 'ec2', 'vmware'] as const;
-export type Platform = (typeof PLATFORMS)[number];
-
 /** What the user asked for, after flags, environment and defaults are resolved. */
 export interface BuildRequest {
   /** Image to build (resolved id). */
@@ -21,6 +18,7 @@ export interface BuildRequest {
   format: BuildFormat;
   /** New or empty directory the artifacts are written into. */
   outDir: string;
+  /** The platform a bootable artifact targets (bootable/platforms): console, initramfs drivers. */
   platform: Platform;
   /** Extra kernel modules for the initramfs, beyond the platform's list. */
   modules: string[];
@@ -44,7 +42,7 @@ export interface BuildRequest {
   vmdk?: string;
   /** OCI layouts: the image's name in index.json (org.opencontainers.image.ref.name); default "latest". */
   ref?: string;
-  /** Aborts the build (Ctrl-C); partial output is removed as on any failure. */
+  /** Stops the build (Ctrl-C, a server shutting down): its tools are killed, partial output removed, and it rejects with the signal's cancellation error. */
   signal?: AbortSignal;
 }
 
@@ -76,6 +74,11 @@ export interface BuildContext {
   /** Scratch directory, removed after the build whatever happens. */
   workDir: string;
   reporter: Reporter;
+  /**
+   * Stops the build: builders pass it to every tool (execa's cancelSignal) and stream, and reject
+   * with its cancellation error once their tools have exited; buildImage then removes the output.
+   */
+  signal: AbortSignal;
 }
 
 /**

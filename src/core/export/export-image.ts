@@ -3,7 +3,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { BeneathRoot } from '../../lib/beneath.js';
-import { ConfigError, PermissionError, errnoCode } from '../../lib/errors.js';
+import { ConfigError, PermissionError, cancellationError, errnoCode } from '../../lib/errors.js';
 import { partialFile } from '../../lib/fs.js';
 import { spawnTool } from '../../lib/exec.js';
 import { CAP, hasCapability } from '../../lib/privileges.js';
@@ -95,20 +95,20 @@ export async function removePartialOutput(out: string, state: 'absent' | 'empty'
 export async function exportImage(
   repo: Repository,
   id: string,
-  request: { format: ExportFormat; out: string },
+  request: { format: ExportFormat; out: string; signal?: AbortSignal },
   reporter: Reporter,
 ): Promise<ExportResult> {
   const out = resolve(request.out);
   const entries = await repo.catalog.entries(id);
   const bytes = entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0);
   reporter.emit({ type: 'stage', stage: 'export', status: 'start', detail: `${request.format} → ${out}` });
-  if (request.format === 'tar') await exportTar(entries, repo.blobs, out);
-  else await exportTree(entries, repo.blobs, out, reporter);
+  if (request.format === 'tar') await exportTar(entries, repo.blobs, out, request.signal);
+  else await exportTree(entries, repo.blobs, out, reporter, request.signal);
   reporter.emit({ type: 'stage', stage: 'export', status: 'done' });
   return { id, format: request.format, out, entries: entries.length, bytes };
 }
 
-async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promise<void> {
+async function exportTar(entries: Entry[], blobs: BlobStore, out: string, signal?: AbortSignal): Promise<void> {
   const members = tarEntries(entries, blobs); // checks the manifest before the file exists
   try {
     await stat(out);
@@ -119,7 +119,7 @@ async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promi
   const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(4).toString('hex')}.partial`);
   const file = partialFile(tmp);
   try {
-    await writeTar(members, file.stream);
+    await writeTar(members, file.stream, signal);
     file.stream.end();
     await finished(file.stream);
     await rename(tmp, out);
@@ -143,7 +143,7 @@ async function exportTar(entries: Entry[], blobs: BlobStore, out: string): Promi
  * `out` (an existing directory keeps them, as GNU tar's --no-overwrite-dir does).
  * On failure everything written is removed.
  */
-export async function exportTree(entries: Entry[], blobs: BlobStore, out: string, reporter: Reporter): Promise<void> {
+export async function exportTree(entries: Entry[], blobs: BlobStore, out: string, reporter: Reporter, signal?: AbortSignal): Promise<void> {
   const members = tarEntries(entries, blobs, { withRoot: false });
   const dev = entries.find((e) => e.type === 'char' || e.type === 'block');
   if (dev && !hasCapability(CAP.MKNOD)) {
@@ -168,26 +168,26 @@ export async function exportTree(entries: Entry[], blobs: BlobStore, out: string
     if ((await root.readdir('')).length > 0) throw new ConfigError(`${out} is not empty`, { hint: 'export into a new or empty directory' });
     const staging = `.aim-export-${randomBytes(6).toString('hex')}`;
     await root.mkdir(staging, 0o700);
-    await root.withDir(staging, (dir) => extractTar(members, dir, ['-k', ...owners]));
+    await root.withDir(staging, (dir) => extractTar(members, dir, ['-k', ...owners], signal));
     for (const name of await root.readdir(staging)) await root.rename(Buffer.concat([Buffer.from(`${staging}/`), name]), name);
     await root.rmdir(staging);
     // the root entry last, alone: its times (and, in a directory aim made, its mode, owner and xattrs)
     const top = entries.filter((e) => e.path === '/');
     const keepDir = state === 'empty' ? ['--no-overwrite-dir'] : [];
-    if (top.length > 0) await root.withDir('', (dir) => extractTar(tarEntries(top, blobs), dir, [...keepDir, ...owners]));
+    if (top.length > 0) await root.withDir('', (dir) => extractTar(tarEntries(top, blobs), dir, [...keepDir, ...owners], signal));
   } catch (e) {
     await members.return(undefined);
     await removePartialOutput(out, state);
-    throw e;
+    throw signal?.aborted ? cancellationError(signal) : e;
   } finally {
     await root?.close();
   }
 }
 
-/** GNU tar extracting `members` with its working directory at `dir` (a /proc/self/fd path). */
-async function extractTar(members: AsyncGenerator<TarWriteEntry>, dir: string, options: string[]): Promise<void> {
+/** GNU tar extracting `members` with its working directory at `dir` (a /proc/self/fd path); the signal kills it. */
+async function extractTar(members: AsyncGenerator<TarWriteEntry>, dir: string, options: string[], signal?: AbortSignal): Promise<void> {
   const args = ['-x', '-f', '-', '-p', '--xattrs', '--xattrs-include=*', '--numeric-owner', ...options];
-  const child = spawnTool('tar', args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', cwd: dir });
+  const child = spawnTool('tar', args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', cwd: dir, ...(signal ? { cancelSignal: signal } : {}) });
   const stderr: Buffer[] = [];
   child.stderr?.on('data', (d: Buffer) => stderr.push(d));
   const writing = writeTar(members, child.stdin!).then(() => child.stdin!.end());

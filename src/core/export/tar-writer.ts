@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import { InputError } from '../../lib/errors.js';
+import { InputError, throwIfCancelled } from '../../lib/errors.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { EntryType } from '../model/entry.js';
 import type { SourceEntry } from '../import/source.js';
@@ -231,9 +231,10 @@ export function encodeHeaders(e: TarWriteEntry): Buffer {
  * ustar headers, with a pax extended header only where ustar cannot hold a value (long or
  * non-ASCII names with hdrcharset=BINARY when not UTF-8, nanosecond or out-of-range times, large
  * ids and sizes, xattrs as raw SCHILY.xattr values). The output depends on the entries only, so
- * the same entries give the same bytes. `out` is not ended: the caller ends it.
+ * the same entries give the same bytes. `out` is not ended: the caller ends it. Aborting the
+ * signal stops it before its next write, with the signal's cancellation error.
  */
-export async function writeTar(entries: AsyncIterable<TarWriteEntry> | Iterable<TarWriteEntry>, out: Writable): Promise<void> {
+export async function writeTar(entries: AsyncIterable<TarWriteEntry> | Iterable<TarWriteEntry>, out: Writable, signal?: AbortSignal): Promise<void> {
   let failed: Error | undefined;
   const onError = (e: Error) => {
     failed ??= e;
@@ -242,6 +243,7 @@ export async function writeTar(entries: AsyncIterable<TarWriteEntry> | Iterable<
   let written = 0;
   const write = async (b: Buffer) => {
     if (failed) throw failed;
+    throwIfCancelled(signal);
     written += b.length;
     if (!out.write(b)) {
       await new Promise<void>((resolve, reject) => {

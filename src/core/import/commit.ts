@@ -6,6 +6,7 @@ import { manifestId, serializeManifest } from '../model/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import type { ImageFactsRecord } from '../repository/types.js';
 import type { IngestResult } from './ingest.js';
+import { indexImage, indexLater } from '../lifecycle/impact-indexer.js';
 
 export interface CommitRequest {
   source: string;
@@ -103,6 +104,10 @@ export async function commitImage(repo: Repository, ingested: IngestResult, requ
   );
   // Committed: these blobs are referenced now and must survive any later rollback.
   repo.blobs.created.clear();
+  if (created) {
+    const byPath = new Map(ingested.entries.map((e) => [e.path, e] as const));
+    await indexLater(reporter, `image ${id.slice(0, 12)}`, () => indexImage(repo.catalog, id, byPath, facts.owners, record.packages, facts.osRelease));
+  }
   return {
     id,
     created,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { exportImage } from '../export/export-image.js';
+import { indexLater, indexProfile } from '../lifecycle/impact-indexer.js';
 import type { Repository } from '../repository/repository.js';
 import type { ProfileRecord } from '../repository/types.js';
 import type { ProbeResult, ProbeSpec } from './probes.js';
@@ -58,9 +59,8 @@ export function mergeEvidence(a: readonly PathEvidence[], b: readonly PathEviden
   return [...out.values()].sort((p, q) => (p.path < q.path ? -1 : p.path > q.path ? 1 : 0));
 }
 
-/** A workload, how to tell it is ready, and the probes that exercise it. */
-export interface TraceRequest {
-  run: string;
+/** How to tell a workload is ready and the probes that exercise it: what a profile records of each run. */
+export interface WorkloadSpec {
   probes: ProbeSpec[];
   readyPort?: number;
   /** A regular expression for the line of output that says the workload is ready. */
@@ -72,6 +72,11 @@ export interface TraceRequest {
   probeTimeoutMs?: number;
   /** systemd units whose directories are created first; undefined: the units whose ExecStart= runs a program of `run`. */
   units?: readonly string[];
+}
+
+/** A workload, how to tell it is ready, and the probes that exercise it. */
+export interface TraceRequest extends WorkloadSpec {
+  run: string;
   /** Rounds of probes (aim verify); default 1. */
   repeat?: number;
   /** A probe that never meets its expectation fails the run (default), or is recorded as unmet. */
@@ -141,6 +146,7 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
     gids: mergeIds(existing?.gids, result.trace.gids),
   };
   await repo.catalog.putProfile(profile);
+  await indexLater(reporter, `profile ${profile.name}`, () => indexProfile(repo, profile));
   return {
     profile,
     run: {

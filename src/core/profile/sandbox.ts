@@ -45,7 +45,7 @@ import { insideImage, probeExpectation, probeLabel, runExecProbe, runHttpProbe, 
 import { hostPidIn, listeningPorts, namespaceMembers, nsPids, pidNamespaceOf, processTree, signalPids, waitUntil } from './processes.js';
 import { applyRuntimePlan } from '../runtime/apply.js';
 import type { RuntimeAction } from '../runtime/plan.js';
-import { resolveInRoot } from './resolve-in-root.js';
+import { resolveInRoot } from '../../lib/resolve-in-root.js';
 import { mergeTraces, StraceParser, straceFlags, type PathEvidence, type Trace } from './strace-parser.js';
 
 const debug = debugLog('profile');

@@ -5,6 +5,8 @@ import { errnoCode } from '../../lib/errors.js';
 import type { Entry, EntryType } from '../model/entry.js';
 import type { DataExtent } from '../model/sparse.js';
 import { comparePaths } from '../../lib/path-codec.js';
+import { SqliteImpactStore } from './catalog-impact.js';
+import { SqlitePublications } from './catalog-publications.js';
 import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
 /** 2: entries.sparse (the data extents of files with holes). */
@@ -167,6 +169,8 @@ function whyCannotOpen(file: string, error: unknown, readonly: boolean): unknown
 /** The embedded catalog: one SQLite file in WAL mode. */
 export class SqliteCatalog implements Catalog {
   private readonly db: Database.Database;
+  readonly impact: SqliteImpactStore;
+  readonly publications: SqlitePublications;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     try {
@@ -179,11 +183,31 @@ export class SqliteCatalog implements Catalog {
     } catch (e) {
       throw whyCannotOpen(file, e, options.readonly ?? false);
     }
+    this.publications = new SqlitePublications(this.db);
+    this.impact = new SqliteImpactStore(this.db);
+  }
+
+  /**
+   * Runs `fn` as one transaction: bulk loads (the impact benchmark's generated fleet) commit once
+   * instead of once per image. Nothing else may use this catalog until it settles.
+   */
+  async bulk<T>(fn: () => Promise<T>): Promise<T> {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = await fn();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (e) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw e;
+    }
   }
 
   /** Creates tables (idempotent) and records the schema version. */
   migrate(): void {
     this.db.exec(SCHEMA);
+    this.publications.migrate();
+    this.impact.migrate();
     this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     const hasSparse = () => (this.db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).some((c) => c.name === 'sparse');
     if (hasSparse()) return;

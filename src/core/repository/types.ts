@@ -1,7 +1,10 @@
+import type { PublicationStore } from './catalog-publications.js';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../model/entry.js';
+import type { ImpactStore } from './catalog-impact.js';
 import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
-import type { ProbeResult, ProbeSpec } from '../profile/probes.js';
+import type { ProbeResult } from '../profile/probes.js';
+import type { WorkloadSpec } from '../profile/profile-run.js';
 import type { PathEvidence } from '../profile/strace-parser.js';
 
 /**
@@ -114,20 +117,13 @@ export interface ProfileRecord {
   createdAt: string;
   updatedAt: string;
   /** `units`: the systemd units whose runtime directories the run created first. */
-  runs: {
+  runs: (WorkloadSpec & {
     command: string;
-    probes: ProbeSpec[];
-    readyPort?: number;
-    readyLog?: string;
-    readyTimeoutMs?: number;
-    durationMs?: number;
-    probeTimeoutMs?: number;
-    units?: string[];
     results: ProbeResult[];
     /** Time to ready and the probe tries it took (runs recorded before readiness was measured have none). */
     ready?: { ms: number; tries: number; line?: string };
     at: string;
-  }[];
+  })[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
   paths: PathEvidence[];
   /** User and group ids the workload switched to or gave files (set*id, setgroups, chown), sorted. */
@@ -146,6 +142,8 @@ export interface TagRecord {
  * backend can satisfy the same interface.
  */
 export interface Catalog {
+  /** The indexes impact analysis queries (catalog-impact.ts). */
+  readonly impact: ImpactStore;
   /** Adds an image with its entries and facts atomically (no-op when the id exists) and sets tags. */
   addImage(record: ImageRecord, entries: Entry[], facts: ImageFactsRecord | undefined, tags: string[]): Promise<{ created: boolean }>;
   getImage(id: string): Promise<ImageRecord | undefined>;
@@ -178,5 +176,7 @@ export interface Catalog {
   referencedAmong(blobs: Iterable<string>): Promise<Set<string>>;
   /** Where images use a blob: up to `limit` (image, path) pairs, the manifest itself as path "". */
   blobUsers(blob: string, limit: number): Promise<{ imageId: string; path: string }[]>;
+  /** What `aim ship` published, and the journal of the resources each publication created. */
+  readonly publications: PublicationStore;
   close(): Promise<void>;
 }

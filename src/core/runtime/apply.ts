@@ -5,8 +5,9 @@
  * /dev, mounted fresh when the workload starts) goes to a seed tree copied onto those mounts.
  */
 import { constants } from 'node:fs';
-import { chmod, chown, lchown, lstat, mkdir, open, readdir, readlink, symlink, unlink } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, mkdir, open, readdir, symlink, unlink } from 'node:fs/promises';
 import { decodePath } from '../../lib/path-codec.js';
+import { readLinkTarget, walkInImage, type WalkStep } from '../../lib/resolve-in-root.js';
 import { DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, describeAction, describeOrigin, type RuntimeAction, type RuntimePerms } from './plan.js';
 
 export interface ApplyTarget {
@@ -56,42 +57,27 @@ class Walker {
     const comps = path.split('/').filter((c) => c !== '');
     const name = comps.pop();
     if (name === undefined) return undefined;
-    let todo = comps;
-    let done: string[] = [];
-    let links = 0;
-    while (todo.length > 0) {
-      const c = todo.shift()!;
-      if (c === '.') continue;
-      if (c === '..') {
-        done.pop();
-        continue;
-      }
-      const candidate = [...done, c];
-      const image = `/${candidate.join('/')}`;
-      if (candidate.length === 1 && c in this.t.mounts) {
-        await this.seedMount(c);
-        done = candidate;
-        continue;
-      }
-      const host = this.host(image);
-      const st = await lstat(host).catch(() => undefined);
-      if (!st) {
-        if (!create) return undefined;
-        await mkdir(host, { mode: DEFAULT_DIR_MODE });
-        done = candidate;
-        continue;
-      }
-      if (st.isSymbolicLink()) {
-        if (++links > MAX_LINKS) return undefined;
-        const target = ((await readlink(host, { encoding: 'buffer' })) as Buffer).toString('latin1');
-        if (target.startsWith('/')) done = [];
-        todo = [...target.split('/').filter((x) => x !== ''), ...todo];
-        continue;
-      }
-      if (!st.isDirectory()) return undefined;
-      done = candidate;
-    }
-    return `/${[...done, name].join('/')}`;
+    const done = await walkInImage(
+      comps.join('/'),
+      async (candidate): Promise<WalkStep> => {
+        const c = candidate[0]!;
+        if (candidate.length === 1 && c in this.t.mounts) {
+          await this.seedMount(c);
+          return { kind: 'dir' };
+        }
+        const host = this.host(`/${candidate.join('/')}`);
+        const st = await lstat(host).catch(() => undefined);
+        if (!st) {
+          if (!create) return { kind: 'stop' };
+          await mkdir(host, { mode: DEFAULT_DIR_MODE });
+          return { kind: 'dir' };
+        }
+        if (st.isSymbolicLink()) return { kind: 'link', target: await readLinkTarget(host) };
+        return st.isDirectory() ? { kind: 'dir' } : { kind: 'stop' };
+      },
+      MAX_LINKS,
+    );
+    return done && `/${[...done, name].join('/')}`;
   }
 }
 

@@ -1,23 +1,23 @@
-import { mkdir } from 'node:fs/promises';
-import { isAbsolute, join, normalize, resolve } from 'node:path';
-import { ConfigError, ProviderError, isAimError, whenAborted } from '../../lib/errors.js';
+import { resolve } from 'node:path';
+import { ConfigError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
-import { buildImage, requireFormat } from '../build/build-image.js';
 import type { KernelChoice } from '../boot/kernel-choice.js';
 import type { Artifact } from '../build/types.js';
-import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
-import type { Provider, ProviderOptions, Published, ShipContext, ShipPlan, ShipRequest } from './provider.js';
-
-/** How long a provider may take to undo its uploads after Ctrl-C before aim exits anyway. */
-const CLEANUP_GRACE_MS = 15_000;
+import { idempotencyKey } from './journal.js';
+import { gatherOptions, journalledOptions, validateOptions, type GivenOptions, type OptionInput } from './options.js';
+import { runPublication, viewOf, type PublicationView } from './publication-run.js';
+import type { AnyProvider, ProviderPlan, Published, ShipImage } from './provider.js';
+import { providerContext, providerStep } from './ship-context.js';
 
 export interface ShipImageRequest {
   imageId: string;
   imageRef: string;
   outDir: string;
-  /** Option values given on the command line (strings; "true"/"false" for booleans given as --opt). */
-  options: Record<string, string | boolean>;
+  /** Option values given on the command line (`--flag` and `--opt name=value`, merged by givenOptions). */
+  options: GivenOptions;
+  /** Option values from a template file (lowest precedence after defaults). */
+  fileOptions?: OptionInput;
   dryRun?: boolean;
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
@@ -30,7 +30,15 @@ export interface ShipResult {
   imageId: string;
   outDir: string;
   dryRun: boolean;
-  plan: ShipPlan;
+  /** The idempotency key: sha256 of (image id, provider, target). */
+  key: string;
+  target: string;
+  plan: ProviderPlan;
+  /** The publication (absent on a dry run of a first ship). */
+  publication?: PublicationView;
+  alreadyPublished: boolean;
+  resumed: boolean;
+  waited: boolean;
   artifacts: Artifact[];
   published: Published[];
   /** The kernel the provider's bootable builds boot, and how it was chosen (absent when it built none). */
@@ -38,134 +46,67 @@ export interface ShipResult {
   seconds: number;
 }
 
-const pluginHint = (source: string) => (source === 'built-in' ? undefined : `provider from the plugin ${source}; report problems to its authors`);
-
-/** Runs a provider step that comes before any work; a plugin's plain Error becomes a ProviderError naming it. */
-async function providerStep<T>(provider: Provider, source: string, step: () => Promise<T>): Promise<T> {
-  try {
-    return await step();
-  } catch (e) {
-    if (isAimError(e)) throw e;
-    throw new ProviderError(`provider ${provider.name}: ${(e as Error).message ?? String(e)}`, { cause: e, hint: pluginHint(source) });
-  }
-}
-
 /**
- * The options given on the command line, merged: `--opt name=value` pairs and the provider's own
- * flags (`--datastore-url …`, undefined when absent). The same option given both ways is an error.
+ * The options given on the command line, merged: `--opt name=value` pairs (repeated names make a
+ * list) and the provider's own flags (undefined when absent). The same option given both ways is an error.
  */
-export function givenOptions(pairs: readonly string[], flags: Record<string, string | boolean | undefined>): Record<string, string | boolean> {
+export function givenOptions(pairs: readonly string[], flags: Record<string, string | boolean | string[] | undefined>): GivenOptions {
   // no prototype: an option may be called "constructor" or "__proto__"
-  const options: Record<string, string | boolean> = Object.create(null) as Record<string, string | boolean>;
+  const options = Object.create(null) as GivenOptions;
   for (const o of pairs) {
     const eq = o.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--opt "${o}" is not name=value`);
-    options[o.slice(0, eq)] = o.slice(eq + 1);
+    const name = o.slice(0, eq);
+    const value = o.slice(eq + 1);
+    const had = options[name];
+    options[name] = had === undefined ? value : [...(Array.isArray(had) ? had : [String(had)]), value];
   }
   for (const [name, v] of Object.entries(flags)) {
-    if (v === undefined) continue;
+    if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
     if (Object.hasOwn(options, name)) throw new ConfigError(`option ${name} given twice (--${name} and --opt ${name}=…)`);
     options[name] = v;
   }
   return options;
 }
 
-/**
- * Checks given options against the provider's declarations: unknown names and missing required
- * options are reported together; absent options fall back to their environment variable.
- */
-export function resolveProviderOptions(provider: Provider, given: Record<string, string | boolean>, env: NodeJS.ProcessEnv): ProviderOptions {
-  const problems: string[] = [];
-  const out: ProviderOptions = {};
-  for (const name of Object.keys(given)) {
-    if (!provider.options.some((o) => o.name === name)) problems.push(`unknown option "${name}"`);
-  }
-  for (const o of provider.options) {
-    let v: string | boolean | undefined = given[o.name] ?? (o.env ? env[o.env] : undefined);
-    if (o.type === 'boolean' && typeof v === 'string') {
-      if (/^(true|1|yes)$/i.test(v)) v = true;
-      else if (/^(false|0|no)$/i.test(v)) v = false;
-      else problems.push(`${o.name}: "${v}" is not true or false`);
-    }
-    if (o.type === 'string' && typeof v === 'boolean') problems.push(`${o.name}: needs a value`);
-    if (o.required && (v === undefined || v === '')) problems.push(`${o.name} is required${o.env ? ` (or ${o.env})` : ''}`);
-    out[o.name] = v;
-  }
-  if (problems.length > 0) {
-    const known = provider.options.map((o) => `--${o.name}${o.type === 'string' ? ' VALUE' : ''}`).join(', ') || 'none';
-    throw new ConfigError(`provider ${provider.name}: ${problems.join('; ')}`, { hint: `options of ${provider.name}: ${known}` });
-  }
-  return out;
+/** Options of a provider from every source (flags > environment > file > defaults), validated. */
+export function resolveProviderOptions(provider: AnyProvider, given: GivenOptions, env: NodeJS.ProcessEnv, file: OptionInput = {}): { input: OptionInput; options: Record<string, unknown> } {
+  const input = gatherOptions(provider.name, provider.options, given, env, file);
+  return { input, options: validateOptions(provider.name, provider.options, input) as Record<string, unknown> };
 }
 
 /**
- * Ships an image through a provider: plan (pure), check (before any work), then ship into a new
- * or empty output directory. On failure or Ctrl-C what was built is removed (the directory too
- * when aim created it); the provider undoes its own uploads.
+ * Ships an image through a provider. Options are checked first; `--dry-run` observes and plans
+ * only (no lease, no journal, nothing written). Otherwise the publication runs under its
+ * journal (runPublication): the same ship twice gives one publication.
  */
-export async function shipImage(repo: Repository, provider: Provider, source: string, input: ShipImageRequest, reporter: Reporter): Promise<ShipResult> {
+export async function shipImage(repo: Repository, provider: AnyProvider, source: string, input: ShipImageRequest, reporter: Reporter): Promise<ShipResult> {
   const started = process.hrtime.bigint();
   const env = input.env ?? process.env;
-  const outDir = resolve(input.outDir);
-  const request: ShipRequest = { imageId: input.imageId, imageRef: input.imageRef, outDir, options: resolveProviderOptions(provider, input.options, env) };
-  const state = await emptyOrAbsent(outDir);
-  const plan = await providerStep(provider, source, async () => provider.plan(request));
-  let kernel: KernelChoice | undefined;
-  const result = (artifacts: Artifact[], published: Published[], dryRun: boolean): ShipResult => ({
-    provider: provider.name,
-    source,
-    imageId: input.imageId,
-    outDir,
-    dryRun,
-    plan,
-    artifacts,
-    published,
-    ...(kernel ? { kernel } : {}),
-    seconds: Number(process.hrtime.bigint() - started) / 1e9,
-  });
-  if (input.dryRun) return result([], [], true);
-
   const signal = input.signal ?? new AbortController().signal;
-  const context: ShipContext = {
-    reporter,
-    signal,
-    env,
-    requireFormat: (format) => void requireFormat(format),
-    build: async (format, subdir, options = {}) => {
-      const dir = normalize(subdir);
-      if (isAbsolute(dir) || dir === '.' || dir === '..' || dir.startsWith('../')) throw new ProviderError(`provider ${provider.name} asked to build into "${subdir}": must be a subdirectory of the output directory`);
-      // a later bootable build (the OVA after its VMDK) boots the kernel the first one chose
-      const built = await buildImage(
-        repo,
-        { imageId: input.imageId, format, outDir: join(outDir, dir), platform: 'qemu', modules: [], init: 'aim', headroomMiB: 64, ...options, kernelImage: options.kernelImage ?? kernel?.ref, signal },
-        reporter,
-      );
-      kernel ??= built.kernel;
-      return built;
-    },
-  };
-  await providerStep(provider, source, () => provider.check(request, context));
-  const aborted = whenAborted(signal);
-  reporter.emit({ type: 'stage', stage: 'ship', status: 'start', detail: `${provider.name} (${source})` });
-  try {
-    await mkdir(outDir, { recursive: true });
-    // Only what the provider rejects with is a provider failure; aim's own errors pass unchanged.
-    const shipping = Promise.resolve().then(() => provider.ship(request, context)).catch((e: unknown) => {
-      if (isAimError(e)) throw e;
-      throw new ProviderError(`provider ${provider.name} failed: ${(e as Error).message ?? String(e)}`, { cause: e, hint: pluginHint(source) });
-    });
-    // On Ctrl-C the provider gets a moment to undo its uploads (it sees the signal) before we go.
-    const interrupted = aborted.promise.catch(async (e: unknown) => {
-      await Promise.race([shipping.catch(() => {}), new Promise((r) => setTimeout(r, CLEANUP_GRACE_MS).unref())]);
-      throw e;
-    });
-    const outcome = await Promise.race([shipping, interrupted]);
-    reporter.emit({ type: 'stage', stage: 'ship', status: 'done' });
-    return result(outcome.artifacts, outcome.published, false);
-  } catch (e) {
-    await removePartialOutput(outDir, state);
-    throw e;
-  } finally {
-    aborted.dispose();
+  const outDir = resolve(input.outDir);
+  const { input: optionInput, options } = resolveProviderOptions(provider, input.options, env, input.fileOptions);
+  const image: ShipImage = { id: input.imageId, ref: input.imageRef };
+  const where = await providerStep(provider.name, source, 'target', () => provider.target(options, { image, outDir }));
+  if (typeof where !== 'string' || where === '') throw new ConfigError(`provider ${provider.name} gave no target`);
+  const key = idempotencyKey(image.id, provider.name, where);
+  const store = repo.catalog.publications;
+  const live = await store.live(key);
+  const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+
+  // Observed and planned before the lease: bad credentials or a conflict stop the run before the journal is touched.
+  const base = providerContext(reporter, signal, env);
+  const journal = live ? await store.resources(live.id) : [];
+  const observed = await providerStep(provider.name, source, 'observe', () => provider.observe({ provider: provider.name, image, options, where, key, journal }, base));
+  const plan = await providerStep(provider.name, source, 'plan', () => provider.plan(image, observed, options));
+  const common = { provider: provider.name, source, imageId: image.id, outDir, key, target: where };
+  if (input.dryRun) {
+    return { ...common, dryRun: true, plan, ...(live ? { publication: await viewOf(store, live) } : {}), alreadyPublished: plan.upToDate === true && live?.state === 'published', resumed: false, waited: false, artifacts: [], published: [], seconds: seconds() };
   }
+  const outcome = await runPublication(
+    repo,
+    { provider, source, image, journalOptions: journalledOptions(provider.options, optionInput), options, where, key, outDir, env, signal, plan },
+    reporter,
+  );
+  return { ...common, outDir: outcome.publication.outDir ?? outDir, dryRun: false, ...outcome, seconds: seconds() };
 }

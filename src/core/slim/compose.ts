@@ -2,17 +2,19 @@ import { ConfigError, NotFoundError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { ElfFacts } from '../analyze/elf.js';
 import { computeClosure, explainPath, type Closure, type ClosureRules, type Explanation } from '../closure/index.js';
-import { parseShebang, SHEBANG_BYTES } from '../closure/shebang.js';
 import { commitImage, type CommittedImage } from '../import/commit.js';
+import { indexLater, indexSlimImage } from '../lifecycle/impact-indexer.js';
 import { parseTag } from '../import/tags.js';
 import { sortEntries } from '../model/manifest.js';
-import { lookupImagePath } from '../analyze/resolve.js';
 import type { Entry } from '../model/entry.js';
 import type { Repository } from '../repository/repository.js';
 import type { ProfileRecord } from '../repository/types.js';
 import { profileUnits } from '../profile/profile-run.js';
+import { packagesOf, tracedFiles, type ReadHead } from '../profile/traced-files.js';
 import type { RecordedRuntime } from '../runtime/for-image.js';
 import { planImageRuntime } from '../runtime/image-source.js';
+
+export { tracedFiles, type ReadHead } from '../profile/traced-files.js';
 
 export interface SlimRequest {
   goldId: string;
@@ -70,71 +72,6 @@ function entrypointOf(profile: ProfileRecord): string[] | undefined {
 const TELLING = ['chroot', 'chdir', 'bind', 'mkdir', 'mkdirat', 'openat', 'open', 'openat2', 'connect'];
 function tellingSyscall(syscalls: readonly string[]): string {
   return TELLING.find((s) => syscalls.includes(s)) ?? syscalls[0] ?? 'open';
-}
-
-/** Owning packages of the given image paths (canonical), counted once each. */
-function packagesOf(paths: Iterable<string>, owners: ReadonlyMap<string, string[]>): Set<string> {
-  const out = new Set<string>();
-  for (const p of paths) for (const pkg of owners.get(p) ?? []) out.add(pkg);
-  return out;
-}
-
-/** Reads the first bytes of an image file (for "#!" lines). */
-export type ReadHead = (entry: Entry, bytes: number) => Promise<Buffer | undefined>;
-
-/**
- * What the kernel itself loads to execve `exec` (an image file): its PT_INTERP if it is a
- * dynamic ELF, its "#!" interpreter if it is a script, and so on for that interpreter. A trace
- * shows the execve of the file only, never these.
- */
-async function execveLoads(
-  exec: Entry,
-  byPath: ReadonlyMap<string, Entry>,
-  elf: (blob: string) => ElfFacts | undefined,
-  readHead: ReadHead,
-): Promise<Entry[]> {
-  const out: Entry[] = [];
-  let current: Entry | undefined = exec;
-  // A script's interpreter may be a script itself (the kernel allows a few levels); bounded.
-  for (let depth = 0; current !== undefined && depth < 5; depth++) {
-    const facts = current.blob === undefined ? undefined : elf(current.blob);
-    let next: string | undefined;
-    if (facts) next = facts.interp;
-    else {
-      const head = await readHead(current, SHEBANG_BYTES);
-      next = head === undefined ? undefined : parseShebang(head)?.interpreter;
-    }
-    if (next === undefined || !next.startsWith('/')) break;
-    current = lookupImagePath(byPath, next);
-    if (current?.type !== 'file' || out.includes(current)) break;
-    out.push(current);
-  }
-  return out;
-}
-
-/**
- * The physical limit of a profile on its gold image: the regular files its traced paths name
- * (through symlinks and hardlinks), each once, with what the kernel loaded to execve the traced
- * programs (ELF and "#!" interpreters), and their owning packages.
- */
-export async function tracedFiles(
-  profile: ProfileRecord,
-  byPath: ReadonlyMap<string, Entry>,
-  owners: ReadonlyMap<string, string[]>,
-  elf: (blob: string) => ElfFacts | undefined = () => undefined,
-  readHead: ReadHead = async () => undefined,
-): Promise<{ files: number; bytes: number; packages: string[] }> {
-  const files = new Map<string, number>();
-  for (const p of profile.paths) {
-    if (!p.ok) continue;
-    const e = lookupImagePath(byPath, p.path);
-    if (e?.type !== 'file') continue;
-    files.set(e.path, e.size ?? 0);
-    if (p.exec) for (const loaded of await execveLoads(e, byPath, elf, readHead)) files.set(loaded.path, loaded.size ?? 0);
-  }
-  let bytes = 0;
-  for (const size of files.values()) bytes += size;
-  return { files: files.size, bytes, packages: [...packagesOf(files.keys(), owners)].sort() };
 }
 
 const MOUNT_MODES: Record<string, number> = { '/proc': 0o555, '/sys': 0o555, '/dev': 0o755, '/run': 0o755, '/tmp': 0o1777 };
@@ -240,6 +177,8 @@ export async function slimImage(repo: Repository, req: SlimRequest, reporter: Re
       reporter,
     );
     await repo.catalog.putSlimReport(committed.id, report);
+    const slimId = committed.id;
+    await indexLater(reporter, `slim image ${slimId.slice(0, 12)}`, () => indexSlimImage(repo.catalog, slimId, req.goldId, req.profile, new Map(entries.map((e) => [e.path, e] as const)), owners));
   } finally {
     await lock.release();
   }

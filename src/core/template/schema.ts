@@ -76,6 +76,10 @@ export const ImageTemplateSchema = z
         tags: z.array(z.string().min(1)).default([]).describe('name:tag of the slim image'),
       })
       .optional(),
+    ship: z
+      .record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'a provider name'), z.record(z.string(), z.unknown()))
+      .optional()
+      .describe('option values for aim ship <provider>, per provider (checked against that provider’s options when shipping; flags and environment win)'),
     entrypoint: z
       .union([z.string().min(1), z.array(z.string()).min(1)])
       .optional()

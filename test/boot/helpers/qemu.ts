@@ -1,7 +1,7 @@
-import { freePort, startVm as startQemu, waitForHttp, type DiskArtifact, type PxeArtifact, type RunningVm } from '../../../src/core/boot/qemu.js';
+import { freePort, startVm as startQemu, waitForHttp, type DiskArtifact, type PxeArtifact, type RunningVm } from '../../../src/run/qemu.js';
 
 /**
- * Boot tests run aim's own QEMU runner (src/core/boot/qemu.ts, the one behind `aim boot`) with a
+ * Boot tests run aim's own QEMU runner (src/run/qemu.ts, the one behind `aim boot`) with a
  * test's conveniences: one forwarded port picked for the guest's, text bodies, the guest console
  * in failure messages.
  */

@@ -1,0 +1,45 @@
+import type { Command } from '@oclif/core';
+import type { PublicationView } from '../core/ship/publication-run.js';
+import type { ProviderPlan, Published } from '../core/ship/provider.js';
+import type { Artifact } from '../core/build/types.js';
+import { formatBytes, shortId, table } from './format.js';
+
+interface Printable {
+  provider: string;
+  imageId: string;
+  dryRun?: boolean;
+  plan: ProviderPlan;
+  publication?: PublicationView;
+  alreadyPublished: boolean;
+  resumed: boolean;
+  artifacts: Artifact[];
+  published: Published[];
+  seconds?: number;
+}
+
+/** The plan as `--dry-run` shows it: one line per step, then the notes. */
+export function planLines(plan: ProviderPlan): string[] {
+  const width = Math.max(0, ...plan.steps.map((s) => s.action.length));
+  const lines = plan.steps.map((s) => `  ${s.action.padEnd(width)}  ${s.subject}${s.detail ? `  → ${s.detail}` : ''}`);
+  if (plan.upToDate) lines.push('  nothing to do: already published');
+  for (const n of plan.notes ?? []) lines.push(`  note: ${n}`);
+  return lines;
+}
+
+/** What `aim ship` and `aim ship resume` print without --json. */
+export function printShipResult(cmd: Pick<Command, 'log'>, r: Printable): void {
+  const pub = r.publication;
+  if (r.dryRun) {
+    cmd.log(`plan: ship ${shortId(r.imageId)} through ${r.provider}${pub ? ` (publication ${pub.id}, ${pub.state})` : ''}`);
+    for (const line of planLines(r.plan)) cmd.log(line);
+    return;
+  }
+  if (r.alreadyPublished) {
+    cmd.log(`already published as publication ${pub?.id}: nothing done`);
+    for (const p of r.published) cmd.log(`published ${p.kind}: ${p.location}`);
+    return;
+  }
+  if (r.artifacts.length > 0) cmd.log(table(['ARTIFACT', 'SIZE'], r.artifacts.map((a) => [a.path, formatBytes(a.bytes)])));
+  for (const p of r.published) cmd.log(`published ${p.kind}: ${p.location}`);
+  cmd.log(`${r.resumed ? 'resumed and finished' : 'shipped'} ${shortId(r.imageId)} through ${r.provider} as publication ${pub?.id}${r.seconds !== undefined ? ` in ${r.seconds.toFixed(1)} s` : ''}`);
+}

@@ -1,0 +1,389 @@
+import { createHash } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { InternalError } from '../../lib/errors.js';
+
+/**
+ * The catalog's indexes for impact analysis (`aim impact`). Everything that many images share is
+ * stored once, by content, in `impact_sets`, as the repository stores blobs: the files of a
+ * package state (name, architecture, versions and the exact content of its files), the set of
+ * package states an image holds, what a slim image keeps of each package, what a profile traced
+ * of each package. An image row points at its sets; a thousand images built from one base share
+ * one state set, and an advisory is answered from the few sets it touches plus one row per
+ * image, never by walking images or their package lists.
+ */
+/** Bumped when the tables below change: the index is derived from the catalog, so an older one is dropped and rebuilt on first use. */
+const IMPACT_VERSION = '3';
+const IMPACT_TABLES = ['impact_profiles', 'impact_images', 'impact_members', 'impact_states', 'impact_sets', 'impact_installed', 'impact_kept', 'impact_traced'];
+
+export const IMPACT_SCHEMA = `
+CREATE TABLE IF NOT EXISTS impact_sets (
+  id INTEGER PRIMARY KEY,
+  digest TEXT NOT NULL UNIQUE,
+  items TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS impact_states (
+  id INTEGER PRIMARY KEY,
+  package TEXT NOT NULL,
+  arch TEXT NOT NULL,
+  version TEXT NOT NULL,
+  source TEXT NOT NULL,
+  source_version TEXT NOT NULL,
+  files INTEGER NOT NULL REFERENCES impact_sets(id),
+  UNIQUE (package, arch, version, source, source_version, files)
+);
+CREATE INDEX IF NOT EXISTS impact_states_source ON impact_states(source);
+CREATE TABLE IF NOT EXISTS impact_members (
+  state INTEGER NOT NULL REFERENCES impact_states(id),
+  stateset INTEGER NOT NULL REFERENCES impact_sets(id),
+  PRIMARY KEY (state, stateset)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS impact_images (
+  n INTEGER PRIMARY KEY,
+  image_id TEXT NOT NULL UNIQUE REFERENCES images(id) ON DELETE CASCADE,
+  kind TEXT NOT NULL,
+  gold_id TEXT,
+  profile TEXT,
+  release TEXT,
+  states INTEGER NOT NULL REFERENCES impact_sets(id),
+  kept INTEGER REFERENCES impact_sets(id),
+  traced INTEGER REFERENCES impact_sets(id)
+);
+CREATE INDEX IF NOT EXISTS impact_images_profile ON impact_images(profile) WHERE profile IS NOT NULL;
+CREATE TABLE IF NOT EXISTS impact_profiles (
+  name TEXT PRIMARY KEY REFERENCES profiles(name) ON DELETE CASCADE,
+  image_id TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  traced INTEGER NOT NULL REFERENCES impact_sets(id)
+);
+CREATE INDEX IF NOT EXISTS impact_profiles_image ON impact_profiles(image_id);
+CREATE INDEX IF NOT EXISTS impact_profiles_freshness ON profiles(name, updated_at);
+`;
+
+/**
+ * One path of a set: its image path (canonical: no symlinked directory in it) and, for a
+ * package's files, the content key ("<sha256>", "<sha256>+<size>+<sparse map>", "link:<target>")
+ * and the path as the package lists it when that differs (/lib/x86_64-linux-gnu/libc.so.6 on a
+ * merged-/usr image).
+ */
+export type ImpactSetItem = [path: string, key?: string, listed?: string];
+
+/** A package as installed in an image, with the content of its files. */
+export interface ImpactPackageState {
+  package: string;
+  arch: string;
+  version: string;
+  source: string;
+  sourceVersion: string;
+  /** Sorted by path. */
+  files: ImpactSetItem[];
+}
+
+/** What the index holds for an image with a package database ('gold') or without one ('other'). */
+export interface ImageImpactIndex {
+  kind: 'gold' | 'other';
+  /** os-release "ID VERSION_ID" ("debian 12"); undefined when unknown. */
+  release?: string;
+  states: ImpactPackageState[];
+}
+
+/** A slim image: its gold, its profile, and per package of the gold the paths it keeps. */
+export interface SlimImpactIndex {
+  goldId: string;
+  profile: string;
+  kept: Map<string, string[]>;
+}
+
+export interface ImpactStateRow {
+  id: number;
+  package: string;
+  arch: string;
+  version: string;
+  source: string;
+  sourceVersion: string;
+  files: number;
+}
+
+/**
+ * Images that hold the same things for impact analysis: the same package-state set, kept map,
+ * traced map, release and kind. Findings are computed once per group.
+ */
+export interface ImpactImageGroup {
+  kind: 'gold' | 'slim' | 'other';
+  release?: string;
+  /** Set of the package states the images hold (a slim image: its gold's). */
+  states: number;
+  /** Slim images: package → set of kept paths. */
+  kept?: number;
+  /** Package → set of traced paths: the slim image's profile's, or the union of the gold image's profiles'. Undefined: not known. */
+  traced?: number;
+  /** [n, image id, gold id or null, profile or null], in the order the images were indexed (n). */
+  images: [number, string, string | null, string | null][];
+}
+
+/** A package → path set map, as stored. */
+export type ImpactPackageMap = Map<string, number>;
+
+/** The impact index of a catalog. Every write replaces what was indexed for that image or profile. */
+export interface ImpactStore {
+  putImage(imageId: string, index: ImageImpactIndex): Promise<void>;
+  /** The gold must be indexed first: the slim image holds the gold's package states. */
+  putSlim(imageId: string, index: SlimImpactIndex): Promise<void>;
+  /** `traced`: per package, the image paths of its files the profile used. */
+  putProfile(name: string, imageId: string, updatedAt: string, traced: Map<string, string[]>): Promise<void>;
+  /** Images not indexed yet (slim images flagged), and profiles indexed at an older update or never. */
+  pending(): Promise<{ images: { id: string; slim: boolean }[]; profiles: string[] }>;
+  statesBy(column: 'package' | 'source', names: readonly string[]): Promise<ImpactStateRow[]>;
+  /** [state, state set] pairs: the sets of package states holding these states. */
+  members(states: readonly number[]): Promise<[number, number][]>;
+  /** Every indexed image, in groups of images holding the same sets. */
+  groups(): Promise<ImpactImageGroup[]>;
+  /** Image id → tags (sorted). */
+  tags(): Promise<Map<string, string[]>>;
+  /** Path sets (and package maps) by id. */
+  sets(ids: Iterable<number>): Promise<Map<number, ImpactSetItem[]>>;
+  maps(ids: Iterable<number>): Promise<Map<number, ImpactPackageMap>>;
+}
+
+const digests = new WeakMap<object, string>();
+
+function setDigest(items: object): { digest: string; json: string | undefined } {
+  const known = digests.get(items);
+  if (known) return { digest: known, json: undefined };
+  const json = JSON.stringify(items);
+  const digest = createHash('sha256').update(json).digest('hex');
+  digests.set(items, digest);
+  return { digest, json };
+}
+
+/** Chunks of at most 500 values for `IN (…)` lists (SQLite allows 32766 parameters; statements stay cached). */
+function chunks<T>(values: readonly T[], size = 500): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < values.length; i += size) out.push(values.slice(i, i + size));
+  return out;
+}
+
+const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The SQLite implementation, over the catalog's own connection. */
+export class SqliteImpactStore implements ImpactStore {
+  private readonly stmts = new Map<string, Database.Statement>();
+
+  constructor(private readonly db: Database.Database) {}
+
+  /** Creates the tables; an index of another version is dropped first (ensureImpactIndex refills it). */
+  migrate(): void {
+    const version = () => this.db.prepare("SELECT value FROM meta WHERE key = 'impact_schema'").pluck().get() as string | undefined;
+    if (version() === IMPACT_VERSION) {
+      this.db.exec(IMPACT_SCHEMA);
+      return;
+    }
+    this.db.transaction(() => {
+      if (version() === IMPACT_VERSION) return;
+      for (const t of IMPACT_TABLES) this.db.exec(`DROP TABLE IF EXISTS ${t}`);
+      this.db.exec('DROP INDEX IF EXISTS impact_profiles_freshness');
+      this.db.exec(IMPACT_SCHEMA);
+      this.db.prepare("INSERT INTO meta(key, value) VALUES ('impact_schema', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(IMPACT_VERSION);
+    }).immediate();
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  /** The id of a set with these items, stored when new. `created` says whether it was. */
+  private setId(items: object): { id: number; created: boolean } {
+    const { digest, json } = setDigest(items);
+    const found = this.stmt('SELECT id FROM impact_sets WHERE digest = ?').pluck().get(digest) as number | undefined;
+    if (found !== undefined) return { id: found, created: false };
+    return { id: Number(this.stmt('INSERT INTO impact_sets(digest, items) VALUES (?, ?)').run(digest, json ?? JSON.stringify(items)).lastInsertRowid), created: true };
+  }
+
+  private stateId(s: ImpactPackageState): number {
+    const files = this.setId(s.files).id;
+    const args = [s.package, s.arch, s.version, s.source, s.sourceVersion, files];
+    const found = this.stmt('SELECT id FROM impact_states WHERE package = ? AND arch = ? AND version = ? AND source = ? AND source_version = ? AND files = ?').pluck().get(...args) as
+      | number
+      | undefined;
+    if (found !== undefined) return found;
+    return Number(this.stmt('INSERT INTO impact_states(package, arch, version, source, source_version, files) VALUES (?, ?, ?, ?, ?, ?)').run(...args).lastInsertRowid);
+  }
+
+  /** A package → paths map as a set of [package, path set] pairs. */
+  private mapId(map: Map<string, string[]>): number {
+    const pairs: [string, number][] = [];
+    for (const [pkg, paths] of [...map].sort(([a], [b]) => byPath(a, b))) if (paths.length > 0) pairs.push([pkg, this.setId(paths).id]);
+    return this.setId(pairs).id;
+  }
+
+  private stateSetId(states: readonly ImpactPackageState[]): number {
+    const ids = [...new Set(states.map((s) => this.stateId(s)))].sort((a, b) => a - b);
+    const { id, created } = this.setId(ids);
+    if (created) {
+      const insert = this.stmt('INSERT OR IGNORE INTO impact_members(state, stateset) VALUES (?, ?)');
+      for (const s of ids) insert.run(s, id);
+    }
+    return id;
+  }
+
+  private addImageRow(imageId: string, row: { kind: string; goldId?: string; profile?: string; release?: string; states: number; kept?: number; traced?: number }): void {
+    this.stmt('DELETE FROM impact_images WHERE image_id = ?').run(imageId);
+    this.stmt('INSERT INTO impact_images(image_id, kind, gold_id, profile, release, states, kept, traced) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      imageId, row.kind, row.goldId ?? null, row.profile ?? null, row.release ?? null, row.states, row.kept ?? null, row.traced ?? null,
+    );
+  }
+
+  /** The union of what the profiles recorded on an image traced, as one map (undefined: no profile). */
+  private goldTraced(imageId: string): number | undefined {
+    const maps = this.stmt('SELECT traced FROM impact_profiles WHERE image_id = ?').pluck().all(imageId) as number[];
+    if (maps.length === 0) return undefined;
+    if (maps.length === 1) return maps[0];
+    const union = new Map<string, Set<string>>();
+    for (const m of this.mapsSync(maps).values()) {
+      const sets = this.setsSync(m.values());
+      for (const [pkg, set] of m) {
+        let u = union.get(pkg);
+        if (!u) union.set(pkg, (u = new Set()));
+        for (const [p] of sets.get(set) ?? []) u.add(p);
+      }
+    }
+    return this.mapId(new Map([...union].map(([k, v]) => [k, [...v].sort(byPath)])));
+  }
+
+  async putImage(imageId: string, index: ImageImpactIndex): Promise<void> {
+    this.db.transaction(() => {
+      this.addImageRow(imageId, { kind: index.kind, release: index.release, states: this.stateSetId(index.states), traced: this.goldTraced(imageId) });
+    })();
+  }
+
+  async putSlim(imageId: string, index: SlimImpactIndex): Promise<void> {
+    this.db.transaction(() => {
+      const gold = this.stmt('SELECT release, states FROM impact_images WHERE image_id = ?').get(index.goldId) as { release: string | null; states: number } | undefined;
+      if (!gold) throw new InternalError(`impact index: gold image ${index.goldId.slice(0, 12)} of slim image ${imageId.slice(0, 12)} is not indexed`);
+      const traced = this.stmt('SELECT traced FROM impact_profiles WHERE name = ?').pluck().get(index.profile) as number | undefined;
+      this.addImageRow(imageId, {
+        kind: 'slim',
+        goldId: index.goldId,
+        profile: index.profile,
+        release: gold.release ?? undefined,
+        states: gold.states,
+        kept: this.mapId(index.kept),
+        traced,
+      });
+    })();
+  }
+
+  async putProfile(name: string, imageId: string, updatedAt: string, traced: Map<string, string[]>): Promise<void> {
+    this.db.transaction(() => {
+      const map = this.mapId(traced);
+      this.stmt('DELETE FROM impact_profiles WHERE name = ?').run(name);
+      this.stmt('INSERT INTO impact_profiles(name, image_id, updated_at, traced) VALUES (?, ?, ?, ?)').run(name, imageId, updatedAt, map);
+      this.stmt("UPDATE impact_images SET traced = ? WHERE profile = ? AND kind = 'slim'").run(map, name);
+      this.stmt('UPDATE impact_images SET traced = ? WHERE image_id = ?').run(this.goldTraced(imageId) ?? null, imageId);
+    })();
+  }
+
+  async pending(): Promise<{ images: { id: string; slim: boolean }[]; profiles: string[] }> {
+    const missing = this.stmt('SELECT (SELECT count(*) FROM images) - (SELECT count(*) FROM impact_images)').pluck().get() as number;
+    const images =
+      missing === 0
+        ? []
+        : (
+            this.stmt(
+              `SELECT i.id AS id, s.image_id IS NOT NULL AS slim FROM images i
+               LEFT JOIN slim_reports s ON s.image_id = i.id
+               WHERE NOT EXISTS (SELECT 1 FROM impact_images x WHERE x.image_id = i.id) ORDER BY i.created_at, i.id`,
+            ).all() as { id: string; slim: number }[]
+          ).map((r) => ({ id: r.id, slim: r.slim === 1 }));
+    // answered from the (name, updated_at) index: a profile's data is never read
+    const profiles = this.stmt(
+      'SELECT p.name FROM profiles p INDEXED BY impact_profiles_freshness LEFT JOIN impact_profiles x ON x.name = p.name WHERE x.updated_at IS NULL OR x.updated_at <> p.updated_at ORDER BY p.name',
+    )
+      .pluck()
+      .all() as string[];
+    return { images, profiles };
+  }
+
+  async statesBy(column: 'package' | 'source', names: readonly string[]): Promise<ImpactStateRow[]> {
+    const col = column === 'package' ? 'package' : 'source';
+    const out: ImpactStateRow[] = [];
+    for (const part of chunks([...new Set(names)])) {
+      const rows = this.stmt(
+        `SELECT id, package, arch, version, source, source_version AS sourceVersion, files FROM impact_states WHERE ${col} IN (${part.map(() => '?').join(',')})`,
+      ).all(...part) as ImpactStateRow[];
+      out.push(...rows);
+    }
+    return out;
+  }
+
+  async members(states: readonly number[]): Promise<[number, number][]> {
+    const out: [number, number][] = [];
+    for (const part of chunks([...new Set(states)])) {
+      out.push(...(this.stmt(`SELECT state, stateset FROM impact_members WHERE state IN (${part.map(() => '?').join(',')})`).raw().all(...part) as [number, number][]));
+    }
+    return out;
+  }
+
+  async groups(): Promise<ImpactImageGroup[]> {
+    // one row per group; the images of a group come as one JSON text, which JSON.parse turns into
+    // arrays far faster than one row per image would be converted
+    const rows = this.stmt(
+      'SELECT kind, release, states, kept, traced, json_group_array(json_array(n, image_id, gold_id, profile)) FROM (SELECT * FROM impact_images ORDER BY n) GROUP BY kind, release, states, kept, traced',
+    )
+      .raw()
+      .all() as [ImpactImageGroup['kind'], string | null, number, number | null, number | null, string][];
+    return rows.map(([kind, release, states, kept, traced, images]) => ({
+      kind,
+      release: release ?? undefined,
+      states,
+      kept: kept ?? undefined,
+      traced: traced ?? undefined,
+      // already in order but for the grouping's whims: sorting a sorted array costs one pass
+      images: (JSON.parse(images) as ImpactImageGroup['images']).sort((a, b) => a[0] - b[0]),
+    }));
+  }
+
+  async tags(): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    // in table order (no second lookup through an index); an image's few tags sorted after
+    for (const [name, id] of this.stmt('SELECT name, image_id FROM tags').raw().all() as [string, string][]) {
+      const list = out.get(id);
+      if (list) list.push(name);
+      else out.set(id, [name]);
+    }
+    for (const list of out.values()) if (list.length > 1) list.sort();
+    return out;
+  }
+
+  private setsSync(ids: Iterable<number>): Map<number, ImpactSetItem[]> {
+    const out = new Map<number, ImpactSetItem[]>();
+    const get = this.stmt('SELECT items FROM impact_sets WHERE id = ?').pluck();
+    for (const id of new Set(ids)) {
+      const json = get.get(id) as string | undefined;
+      if (json !== undefined) out.set(id, (JSON.parse(json) as (ImpactSetItem | string)[]).map((i) => (typeof i === 'string' ? [i] : i)));
+    }
+    return out;
+  }
+
+  private mapsSync(ids: Iterable<number>): Map<number, ImpactPackageMap> {
+    const out = new Map<number, ImpactPackageMap>();
+    const get = this.stmt('SELECT items FROM impact_sets WHERE id = ?').pluck();
+    for (const id of new Set(ids)) {
+      const json = get.get(id) as string | undefined;
+      if (json !== undefined) out.set(id, new Map(JSON.parse(json) as [string, number][]));
+    }
+    return out;
+  }
+
+  async sets(ids: Iterable<number>): Promise<Map<number, ImpactSetItem[]>> {
+    return this.setsSync(ids);
+  }
+
+  async maps(ids: Iterable<number>): Promise<Map<number, ImpactPackageMap>> {
+    return this.mapsSync(ids);
+  }
+}

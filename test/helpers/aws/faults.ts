@@ -1,0 +1,57 @@
+/**
+ * Faults a test injects into the fake EC2 and EBS servers, as the services really fail:
+ * throttling (EC2 RequestLimitExceeded with 503 or Throttling with 400; EBS
+ * RequestThrottledException, 400), server errors (EC2 InternalError 500 / Unavailable 503; EBS
+ * InternalServerException 500), a connection dropped without an answer (before the action took
+ * effect, or after: the effect happened and the answer was lost), and delays.
+ */
+export type FaultEffect =
+  | { kind: 'throttle'; code?: 'RequestLimitExceeded' | 'Throttling' }
+  | { kind: 'server-error'; status?: 500 | 503 }
+  | { kind: 'drop'; when?: 'before' | 'after' }
+  | { kind: 'delay'; ms: number };
+
+export interface FaultRule {
+  /** The action name (RegisterImage, PutSnapshotBlock…), or '*' for every action. */
+  action: string;
+  /** EBS block actions: only requests for this block index. */
+  blockIndex?: number;
+  /** How many matching requests it hits (default 1; Infinity for all). */
+  times?: number;
+  effect: FaultEffect;
+}
+
+export interface ArmedFault extends FaultRule {
+  /** Requests it has hit so far. */
+  hits: number;
+}
+
+/** The fault rules of one server; each matching request takes one hit from every rule it matches. */
+export class Faults {
+  readonly rules: ArmedFault[] = [];
+
+  add(rule: FaultRule): ArmedFault {
+    const armed = { ...rule, hits: 0 };
+    this.rules.push(armed);
+    return armed;
+  }
+
+  clear(): void {
+    this.rules.length = 0;
+  }
+
+  /** The effects that apply to a request, counting their hits. */
+  take(action: string, blockIndex?: number): FaultEffect[] {
+    const out: FaultEffect[] = [];
+    for (const r of this.rules) {
+      if (r.action !== '*' && r.action !== action) continue;
+      if (r.blockIndex !== undefined && r.blockIndex !== blockIndex) continue;
+      if (r.hits >= (r.times ?? 1)) continue;
+      r.hits++;
+      out.push(r.effect);
+    }
+    return out;
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
