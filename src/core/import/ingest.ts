@@ -79,7 +79,12 @@ function readFailed(e: unknown, label: string, path: string): unknown {
   return e;
 }
 
-const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+export const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+
+/** ELF facts of a small file while its content is still in the store's read buffer (putLocal's `inspect`). */
+export function inspectElf(content: Buffer): Promise<ElfFacts | undefined> | undefined {
+  return isElfHead(content) ? parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content }) : undefined;
+}
 
 function isElfHead(b: Buffer): boolean {
   return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
@@ -242,9 +247,6 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
     }
   };
 
-  // Small ELF files are parsed while their content is still in the store's read buffer.
-  const inspectElf = (content: Buffer) =>
-    isElfHead(content) ? parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content }) : undefined;
 
   const storeLocal = async (entry: Entry, local: LocalContent, declared: number | undefined) => {
     let stored: LocalBlob<ElfFacts | undefined>;
@@ -305,9 +307,13 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
         switch (se.type) {
           case 'file':
             if (se.blob) {
-              entry.blob = se.blob.hash;
+              const { hash, head, inspected } = se.blob;
+              entry.blob = hash;
               entry.size = se.blob.size;
               if (se.blob.sparse) entry.sparse = se.blob.sparse;
+              else if (head && isElfHead(head)) elfBlobs.add(hash);
+              if (inspected && !elfFacts.has(hash)) elfFacts.set(hash, inspected);
+              faultPoint('blob-stored');
             } else if (se.local) {
               const local = se.local;
               if (local.fd !== undefined && !local.release) {

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { InternalError } from '../../lib/errors.js';
 import { deserializeError, type SerializedError } from '../../lib/thread-errors.js';
+import type { ListedStatus } from '../../lib/listed-file.js';
 import type { DataExtent } from '../model/sparse.js';
 import type { SharedGuardState, SpaceGuard } from './space-guard.js';
 
@@ -15,36 +16,62 @@ export interface WorkerInit {
   scratch: string;
 }
 
-/** One local content to store: a descriptor (the caller keeps it open until the job settles) or a path. */
+/**
+ * One local content to store: a descriptor (the caller keeps it open until the job settles), a
+ * path, or the file `name` of the directory open as `dir` (BlobWriter.putListed).
+ */
 export interface WriteJob {
   fd?: number;
-  path?: string | Uint8Array;
+  /** Paths and names as latin1 strings: raw bytes, and cheap to send. */
+  path?: string;
   offset?: number;
   length?: number;
-  /** Send the whole content back when it starts with these bytes (and fitted the read buffer). */
-  magic?: Uint8Array;
+  dir?: number;
+  name?: string;
+  label?: string;
+  /** Send the whole content back when it starts with these bytes, as hex (and fitted the read buffer). */
+  magic?: string;
 }
 
-export interface WriteResult {
+export interface StoredResult {
   hash: string;
   size: number;
   sparse?: DataExtent[];
-  head: Uint8Array;
+  /** The first bytes, hex. */
+  head: string;
   content?: Uint8Array;
   created: boolean;
 }
 
+export interface WriteResult {
+  /** Listed files: what was listed and opened. */
+  status?: ListedStatus;
+  /** Listed files with holes: opened, checked, not read (the main thread now owns the descriptor). */
+  holesFd?: number;
+  stored?: StoredResult;
+}
+
+/**
+ * Batches go as JSON text: one string is copied in one go, where the structured clone of many
+ * small objects and buffers cost more than the work they described.
+ */
 export interface BatchRequest {
   id: number;
   /** Set when the space guard changed since the thread's last batch (null: none now). */
   guard?: SharedGuardState | null;
-  jobs: WriteJob[];
+  /** JSON of WriteJob[]. */
+  jobs: string;
 }
 
 export interface BatchReply {
   id: number;
-  results: (WriteResult | { error: SerializedError })[];
+  /** JSON of (WriteResult | { error })[], without contents. */
+  results: string;
+  /** Contents sent back for `inspect` (transferred), by job index. */
+  contents: [number, Uint8Array][];
 }
+
+export type ReplyItem = WriteResult | { error: SerializedError };
 
 interface Pending {
   resolve: (r: WriteResult) => void;
@@ -64,7 +91,7 @@ interface Thread {
 }
 
 /** Jobs sent to a thread in one message. */
-const BATCH = 16;
+const BATCH = 64;
 
 const WORKER_SCRIPT = new URL('./blob-worker.js', import.meta.url);
 
@@ -152,7 +179,7 @@ export class BlobWorkerPool {
       thread.batches.set(id, batch.map((b) => b.pending));
       thread.load += batch.length;
       if (thread.batches.size === 1) thread.worker.ref();
-      const request: BatchRequest = { id, jobs: batch.map((b) => b.job) };
+      const request: BatchRequest = { id, jobs: JSON.stringify(batch.map((b) => b.job)) };
       const guard = this.guard();
       if (guard !== thread.guard) {
         thread.guard = guard;
@@ -168,7 +195,9 @@ export class BlobWorkerPool {
     thread.batches.delete(reply.id);
     thread.load -= pending.length;
     if (thread.batches.size === 0) this.settled(thread);
-    reply.results.forEach((r, i) => {
+    const results = JSON.parse(reply.results) as ReplyItem[];
+    for (const [i, content] of reply.contents) (results[i] as WriteResult).stored!.content = content;
+    results.forEach((r, i) => {
       if ('error' in r) pending[i]!.reject(deserializeError(r.error));
       else pending[i]!.resolve(r);
     });

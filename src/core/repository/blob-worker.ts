@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { serializeError } from '../../lib/thread-errors.js';
-import { BlobWriter, READ_BUFFER } from './blob-writer.js';
-import type { BatchReply, BatchRequest, WorkerInit, WriteResult } from './blob-pool.js';
+import { BlobWriter, READ_BUFFER, type WrittenLocal } from './blob-writer.js';
+import type { BatchReply, BatchRequest, ReplyItem, StoredResult, WorkerInit, WriteJob, WriteResult } from './blob-pool.js';
 import { SpaceGuard } from './space-guard.js';
 
 /**
@@ -16,25 +16,42 @@ let guard: SpaceGuard | undefined;
 const writer = new BlobWriter(init.objectsDir, init.scratch, () => guard);
 const buf = Buffer.allocUnsafe(READ_BUFFER);
 
+const magics = new Map<string, Buffer>();
+const magicOf = (hex: string) => magics.get(hex) ?? magics.set(hex, Buffer.from(hex, 'hex')).get(hex)!;
+
 parentPort!.on('message', (req: BatchRequest) => {
   if (req.guard !== undefined) guard = req.guard ? SpaceGuard.attach(req.guard) : undefined;
-  const results: BatchReply['results'] = [];
+  const results: ReplyItem[] = [];
+  const contents: BatchReply['contents'] = [];
   const transfer: ArrayBuffer[] = [];
-  for (const job of req.jobs) {
+  for (const job of JSON.parse(req.jobs) as WriteJob[]) {
     try {
-      const path = job.path === undefined || typeof job.path === 'string' ? job.path : Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
-      const w = writer.putLocal({ fd: job.fd, path, offset: job.offset, length: job.length }, buf);
-      const r: WriteResult = { hash: w.hash, size: w.size, head: new Uint8Array(w.head), created: w.created };
-      if (w.sparse) r.sparse = w.sparse;
-      if (w.content && job.magic && w.content.subarray(0, job.magic.length).equals(job.magic)) {
-        const copy = new Uint8Array(w.content);
-        r.content = copy;
-        transfer.push(copy.buffer);
+      const r: WriteResult = {};
+      let w: WrittenLocal | undefined;
+      if (job.dir !== undefined) {
+        const listed = writer.putListed(job.dir, Buffer.from(job.name!, 'latin1'), job.label!, buf);
+        r.status = listed.status;
+        if (listed.holesFd !== undefined) r.holesFd = listed.holesFd;
+        w = listed.stored;
+      } else {
+        const path = job.path === undefined ? undefined : Buffer.from(job.path, 'latin1');
+        w = writer.putLocal({ fd: job.fd, path, offset: job.offset, length: job.length }, buf);
+      }
+      if (w) {
+        const stored: StoredResult = { hash: w.hash, size: w.size, head: w.head.toString('hex'), created: w.created };
+        if (w.sparse) stored.sparse = w.sparse;
+        const magic = job.magic === undefined ? undefined : magicOf(job.magic);
+        if (w.content && magic && w.content.subarray(0, magic.length).equals(magic)) {
+          const copy = new Uint8Array(w.content);
+          contents.push([results.length, copy]);
+          transfer.push(copy.buffer);
+        }
+        r.stored = stored;
       }
       results.push(r);
     } catch (e) {
       results.push({ error: serializeError(e) });
     }
   }
-  parentPort!.postMessage({ id: req.id, results } satisfies BatchReply, transfer);
+  parentPort!.postMessage({ id: req.id, results: JSON.stringify(results), contents } satisfies BatchReply, transfer);
 });

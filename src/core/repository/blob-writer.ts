@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, linkSync, openSync, renameSync, statSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
-import { join } from 'node:path';
 import { IntegrityError, errnoCode } from '../../lib/errors.js';
 import { readFullSync } from '../../lib/fs.js';
+import { listAt, openListedFile, sourceChanged, type ListedStatus } from '../../lib/listed-file.js';
 import type { LocalContent, StoredContent } from '../import/source.js';
 import { MIN_HOLE, SparsePacker } from '../model/sparse.js';
 import type { SpaceGuard } from './space-guard.js';
@@ -25,7 +25,8 @@ function removeQuietly(path: string): void {
 /** The path of a blob under an object store's directory: objects/sha256/ab/cdef… */
 export function blobPath(objectsDir: string, hash: string): string {
   if (!HEX64.test(hash)) throw new IntegrityError(`not a sha256 blob id: ${hash}`);
-  return join(objectsDir, 'sha256', hash.slice(0, 2), hash.slice(2));
+  // Not path.join: this runs for every file, and the parts need no normalising.
+  return `${objectsDir}/sha256/${hash.slice(0, 2)}/${hash.slice(2)}`;
 }
 
 export interface WrittenLocal extends StoredContent {
@@ -34,6 +35,12 @@ export interface WrittenLocal extends StoredContent {
   content?: Buffer;
   /** This writer added the blob (it was not stored already). */
   created: boolean;
+}
+
+export interface WrittenListed {
+  status: ListedStatus;
+  stored?: WrittenLocal;
+  holesFd?: number;
 }
 
 /**
@@ -139,6 +146,29 @@ export class BlobWriter {
     }
   }
 
+  /**
+   * Stores the regular file `name` of the directory open as `dirFd` (lib/listed-file.ts): lists
+   * it, opens it without following anything and checks it is what was listed (E_SOURCE_CHANGED
+   * otherwise), then stores it like putLocal. Something else than a regular file is only listed;
+   * a file with holes is opened and checked, and its descriptor handed back unread (holesFd).
+   */
+  putListed(dirFd: number, name: Buffer, label: string, buf: Buffer): WrittenListed {
+    const status = listAt(dirFd, name, label);
+    if (status.type !== 'file') return { status };
+    const fd = openListedFile(dirFd, name, label, status);
+    // Fewer bytes allocated than a hole's worth of the size: the caller reads around the holes.
+    if (status.size >= MIN_HOLE && status.size - status.allocated >= MIN_HOLE) return { status, holesFd: fd };
+    let stored: WrittenLocal;
+    try {
+      stored = this.putLocal({ fd, length: status.size }, buf);
+    } finally {
+      closeSync(fd);
+    }
+    // The open file matched its listing, then shrank while it was read.
+    if (stored.size !== status.size) throw sourceChanged(label, `${stored.size} bytes read, ${status.size} listed`);
+    return { status, stored };
+  }
+
   /** Stores content held in memory under its (already computed) hash, unless it is stored already. True when this call added it. */
   putChunks(hash: string, chunks: Buffer[], size: number): boolean {
     if (this.has(hash, size)) return false;
@@ -197,6 +227,6 @@ export class BlobWriter {
 
   /** A new name in this writer's scratch directory. */
   tmpName(): string {
-    return join(this.scratch, String(++this.counter));
+    return `${this.scratch}/${++this.counter}`;
   }
 }

@@ -6,10 +6,11 @@ import { Readable } from 'node:stream';
 import { errnoCode } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
 import type { LocalContent, StoredBlob } from '../import/source.js';
-import { BlobWorkerPool, type WriteResult } from './blob-pool.js';
-import { BlobWriter, blobPath, READ_BUFFER } from './blob-writer.js';
+import type { ListedStatus } from '../../lib/listed-file.js';
+import { BlobWorkerPool, type StoredResult } from './blob-pool.js';
+import { BlobWriter, blobPath, READ_BUFFER, type WrittenLocal } from './blob-writer.js';
 import type { SpaceGuard } from './space-guard.js';
-import type { BlobStore, LocalBlob, PutLocalOptions } from './types.js';
+import type { BlobStore, ListedBlob, LocalBlob, PutLocalOptions } from './types.js';
 import { CorruptBlobError, MissingBlobError, verifyBuffer, verifyChunks, type BlobUsersLookup } from './verify.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -17,6 +18,9 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const MEMORY_LIMIT = 1 << 20;
 /** Read streams read blobs in chunks of up to this size. */
 const STREAM_CHUNK = 1 << 20;
+/** The magic number `inspect` wants, as writer threads take it. */
+const magicFor = (options: PutLocalOptions<unknown>): string | undefined => (options.inspect ? (options.inspectMagic?.toString('hex') ?? '') : undefined);
+
 /** putLocal calls served in the calling thread before writer threads start (small imports never start them). */
 const THREADS_AFTER = 256;
 
@@ -45,6 +49,7 @@ export class FsBlobStore implements BlobStore {
   private writer: BlobWriter | undefined;
   private pool: BlobWorkerPool | undefined;
   private localCalls = 0;
+  private noPool = false;
   private readBuffer: Buffer | undefined;
 
   constructor(
@@ -83,6 +88,7 @@ export class FsBlobStore implements BlobStore {
     this.pool = undefined;
     this.writer = undefined;
     this.localCalls = 0;
+    this.noPool = false;
     await pool?.close();
     if (this.tmpDir) await rm(await this.tmpDir, { recursive: true, force: true });
     this.tmpDir = undefined;
@@ -109,7 +115,7 @@ export class FsBlobStore implements BlobStore {
 
   async putBuffer(content: Buffer): Promise<StoredBlob> {
     const hash = createHash('sha256').update(content).digest('hex');
-    if ((await this.localWriter()).putChunks(hash, [content], content.length)) this.created.add(hash);
+    if ((await this.localWriter()).putChunks(hash, [content], content.length)) this.adopted(hash, content.length);
     return { hash, size: content.length };
   }
 
@@ -119,26 +125,80 @@ export class FsBlobStore implements BlobStore {
    * descriptor must stay open until the returned promise settles.
    */
   async putLocal<T = never>(file: LocalContent, options: PutLocalOptions<T> = {}): Promise<LocalBlob<T>> {
-    const writer = await this.localWriter();
-    if (++this.localCalls > THREADS_AFTER && !this.pool) {
-      const count = BlobWorkerPool.size();
-      if (count > 0) this.pool = new BlobWorkerPool(this.objectsDir, await this.scratchDir(), count, () => this.guard);
-    }
-    const pool = this.pool;
+    const pool = await this.writerPool();
     if (pool) {
-      const r: WriteResult = await pool.put({ fd: file.fd, path: file.path, offset: file.offset, length: file.length, magic: options.inspect ? options.inspectMagic : undefined });
-      if (r.created) this.created.add(r.hash);
-      const result: LocalBlob<T> = { hash: r.hash, size: r.size, head: Buffer.from(r.head.buffer, r.head.byteOffset, r.head.byteLength) };
-      if (r.sparse) result.sparse = r.sparse;
-      if (r.content && options.inspect) result.inspected = await options.inspect(Buffer.from(r.content.buffer, r.content.byteOffset, r.content.byteLength));
-      return result;
+      const path = file.path === undefined || typeof file.path === 'string' ? file.path && Buffer.from(file.path).toString('latin1') : file.path.toString('latin1');
+      const r = await pool.put({ fd: file.fd, path, offset: file.offset, length: file.length, magic: magicFor(options) });
+      return this.adopt(r.stored!, options);
     }
-    // The buffer is lent out while `inspect` runs; a putLocal meanwhile gets a buffer of its own.
+    return (await this.inThisThread(options, (writer, buf) => writer.putLocal(file, buf)))!;
+  }
+
+  /**
+   * Lists, opens and stores the file `name` of the directory open as `dirFd` (BlobWriter.putListed,
+   * lib/listed-file.ts), where putLocal would run it. The directory must stay open until the
+   * returned promise settles; a `holesFd` in the result belongs to the caller.
+   */
+  async putListed<T = never>(dirFd: number, name: Buffer, label: string, options: PutLocalOptions<T> = {}): Promise<ListedBlob<T>> {
+    const pool = await this.writerPool();
+    if (pool) {
+      const r = await pool.put({ dir: dirFd, name: name.toString('latin1'), label, magic: magicFor(options) });
+      const out: ListedBlob<T> = { status: r.status! };
+      if (r.holesFd !== undefined) out.holesFd = r.holesFd;
+      if (r.stored) out.stored = await this.adopt(r.stored, options);
+      return out;
+    }
+    let status: ListedStatus | undefined;
+    let holesFd: number | undefined;
+    const stored = await this.inThisThread(options, (writer, buf) => {
+      const w = writer.putListed(dirFd, name, label, buf);
+      status = w.status;
+      holesFd = w.holesFd;
+      return w.stored;
+    });
+    const out: ListedBlob<T> = { status: status! };
+    if (holesFd !== undefined) out.holesFd = holesFd;
+    if (stored) out.stored = stored;
+    return out;
+  }
+
+  /** The writer threads, started once this store has stored THREADS_AFTER local files (none for fewer, or without threads). */
+  private async writerPool(): Promise<BlobWorkerPool | undefined> {
+    if (++this.localCalls <= THREADS_AFTER || this.pool || this.noPool) return this.pool;
+    const scratch = await this.scratchDir();
+    // Checked again after the wait, and decided without one: calls overlap, one pool is made.
+    if (!this.pool && !this.noPool) {
+      const count = BlobWorkerPool.size();
+      if (count > 0) this.pool = new BlobWorkerPool(this.objectsDir, scratch, count, () => this.guard);
+      else this.noPool = true;
+    }
+    return this.pool;
+  }
+
+  private adopted(hash: string, _size: number): void {
+    this.created.add(hash);
+  }
+
+  /** A writer thread's result here: its new blob recorded, ELF-like content shown to `inspect`. */
+  private async adopt<T>(r: StoredResult, options: PutLocalOptions<T>): Promise<LocalBlob<T>> {
+    if (r.created) this.adopted(r.hash, r.size);
+    const result: LocalBlob<T> = { hash: r.hash, size: r.size, head: Buffer.from(r.head, 'hex') };
+    if (r.sparse) result.sparse = r.sparse;
+    if (r.content && options.inspect) result.inspected = await options.inspect(Buffer.from(r.content.buffer, r.content.byteOffset, r.content.byteLength));
+    return result;
+  }
+
+  /** Runs a write with this thread's writer and read buffer; `inspect` sees the content while the buffer is still lent. */
+  private async inThisThread<T>(options: PutLocalOptions<T>, write: (writer: BlobWriter, buf: Buffer) => WrittenLocal | undefined): Promise<LocalBlob<T> | undefined> {
+    const writer = await this.localWriter();
+    // The buffer is lent out while `inspect` runs; a write meanwhile gets a buffer of its own.
     const buf = this.readBuffer ?? Buffer.allocUnsafe(READ_BUFFER);
     this.readBuffer = undefined;
     try {
-      const { content, created, ...result } = writer.putLocal(file, buf);
-      if (created) this.created.add(result.hash);
+      const w = write(writer, buf);
+      if (!w) return undefined;
+      const { content, created, ...result } = w;
+      if (created) this.adopted(result.hash, result.size);
       const magic = options.inspectMagic;
       if (!content || !options.inspect || (magic && !content.subarray(0, magic.length).equals(magic))) return result;
       return { ...result, inspected: await options.inspect(content) };
@@ -174,14 +234,14 @@ export class FsBlobStore implements BlobStore {
       const hash = hasher.digest('hex');
       const writer = await this.localWriter();
       if (!fh) {
-        if (writer.putChunks(hash, head, size)) this.created.add(hash);
+        if (writer.putChunks(hash, head, size)) this.adopted(hash, size);
         return { hash, size };
       }
       await fh.close();
       fh = undefined;
       const written = tmp!;
       tmp = undefined;
-      if (writer.publish(written, hash, size)) this.created.add(hash);
+      if (writer.publish(written, hash, size)) this.adopted(hash, size);
       else this.guard?.refund(size); // another writer got there first
       return { hash, size };
     } finally {

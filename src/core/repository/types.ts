@@ -1,5 +1,6 @@
 import type { PublicationStore } from './catalog-publications.js';
 import type { Readable } from 'node:stream';
+import type { ListedStatus } from '../../lib/listed-file.js';
 import type { Entry } from '../model/entry.js';
 import type { ImpactStore } from './catalog-impact.js';
 import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
@@ -23,6 +24,13 @@ export interface BlobStore {
    * and the blob holds only the data.
    */
   putLocal<T = never>(file: LocalContent, options?: PutLocalOptions<T>): Promise<LocalBlob<T>>;
+  /**
+   * Local stores only: lists the file `name` of the directory open as `dirFd`, opens it without
+   * following anything, checks it is what was listed (E_SOURCE_CHANGED otherwise) and stores it
+   * like putLocal (lib/listed-file.ts). The directory reader's fast path: the store can do this
+   * where it writes (on its writer threads).
+   */
+  putListed?<T = never>(dirFd: number, name: Buffer, label: string, options?: PutLocalOptions<T>): Promise<ListedBlob<T>>;
   has(hash: string): Promise<boolean>;
   /** Size in bytes, or undefined when absent. */
   size(hash: string): Promise<number | undefined>;
@@ -59,6 +67,15 @@ export interface PutLocalOptions<T> {
    * reads on other threads sends only those back.
    */
   inspectMagic?: Buffer;
+}
+
+export interface ListedBlob<T = never> {
+  /** What was listed and opened. */
+  status: ListedStatus;
+  /** The stored content, when it is a regular file without holes. */
+  stored?: LocalBlob<T>;
+  /** A regular file with holes, opened and checked but not read: the caller reads it around its holes and closes this. */
+  holesFd?: number;
 }
 
 export interface LocalBlob<T = never> extends StoredContent {
