@@ -1,6 +1,6 @@
 import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, type BigIntStats } from 'node:fs';
 import { InputError, PermissionError, errnoCode } from './errors.js';
-import { faultPause } from './fault.js';
+import { faultPoint } from './fault.js';
 
 /**
  * Reading a tree that may change under our feet without ever following what it contains: every
@@ -121,7 +121,7 @@ const O_FILE = fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY;
  * listing and the open, for race tests. The caller closes the descriptor.
  */
 export function openListedFile(dirFd: number, name: Buffer, label: string, listed: ListedStatus): number {
-  faultPause('dir-listed', label);
+  faultPoint('dir-listed', label);
   let fd: number;
   try {
     fd = openSync(procAt(dirFd, name), O_FILE);

@@ -1,6 +1,6 @@
 import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, type Dirent } from 'node:fs';
 import { InputError, NotFoundError, errnoCode } from '../../lib/errors.js';
-import { faultPause } from '../../lib/fault.js';
+import { faultPoint } from '../../lib/fault.js';
 import { listAt, listingFailed, openListedFile, procAt, sameObject, sourceChanged, statusOf, type ListedStatus } from '../../lib/listed-file.js';
 import { MIN_HOLE } from '../model/sparse.js';
 import { readFileWithHoles } from './hole-reader.js';
@@ -143,7 +143,7 @@ async function* walk(givenPath: string, storeListed: ListedFileStore | undefined
 
     /** Opens the directory `d` of `parent` (O_NOFOLLOW) and starts listing it. */
     const descend = (parent: Frame, d: Frame['subdirs'][number]) => {
-      faultPause('dir-descend', d.host.toString());
+      faultPoint('dir-descend', d.host.toString());
       let fd: number;
       try {
         fd = openSync(procAt(parent.fd, d.name), O_DIR);
@@ -186,7 +186,7 @@ async function* walk(givenPath: string, storeListed: ListedFileStore | undefined
       }
       if (se.type === 'dir') f.subdirs.push({ name, host, rel, listed: st });
       if (se.type !== 'file') {
-        faultPause('dir-listed', label);
+        faultPoint('dir-listed', label);
         return { entry: se };
       }
       const fd = openListedFile(f.fd, name, label, st);
