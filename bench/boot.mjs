@@ -33,7 +33,7 @@ export async function prepareNginxRepo(work) {
 /** aim's QEMU runner and PXE boot server, from the built dist/. */
 export async function loadBootModules() {
   const dist = (p) => import(join(root, 'dist', 'src', ...p));
-  return { qemu: await dist(['core', 'boot', 'qemu.js']), pxeHttp: await dist(['core', 'boot', 'pxe-http.js']) };
+  return { qemu: await dist(['run', 'qemu.js']), pxeHttp: await dist(['run', 'pxe-http.js']) };
 }
 
 function rssMiB(pid) {

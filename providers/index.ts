@@ -6,5 +6,6 @@ import type { BuiltinProviders } from '../src/core/ship/registry.js';
  * Third-party providers need no entry here: they come from oclif plugins.
  */
 export const BUILTIN_PROVIDERS: BuiltinProviders = {
+  aws: async () => (await import('./aws/index.js')).aws,
   vmware: async () => (await import('./vmware/index.js')).vmware,
 };

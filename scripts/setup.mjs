@@ -3,7 +3,7 @@
 // packages aim and its tests use (installed as root with apt-get, skipped when present) and the
 // npm dependencies; with --node24 (npm test) also Node 24 for the second test run. Uses only Node's standard library: it runs before node_modules exists.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,7 +31,15 @@ export const DEBIAN_PACKAGES = {
   ovmf: 'UEFI firmware for boot tests',
   'ipxe-qemu': 'PXE boot tests',
   ipxe: 'iPXE binaries of PXE bundles (ipxe.efi, undionly.kpxe)',
-  make: 'building iPXE from source (build --ipxe-src)',
+  make: 'building iPXE from source (aim pxe ipxe build, build --ipxe-src)',
+  perl: 'iPXE\'s build scripts',
+  'liblzma-dev': 'lzma.h for iPXE\'s zbin (compressed BIOS images)',
+  isolinux: 'isolinux.bin: BIOS boot of the iPXE ISO (pxe ipxe build --target iso)',
+  'syslinux-common': 'ldlinux.c32 for the iPXE ISO',
+  syslinux: 'syslinux: BIOS boot of the iPXE USB image (--target usb)',
+  xorriso: 'xorrisofs writes the iPXE ISO (--target iso; genisoimage cannot set fixed dates)',
+  'dnsmasq-base': 'proxyDHCP, DHCP and TFTP of aim pxe serve (the binary only: no system service is started)',
+  nginx: 'the PXE serving benchmark compares aim pxe serve with nginx serving the same files',
   'busybox-static': 'minimal init for slim images',
   'systemd-boot-efi': 'UEFI boot loader for raw disks',
   skopeo: 'OCI image checks',
@@ -39,8 +47,8 @@ export const DEBIAN_PACKAGES = {
   strace: 'profiling workloads',
   'util-linux': 'unshare/nsenter/setpriv for the profiling sandbox',
   iproute2: 'loopback inside the profiling sandbox',
-  binutils: 'readelf, used by tests to check the ELF parser',
-  gcc: 'static test programs that fork, thread, spawn and clone3 under the tracer (test/fixtures/trace)',
+  binutils: 'readelf, used by tests to check the ELF parser; as/ld/objcopy for iPXE\'s build',
+  gcc: 'static test programs that fork, thread, spawn and clone3 under the tracer (test/fixtures/trace); iPXE\'s build',
   'libc6-dev': 'static glibc for those test programs',
   ostree: 'import benchmark comparison',
   time: 'peak memory figures in benchmarks and the hostile-input tests',
@@ -76,11 +84,42 @@ function ensureDebianPackages() {
   execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
 }
 
-/** True when `dir`'s node_modules was installed from its current package-lock.json and holds `built`. */
+/**
+ * True when `dir`'s node_modules holds what its package-lock.json lists (every package at the
+ * locked version, by npm's own record of what it installed, node_modules/.package-lock.json) and
+ * holds `built`. Compared by content, not by file times: a checkout or merge touches the lock
+ * without changing it, and that alone must not start an `npm ci` that removes node_modules.
+ */
 function installed(dir, built) {
   const marker = join(dir, 'node_modules', '.package-lock.json');
-  const lock = join(dir, 'package-lock.json');
-  return existsSync(marker) && existsSync(lock) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs && existsSync(join(dir, 'node_modules', built));
+  const lockFile = join(dir, 'package-lock.json');
+  if (!existsSync(marker) || !existsSync(lockFile) || !existsSync(join(dir, 'node_modules', built))) return false;
+  try {
+    const have = JSON.parse(readFileSync(marker, 'utf8')).packages ?? {};
+    const want = JSON.parse(readFileSync(lockFile, 'utf8')).packages ?? {};
+    for (const [path, entry] of Object.entries(want)) {
+      if (path === '' || entry.link) continue;
+      const got = have[path];
+      // optional packages for other platforms (fsevents…) are never installed here
+      if (!got) {
+        if (entry.optional) continue;
+        return false;
+      }
+      if (got.version !== entry.version) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** npm ci removes node_modules first: through a link it would empty another checkout's packages. */
+function refuseLinkedNodeModules(dir) {
+  const nm = join(dir, 'node_modules');
+  if (existsSync(nm) && lstatSync(nm).isSymbolicLink()) {
+    console.error(`setup: ${nm} is a link to ${realpathSync(nm)} and does not hold what ${join(dir, 'package-lock.json')} lists; npm ci would empty the linked directory, so nothing was installed: run npm ci where the link points, or replace the link with a directory`);
+    process.exit(1);
+  }
 }
 
 /**
@@ -91,6 +130,7 @@ function installed(dir, built) {
  * would otherwise try to download a prebuilt binary from outside the npm registry first.
  */
 function npmCi(dir, env = {}) {
+  refuseLinkedNodeModules(dir);
   const npm = process.env.npm_execpath
     ? [process.execPath, [process.env.npm_execpath]]
     : ['npm', []];

@@ -24,6 +24,7 @@ import type { Provider, ProviderPlan } from '../core/ship/provider.js';
 export { z } from 'zod';
 export type {
   AnyProvider,
+  EarlierResource,
   ApplyContext,
   ApplyResult,
   Journal,

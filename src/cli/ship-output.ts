@@ -26,6 +26,8 @@ export function planLines(plan: ProviderPlan): string[] {
   return lines;
 }
 
+const publishedLine = (p: Published) => `published ${p.kind}: ${p.id ? `${p.id} (${p.location})` : p.location}`;
+
 /** What `aim ship` and `aim ship resume` print without --json. */
 export function printShipResult(cmd: Pick<Command, 'log'>, r: Printable): void {
   const pub = r.publication;
@@ -36,10 +38,10 @@ export function printShipResult(cmd: Pick<Command, 'log'>, r: Printable): void {
   }
   if (r.alreadyPublished) {
     cmd.log(`already published as publication ${pub?.id}: nothing done`);
-    for (const p of r.published) cmd.log(`published ${p.kind}: ${p.location}`);
+    for (const p of r.published) cmd.log(publishedLine(p));
     return;
   }
   if (r.artifacts.length > 0) cmd.log(table(['ARTIFACT', 'SIZE'], r.artifacts.map((a) => [a.path, formatBytes(a.bytes)])));
-  for (const p of r.published) cmd.log(`published ${p.kind}: ${p.location}`);
+  for (const p of r.published) cmd.log(publishedLine(p));
   cmd.log(`${r.resumed ? 'resumed and finished' : 'shipped'} ${shortId(r.imageId)} through ${r.provider} as publication ${pub?.id}${r.seconds !== undefined ? ` in ${r.seconds.toFixed(1)} s` : ''}`);
 }

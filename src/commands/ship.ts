@@ -3,7 +3,7 @@ import { AimCommand } from '../cli/base-command.js';
 import { allProviders } from '../cli/plugin-providers.js';
 import { printShipResult } from '../cli/ship-output.js';
 import { resolveImage } from '../core/query/resolve.js';
-import { optionSpecs } from '../core/ship/options.js';
+import { optionSpecs, type OptionsSchema } from '../core/ship/options.js';
 import type { AnyProvider } from '../core/ship/provider.js';
 import { findProvider } from '../core/ship/registry.js';
 import { givenOptions, shipImage, type ShipResult } from '../core/ship/ship-image.js';
@@ -17,15 +17,15 @@ export function shipOwnFlags(): Set<string> {
 }
 
 /**
- * A provider's options (from its zod schema) as flags of `aim ship`. No oclif defaults: an absent
- * flag leaves the environment, then the template, then the schema's default to decide.
+ * A provider's options (from its zod schema) as flags. No oclif defaults: an absent flag leaves
+ * the environment, then the template, then the schema's default to decide.
  */
-function providerFlags(provider: AnyProvider, taken: Set<string>): FlagMap {
+export function optionFlags(providerName: string, schema: OptionsSchema, taken: Set<string>): FlagMap {
   const flags: FlagMap = {};
-  for (const o of optionSpecs(provider.options)) {
+  for (const o of optionSpecs(schema)) {
     if (taken.has(o.name)) continue;
-    const description = `${provider.name}: ${o.description}${o.env ? ` [env: ${o.env}]` : ''}`;
-    const common = { description, helpGroup: provider.name.toUpperCase() };
+    const description = `${providerName}: ${o.description}${o.env ? ` [env: ${o.env}]` : ''}`;
+    const common = { description, helpGroup: providerName.toUpperCase() };
     if (o.type === 'boolean' && !o.multiple) flags[o.name] = Flags.boolean(common);
     else if (o.multiple) flags[o.name] = Flags.string({ ...common, multiple: true, ...(o.choices ? { options: o.choices } : {}) });
     else flags[o.name] = Flags.string({ ...common, ...(o.choices ? { options: o.choices } : {}) });
@@ -33,12 +33,15 @@ function providerFlags(provider: AnyProvider, taken: Set<string>): FlagMap {
   return flags;
 }
 
+const providerFlags = (provider: AnyProvider, taken: Set<string>): FlagMap => optionFlags(provider.name, provider.options, taken);
+
 export default class Ship extends AimCommand {
-  static override summary = 'Build an image for a target and publish it through a provider (built-in: vmware; more from plugins).';
-  static override description = `The provider comes first. Its options are flags (--datastore-url …), --opt name=value, environment variables, or the ship.<provider> section of a --template; \`aim provider list\` shows every provider and its options. Credentials come from the environment (vmware: AIM_VMWARE_USER, AIM_VMWARE_PASSWORD), never from flags.
+  static override summary = 'Build an image for a target and publish it through a provider (built-in: aws, vmware; more from plugins).';
+  static override description = `The provider comes first. Its options are flags (--datastore-url …), --opt name=value, environment variables, or the ship.<provider> section of a --template; \`aim provider list\` shows every provider and its options. Credentials come from the environment (vmware: AIM_VMWARE_USER, AIM_VMWARE_PASSWORD; aws: the AWS SDK's chain, see aim ship aws --help), never from flags.
 
 Every ship is a publication in the repository's journal (aim ship list), keyed by image, provider and target: shipping the same thing again reports the existing publication instead of making a second one, and two runs at once are serialised. Every resource is journalled as it is created. On failure the publication is rolled back; on Ctrl-C or SIGTERM it stops and keeps what it made: \`aim ship resume <publication>\` finishes it, \`aim ship rm <publication>\` removes it.`;
   static override examples = [
+    '<%= config.bin %> ship aws slim/nginx:1 --region eu-west-1 --out build/aws   # an AMI (aim ship aws --help)',
     '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware',
     '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware --datastore-url "https://esxi.lan/folder/aim?dcPath=ha-datacenter&dsName=datastore1" --insecure',
     '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware --datastore-url "https://vc.lan/folder/images?dcPath=DC1&dsName=ds1" --dry-run --json',

@@ -164,19 +164,6 @@ export function throwIfCancelled(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw cancellationError(signal);
 }
 
-/** Rejects when the signal aborts, with its cancellation error (see cancellationError). */
-export function whenAborted(signal: AbortSignal | undefined): { promise: Promise<never>; dispose: () => void } {
-  if (!signal) return { promise: new Promise<never>(() => {}), dispose: () => {} };
-  let onAbort = () => {};
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(cancellationError(signal));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  promise.catch(() => {});
-  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
-}
-
 /** A bug in aim: an invariant did not hold. */
 export class InternalError extends AimError {
   constructor(message: string, options: AimErrorOptions = {}) {

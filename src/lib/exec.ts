@@ -41,6 +41,7 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   umoci: { pkg: 'umoci', purpose: 'unpack OCI image layouts' },
   'ipxe.efi': { pkg: 'ipxe', purpose: 'give PXE bundles their iPXE binaries (ipxe.efi, undionly.kpxe)' },
   make: { pkg: 'make', purpose: 'build iPXE from source (--ipxe-src)' },
+  dnsmasq: { pkg: 'dnsmasq-base', purpose: 'answer PXE clients by proxyDHCP or DHCP and hand them iPXE by TFTP (aim pxe serve --dhcp, --tftp)' },
 };
 
 const found = new Map<string, string | undefined>();

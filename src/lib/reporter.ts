@@ -4,7 +4,7 @@
  */
 export type AimEvent =
   | { type: 'stage'; stage: string; status: 'start' | 'done'; detail?: string }
-  | { type: 'progress'; stage: string; done: number; total?: number; unit: 'bytes' | 'entries' | 'blobs' | 'files' | 'images' }
+  | { type: 'progress'; stage: string; done: number; total?: number; unit: 'bytes' | 'entries' | 'blobs' | 'files' | 'blocks' | 'images' }
   | { type: 'warn'; code: string; message: string; path?: string }
   | { type: 'info'; message: string };
 

@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { copyFile, readFile, readdir } from 'node:fs/promises';
+import { copyFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { basename, dirname, extname, join } from 'node:path';
@@ -36,6 +36,16 @@ export interface PxeArtifact {
   bootfile: string;
   /** Served by HTTP on this port of 127.0.0.1 (the guest's 10.0.2.2) instead of QEMU's TFTP server. */
   httpPort?: number;
+}
+
+/**
+ * A machine with no disk that boots from its network, as bare metal does from a boot server
+ * (aim pxe serve): with the NIC's own iPXE ROM (QEMU's), or with the firmware's PXE client
+ * (OVMF's; SeaBIOS has none), which must first fetch iPXE by TFTP. Needs `tap` networking.
+ */
+export interface NetworkBoot {
+  kind: 'network';
+  rom: 'ipxe' | 'firmware';
 }
 
 /** How a built artifact is booted: what a `--out` directory or a disk file holds. */
@@ -86,12 +96,12 @@ export async function bootDisk(artifact: BootArtifact, dir: string, signal?: Abo
 }
 
 /** The devices to boot an artifact on when none are asked for: VMware's for an OVA (its initramfs has no virtio drivers). */
-export function defaultDevices(artifact: BootArtifact): BootDevices {
+export function defaultDevices(artifact: BootArtifact | NetworkBoot): BootDevices {
   return artifact.kind === 'ova' ? 'vmware' : 'virtio';
 }
 
 export interface VmSpec {
-  artifact: DiskArtifact | PxeArtifact;
+  artifact: DiskArtifact | PxeArtifact | NetworkBoot;
   /** UEFI (OVMF, default) or legacy BIOS (SeaBIOS). */
   firmware?: 'uefi' | 'bios';
   /** Kill QEMU after this long, whatever happens (a bound for tests and benchmarks). */
@@ -128,11 +138,34 @@ export interface VmSpec {
    * connection as its stdin and stdout (QEMU's guestfwd; the address must be in the network).
    */
   userNet?: { network?: string; guestForwards?: { address: string; port: number; command: string[] }[] };
+  /**
+   * The NIC on a tap device instead of user networking (no forwards then): the guest is on
+   * whatever network the tap is bridged to. With `netns`, QEMU runs in that network namespace
+   * (`ip netns exec`), where the tap is.
+   */
+  tap?: { ifname: string; mac: string; netns?: string };
+  /**
+   * QEMU joins the network namespace of this process (nsenter): its user networking, and the
+   * forwards from 127.0.0.1, then live in that namespace (qualification probes the guest from it).
+   */
+  netnsOf?: number;
 }
 
 export function consoleLogPath(spec: Pick<VmSpec, 'dir'>): string {
   return join(spec.dir, 'console.log');
 }
+
+/**
+ * SeaBIOS's serial console (its fw_cfg file etc/sercon-port: the port, a little-endian integer,
+ * here COM1 0x3f8): what the BIOS and the NIC's iPXE print goes to the serial log too. A network
+ * boot under SeaBIOS shows iPXE's messages (an unassigned machine's, a failed download) there.
+ */
+export function serconPath(spec: Pick<VmSpec, 'dir'>): string {
+  return join(spec.dir, 'sercon-port');
+}
+const SERCON_PORT = Buffer.from([0xf8, 0x03]);
+
+const wantsSercon = (spec: VmSpec) => spec.artifact.kind === 'network' && (spec.firmware ?? 'uefi') === 'bios';
 
 /**
  * QEMU's command line for a spec (pure). For disk boots the NIC carries no option ROM, so it never
@@ -147,7 +180,7 @@ export function qemuArgs(spec: VmSpec): string[] {
   const emulated = emulatedDevices(spec.devices ?? 'virtio');
   const uefi = (spec.firmware ?? 'uefi') === 'uefi';
   const disk =
-    a.kind === 'pxe'
+    a.kind === 'pxe' || a.kind === 'network'
       ? []
       : [
           // a stream-optimized VMDK cannot be written in place: writes go to a temporary overlay
@@ -155,14 +188,18 @@ export function qemuArgs(spec: VmSpec): string[] {
           ...(emulated.disk === 'pvscsi' ? ['-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=d0,bus=scsi0.0', ...firmwareEspArgs(spec)] : diskDevice(spec, emulated.disk)),
         ];
   const pxe = a.kind !== 'pxe' ? '' : a.httpPort ? `,bootfile=http://10.0.2.2:${a.httpPort}/${a.bootfile}` : `,tftp=${a.dir},bootfile=${a.bootfile}`;
+  // the NIC's option ROM: QEMU's iPXE for PXE boots, none for disks (and for a firmware PXE client)
+  const rom = a.kind === 'pxe' || (a.kind === 'network' && a.rom === 'ipxe') ? '' : ',romfile=';
+  const netdev = spec.tap ? `tap,id=n0,ifname=${spec.tap.ifname},script=no,downscript=no` : `user,id=n0${userNetArgs(spec)}${hostfwd}${pxe}`;
   return [
     '-nodefaults', '-machine', 'q35', '-accel', accel, '-m', String(spec.memoryMiB), '-smp', '1', '-display', 'none', '-no-reboot',
     '-serial', spec.console === 'file' ? `file:${consoleLogPath(spec)}` : 'stdio',
     '-monitor', `unix:${join(spec.dir, 'monitor.sock')},server=on,wait=off`,
     ...(uefi ? ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${join(spec.dir, 'OVMF_VARS.fd')}`] : []),
+    ...(wantsSercon(spec) ? ['-fw_cfg', `name=etc/sercon-port,file=${serconPath(spec)}`] : []),
     ...disk,
-    '-netdev', `user,id=n0${userNetArgs(spec)}${hostfwd}${pxe}`,
-    '-device', `${emulated.nic},netdev=n0${a.kind === 'pxe' ? '' : ',romfile='}`,
+    '-netdev', netdev,
+    '-device', `${emulated.nic},netdev=n0${spec.tap ? `,mac=${spec.tap.mac}` : ''}${rom}`,
   ];
 }
 
@@ -250,9 +287,17 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
   if (spec.artifact.kind === 'pxe' && !existsSync(join(spec.artifact.dir, spec.artifact.bootfile))) throw new NotFoundError(`${join(spec.artifact.dir, spec.artifact.bootfile)} does not exist`);
   if (spec.accel === 'kvm' && !existsSync('/dev/kvm')) throw new ConfigError('--accel kvm needs /dev/kvm, which this machine does not have', { hint: 'use --accel tcg' });
   if (uefi) await copyFile(OVMF_VARS, join(spec.dir, 'OVMF_VARS.fd'));
+  if (wantsSercon(spec)) await writeFile(serconPath(spec), SERCON_PORT);
   if (spec.devices === 'vmware' && !spec.firmwareEsp && spec.artifact.kind === 'disk') spec = { ...spec, firmwareEsp: await findEsp(spec.artifact, spec.dir, spec.signal) };
   const started = Date.now();
-  const qemu = spawnTool('qemu-system-x86_64', qemuArgs(spec), {
+  if (spec.tap && spec.forwards.length > 0) throw new ConfigError('port forwards need user networking, not a tap device');
+  if (spec.artifact.kind === 'network' && !spec.tap) throw new ConfigError('a network boot needs a tap device on the boot server\'s network');
+  const [tool, prefix] = spec.tap?.netns
+    ? ['ip', ['netns', 'exec', spec.tap.netns, requireTool('qemu-system-x86_64')]]
+    : spec.netnsOf !== undefined
+      ? ['nsenter', ['--target', String(spec.netnsOf), '--net', '--', requireTool('qemu-system-x86_64')]]
+      : ['qemu-system-x86_64', []];
+  const qemu = spawnTool(tool, [...prefix, ...qemuArgs(spec)], {
     ...(spec.maxSeconds === undefined ? {} : { timeout: spec.maxSeconds * 1000 }),
     stdin: spec.console === 'stdio' ? 'inherit' : 'ignore',
     stdout: spec.console === 'stdio' ? 'inherit' : 'ignore',

@@ -10,6 +10,7 @@ import { prepareSlimNginx } from './helpers/slim-nginx.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let repo: string;
+let firstRaw: BuildJson['artifacts'][number] | undefined;
 
 interface BuildJson {
   artifacts: { path: string; kind: string; bytes: number; sha256: string }[];
@@ -33,6 +34,7 @@ describe('raw UEFI disk of the slim nginx image', () => {
     const res = await build('raw');
     expect(res.exitCode, res.stderr).toBe(0);
     const [disk] = res.json.artifacts;
+    firstRaw = disk;
     expect(disk!.kind).toMatch(/raw disk/);
     const table = JSON.parse((await execa('sfdisk', ['--json', disk!.path])).stdout) as { partitiontable: { label: string; partitions: { type: string }[] } };
     expect(table.partitiontable.label).toBe('gpt');
@@ -58,18 +60,18 @@ describe('raw UEFI disk of the slim nginx image', () => {
     }
   }, 150_000);
 
-  it('is reproducible: the same image built twice gives byte-identical disks', async () => {
+  it('is reproducible: the same image built again gives a byte-identical disk', async () => {
+    // the first build's disk was booted (QEMU may have written to it): its hash is the one aim
+    // reported when it built it, checked here against the bytes of the second build
     const again = await build('raw-again');
     expect(again.exitCode, again.stderr).toBe(0);
-    const third = await build('raw-third');
-    expect(third.exitCode, third.stderr).toBe(0);
-    expect(again.json.artifacts[0]!.sha256).toBe(third.json.artifacts[0]!.sha256);
-    await execa('cmp', [again.json.artifacts[0]!.path, third.json.artifacts[0]!.path]);
+    const sum = (await execa('sha256sum', [again.json.artifacts[0]!.path])).stdout.split(' ')[0];
+    expect(sum).toBe(firstRaw!.sha256);
   }, 120_000);
 });
 
 describe('stream-optimized VMDK of the slim nginx image', () => {
-  it('is reproducible (its random CID replaced) and boots under OVMF with snapshot=on', async () => {
+  it('is reproducible (its random CID replaced) and stream-optimized (booted by the OVA test, which carries this VMDK)', async () => {
     const vmdk = (out: string) => aim<BuildJson>(['build', 'slim/nginx:1', '--format', 'vmdk', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, out), '--repo', repo]);
     const one = await vmdk('vmdk');
     expect(one.exitCode, one.stdout + one.stderr).toBe(0);
@@ -79,13 +81,6 @@ describe('stream-optimized VMDK of the slim nginx image', () => {
     const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', one.json.artifacts[0]!.path])).stdout) as { format: string; 'format-specific': { data: { 'create-type': string } } };
     expect(info.format).toBe('vmdk');
     expect(info['format-specific'].data['create-type']).toBe('streamOptimized');
-    // booted through the CLI, as a user tries an artifact before shipping it (QEMU writes to an overlay)
-    const boot = await aim<{ probe: { status: number; title?: string; seconds: number } }>(['boot', join(tmp.dir, 'vmdk'), '--forward', '0:80', '--probe', '/', '--timeout', '90s']);
-    expect(boot.exitCode, boot.stderr).toBe(0);
-    const answer = boot.json.probe;
-    expect(answer.status).toBe(200);
-    expect(answer.title).toBe('Welcome to nginx!');
-    console.log(`vmdk: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
   }, 200_000);
 });
 

@@ -134,7 +134,7 @@ describe('pxe build faults: clear errors, nothing left behind', () => {
     const src = join(tmp.dir, 'ipxe-broken');
     for (const d of ['src/include/ipxe', 'src/arch/x86']) await mkdir(join(src, d), { recursive: true });
     await writeFile(join(src, 'src', 'Makefile'), 'bin/undionly.kpxe:\n\t@echo "cc1: fatal error: no compiler here" >&2; exit 1\n');
-    const res = await aim<ErrorJson>(['build', 'slim/nginx:1', '--format', 'pxe', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, 'broken'), '--repo', repo], { env: { AIM_IPXE_SRC: src } });
+    const res = await aim<ErrorJson>(['build', 'slim/nginx:1', '--format', 'pxe', '--kernel', 'core/kernel:bookworm', '--out', join(tmp.dir, 'broken'), '--repo', repo], { env: { AIM_IPXE_SRC: src, AIM_CACHE_DIR: join(tmp.dir, 'ipxe-cache') } });
     expect(res.exitCode).toBe(6);
     expect(res.json.error.message).toMatch(/^make failed \(exit 2\): [^]*cc1: fatal error: no compiler here/);
     expect(res.json.error.hint).toMatch(/liblzma-dev/);

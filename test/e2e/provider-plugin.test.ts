@@ -49,10 +49,10 @@ describe('a third-party provider as an oclif plugin', () => {
   it('is unknown before the plugin is linked', async () => {
     const list = await run<ListResult>('provider', 'list');
     expect(list.exitCode, list.stderr).toBe(0);
-    expect(list.json.providers.map((p) => p.name)).toEqual(['vmware']);
+    expect(list.json.providers.map((p) => p.name)).toEqual(['aws', 'vmware']);
     const res = await run<{ error: { code: string; hint: string } }>('ship', 'localdir', 'fixture/small:1', '--out', join(tmp.dir, 'never'));
     expect(res.exitCode).toBe(2);
-    expect(res.json.error.hint).toMatch(/known providers: vmware/);
+    expect(res.json.error.hint).toMatch(/known providers: aws, vmware/);
   });
 
   it('is linked with `aim plugins link`, listed, and ships through aim without changing aim', async () => {
@@ -63,10 +63,11 @@ describe('a third-party provider as an oclif plugin', () => {
 
     const list = await run<ListResult>('provider', 'list');
     expect(list.json.providers.map((p) => [p.name, p.source])).toEqual([
+      ['aws', 'built-in'],
       ['vmware', 'built-in'],
       ['localdir', 'aim-provider-localdir'],
     ]);
-    expect(list.json.providers[1]!.options.map((o) => o.name)).toEqual(['dir']);
+    expect(list.json.providers[2]!.options.map((o) => o.name)).toEqual(['dir']);
     // `aim ship --help` lists the plugin's provider and options with the built-in ones
     const help = await plain('ship', '--help');
     expect(help.stdout).toMatch(/PROVIDERS AND THEIR OPTIONS[\s\S]*vmware \(built-in\)[\s\S]*localdir \(aim-provider-localdir\)\s[\s\S]*--dir VALUE/);
@@ -118,7 +119,7 @@ describe('a third-party provider as an oclif plugin', () => {
     const un = await plain('plugins', 'unlink', 'aim-provider-localdir');
     expect(un.exitCode, un.stderr).toBe(0);
     const list = await run<ListResult>('provider', 'list');
-    expect(list.json.providers.map((p) => p.name)).toEqual(['vmware']);
+    expect(list.json.providers.map((p) => p.name)).toEqual(['aws', 'vmware']);
     const pubs = await run<{ publications: { id: string; provider: string; state: string }[] }>('ship', 'list', '--provider', 'localdir');
     expect(pubs.json.publications.map((p) => p.state)).toEqual(['published']);
     const id = pubs.json.publications[0]!.id;

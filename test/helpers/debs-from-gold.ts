@@ -56,9 +56,10 @@ function controlFrom(statusText: string, version: string): string {
 /**
  * Builds `<out>/<package>_<version>_<arch>.deb` from the installed package, with `change` (paths
  * as the package lists them) altered: a few bytes appended, so their content differs and nothing
- * else does.
+ * else does; `replace` (path → new content, mode kept): a file written anew, e.g. a program
+ * broken on purpose; `scripts` adds maintainer scripts (name → text) to the package.
  */
-export async function patchedDeb(root: string, pkg: string, options: { change: string[]; suffix: string; out: string }): Promise<PatchedDeb> {
+export async function patchedDeb(root: string, pkg: string, options: { change: string[]; replace?: Record<string, string>; suffix: string; out: string; scripts?: Record<string, string> }): Promise<PatchedDeb> {
   const st = await statusOf(root, pkg);
   const version = `${st.version}${options.suffix}`;
   const info = join(root, 'var/lib/dpkg/info');
@@ -84,7 +85,14 @@ export async function patchedDeb(root: string, pkg: string, options: { change: s
     if (!list.split('\n').includes(path)) throw new Error(`${pkg} does not list ${path}`);
     await appendFile(join(stage, path), '\n# changed by aim tests\n');
   }
+  for (const [path, content] of Object.entries(options.replace ?? {})) {
+    if (!list.split('\n').includes(path)) throw new Error(`${pkg} does not list ${path}`);
+    const mode = (await lstat(join(stage, path))).mode & 0o7777;
+    await rm(join(stage, path));
+    await writeFile(join(stage, path), content, { mode });
+  }
   await writeFile(join(stage, 'DEBIAN', 'control'), controlFrom(st.text, version));
+  for (const [name, text] of Object.entries(options.scripts ?? {})) await writeFile(join(stage, 'DEBIAN', name), text, { mode: 0o755 });
   const [p] = parseDeb822(st.text);
   const conffiles = getField(p!, 'Conffiles');
   if (conffiles) {
@@ -94,5 +102,5 @@ export async function patchedDeb(root: string, pkg: string, options: { change: s
   const path = join(options.out, `${pkg}_${version.replace(/^\d+:/, '')}_${st.arch}.deb`);
   await execa('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', stage, path]);
   await rm(stage, { recursive: true, force: true });
-  return { path, package: pkg, installed: st.version, version, source: st.source, changed: options.change };
+  return { path, package: pkg, installed: st.version, version, source: st.source, changed: [...options.change, ...Object.keys(options.replace ?? {})] };
 }

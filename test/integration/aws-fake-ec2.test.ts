@@ -28,7 +28,7 @@ let ec2: EC2Client;
 let ebs: EBSClient;
 
 beforeAll(async () => {
-  // no capacity for instances: RunInstances is checked here without booting anything (test/boot boots)
+  // no capacity for instances: RunInstances is checked here without booting anything (test/integration/ship-aws.test.ts boots aim's AMI)
   fake = await startAwsFake({ registerDelayMs: 300, copyDelayMs: 300, sealDelayMs: 10, instances: { maxRunning: 0 } });
   ({ ec2, ebs } = fakeClients(fake, 'us-east-1'));
 });

@@ -380,6 +380,21 @@ describe.skipIf(!CAN_RUN)('sandboxed, traced workload (root, strace, util-linux,
     expect(result.outputTail).toBe('detached');
   }, 30_000);
 
+  it('stops a batch command when its AbortSignal aborts: torn down, rejected with the cancellation (aim update runs dpkg this way)', async () => {
+    const controller = new AbortController();
+    const reporter: Reporter = {
+      emit(event) {
+        if (event.type === 'stage' && event.stage === 'profile:run' && event.status === 'start') setTimeout(() => controller.abort(), 300);
+      },
+    };
+    // the command would run for ten minutes: the test's own timeout fails it unless the abort stops it
+    const e = await run({ run: 'echo started; exec sleep 600', durationMs: 900_000, signal: controller.signal, reporter }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toMatchObject({ code: 'E_CANCELLED' });
+  }, 120_000);
+
   it('kills a workload that ignores SIGTERM once the grace period is over', async () => {
     const t0 = Date.now();
     // listening proves the trap is set (an ignored signal stays ignored across exec)

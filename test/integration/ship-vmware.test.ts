@@ -139,7 +139,7 @@ describe('vmware uploads on the provider contract (journalled) against a local d
     await start();
     ds.stored.set('/folder/aim/nginx test/web.ova', 'old');
     const options = validateOptions('vmware', vmwareOptions, { 'datastore-url': url(), name: 'web' });
-    const target = { provider: 'vmware', image: { id: 'a'.repeat(64), ref: 'web' }, options, where: 'w', key: 'k', journal: [] };
+    const target = { provider: 'vmware', image: { id: 'a'.repeat(64), ref: 'web' }, options, where: 'w', key: 'k', journal: [], earlier: async () => [] };
     const observed = await vmware.observe(target, { reporter: silentReporter, signal: new AbortController().signal, env, requireFormat: () => undefined, exec: async () => ({ stdout: '', stderr: '' }) });
     expect(() => vmware.plan(target.image, observed, options)).toThrow(/\[datastore1\] aim\/nginx test\/web\.ova already exists/);
     const e2 = await failure(upload());

@@ -31,6 +31,18 @@ describe('QEMU command line', () => {
     expect(bios).toContain('unix:/scratch/monitor.sock,server=on,wait=off');
   });
 
+  it('network boot on a tap device: no disk, the MAC given, the NIC\'s iPXE ROM or (firmware) none', () => {
+    const net: VmSpec = { ...base, forwards: [], artifact: { kind: 'network', rom: 'ipxe' }, tap: { ifname: 'tap7', mac: '52:54:00:00:00:07' } };
+    const args = qemuArgs(net);
+    expect(devicesOf(args)).toEqual(['virtio-net-pci,netdev=n0,mac=52:54:00:00:00:07']);
+    expect(args).toContain('tap,id=n0,ifname=tap7,script=no,downscript=no');
+    expect(args.some((a) => a.startsWith('user,'))).toBe(false);
+    expect(devicesOf(qemuArgs({ ...net, artifact: { kind: 'network', rom: 'firmware' } }))).toEqual(['virtio-net-pci,netdev=n0,mac=52:54:00:00:00:07,romfile=']);
+    // SeaBIOS mirrors its console (and iPXE's) to the serial log; OVMF does so by itself
+    expect(qemuArgs({ ...net, firmware: 'bios' })).toContain('name=etc/sercon-port,file=/scratch/sercon-port');
+    expect(qemuArgs(net).some((a) => a.includes('sercon'))).toBe(false);
+  });
+
   it('nvme: the disk on an NVMe controller with its serial; user networking with its own network and guest forwards', () => {
     const args = qemuArgs({
       ...base,

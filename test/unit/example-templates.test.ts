@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,12 +8,15 @@ import { goldRecipe } from '../helpers/examples.js';
 import { SERVICE_EXAMPLES, SERVICE_GROUPS } from '../helpers/service-examples.js';
 
 const OWN_GOLD = ['nginx', 'redis', 'python-http'];
+/** Examples that carry an image to a provider, and the integration test that runs each end to end. */
+const SHIP_EXAMPLES: Record<string, string> = { 'aws-nginx': 'test/integration/ship-aws.test.ts' };
 
 describe('example templates', () => {
   it('every example directory with a template is valid and runs in the integration tests', async () => {
     const dirs = [];
     for (const d of await readdir(join(projectRoot, 'examples'))) if (existsSync(join(projectRoot, 'examples', d, 'template.yaml'))) dirs.push(d);
-    expect(dirs.sort()).toEqual([...OWN_GOLD, ...SERVICE_EXAMPLES].sort());
+    expect(dirs.sort()).toEqual([...OWN_GOLD, ...SERVICE_EXAMPLES, ...Object.keys(SHIP_EXAMPLES)].sort());
+    for (const [dir, test] of Object.entries(SHIP_EXAMPLES)) expect(await readFile(join(projectRoot, test), 'utf8'), test).toContain(`'${dir}'`);
     for (const dir of dirs) {
       const t = await loadTemplate(join(projectRoot, 'examples', dir, 'template.yaml'));
       const name = t.template.name;

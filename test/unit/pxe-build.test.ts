@@ -1,10 +1,12 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { warnXattrs } from '../../src/core/bootable/root-cpio.js';
-import { bootScript, buildIpxeFromSource, checkIpxeSource, embeddedScript, pxeCommandLine } from '../../src/core/build/pxe.js';
+import { bootScript, buildIpxeFromSource, embeddedScript, pxeCommandLine } from '../../src/core/build/pxe.js';
+import { checkIpxeSource } from '../../src/core/pxe/ipxe-source.js';
 import type { Entry } from '../../src/core/model/entry.js';
 import { RecordingReporter } from '../../src/lib/reporter.js';
+import { fakeIpxeTree } from '../helpers/fake-ipxe.js';
 import { tempDir } from '../helpers/tmp.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -51,15 +53,7 @@ describe('extended attributes', () => {
   });
 });
 
-/** A fake iPXE tree whose Makefile records how it was invoked and writes the two targets. */
-async function fakeIpxeTree(name: string, makefile: string): Promise<string> {
-  const top = join(tmp.dir, name);
-  for (const d of ['src/include/ipxe', 'src/arch/x86']) await mkdir(join(top, d), { recursive: true });
-  await writeFile(join(top, 'src/Makefile'), makefile);
-  return top;
-}
-
-describe('iPXE from source (--ipxe-src): the make invocation', () => {
+describe('iPXE from source (--ipxe-src): the bundle\'s binaries', () => {
   it('refuses trees that are not iPXE\'s, naming what is missing', async () => {
     expect(() => checkIpxeSource(join(tmp.dir, 'nope'))).toThrow(/--ipxe-src .*nope: no such directory/);
     await mkdir(join(tmp.dir, 'half/src'), { recursive: true });
@@ -67,45 +61,53 @@ describe('iPXE from source (--ipxe-src): the make invocation', () => {
     expect(() => checkIpxeSource(join(tmp.dir, 'half'))).toThrow(/is not an iPXE source tree \(missing src\/include\/ipxe, src\/arch\/x86\)/);
   });
 
-  it('runs make -C <tree>/src with both targets and EMBED=<script>, and copies what it built', async () => {
-    const top = await fakeIpxeTree('ipxe-ok', [
-      'bin/undionly.kpxe bin-x86_64-efi/ipxe.efi:',
-      '\tprintf \'%s\\n\' "goals=$(MAKECMDGOALS)" "embed=$(EMBED)" "dir=$(CURDIR)" >> invocations.txt',
-      '\tmkdir -p $(dir $@) && cat $(EMBED) > $@ && echo "target $@" >> $@',
-      '',
-    ].join('\n'));
-    const embed = join(tmp.dir, 'embed.ipxe');
-    await writeFile(embed, embeddedScript());
+  it('builds undionly.kpxe and ipxe.efi with the bundle\'s script embedded (through aim\'s iPXE cache) and copies them', async () => {
+    const top = await fakeIpxeTree(join(tmp.dir, 'ipxe-ok'));
     const out = join(tmp.dir, 'ipxe-out');
     await mkdir(out);
-    const written = await buildIpxeFromSource(top, embed, out);
+    const cacheDir = join(tmp.dir, 'cache');
+    const written = await buildIpxeFromSource(top, embeddedScript(), out, { cacheDir });
     expect(written).toEqual([join(out, 'undionly.kpxe'), join(out, 'ipxe.efi')]);
-    const calls = (await readFile(join(top, 'src/invocations.txt'), 'utf8')).trim().split('\n');
-    // make runs the recipe once per target of the one invocation
-    expect(calls).toEqual([
-      'goals=bin/undionly.kpxe bin-x86_64-efi/ipxe.efi', `embed=${embed}`, `dir=${join(top, 'src')}`,
-      'goals=bin/undionly.kpxe bin-x86_64-efi/ipxe.efi', `embed=${embed}`, `dir=${join(top, 'src')}`,
-    ]);
-    expect(await readFile(join(out, 'ipxe.efi'), 'utf8')).toBe(`${embeddedScript()}target bin-x86_64-efi/ipxe.efi\n`);
-    expect(await readFile(join(out, 'undionly.kpxe'), 'utf8')).toBe(`${embeddedScript()}target bin/undionly.kpxe\n`);
+    expect(await readFile(join(out, 'ipxe.efi'), 'utf8')).toMatch(new RegExp(`^${escape(embeddedScript())}target bin-x86_64-efi/ipxe\\.efi `));
+    expect(await readFile(join(out, 'undionly.kpxe'), 'utf8')).toMatch(new RegExp(`^${escape(embeddedScript())}target bin/undionly\\.kpxe `));
+    // the second bundle takes them from the cache: make ran once
+    const again = join(tmp.dir, 'ipxe-out-2');
+    await mkdir(again);
+    await buildIpxeFromSource(top, embeddedScript(), again, { cacheDir });
+    const trees = await readdir(join(cacheDir, 'ipxe/src'));
+    for (const dir of ['bin', 'bin-x86_64-efi']) {
+      const calls = (await readFile(join(cacheDir, 'ipxe/src', trees[0]!, dir, 'src/bin/invocations.txt'), 'utf8')).split('\n').filter((l) => l.startsWith('goals='));
+      expect(calls).toHaveLength(1);
+    }
   });
 
   it('a failing make gives its exit code, the tail of its output and what to install', async () => {
-    const top = await fakeIpxeTree('ipxe-fail', 'bin/undionly.kpxe:\n\t@echo "line 1" >&2; echo "gcc: error: unrecognized option" >&2; exit 3\n');
+    const top = await fakeIpxeTree(join(tmp.dir, 'ipxe-fail'), '\t@echo "line 1" >&2; echo "gcc: error: unrecognized option" >&2; exit 3');
     const out = join(tmp.dir, 'fail-out');
     await mkdir(out);
-    await expect(buildIpxeFromSource(top, join(tmp.dir, 'embed.ipxe'), out)).rejects.toMatchObject({
+    await expect(buildIpxeFromSource(top, embeddedScript(), out, { cacheDir: join(tmp.dir, 'cache') })).rejects.toMatchObject({
       code: 'E_TOOL_FAILED',
       exitCode: 6,
-      message: expect.stringMatching(/^make failed \(exit 2\): line 1\ngcc: error: unrecognized option\n/) as unknown,
+      // make -j2: both goals' recipes ran, their lines may interleave
+      message: expect.stringMatching(/^make failed \(exit 2\): [^]*line 1\n[^]*gcc: error: unrecognized option\n/) as unknown,
       hint: expect.stringMatching(/liblzma-dev/) as unknown,
     });
   });
 
-  it('a make that succeeds without writing the binaries is an error too', async () => {
-    const top = await fakeIpxeTree('ipxe-empty', 'bin/undionly.kpxe bin-x86_64-efi/ipxe.efi:\n\t@true\n');
-    const out = join(tmp.dir, 'empty-out');
+  it('the build\'s signal reaches make: aborting stops it with the signal\'s error (E_CANCELLED) and caches nothing', async () => {
+    const top = await fakeIpxeTree(join(tmp.dir, 'ipxe-slow'), '\t@echo "  [BUILD] $@"; sleep 60');
+    const out = join(tmp.dir, 'slow-out');
     await mkdir(out);
-    await expect(buildIpxeFromSource(top, join(tmp.dir, 'embed.ipxe'), out)).rejects.toThrow(/wrote no bin\/undionly\.kpxe/);
+    const cacheDir = join(tmp.dir, 'cache-slow');
+    const ac = new AbortController();
+    const reporter = { emit: (e: { type: string }) => void (e.type === 'progress' && ac.abort()) };
+    const started = Date.now();
+    await expect(buildIpxeFromSource(top, embeddedScript(), out, { cacheDir, signal: ac.signal, reporter })).rejects.toMatchObject({ code: 'E_CANCELLED' });
+    // make's sleep 60 did not run out: the abort stopped it
+    expect(Date.now() - started).toBeLessThan(45_000);
+    expect(await readdir(out)).toEqual([]);
+    expect(await readdir(join(cacheDir, 'ipxe/bin')).catch(() => [])).toEqual([]);
   });
 });
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

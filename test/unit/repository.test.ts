@@ -56,6 +56,15 @@ describe('repository', () => {
     await other.cleanup();
   });
 
+  it('names a repository path that is a file, for init and open alike (no raw EEXIST/ENOTDIR)', async () => {
+    const file = join(tmp.dir, 'not-a-dir');
+    await writeFile(file, 'x');
+    for (const attempt of [initRepository(file), openRepository(file)]) {
+      await expect(attempt).rejects.toMatchObject({ code: 'E_CONFIG', message: expect.stringContaining(`${file} is a file, not a repository directory`) });
+    }
+    expect(await readFile(file, 'utf8')).toBe('x');
+  });
+
   it('stores blobs by sha256 in fan-out directories', async () => {
     const big = Buffer.alloc((1 << 20) + 17, 3);
     const stored = await repo.blobs.put(Readable.from([big.subarray(0, 1000), big.subarray(1000)]));

@@ -50,6 +50,19 @@ describe('provider options from one zod schema', () => {
     expect(gatherOptions('fake', schema, { tpm: 'no' }, {}).tpm).toBe(false);
   });
 
+  it('a list declared commaSeparated also splits each flag value on commas; other lists keep theirs', () => {
+    const lists = z.object({
+      regions: z.array(z.string()).default([]).meta({ description: 'regions', commaSeparated: true }),
+      note: z.array(z.string()).default([]).describe('notes'),
+    });
+    expect(optionSpecs(lists).map((o) => [o.name, o.commaSeparated ?? false])).toEqual([
+      ['regions', true],
+      ['note', false],
+    ]);
+    const input = gatherOptions('fake', lists, { regions: ['us-east-1,eu-central-1', ' ap-south-1 '], note: ['a,b'] }, {});
+    expect(input).toEqual({ regions: ['us-east-1', 'eu-central-1', 'ap-south-1'], note: ['a,b'] });
+  });
+
   it('reports every problem at once: unknown names, kinds, schema rules, a missing required option', () => {
     const e = catchError(() => gatherOptions('fake', schema, { colour: 'red', tpm: 'maybe', parallel: 'lots', region: true }, {}));
     expect(e).toBeInstanceOf(ConfigError);

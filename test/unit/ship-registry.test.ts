@@ -101,8 +101,10 @@ describe('provider registry', () => {
     const { provider, source } = await findProvider('vmware', entries);
     expect(source).toBe('built-in');
     expect(Object.keys(provider.options.shape)).toContain('datastore-url');
+    const aws = await findProvider('aws', entries);
+    expect(Object.keys(aws.provider.options.shape)).toEqual(expect.arrayContaining(['region', 'via', 'bucket', 'encrypted']));
     await expect(findProvider('aws2', entries)).rejects.toThrow(ConfigError);
-    await expect(findProvider('aws2', entries)).rejects.toMatchObject({ hint: expect.stringMatching(/known providers: vmware/) });
+    await expect(findProvider('aws2', entries)).rejects.toMatchObject({ hint: expect.stringMatching(/known providers: aws, vmware/) });
     expect(() => asProvider(42, 'p')).toThrow(/from p is malformed: not an object/);
   });
 });

@@ -14,6 +14,13 @@ export const AIM_DIR = '/.aim';
 export const AIM_BUSYBOX = `${AIM_DIR}/busybox`;
 export const AIM_INIT = `${AIM_DIR}/init`;
 
+/**
+ * What aim's init writes on the console each time the service exits (then it starts it again after
+ * a second), followed by the exit status: qualification counts these lines to tell a crashing
+ * service from a slow one.
+ */
+export const SERVICE_EXITED = 'aim: service exited with status';
+
 /** Single-quotes a word for sh. */
 export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
@@ -90,9 +97,10 @@ exec switch_root /newroot "$init"
 /**
  * /.aim/init in the root filesystem: PID 1 of an aim-booted image, supervising `entrypoint`,
  * after creating the runtime state (`runtime`: tmpfiles.d lines and the service's directories,
- * planned at build time) on the fresh /run and /tmp.
+ * planned at build time) on the fresh /run and /tmp. `steps` are the platform's scripts, started
+ * in the background once DHCP has begun (EC2: the SSH key from instance metadata).
  */
-export function rootInit(entrypoint: readonly string[], runtime: readonly RuntimeAction[] = []): string {
+export function rootInit(entrypoint: readonly string[], runtime: readonly RuntimeAction[] = [], steps: readonly string[] = []): string {
   const command = entrypoint.map(shellQuote).join(' ');
   return `#!${AIM_BUSYBOX} sh
 # aim init: API filesystems, runtime state, loopback and DHCP, then the entrypoint as a supervised service.
@@ -116,11 +124,11 @@ if $B ip link show eth0 >/dev/null 2>&1; then
 else
   echo "aim: no eth0, network not configured"
 fi
-aim_service() {
+${steps.map((path) => `${shellQuote(path)} &\n`).join('')}aim_service() {
   while :; do
     echo aim: starting ${shellQuote(command)}
     ${command}
-    echo "aim: service exited with status $?, restarting in 1 s"
+    echo "${SERVICE_EXITED} $?, restarting in 1 s"
     $B sleep 1
   done
 }

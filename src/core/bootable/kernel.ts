@@ -11,6 +11,8 @@ export interface BootKernel {
   /** Image the kernel comes from (the image being built, or a kernel core image). */
   imageId: string;
   version: string;
+  /** The vmlinuz file's mtime: the time of what the boot core (initramfs, EFI partition) holds. */
+  mtime: number;
   /** Canonical path of the modules directory in that image ("/usr/lib/modules/6.1.0-…"). */
   modulesDir: string;
   index: ModuleIndex;
@@ -69,6 +71,7 @@ export async function resolveBootKernel(repo: Repository, image: { id: string; e
   return {
     imageId: source.id,
     version: k.version,
+    mtime: k.vmlinuz.mtime,
     modulesDir: k.modulesDir,
     index,
     vmlinuz: entryContent(k.vmlinuz, repo.blobs),

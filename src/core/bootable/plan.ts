@@ -25,6 +25,11 @@ export interface BootableRequest {
   entrypoint?: string[];
   /** Kernel core image (ref); default: the image's own kernel. */
   kernelImage?: string;
+  /**
+   * Derive the disk, partition and filesystem ids from this instead of the image id: successive
+   * versions of one image built with the same seed differ only where their content does.
+   */
+  idSeed?: string;
 }
 
 /** Everything a bootable build decided before writing anything. */
@@ -41,8 +46,13 @@ export interface BootPlan {
   /** Runtime state aim's init creates before the entrypoint (tmpfiles.d, the service's directories). */
   runtime?: RuntimeAction[];
   ids: BootIds;
-  /** The one timestamp of the artifact. */
+  /** The timestamp of the root filesystem: the image's newest mtime. */
   epoch: number;
+  /**
+   * The timestamp of the boot core (initramfs, EFI partition), which holds only the kernel and
+   * aim's init: the kernel's, so every image booting that kernel gets the same core bytes.
+   */
+  coreEpoch: number;
   entries: ReadonlyMap<string, Entry>;
 }
 
@@ -122,8 +132,9 @@ export async function planBoot(repo: Repository, request: BootableRequest, image
     init,
     entrypoint,
     ...(runtime ? { runtime } : {}),
-    ids: bootIds(request.imageId),
+    ids: bootIds(request.idSeed ?? request.imageId),
     epoch: sourceDateEpoch(imageEntries),
+    coreEpoch: sourceDateEpoch([kernel]),
     entries,
   };
 }

@@ -4,6 +4,7 @@ import type { Reporter } from '../../lib/reporter.js';
 import { exportTree } from '../export/export-image.js';
 import type { Entry } from '../model/entry.js';
 import type { BlobStore } from '../repository/types.js';
+import { initStepPath, platformInitSteps } from './ec2-keys.js';
 import { AIM_DIR, dhcpScript, powerButtonScript, rootInit } from './init-scripts.js';
 import { bufferContent, type ContentSource } from './content.js';
 import { staticBusybox } from './initramfs.js';
@@ -26,18 +27,21 @@ export interface RootAddition {
 
 /**
  * What aim adds to an image's root, the same for every bootable format: the mount points the
- * image lacks and, for aim's init, /.aim (busybox, init, DHCP and power-button scripts).
+ * image lacks and, for aim's init, /.aim (busybox, init, DHCP and power-button scripts, and the
+ * platform's init steps: EC2's SSH key from instance metadata).
  */
 export async function aimRootAdditions(plan: BootPlan): Promise<RootAddition[]> {
   const out: RootAddition[] = Object.entries(MOUNT_POINTS).filter(([name]) => !plan.entries.has(`/${name}`)).map(([name, mode]) => ({ path: `/${name}`, type: 'dir', mode }));
   if (!plan.entrypoint) return out;
   for (const d of [AIM_DIR, `${AIM_DIR}/acpi`, `${AIM_DIR}/acpi/PWRF`]) out.push({ path: d, type: 'dir', mode: 0o755 });
   const text = (s: string) => bufferContent(Buffer.from(s));
+  const steps = platformInitSteps(plan.platform);
   const files: [string, ContentSource][] = [
     ['busybox', await staticBusybox()],
-    ['init', text(rootInit(plan.entrypoint, plan.runtime))],
+    ['init', text(rootInit(plan.entrypoint, plan.runtime, steps.map(initStepPath)))],
     ['dhcp', text(dhcpScript())],
     ['acpi/PWRF/00000080', text(powerButtonScript())],
+    ...steps.map((s): [string, ContentSource] => [s.name, text(s.script)]),
   ];
   for (const [name, content] of files) out.push({ path: `${AIM_DIR}/${name}`, type: 'file', mode: 0o755, content });
   return out;

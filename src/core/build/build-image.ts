@@ -26,6 +26,19 @@ export function requireFormat(format: BuildFormat): () => Promise<FormatBuilder>
 }
 
 /**
+ * Records a build in the catalog (lineage store) with its options, so `aim update` can build the
+ * same artifacts of the image's next version. A failure to record is a warning, never a failed build.
+ */
+async function recordBuild(repo: Repository, request: BuildRequest, outDir: string, reporter: Reporter): Promise<void> {
+  const { imageId, format, signal: _signal, outDir: _out, vmdk: _vmdk, ...options } = request;
+  try {
+    await repo.catalog.lineage.recordBuild({ imageId, format, outDir, options: JSON.parse(JSON.stringify(options)) as Record<string, unknown>, builtAt: new Date().toISOString() });
+  } catch (e) {
+    reporter.emit({ type: 'warn', code: 'W_BUILD_RECORD', message: `the build was not recorded in the catalog (${(e as Error).message}); aim update will not rebuild it` });
+  }
+}
+
+/**
  * Builds one artifact format from an image into a new or empty directory. The builder runs with a
  * private scratch directory; on any failure everything it wrote into the output directory is
  * removed (and the directory itself when we created it), so no half artifact is ever left behind.
@@ -51,6 +64,7 @@ export async function buildImage(repo: Repository, request: BuildRequest, report
     const artifacts: Artifact[] = [];
     for (const a of written) artifacts.push({ ...a, bytes: (await stat(a.path)).size, sha256: await sha256File(a.path) });
     reporter.emit({ type: 'stage', stage: 'build', status: 'done' });
+    await recordBuild(repo, request, outDir, reporter);
     return { imageId: request.imageId, format: request.format, outDir, artifacts, ...(kernel ? { kernel } : {}), seconds: Number(process.hrtime.bigint() - started) / 1e9 };
   } catch (e) {
     await removePartialOutput(outDir, state);

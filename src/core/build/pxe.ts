@@ -1,22 +1,25 @@
 import { existsSync, statSync } from 'node:fs';
 import { copyFile, utimes, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { AimError, ConfigError, ExitCode, MissingToolError, ToolFailedError } from '../../lib/errors.js';
-import { requireTool, runTool, TOOLS } from '../../lib/exec.js';
+import { join } from 'node:path';
+import { MissingToolError } from '../../lib/errors.js';
+import { requireTool, TOOLS } from '../../lib/exec.js';
 import { writeNewFile } from '../../lib/fs.js';
+import { silentReporter, type Reporter } from '../../lib/reporter.js';
 import { RAM_ROOT_ARG } from '../bootable/init-scripts.js';
 import { planBoot } from '../bootable/plan.js';
 import { consoleArgs, type Platform } from '../bootable/platforms.js';
 import { planPxeInitrd } from '../bootable/pxe-initrd.js';
 import { warnXattrs } from '../bootable/root-cpio.js';
+import { buildIpxe } from '../pxe/ipxe-build.js';
+import { defaultCacheDir } from '../pxe/ipxe-cache.js';
+import { checkIpxeSource } from '../pxe/ipxe-source.js';
+import { checkIpxeToolchain } from '../pxe/ipxe-toolchain.js';
 import type { FormatBuilder } from './types.js';
 
 /** Where Debian's package ipxe puts its prebuilt binaries. */
 export const DEBIAN_IPXE_DIR = '/usr/lib/ipxe';
 /** The iPXE binaries of a bundle: BIOS (chained from a PXE ROM) and x86-64 UEFI. */
 export const IPXE_BINARIES = { bios: 'undionly.kpxe', uefi: 'ipxe.efi' } as const;
-/** The make targets that build them in iPXE's src directory. */
-export const IPXE_TARGETS = { bios: 'bin/undionly.kpxe', uefi: 'bin-x86_64-efi/ipxe.efi' } as const;
 export const PXE_FILES = { kernel: 'vmlinuz', initrd: 'initrd.img', script: 'boot.ipxe' } as const;
 
 /** The kernel command line of a PXE boot: no root= (the root is in the initrd), aim's RAM-root switch. */
@@ -53,23 +56,12 @@ reboot
 `;
 }
 
-/** Checks that `dir` is the top of an iPXE source tree (the make targets are under src/). */
-export function checkIpxeSource(dir: string): string {
-  const top = resolve(dir);
-  if (!existsSync(top) || !statSync(top).isDirectory()) throw new ConfigError(`--ipxe-src ${dir}: no such directory`, { hint: 'give the top directory of an iPXE source tree (the one holding src/), or leave --ipxe-src and AIM_IPXE_SRC unset to use Debian\'s ipxe binaries' });
-  const missing = ['src/Makefile', 'src/include/ipxe', 'src/arch/x86'].filter((p) => !existsSync(join(top, p)));
-  if (missing.length > 0) {
-    throw new ConfigError(`--ipxe-src ${dir} is not an iPXE source tree (missing ${missing.join(', ')})`, { hint: 'give the top directory of an iPXE checkout (the one holding src/Makefile)' });
-  }
-  return top;
-}
-
 /** Fails before any work when a tool or Debian's iPXE binaries are missing. */
 export function checkPxeTools(ipxeSrc: string | undefined): void {
   for (const t of ['zstd', 'busybox']) requireTool(t);
   if (ipxeSrc !== undefined) {
-    checkIpxeSource(ipxeSrc);
-    requireTool('make');
+    if (statSync(ipxeSrc, { throwIfNoEntry: false })?.isDirectory() !== false) checkIpxeSource(ipxeSrc);
+    checkIpxeToolchain(['bios', 'efi']);
     return;
   }
   for (const name of Object.values(IPXE_BINARIES)) {
@@ -78,27 +70,25 @@ export function checkPxeTools(ipxeSrc: string | undefined): void {
 }
 
 /**
- * Builds undionly.kpxe and ipxe.efi with `script` embedded, by iPXE's own build (`make -C src
- * … EMBED=`), and copies them into `outDir`. make writes its objects into the source tree, as it
- * always does; a failure carries the tail of make's output.
+ * Builds undionly.kpxe and ipxe.efi with `script` embedded, by iPXE's own build (aim pxe ipxe
+ * build's: a private copy of the source in aim's cache, binaries cached by source, script and
+ * target), and copies them into `outDir`. A failure carries the tail of make's output.
  */
-export async function buildIpxeFromSource(srcTop: string, script: string, outDir: string, signal?: AbortSignal): Promise<string[]> {
-  const top = checkIpxeSource(srcTop);
-  const src = join(top, 'src');
-  try {
-    await runTool('make', ['-C', src, IPXE_TARGETS.bios, IPXE_TARGETS.uefi, `EMBED=${script}`], { ...(signal ? { cancelSignal: signal } : {}) });
-  } catch (e) {
-    if (e instanceof ToolFailedError) {
-      throw new ToolFailedError(e.command, e.toolExitCode, e.stderrTail, { cause: e, hint: 'iPXE\'s build needs gcc, binutils, make, perl and liblzma-dev (apt-get install build-essential liblzma-dev); run the make command above in the tree to see the whole output' });
-    }
-    throw e;
-  }
+export async function buildIpxeFromSource(
+  source: string,
+  script: string,
+  outDir: string,
+  options: { cacheDir?: string; signal?: AbortSignal; reporter?: Reporter } = {},
+): Promise<string[]> {
+  const built = await buildIpxe(
+    { source, script, targets: ['bios', 'efi'], cacheDir: options.cacheDir ?? defaultCacheDir(), ...(options.signal ? { signal: options.signal } : {}) },
+    options.reporter ?? silentReporter,
+  );
   const out: string[] = [];
-  for (const key of ['bios', 'uefi'] as const) {
-    const built = join(src, IPXE_TARGETS[key]);
-    if (!existsSync(built)) throw new AimError('E_IPXE_BUILD', `iPXE's build succeeded but wrote no ${IPXE_TARGETS[key]} in ${src}`, ExitCode.toolFailed, { hint: 'check the tree is a complete iPXE checkout' });
-    const dest = join(outDir, IPXE_BINARIES[key]);
-    await copyFile(built, dest);
+  for (const [target, name] of [['bios', IPXE_BINARIES.bios], ['efi', IPXE_BINARIES.uefi]] as const) {
+    const file = built.targets.find((t) => t.target === target)!.files.find((f) => f.name === name)!;
+    const dest = join(outDir, name);
+    await copyFile(file.path, dest);
     out.push(dest);
   }
   return out;
@@ -106,11 +96,11 @@ export async function buildIpxeFromSource(srcTop: string, script: string, outDir
 
 /**
  * pxe: vmlinuz, initrd.img (core initramfs + the whole root as a compressed cpio), boot.ipxe and
- * the iPXE binaries: Debian's (which chain to boot.ipxe by DHCP) or, with an iPXE source tree,
- * built with a script embedded that chains to boot.ipxe.
+ * the iPXE binaries: Debian's (which chain to boot.ipxe by DHCP) or, with an iPXE source (tree or
+ * tarball), built with a script embedded that chains to boot.ipxe (from aim's iPXE cache).
  */
 export const buildPxe: FormatBuilder = async (context) => {
-  const { request, workDir, reporter, signal } = context;
+  const { request, reporter, signal } = context;
   checkPxeTools(request.ipxeSrc);
   const plan = await planBoot(context.repo, request, context.entries, reporter);
   warnXattrs(context);
@@ -121,11 +111,7 @@ export const buildPxe: FormatBuilder = async (context) => {
   // iPXE first: its build does not depend on the image and fails fast
   let ipxe: string[];
   if (request.ipxeSrc !== undefined) {
-    reporter.emit({ type: 'stage', stage: 'ipxe', status: 'start', detail: `make in ${request.ipxeSrc}` });
-    const embed = join(workDir, 'embed.ipxe');
-    await writeFile(embed, embeddedScript());
-    ipxe = await buildIpxeFromSource(request.ipxeSrc, embed, dir, signal);
-    reporter.emit({ type: 'stage', stage: 'ipxe', status: 'done' });
+    ipxe = await buildIpxeFromSource(request.ipxeSrc, embeddedScript(), dir, { signal, reporter });
   } else {
     ipxe = [];
     for (const name of Object.values(IPXE_BINARIES)) {

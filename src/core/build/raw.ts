@@ -53,15 +53,18 @@ async function writeAt(src: string, dst: string, offset: number, signal: AbortSi
 /** The EFI system partition as a FAT32 image: systemd-boot, its loader entry, the kernel and initramfs. */
 async function makeEsp(context: BuildContext, plan: BootPlan, dir: string, initrd: string): Promise<string> {
   const esp = join(dir, 'esp.img');
-  const env = { SOURCE_DATE_EPOCH: String(plan.epoch) };
+  const env = { SOURCE_DATE_EPOCH: String(plan.coreEpoch) };
   const tool = { env, cancelSignal: context.signal };
   const vmlinuz = join(dir, 'vmlinuz');
   await writeNewFile(plan.kernel.vmlinuz.open(), vmlinuz, context.signal);
   const loader = join(dir, 'loader.conf');
   await writeFile(loader, 'default aim.conf\ntimeout 0\nconsole-mode keep\neditor no\n');
   const entry = join(dir, 'aim.conf');
-  await writeFile(entry, `title aim ${context.request.imageId.slice(0, 12)}\nlinux /aim/vmlinuz\ninitrd /aim/initrd.img\noptions ${kernelCommandLine(plan)}\n`);
-  for (const f of [vmlinuz, loader, entry, initrd]) await utimes(f, plan.epoch, plan.epoch);
+  // the title names the image, or the lineage of versions when the ids come from a seed (the same
+  // bytes for every version, like the rest of the EFI partition)
+  const title = (context.request.idSeed ?? context.request.imageId.slice(0, 12)).replace(/[^\x20-\x7e]/g, '_');
+  await writeFile(entry, `title aim ${title}\nlinux /aim/vmlinuz\ninitrd /aim/initrd.img\noptions ${kernelCommandLine(plan)}\n`);
+  for (const f of [vmlinuz, loader, entry, initrd]) await utimes(f, plan.coreEpoch, plan.coreEpoch);
   await writeFile(esp, '');
   await truncate(esp, ESP_MIB * MiB);
   await runTool('mkfs.vfat', ['-F', '32', '-s', '1', '--invariant', '-i', plan.ids.espVolumeId, '-n', 'AIM-ESP', esp], tool);
@@ -69,7 +72,7 @@ async function makeEsp(context: BuildContext, plan: BootPlan, dir: string, initr
   // -m keeps each file's time, so the boot loader goes through a copy carrying the artifact's time.
   const efi = join(dir, 'BOOTX64.EFI');
   await copyFile(SYSTEMD_BOOT_EFI, efi);
-  await utimes(efi, plan.epoch, plan.epoch);
+  await utimes(efi, plan.coreEpoch, plan.coreEpoch);
   const copies: [string, string][] = [[efi, '::/EFI/BOOT/BOOTX64.EFI'], [loader, '::/loader/loader.conf'], [entry, '::/loader/entries/aim.conf'], [vmlinuz, '::/aim/vmlinuz'], [initrd, '::/aim/initrd.img']];
   for (const [from, to] of copies) await runTool('mcopy', ['-m', '-i', esp, from, to], tool);
   return esp;
@@ -112,7 +115,7 @@ export async function buildRawDisk(context: BuildContext, out: string): Promise<
   await makeExt4({ image: rootImg, sourceDir: tree, mib: layout.rootMiB, inodes: layout.inodes, uuid: plan.ids.rootUuid, hashSeed: plan.ids.hashSeed, label: 'aim-root', epoch: plan.epoch }, signal);
   reporter.emit({ type: 'stage', stage: 'root', status: 'done' });
   reporter.emit({ type: 'stage', stage: 'initramfs', status: 'start', detail: `${context.request.platform}: ${plan.modules.join(' ')}` });
-  const initrd = await buildInitramfs({ kernel: plan.kernel, modules: plan.modules, init: plan.init, mtime: plan.epoch }, join(workDir, 'initrd.img'), signal);
+  const initrd = await buildInitramfs({ kernel: plan.kernel, modules: plan.modules, init: plan.init, mtime: plan.coreEpoch }, join(workDir, 'initrd.img'), signal);
   reporter.emit({ type: 'stage', stage: 'initramfs', status: 'done', detail: `${initrd.modules.length} modules` });
   const esp = await makeEsp(context, plan, workDir, initrd.path);
   reporter.emit({ type: 'stage', stage: 'disk', status: 'start', detail: `${layout.diskMiB} MiB GPT` });

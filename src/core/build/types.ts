@@ -32,7 +32,7 @@ export interface BuildRequest {
   sizeMiB?: number;
   /** Kernel core image (ref); default: the image's own kernel, else the repository's kernel core. */
   kernelImage?: string;
-  /** iPXE source tree to build binaries with the script embedded (pxe). */
+  /** iPXE source tree or tarball to build binaries with the script embedded (pxe). */
   ipxeSrc?: string;
   /** ova: VM memory in MiB (default 512). */
   memoryMiB?: number;
@@ -42,6 +42,12 @@ export interface BuildRequest {
   vmdk?: string;
   /** OCI layouts: the image's name in index.json (org.opencontainers.image.ref.name); default "latest". */
   ref?: string;
+  /**
+   * Disk formats: derive the disk, partition and filesystem ids from this instead of the image id.
+   * Successive versions of one image built with the same seed share their ids, so an updated disk
+   * differs from the last one only where content differs (what block-level shipping uploads).
+   */
+  idSeed?: string;
   /** Stops the build (Ctrl-C, a server shutting down): its tools are killed, partial output removed, and it rejects with the signal's cancellation error. */
   signal?: AbortSignal;
 }

@@ -35,6 +35,13 @@ export interface DebFile {
   target?: string;
 }
 
+/** A member of control.tar other than control itself: what dpkg keeps in /var/lib/dpkg/info. */
+export interface DebControlMember {
+  name: string;
+  mode: number;
+  data: Buffer;
+}
+
 /** A maintainer script or trigger file of control.tar. */
 export interface DebScript {
   name: string;
@@ -61,6 +68,10 @@ export interface DebPackage {
   /** Maintainer scripts present (preinst, postinst, prerm, postrm, config) and the triggers file. */
   scripts: DebScript[];
   conffiles: string[];
+  /** The control file as written in the package. */
+  controlText: string;
+  /** Every other member of control.tar (scripts, triggers, md5sums, shlibs, symbols, templates…), as dpkg installs them into its info directory. */
+  controlMembers: DebControlMember[];
   files: DebFile[];
   compression: { control: InputFormat; data: InputFormat };
 }
@@ -72,12 +83,16 @@ export interface ReadDebOptions {
   maxDataBytes?: number;
   /** Refuses a data.tar with more entries than this (default 1,000,000). */
   maxEntries?: number;
+  /** Reads the control data only (`files` is then empty): which package and version a .deb holds. */
+  skipData?: boolean;
 }
 
 const SCRIPTS = new Set(['preinst', 'postinst', 'prerm', 'postrm', 'config', 'triggers']);
-/** Largest control file, script, conffiles list read into memory. */
+/** Largest control file, and the longest script text shown. */
 const MAX_CONTROL_FILE = 1 << 20;
 const MAX_CONTROL_ENTRIES = 1000;
+/** Largest other control member (md5sums of a package with many files, symbols). */
+const MAX_CONTROL_MEMBER = 64 << 20;
 
 /** Hashes content the way the blob store names it: sha256 of the data, holes (model/sparse.ts) left out and mapped. */
 export async function hashContent(content: AsyncIterable<ContentChunk>): Promise<StoredContent> {
@@ -119,7 +134,7 @@ async function collect(content: AsyncIterable<ContentChunk> | undefined, max: nu
       kept += part.length;
     }
   }
-  if (what === 'control' && size > max) throw badDeb(label, `its control file is ${size} bytes (more than ${max})`);
+  if (what !== 'script' && size > max) throw badDeb(label, `its ${what} member of control.tar is ${size} bytes (more than ${max})`);
   return { data: Buffer.concat(parts), size };
 }
 
@@ -190,21 +205,29 @@ export async function readDeb(file: string, options: ReadDebOptions = {}): Promi
   let controlText: string | undefined;
   let conffilesText = '';
   const scripts: DebScript[] = [];
+  const controlMembers: DebControlMember[] = [];
   let count = 0;
   for await (const e of tarMember(file, control, label, (f) => (compression.control = f))) {
     if (++count > MAX_CONTROL_ENTRIES) throw badDeb(label, `control.tar holds more than ${MAX_CONTROL_ENTRIES} entries`);
     if (e.type !== 'file') continue;
     const name = encodePath(e.name).replace(/^(\.\/)+/, '').replace(/^\//, '');
-    if (name === 'control') controlText = (await collect(e.content, MAX_CONTROL_FILE, 'control', label)).data.toString('utf8');
-    else if (name === 'conffiles') conffilesText = (await collect(e.content, MAX_CONTROL_FILE, name, label)).data.toString('utf8');
-    else if (SCRIPTS.has(name)) {
-      const { data: text, size } = await collect(e.content, MAX_CONTROL_FILE, name, label);
-      scripts.push({ name, size, text: text.toString('utf8') });
+    if (name === 'control') {
+      controlText = (await collect(e.content, MAX_CONTROL_FILE, 'control', label)).data.toString('utf8');
+      continue;
     }
+    if (name.includes('/') || name === '') {
+      await collect(e.content, 0, 'script', label);
+      continue;
+    }
+    const { data, size } = await collect(e.content, MAX_CONTROL_MEMBER, name, label);
+    controlMembers.push({ name, mode: e.mode, data });
+    if (name === 'conffiles') conffilesText = data.toString('utf8');
+    else if (SCRIPTS.has(name)) scripts.push({ name, size, text: data.subarray(0, MAX_CONTROL_FILE).toString('utf8') });
   }
   if (controlText === undefined) throw badDeb(label, 'control.tar has no control file');
   const fields = parseControl(controlText, label);
 
+  if (options.skipData) return { file, ...fields, scripts, conffiles: conffileList(conffilesText), controlText, controlMembers, files: [], compression };
   const maxBytes = options.maxDataBytes ?? 16 * 2 ** 30;
   const maxEntries = options.maxEntries ?? 1_000_000;
   const store = options.storeContent ?? hashContent;
@@ -233,13 +256,17 @@ export async function readDeb(file: string, options: ReadDebOptions = {}): Promi
     files.push(f);
     byPath.set(path, f);
   }
-  const conffiles = conffilesText
+  return { file, ...fields, scripts, conffiles: conffileList(conffilesText), controlText, controlMembers, files, compression };
+}
+
+/** The paths of a conffiles member ("remove-on-upgrade /etc/x" lines give their path too). */
+function conffileList(text: string): string[] {
+  return text
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l !== '')
     .map((l) => l.slice(l.indexOf('/')))
     .filter((l) => l.startsWith('/'));
-  return { file, ...fields, scripts, conffiles, files, compression };
 }
 
 type ControlFields = Pick<DebPackage, 'package' | 'version' | 'arch' | 'source' | 'sourceVersion' | 'multiArch' | 'installedSize' | 'depends' | 'preDepends' | 'description'>;

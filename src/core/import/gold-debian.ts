@@ -5,7 +5,7 @@ import { spawnTool } from '../../lib/exec.js';
 import { CAP, hasCapability } from '../../lib/privileges.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Repository } from '../repository/repository.js';
-import { SpaceGuard } from '../repository/space-guard.js';
+import { withImportSession } from './write-session.js';
 import { readHostAptSources, sourcesForSuite } from './apt-sources.js';
 import { commitImage } from './commit.js';
 import type { ImportResult } from './import-image.js';
@@ -101,9 +101,7 @@ export async function buildGoldDebian(repo: Repository, req: GoldDebianRequest, 
   const sources = req.sourcesFile
     ? (await readFile(req.sourcesFile, 'utf8')).split('\n').filter((l) => l.trim().startsWith('deb'))
     : sourcesForSuite(await readHostAptSources(), req.suite);
-  const lock = await repo.lockForWrite();
-  repo.blobs.guard = new SpaceGuard(repo.root, { maxBytes: req.maxBytes });
-  try {
+  return withImportSession(repo, { maxBytes: req.maxBytes }, async () => {
     reporter.emit({ type: 'stage', stage: 'mmdebstrap', status: 'start', detail: `${req.suite} ${req.variant} +${req.include.join(',')}` });
     const child = spawnTool('mmdebstrap', mmdebstrapArgs(req), { input: sources.join('\n') + '\n', stdout: 'pipe', stderr: 'pipe' });
     const stderr: string[] = [];
@@ -137,11 +135,5 @@ export async function buildGoldDebian(repo: Repository, req: GoldDebianRequest, 
     const committed = await commitImage(repo, ingested, { source, sourceKind: 'gold-debian', tags }, reporter);
     const result = { ...committed, source, sourceKind: 'gold-debian', skipped: ingested.skipped };
     return { ...result, durationMs: Date.now() - started };
-  } catch (e) {
-    await repo.rollbackBlobs(lock);
-    throw e;
-  } finally {
-    repo.blobs.guard = undefined;
-    await lock.release();
-  }
+  });
 }

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError, InputError, NotFoundError, errnoCode } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Repository } from '../repository/repository.js';
-import { SpaceGuard } from '../repository/space-guard.js';
+import { withImportSession } from './write-session.js';
 import { commitImage, type CommittedImage } from './commit.js';
 import { dirSource } from './dir-reader.js';
 import { diskSource, isDiskImage } from './disk/disk-reader.js';
@@ -74,19 +74,11 @@ export async function importImage(repo: Repository, request: ImportRequest, repo
   if ((request.ref || request.platform) && kind !== 'oci' && kind !== 'docker-archive') {
     throw new ConfigError('--ref and --platform apply to OCI layouts and docker archives only');
   }
-  const lock = await repo.lockForWrite();
-  repo.blobs.guard = new SpaceGuard(repo.root, { maxBytes: request.maxBytes });
-  try {
+  return withImportSession(repo, { maxBytes: request.maxBytes }, async () => {
     const entries = await openSource(repo, source, kind, request, reporter);
     const result = await importSource(repo, entries, { source, sourceKind: kind, tags }, reporter);
     return { ...result, durationMs: Date.now() - started };
-  } catch (e) {
-    await repo.rollbackBlobs(lock);
-    throw e;
-  } finally {
-    repo.blobs.guard = undefined;
-    await lock.release();
-  }
+  });
 }
 
 async function openSource(repo: Repository, source: string, kind: Exclude<SourceKind, 'auto'>, request: ImportRequest, reporter: Reporter): Promise<Source> {

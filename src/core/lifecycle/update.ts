@@ -106,10 +106,10 @@ export function addAdvisories(update: Update, advisories: Advisory[]): void {
   }
 }
 
-type FileKind = 'deb' | 'osv' | 'packages-index';
+export type FileKind = 'deb' | 'osv' | 'packages-index';
 
 /** What a file is, from its first bytes: an ar archive (.deb), JSON (OSV), else a Packages index. */
-async function sniff(path: string): Promise<FileKind> {
+export async function sniff(path: string): Promise<FileKind> {
   const fh = await open(path, 'r');
   try {
     const head = Buffer.alloc(64);

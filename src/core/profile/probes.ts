@@ -221,9 +221,19 @@ export async function runExecProbe(
   probe: Extract<ProbeSpec, { kind: 'exec' }>,
   traceName: string,
 ): Promise<{ result: ExecProbeResult; traceFile: string }> {
-  const { command } = probe;
   const traceFile = join(ctx.workDir, `${traceName}.strace`);
   // strace runs inside the sandbox's pid namespace, as the workload's does (see sandbox.ts).
+  const result = await execInside(ctx, probe, [requireTool('strace', 'trace what the workload touches'), ...straceFlags(traceFile)]);
+  return { result, traceFile };
+}
+
+/** Runs an exec probe inside the image as runExecProbe does, untraced (qualification probes a booted image: nothing joins a profile). */
+export async function runExecProbeUntraced(ctx: ProbeContext, probe: Extract<ProbeSpec, { kind: 'exec' }>): Promise<ExecProbeResult> {
+  return execInside(ctx, probe, []);
+}
+
+async function execInside(ctx: ProbeContext, probe: Extract<ProbeSpec, { kind: 'exec' }>, tracer: string[]): Promise<ExecProbeResult> {
+  const { command } = probe;
   const args = [
     '--pdeathsig',
     'KILL',
@@ -237,8 +247,7 @@ export async function runExecProbe(
     '--net',
     '--pid',
     '--',
-    requireTool('strace', 'trace what the workload touches'),
-    ...straceFlags(traceFile),
+    ...tracer,
     ...insideImage(ctx.root, ctx.env, ['/bin/sh', '-c', command]),
   ];
   const t0 = Date.now();
@@ -266,14 +275,11 @@ export async function runExecProbe(
   if (outcome === 'timeout') {
     await killProbe(child);
     const error = `timed out after ${ctx.timeoutMs} ms`;
-    return { result: { kind: 'exec', command, error, unmet: error, outputTail: tail.text(), ms: Date.now() - t0 }, traceFile };
+    return { kind: 'exec', command, error, unmet: error, outputTail: tail.text(), ms: Date.now() - t0 };
   }
   const exitCode = outcome.exitCode ?? 128 + signalNumber(outcome.signal);
   const unmet = unmetExec(probe.expect, { exitCode, output: output.text(Infinity) });
-  return {
-    result: { kind: 'exec', command, exitCode, sha256: hash.digest('hex'), bytes, outputTail: tail.text(), ...(unmet === undefined ? {} : { unmet }), ms: Date.now() - t0 },
-    traceFile,
-  };
+  return { kind: 'exec', command, exitCode, sha256: hash.digest('hex'), bytes, outputTail: tail.text(), ...(unmet === undefined ? {} : { unmet }), ms: Date.now() - t0 };
 }
 
 /**

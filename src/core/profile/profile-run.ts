@@ -14,6 +14,8 @@ import type { PathEvidence } from './strace-parser.js';
 export interface ProfileRunRequest extends TraceRequest {
   imageId: string;
   name: string;
+  /** Start the profile afresh on this image, even when it was recorded on another (aim update --reprofile). */
+  replace?: boolean;
 }
 
 export interface ProfileRunResult {
@@ -113,7 +115,8 @@ export async function traceImage(repo: Repository, imageId: string, label: strin
  */
 export async function runProfile(repo: Repository, req: ProfileRunRequest, reporter: Reporter): Promise<ProfileRunResult> {
   if (!NAME.test(req.name)) throw new ConfigError(`invalid profile name "${req.name}"`, { hint: 'lowercase letters, digits, ".", "_" and "-"' });
-  const existing = await repo.catalog.getProfile(req.name);
+  const recorded = await repo.catalog.getProfile(req.name);
+  const existing = req.replace ? undefined : recorded;
   if (existing && existing.imageId !== req.imageId) {
     throw new ConfigError(`profile "${req.name}" belongs to image ${existing.imageId.slice(0, 12)}`, { hint: 'choose another --name' });
   }
@@ -123,7 +126,7 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
   const profile: ProfileRecord = {
     name: req.name,
     imageId: req.imageId,
-    createdAt: existing?.createdAt ?? now,
+    createdAt: recorded?.createdAt ?? now,
     updatedAt: now,
     runs: [
       ...(existing?.runs ?? []),
@@ -138,6 +141,7 @@ export async function runProfile(repo: Repository, req: ProfileRunRequest, repor
         units: result.runtime.units,
         results: result.probes,
         ready: result.ready,
+        ...(result.listening ? { ports: result.listening } : {}),
         at: now,
       },
     ],

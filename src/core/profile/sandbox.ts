@@ -33,7 +33,7 @@ import { createReadStream } from 'node:fs';
 import { copyFile, lstat, mkdir, open, readFile, realpath, rm, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ConfigError, InputError, PermissionError } from '../../lib/errors.js';
+import { ConfigError, InputError, PermissionError, throwIfCancelled } from '../../lib/errors.js';
 import { requireTool, spawnTool, type StreamingProcess } from '../../lib/exec.js';
 import { debugLog } from '../../lib/log.js';
 import { silentReporter, type Reporter } from '../../lib/reporter.js';
@@ -88,6 +88,8 @@ export interface SandboxOptions {
   /** Runtime state (tmpfiles.d, the unit's directories) to create before the workload starts. */
   runtime?: readonly RuntimeAction[];
   reporter?: Reporter;
+  /** Stops a run without probes early: the sandbox is torn down and the run rejects with the signal's cancellation error. */
+  signal?: AbortSignal;
 }
 
 export interface SandboxResult {
@@ -109,6 +111,8 @@ export interface SandboxResult {
    * the ready-log line.
    */
   ready?: { ms: number; tries: number; line?: string };
+  /** TCP ports listening in the sandbox once the probes had met their expectations (what a booted image must forward to be probed). */
+  listening?: number[];
   durationMs: number;
 }
 
@@ -120,8 +124,9 @@ const EXIT_TIMEOUT_MS = 10_000;
 
 // $1 root, $2 marker file, $3 hostname, $4 runtime seed directory (or empty); the rest is
 // strace's argv with the workload's after it (strace … env -i … chroot ROOT …). Runs on the
-// host's /bin/sh, in the new namespaces.
-const SUPERVISOR = `set -eu
+// host's /bin/sh, in the new namespaces. Qualification (src/run/probe-namespaces.ts) runs it too,
+// with a host `sleep` as the command: namespaces for probes of a booted image.
+export const SUPERVISOR = `set -eu
 root=$1 marker=$2 name=$3 seed=$4
 shift 4
 mount --make-rprivate /
@@ -168,7 +173,7 @@ wait $!
 echo $? > "$marker.exit"
 `;
 
-function requireSandboxTools(): void {
+export function requireSandboxTools(): void {
   const purposes: Record<string, string> = {
     strace: 'trace what the workload touches',
     unshare: 'isolate the workload in namespaces',
@@ -189,7 +194,7 @@ function requireSandboxTools(): void {
 }
 
 /** Checks the root and creates missing mount points; refuses symlinked ones (a mount would follow them out of the root). */
-async function prepareRoot(root: string): Promise<string> {
+export async function prepareRoot(root: string): Promise<string> {
   let real: string;
   try {
     real = await realpath(root);
@@ -226,7 +231,7 @@ async function readNumberFile(file: string): Promise<number | undefined> {
 }
 
 /** The supervisor's marker: its host pid and strace's pid in the sandbox, once both run. */
-async function readMarker(file: string): Promise<{ initPid: number; tracerNsPid: number } | undefined> {
+export async function readMarker(file: string): Promise<{ initPid: number; tracerNsPid: number } | undefined> {
   const m = /^(\d+) (\d+)\n$/.exec(await readFile(file, 'utf8').catch(() => ''));
   return m ? { initPid: Number(m[1]), tracerNsPid: Number(m[2]) } : undefined;
 }
@@ -456,12 +461,14 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
       },
     });
     const results = run.rounds[0] ?? [];
+    const listening = [...(await listeningPorts(initPid))].sort((a, b) => a - b);
     const line = readyLog?.matched?.line;
     const ready = gates.length + probes.length > 0 ? { ms: run.readyMs, tries: run.tries, ...(line === undefined ? {} : { line }) } : undefined;
     if (ready) reporter.emit({ type: 'info', message: `workload ready after ${ready.ms} ms (${ready.tries} probe ${ready.tries === 1 ? 'try' : 'tries'})` });
 
     // 3. Run out the duration, unless the workload ends first.
-    await waitUntil(async () => (ended = await workloadEnded()) !== undefined, Math.max(0, workloadStarted + durationMs - Date.now()), 100);
+    await waitUntil(async () => (ended = await workloadEnded()) !== undefined || options.signal?.aborted === true, Math.max(0, workloadStarted + durationMs - Date.now()), 100);
+    throwIfCancelled(options.signal);
     if (ended && gates.length + probes.length > 0) {
       reporter.emit({ type: 'warn', code: 'W_PROFILE_EXITED', message: `workload exited by itself after the probes (exit ${ended.code ?? 'unknown'})` });
     } else if (ended && ended.code !== 0) {
@@ -484,6 +491,7 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     const result: SandboxResult = { trace, probes: results, probeRounds: run.rounds, outputTail: tail(), stopped, durationMs: Date.now() - started };
     if (code !== undefined) result.code = code;
     if (ready) result.ready = ready;
+    if (listening.length > 0) result.listening = listening;
     reporter.emit({ type: 'stage', stage: 'profile:run', status: 'done', detail: `${trace.paths.size} paths, ${trace.processes} processes` });
     return result;
   } catch (e) {

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -48,9 +48,21 @@ function layout(root: string) {
   };
 }
 
+/** A repository path that exists but is not a directory gets one clear error, not a raw ENOTDIR/EEXIST. */
+function refuseNonDirectory(root: string, doing: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(root).isDirectory();
+  } catch {
+    return; // missing (init creates it; open says there is no repository) or unreadable (reported where it is read)
+  }
+  if (!isDir) throw new ConfigError(`${root} is a file, not a repository directory (${doing})`, { hint: 'pass --repo a directory (aim repo init creates it), or move the file away' });
+}
+
 export async function initRepository(dir: string): Promise<{ root: string; created: boolean }> {
   const root = resolve(dir);
   const l = layout(root);
+  refuseNonDirectory(root, 'aim repo init');
   if (existsSync(l.marker)) {
     await openRepository(root).then((r) => r.close());
     return { root, created: false };
@@ -69,6 +81,7 @@ export async function initRepository(dir: string): Promise<{ root: string; creat
 export async function openRepository(dir: string): Promise<Repository> {
   const root = resolve(dir);
   const l = layout(root);
+  refuseNonDirectory(root, 'opening the repository');
   let marker: { format?: string; version?: number };
   try {
     marker = JSON.parse(await readFile(l.marker, 'utf8')) as typeof marker;

@@ -5,8 +5,11 @@ import { errnoCode } from '../../lib/errors.js';
 import type { Entry, EntryType } from '../model/entry.js';
 import type { DataExtent } from '../model/sparse.js';
 import { comparePaths } from '../../lib/path-codec.js';
+import { SqliteChannelStore } from './catalog-channels.js';
 import { SqliteImpactStore } from './catalog-impact.js';
 import { SqlitePublications } from './catalog-publications.js';
+import { SqliteLineage } from './catalog-lineage.js';
+import { SqlitePxeStore } from './catalog-pxe.js';
 import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
 /** 2: entries.sparse (the data extents of files with holes). */
@@ -171,6 +174,9 @@ export class SqliteCatalog implements Catalog {
   private readonly db: Database.Database;
   readonly impact: SqliteImpactStore;
   readonly publications: SqlitePublications;
+  readonly lineage: SqliteLineage;
+  readonly pxe: SqlitePxeStore;
+  readonly channels: SqliteChannelStore;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     try {
@@ -185,6 +191,9 @@ export class SqliteCatalog implements Catalog {
     }
     this.publications = new SqlitePublications(this.db);
     this.impact = new SqliteImpactStore(this.db);
+    this.pxe = new SqlitePxeStore(this.db);
+    this.channels = new SqliteChannelStore(this.db);
+    this.lineage = new SqliteLineage(this.db);
   }
 
   /**
@@ -208,6 +217,9 @@ export class SqliteCatalog implements Catalog {
     this.db.exec(SCHEMA);
     this.publications.migrate();
     this.impact.migrate();
+    this.pxe.migrate();
+    this.channels.migrate();
+    this.lineage.migrate();
     this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     const hasSparse = () => (this.db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).some((c) => c.name === 'sparse');
     if (hasSparse()) return;

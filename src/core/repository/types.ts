@@ -1,8 +1,11 @@
 import type { PublicationStore } from './catalog-publications.js';
+import type { PxeStore } from './catalog-pxe.js';
+import type { ChannelStore } from './catalog-channels.js';
 import type { Readable } from 'node:stream';
 import type { ListedStatus } from '../../lib/listed-file.js';
 import type { Entry } from '../model/entry.js';
 import type { ImpactStore } from './catalog-impact.js';
+import type { LineageStore } from './catalog-lineage.js';
 import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
 import type { ProbeResult } from '../profile/probes.js';
 import type { WorkloadSpec } from '../profile/profile-run.js';
@@ -139,6 +142,8 @@ export interface ProfileRecord {
     results: ProbeResult[];
     /** Time to ready and the probe tries it took (runs recorded before readiness was measured have none). */
     ready?: { ms: number; tries: number; line?: string };
+    /** TCP ports the workload listened on once ready (runs recorded before aim kept them have none). */
+    ports?: number[];
     at: string;
   })[];
   /** Every path any run used, with its evidence (syscalls, success, exec, first process). */
@@ -195,5 +200,11 @@ export interface Catalog {
   blobUsers(blob: string, limit: number): Promise<{ imageId: string; path: string }[]>;
   /** What `aim ship` published, and the journal of the resources each publication created. */
   readonly publications: PublicationStore;
+  /** How images were made from others (aim update) and what was built of them. */
+  readonly lineage: LineageStore;
+  /** PXE assignments (what machines boot) and the boot events of `aim pxe serve`. */
+  readonly pxe: PxeStore;
+  /** Channels (what each serves), their history and AMI pointers, and qualifications. */
+  readonly channels: ChannelStore;
   close(): Promise<void>;
 }

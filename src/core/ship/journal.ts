@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PublicationStore } from '../repository/catalog-publications.js';
 import type { JournalResource } from '../model/publication.js';
-import type { Journal, NewResource } from './provider.js';
+import type { EarlierResource, Journal, NewResource } from './provider.js';
 
 /**
  * The idempotency key of a ship: hex sha256 of (image id, provider, target). Versioned, so a
@@ -40,5 +40,22 @@ export function openJournal(store: PublicationStore, publication: string, initia
     async removed(resource) {
       return put(await store.updateResource(publication, resource.seq, { state: 'removed' }));
     },
+  };
+}
+
+/**
+ * `ShipTarget.earlier` over the store: resources of `kind` that the provider's other live
+ * publications (published, or interrupted and resumable) created and hold, newest first.
+ */
+export function earlierResources(store: PublicationStore, provider: string, exceptKey: string): (kind: string) => Promise<EarlierResource[]> {
+  return async (kind) => {
+    const out: EarlierResource[] = [];
+    for (const p of await store.list()) {
+      if (p.provider !== provider || p.key === exceptKey || p.state === 'removed' || p.state === 'failed') continue;
+      for (const r of await store.resources(p.id)) {
+        if (r.kind === kind && r.state === 'created') out.push({ ...r, publication: p.id, imageId: p.imageId, imageRef: p.imageRef, target: p.target });
+      }
+    }
+    return out.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
   };
 }

@@ -22,6 +22,8 @@ export interface OptionSpec {
   choices?: string[];
   /** A list: the flag is repeatable (`--tag a=1 --tag b=2`); from the environment, comma-separated. */
   multiple: boolean;
+  /** A list whose flag values may also be comma-separated (`--copy-to-regions a,b`): meta `commaSeparated: true`. */
+  commaSeparated?: boolean;
   required: boolean;
   default?: unknown;
   env?: string;
@@ -44,6 +46,7 @@ interface JsonProp {
   default?: unknown;
   env?: unknown;
   secret?: unknown;
+  commaSeparated?: unknown;
 }
 
 function kindOf(p: JsonProp): Pick<OptionSpec, 'type' | 'choices'> {
@@ -76,6 +79,7 @@ export function optionSpecs(schema: OptionsSchema): OptionSpec[] {
       description: p.description ?? '',
       ...kindOf(list ? (p.items ?? {}) : p),
       multiple: list,
+      ...(list && p.commaSeparated === true ? { commaSeparated: true } : {}),
       required: required.has(name),
       ...(p.default !== undefined ? { default: p.default } : {}),
       ...(typeof p.env === 'string' ? { env: p.env } : {}),
@@ -106,7 +110,8 @@ function convert(spec: OptionSpec, raw: unknown): { value?: unknown; problem?: s
   };
   if (spec.type !== 'boolean' && raw === true) return { problem: 'needs a value' };
   if (!spec.multiple) return Array.isArray(raw) ? { problem: 'given more than once' } : one(raw);
-  const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : [raw];
+  const split = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = Array.isArray(raw) ? (spec.commaSeparated ? raw.flatMap((v) => (typeof v === 'string' ? split(v) : [v])) : raw) : typeof raw === 'string' ? split(raw) : [raw];
   const out: unknown[] = [];
   for (const item of list) {
     const c = one(item);

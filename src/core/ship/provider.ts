@@ -87,6 +87,20 @@ export interface ShipTarget<O> {
   key: string;
   /** What the journal holds for this key (earlier or interrupted runs), oldest first; empty for a first ship. */
   journal: readonly JournalResource[];
+  /**
+   * Resources of a kind that this provider's other publications created and still hold, newest
+   * first: what a new version builds on (the parent snapshot of an incremental upload, with the
+   * block map its journal recorded). Read-only.
+   */
+  earlier(kind: string): Promise<EarlierResource[]>;
+}
+
+/** A resource of another publication of the same provider, with where it came from. */
+export interface EarlierResource extends JournalResource {
+  publication: string;
+  imageId: string;
+  imageRef: string;
+  target: string;
 }
 
 /** One line of a plan, for people: `upload  slim-nginx-1.ova  → https://…`. */
@@ -112,7 +126,7 @@ export interface ProviderPlan {
 }
 
 /** The build options a provider may set; the rest take aim's defaults. */
-export type ProviderBuildOptions = Partial<Pick<BuildRequest, 'platform' | 'modules' | 'entrypoint' | 'init' | 'headroomMiB' | 'kernelImage' | 'ref' | 'memoryMiB' | 'vmName' | 'vmdk' | 'sizeMiB'>>;
+export type ProviderBuildOptions = Partial<Pick<BuildRequest, 'platform' | 'modules' | 'entrypoint' | 'init' | 'headroomMiB' | 'kernelImage' | 'ref' | 'memoryMiB' | 'vmName' | 'vmdk' | 'sizeMiB' | 'idSeed'>>;
 
 /** What apply gets: the journal, aim's builders and the publication it works for. */
 export interface ApplyContext<O = Record<string, unknown>> extends ProviderContext {

@@ -2,13 +2,13 @@ import { readdir, rmdir } from 'node:fs/promises';
 import { AimError, BusyError, ExitCode, InterruptedError } from '../../lib/errors.js';
 import { debugLog } from '../../lib/log.js';
 import type { Reporter } from '../../lib/reporter.js';
-import type { KernelChoice } from '../boot/kernel-choice.js';
+import type { KernelChoice } from '../bootable/kernel-choice.js';
 import type { Artifact } from '../build/types.js';
 import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { JournalResource, LeaseOwner, PublicationRecord } from '../model/publication.js';
 import { effectiveState, newLeaseOwner, type Claim, type NewPublication, type PublicationStore } from '../repository/catalog-publications.js';
 import type { Repository } from '../repository/repository.js';
-import { openJournal } from './journal.js';
+import { earlierResources, openJournal } from './journal.js';
 import type { AnyProvider, ApplyContext, ProviderPlan, Published, ShipImage, ShipTarget } from './provider.js';
 import { journalledBuilder, providerContext, providerFailure, providerStep, removeBuild } from './ship-context.js';
 
@@ -213,7 +213,7 @@ export async function runPublication(repo: Repository, input: PublicationInput, 
     }
     publication = (await store.get(publication.id))!;
 
-    const target: ShipTarget<Record<string, unknown>> = { provider: provider.name, image: input.image, options: input.options, where: input.where, key: input.key, journal: resources };
+    const target: ShipTarget<Record<string, unknown>> = { provider: provider.name, image: input.image, options: input.options, where: input.where, key: input.key, journal: resources, earlier: earlierResources(store, provider.name, input.key) };
     // the plan made before the lease holds when the lease found nothing (no other run came first)
     let plan = claim.created && !before && !waited ? input.plan : undefined;
     if (!plan) {

@@ -4,7 +4,7 @@ import { AimError, ProviderError, isAimError } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
 import { sha256File } from '../../lib/fs.js';
 import type { Reporter } from '../../lib/reporter.js';
-import type { KernelChoice } from '../boot/kernel-choice.js';
+import type { KernelChoice } from '../bootable/kernel-choice.js';
 import { buildImage, requireFormat } from '../build/build-image.js';
 import type { Artifact, BuildResult } from '../build/types.js';
 import { emptyOrAbsent } from '../export/export-image.js';

@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
 import { ConfigError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
-import type { KernelChoice } from '../boot/kernel-choice.js';
+import type { KernelChoice } from '../bootable/kernel-choice.js';
 import type { Artifact } from '../build/types.js';
 import type { Repository } from '../repository/repository.js';
-import { idempotencyKey } from './journal.js';
+import { earlierResources, idempotencyKey } from './journal.js';
 import { gatherOptions, journalledOptions, validateOptions, type GivenOptions, type OptionInput } from './options.js';
 import { runPublication, viewOf, type PublicationView } from './publication-run.js';
 import type { AnyProvider, ProviderPlan, Published, ShipImage } from './provider.js';
@@ -97,7 +97,7 @@ export async function shipImage(repo: Repository, provider: AnyProvider, source:
   // Observed and planned before the lease: bad credentials or a conflict stop the run before the journal is touched.
   const base = providerContext(reporter, signal, env);
   const journal = live ? await store.resources(live.id) : [];
-  const observed = await providerStep(provider.name, source, 'observe', () => provider.observe({ provider: provider.name, image, options, where, key, journal }, base));
+  const observed = await providerStep(provider.name, source, 'observe', () => provider.observe({ provider: provider.name, image, options, where, key, journal, earlier: earlierResources(store, provider.name, key) }, base));
   const plan = await providerStep(provider.name, source, 'plan', () => provider.plan(image, observed, options));
   const common = { provider: provider.name, source, imageId: image.id, outDir, key, target: where };
   if (input.dryRun) {

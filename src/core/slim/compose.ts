@@ -41,6 +41,8 @@ export interface SlimReport {
   /** Packages owning a file the trace touched, sorted. */
   packagesTouched: string[];
   profile: string;
+  /** The keep/drop rules it was made with (aim update slims the next version with them). */
+  rules?: ClosureRules;
   /** What the booted image starts as its service (argv): the profile's last run command, through /bin/sh -c. */
   entrypoint?: string[];
   /** Files and bytes the slim image leaves out, per owning package (largest first). */
@@ -102,6 +104,16 @@ function summarizeRemoved(gold: Entry[], keptPaths: Set<string>, owners: Map<str
   };
 }
 
+/** Whether `image` was made from `ancestor` by aim update, through any number of updates. */
+async function updatedFrom(repo: Repository, image: string, ancestor: string): Promise<boolean> {
+  const seen = new Set<string>();
+  for (let at = await repo.catalog.lineage.get(image); at && !seen.has(at.imageId); at = await repo.catalog.lineage.get(at.parentId)) {
+    seen.add(at.imageId);
+    if (at.kind === 'update' && at.parentId === ancestor) return true;
+  }
+  return false;
+}
+
 /**
  * Composes a slim image: the profile's traced paths are the seeds of the static closure (ELF
  * interpreter and libraries, shebangs, symlink chains, NSS, CA certificates, time zone…); the
@@ -111,8 +123,8 @@ export async function slimImage(repo: Repository, req: SlimRequest, reporter: Re
   const tags = req.tags.map(parseTag);
   const profile = await repo.catalog.getProfile(req.profile);
   if (!profile) throw new NotFoundError(`no profile "${req.profile}"`, { hint: 'record one with: aim profile run' });
-  if (profile.imageId !== req.goldId) {
-    throw new ConfigError(`profile "${req.profile}" was recorded on image ${profile.imageId.slice(0, 12)}, not ${req.goldId.slice(0, 12)}`);
+  if (profile.imageId !== req.goldId && !(await updatedFrom(repo, req.goldId, profile.imageId))) {
+    throw new ConfigError(`profile "${req.profile}" was recorded on image ${profile.imageId.slice(0, 12)}, not ${req.goldId.slice(0, 12)} (nor an image aim update made from it)`);
   }
   reporter.emit({ type: 'stage', stage: 'closure', status: 'start' });
   const [gold, owners] = await Promise.all([repo.catalog.entries(req.goldId), repo.catalog.owners(req.goldId)]);
@@ -161,6 +173,7 @@ export async function slimImage(repo: Repository, req: SlimRequest, reporter: Re
     limit: { files: limit.files, bytes: limit.bytes },
     packagesTouched: limit.packages,
     profile: req.profile,
+    ...(req.rules ? { rules: req.rules } : {}),
     entrypoint: req.entrypoint ?? entrypointOf(profile),
     ...summarizeRemoved(gold, new Set(closure.kept.keys()), owners),
     missing: [...closure.missing.keys()],

@@ -3,19 +3,31 @@ import { aim } from '../../helpers/cli.js';
 import { goldTar } from '../../helpers/gold.js';
 import { kernelDebDir } from '../../helpers/kernel.js';
 
+const runIn = (repo: string) => async (...args: string[]) => {
+  const r = await aim([...args, '--repo', repo]);
+  expect(r.exitCode, `aim ${args.join(' ')}: ${r.stderr}`).toBe(0);
+  return r;
+};
+
 /**
  * A repository holding what boot tests need: the slim nginx image (made as the profile-run
  * integration test makes it, from the cached gold nginx tar) and the kernel core.
  */
 export async function prepareSlimNginx(repo: string): Promise<void> {
-  const run = async (...args: string[]) => {
-    const r = await aim([...args, '--repo', repo]);
-    expect(r.exitCode, `aim ${args.join(' ')}: ${r.stderr}`).toBe(0);
-    return r;
-  };
-  await run('repo', 'init');
+  await runIn(repo)('repo', 'init');
+  await addSlimNginx(repo);
+  await addKernelCore(repo);
+}
+
+/** The slim nginx image, into an initialised repository (other writes may run meanwhile). */
+export async function addSlimNginx(repo: string): Promise<void> {
+  const run = runIn(repo);
   await run('image', 'import', await goldTar('nginx'), '--tag', 'gold/nginx:1');
   await run('profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/', '--name', 'web', '--duration', '3s');
   await run('slim', 'gold/nginx:1', '--profile', 'web', '--tag', 'slim/nginx:1');
-  await run('core', 'kernel', '--deb-dir', kernelDebDir);
+}
+
+/** Debian's kernel as the repository's kernel core. */
+export async function addKernelCore(repo: string): Promise<void> {
+  await runIn(repo)('core', 'kernel', '--deb-dir', kernelDebDir);
 }

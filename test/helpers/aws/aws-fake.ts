@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { AwsState, type AwsStateOptions } from './aws-state.js';
 import { BlockStore } from './block-store.js';
 import { EbsServer } from './ebs-server.js';
+import { startEndpointRouter } from './endpoint-router.js';
 import { imageActions } from './ec2-images.js';
 import { importActions } from './ec2-import.js';
 import { InstanceFleet } from './ec2-instances.js';
@@ -46,6 +47,10 @@ export interface AwsFake {
   s3: S3Fake;
   fleet: InstanceFleet;
   endpoints: { ec2: string; ebs: string; s3: string };
+  /** One URL for all three (routed by the SigV4 scope's service), for --endpoint-url and AWS_ENDPOINT_URL. */
+  endpoint: string;
+  /** Where s3rver keeps buckets, objects and unfinished multipart uploads. */
+  s3Directory: string;
   /** Credentials every server accepts (s3rver checks signatures made with them). */
   credentials: { accessKeyId: string; secretAccessKey: string };
   /** Requests and bytes each server received since start (or the last resetTraffic). */
@@ -91,6 +96,8 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
     const ebs = new EbsServer(state, { ...(options.sealDelayMs === undefined ? {} : { sealDelayMs: options.sealDelayMs }), ...(options.minuteMs === undefined ? {} : { minuteMs: options.minuteMs }) });
     await ebs.start();
     cleanups.push(() => ebs.stop());
+    const router = await startEndpointRouter({ ec2: ec2.url, ebs: ebs.url, s3: s3.url });
+    cleanups.push(() => router.close());
     let stopped: Promise<void> | undefined;
     return {
       state,
@@ -99,6 +106,8 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
       s3,
       fleet,
       endpoints: { ec2: ec2.url, ebs: ebs.url, s3: s3.url },
+      endpoint: router.url,
+      s3Directory: join(dir, 's3'),
       credentials: { ...S3RVER_CREDENTIALS },
       traffic: () => ({ ec2: ec2.traffic.report(), ebs: ebs.traffic.report(), s3: s3.traffic.report() }),
       resetTraffic() {

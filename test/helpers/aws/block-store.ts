@@ -18,10 +18,10 @@ export class BlockStore {
     return join(this.dir, sha256Hex.slice(0, 2), sha256Hex);
   }
 
-  /** Stores a block (exactly one EBS block of data) and returns its SHA-256 (hex). */
-  async put(data: Buffer): Promise<string> {
+  /** Stores a block (exactly one EBS block of data) and returns its SHA-256 (hex); `digest` when the caller hashed it already. */
+  async put(data: Buffer, digest?: Buffer): Promise<string> {
     if (data.length !== EBS_BLOCK_SIZE) throw new Error(`a block is ${EBS_BLOCK_SIZE} bytes, not ${data.length}`);
-    const sha = createHash('sha256').update(data).digest('hex');
+    const sha = (digest ?? createHash('sha256').update(data).digest()).toString('hex');
     const path = this.path(sha);
     if (existsSync(path)) return sha;
     await mkdir(join(this.dir, sha.slice(0, 2)), { recursive: true });

@@ -94,7 +94,7 @@ export class EbsServer {
         req.socket.destroy();
         return;
       }
-      const injected = effects.find((e) => e.kind === 'throttle' || e.kind === 'server-error');
+      const injected = effects.find((e) => e.kind === 'throttle' || e.kind === 'server-error' || e.kind === 'deny');
       if (injected) throw faultError(injected);
       const scope = parseSigV4(req.headers, 'ebs');
       if (isSigV4Problem(scope)) {
@@ -244,7 +244,7 @@ export class EbsServer {
     if (body.length !== EBS_BLOCK_SIZE) throw validation('INVALID_PARAMETER_VALUE', 'Failed to read block data');
     const digest = createHash('sha256').update(body).digest();
     if (digest.toString('base64') !== checksum) throw validation('INVALID_PARAMETER_VALUE', 'The checksum of the block data does not match the x-amz-Checksum header');
-    const sha256 = await this.state.blocks.put(body);
+    const sha256 = await this.state.blocks.put(body, digest);
     s.blocks.set(index, { sha256, writer: s.id });
     s.written.add(index);
     s.lastActivity = Date.now();
@@ -451,6 +451,7 @@ function paginate(indexes: number[], url: URL, scope: string): { items: number[]
 }
 
 function faultError(effect: FaultEffect): EbsError {
+  if (effect.kind === 'deny') return new EbsError('AccessDeniedException', 403, 'User: arn:aws:iam::123456789012:user/aim is not authorized to perform this action because no identity-based policy allows it', 'UNAUTHORIZED_ACCOUNT');
   if (effect.kind === 'throttle') return new EbsError('RequestThrottledException', 400, 'The request was throttled: the number of API requests exceeds the limit', 'ACCOUNT_THROTTLED');
   const status = effect.kind === 'server-error' ? (effect.status ?? 500) : 500;
   return new EbsError('InternalServerException', status, 'An internal error has occurred');

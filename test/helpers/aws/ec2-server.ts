@@ -79,7 +79,7 @@ export class Ec2Server {
         req.socket.destroy();
         return;
       }
-      const injected = effects.find((e) => e.kind === 'throttle' || e.kind === 'server-error');
+      const injected = effects.find((e) => e.kind === 'throttle' || e.kind === 'server-error' || e.kind === 'deny');
       if (injected) throw faultError(injected);
       const scope = parseSigV4(req.headers, 'ec2');
       if (isSigV4Problem(scope)) {
@@ -113,6 +113,7 @@ export class Ec2Server {
 }
 
 function faultError(effect: FaultEffect): Ec2Error {
+  if (effect.kind === 'deny') return new Ec2Error('UnauthorizedOperation', 'You are not authorized to perform this operation. User: arn:aws:iam::123456789012:user/aim is not authorized to perform this action because no identity-based policy allows it', 403);
   if (effect.kind === 'throttle') {
     return effect.code === 'Throttling' ? new Ec2Error('Throttling', 'Rate exceeded', 400) : new Ec2Error('RequestLimitExceeded', 'Request limit exceeded.', 503);
   }

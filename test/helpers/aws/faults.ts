@@ -3,13 +3,15 @@
  * throttling (EC2 RequestLimitExceeded with 503 or Throttling with 400; EBS
  * RequestThrottledException, 400), server errors (EC2 InternalError 500 / Unavailable 503; EBS
  * InternalServerException 500), a connection dropped without an answer (before the action took
- * effect, or after: the effect happened and the answer was lost), and delays.
+ * effect, or after: the effect happened and the answer was lost), delays, and a caller without
+ * the IAM permission for the action (EC2 UnauthorizedOperation, EBS AccessDeniedException; 403).
  */
 export type FaultEffect =
   | { kind: 'throttle'; code?: 'RequestLimitExceeded' | 'Throttling' }
   | { kind: 'server-error'; status?: 500 | 503 }
   | { kind: 'drop'; when?: 'before' | 'after' }
-  | { kind: 'delay'; ms: number };
+  | { kind: 'delay'; ms: number }
+  | { kind: 'deny' };
 
 export interface FaultRule {
   /** The action name (RegisterImage, PutSnapshotBlock…), or '*' for every action. */

@@ -6,14 +6,17 @@ import { join } from 'node:path';
 import S3rver from 's3rver';
 import { ChunkEncodingError, decodeAwsChunked } from './aws-chunked.js';
 import { listen } from './http-listener.js';
+import { handleMultipart } from './s3-multipart.js';
 import { Traffic } from './traffic.js';
 
 /**
  * S3 on 127.0.0.1: s3rver (a real S3 REST server, objects on disk) behind a small front that
  * counts requests per S3 action and bytes on the wire, and decodes the aws-chunked uploads the
  * SDK sends by default (checking their CRC32/SHA trailers, BadDigest otherwise), which s3rver
- * (2021) would store with the chunk framing in them. s3rver knows one access key, S3RVER (secret
- * S3RVER); clients use path-style addressing (forcePathStyle).
+ * (2021) would store with the chunk framing in them. ListParts and AbortMultipartUpload, which
+ * s3rver lacks, are answered by the front from s3rver's upload directories (s3-multipart.ts).
+ * s3rver knows one access key, S3RVER (secret S3RVER); clients use path-style addressing
+ * (forcePathStyle).
  */
 export interface S3Fake {
   url: string;
@@ -75,6 +78,7 @@ export async function startS3Server(options: { directory: string; scratch: strin
       traffic.count(action, bodyBytes, res.statusCode >= 400 || !res.writableFinished);
       if (scratch) void rm(scratch, { force: true });
     });
+    if (await handleMultipart(options.directory, action, req, res)) return;
     const headers: OutgoingHttpHeaders = { ...req.headers };
     const encodings = String(req.headers['content-encoding'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
     const chunked = encodings.includes('aws-chunked') || String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING-');
