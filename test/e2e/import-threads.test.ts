@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { copyFile, link, mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { aim } from '../helpers/cli.js';
+import { aim, runJs } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildEveryTypeTree, compareSnapshots, snapshotTree } from '../helpers/tree.js';
 
@@ -60,5 +60,24 @@ describe('directory import on writer threads', () => {
     const { stdout } = await execa('stat', ['-c', '%b %B %s', join(out, 'many', 'sparse')]);
     const [blocks, blockSize, size] = stdout.split(' ').map(Number);
     expect(blocks! * blockSize!).toBeLessThan(size! / 4);
+  });
+
+  it('parses small ELF files on the thread that read them: the analysis reads none of them again', async () => {
+    // Past the first few hundred files (stored on the main thread) come ELF files not seen before.
+    const tree = join(tmp.dir, 'elf-src');
+    await mkdir(join(tree, 'a'), { recursive: true });
+    for (let i = 0; i < 400; i++) await writeFile(join(tree, 'a', `f${i}`), `small ${i}\n`);
+    await mkdir(join(tree, 'z'));
+    await copyFile('/bin/true', join(tree, 'z', 'true'));
+    await copyFile('/bin/ls', join(tree, 'z', 'ls'));
+    for (const threads of ['0', '2']) {
+      const repo = join(tmp.dir, `repo-elf-${threads}`);
+      expect((await aim(['repo', 'init', '--repo', repo])).exitCode).toBe(0);
+      // Without --json: the stage lines say how many ELF files the analysis had to read itself.
+      const r = await execa(process.execPath, [runJs, 'image', 'import', tree, '--repo', repo], { env: { AIM_BLOB_THREADS: threads }, reject: false });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/analyze\.elf: 2 ELF objects/);
+      expect(r.stderr).toMatch(/analyze\.elf: 0 ELF files/);
+    }
   });
 });

@@ -3,7 +3,7 @@ import { link, mkdir, rm, symlink, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dirSource } from '../../src/core/import/dir-reader.js';
-import { ELF_MAGIC, ingestSource, inspectElf } from '../../src/core/import/ingest.js';
+import { INSPECT_ELF, ingestSource } from '../../src/core/import/ingest.js';
 import type { ListedFileStore, Source, SourceEntry } from '../../src/core/import/source.js';
 import { FsBlobStore } from '../../src/core/repository/fs-blob-store.js';
 import { RecordingReporter } from '../../src/lib/reporter.js';
@@ -73,7 +73,7 @@ describe('the directory reader', () => {
   });
 
   it('with storeListed gives stored files in walk order, hardlinks decided by that order, holes read around', async () => {
-    const storeListed: ListedFileStore = (dirFd, name, label) => blobs.putListed(dirFd, name, label, { inspect: inspectElf, inspectMagic: ELF_MAGIC });
+    const storeListed: ListedFileStore = (dirFd, name, label) => blobs.putListed(dirFd, name, label, INSPECT_ELF);
     const r = await ingestSource(dirSource.read(root, { storeListed }), { blobs, reporter: new RecordingReporter(), label: root });
     const by = new Map(r.entries.map((e) => [e.path, e]));
     expect(by.get('/' + deepBottom)?.size).toBe(5);

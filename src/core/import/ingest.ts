@@ -3,10 +3,10 @@ import { InputError, PermissionError, errnoCode } from '../../lib/errors.js';
 import { faultPoint } from '../../lib/fault.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { Reporter } from '../../lib/reporter.js';
-import { parseElf, type ElfFacts } from '../analyze/elf.js';
+import { ELF_INSPECTOR, parseElfBuffer, type ElfFacts } from '../analyze/elf.js';
 import { MODE_BITS, parentPath, type Entry } from '../model/entry.js';
 import { canonicalizeHardlinks, sortEntries } from '../model/manifest.js';
-import type { BlobStore, LocalBlob } from '../repository/types.js';
+import type { BlobStore, LocalBlob, PutLocalOptions } from '../repository/types.js';
 import { isHole, type ContentChunk } from '../model/sparse.js';
 import type { LocalContent, Source, SourceEntry, StoredContent } from './source.js';
 import { packBuffer, storeContent } from './store-content.js';
@@ -79,12 +79,13 @@ function readFailed(e: unknown, label: string, path: string): unknown {
   return e;
 }
 
-export const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 
-/** ELF facts of a small file while its content is still in the store's read buffer (putLocal's `inspect`). */
-export function inspectElf(content: Buffer): Promise<ElfFacts | undefined> | undefined {
-  return isElfHead(content) ? parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content }) : undefined;
-}
+/**
+ * putLocal's options for ingest: ELF facts of a small file while its content is still in the
+ * store's read buffer, on the writer thread that read it when the store has threads.
+ */
+export const INSPECT_ELF: PutLocalOptions<ElfFacts | undefined> = { inspect: parseElfBuffer, inspectMagic: ELF_MAGIC, inspectModule: ELF_INSPECTOR };
 
 function isElfHead(b: Buffer): boolean {
   return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
@@ -242,7 +243,7 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
     const stored = await blobs.putBuffer(data);
     record(entry, sparse ? { hash: stored.hash, size: content.length, sparse } : stored, content, declared);
     if (!sparse && isElfHead(content) && !elfFacts.has(stored.hash)) {
-      const facts = await parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content });
+      const facts = parseElfBuffer(content);
       if (facts) elfFacts.set(stored.hash, facts);
     }
   };
@@ -251,7 +252,7 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   const storeLocal = async (entry: Entry, local: LocalContent, declared: number | undefined) => {
     let stored: LocalBlob<ElfFacts | undefined>;
     try {
-      stored = await blobs.putLocal(local, { inspect: inspectElf, inspectMagic: ELF_MAGIC });
+      stored = await blobs.putLocal(local, INSPECT_ELF);
     } catch (e) {
       throw readFailed(e, label, entry.path);
     }

@@ -8,6 +8,7 @@ import { deserializeError, type SerializedError } from '../../lib/thread-errors.
 import type { ListedStatus } from '../../lib/listed-file.js';
 import type { DataExtent } from '../model/sparse.js';
 import type { SharedGuardState, SpaceGuard } from './space-guard.js';
+import type { InspectorModule } from './types.js';
 
 /** What a writer thread is given at start. */
 export interface WorkerInit {
@@ -31,6 +32,8 @@ export interface WriteJob {
   label?: string;
   /** Send the whole content back when it starts with these bytes, as hex (and fitted the read buffer). */
   magic?: string;
+  /** Instead of sending the content back, run this inspector (BatchRequest.inspectors) on it and send its result. */
+  inspect?: number;
 }
 
 export interface StoredResult {
@@ -40,6 +43,8 @@ export interface StoredResult {
   /** The first bytes, hex. */
   head: string;
   content?: Uint8Array;
+  /** What the job's inspector returned. */
+  inspected?: unknown;
   created: boolean;
 }
 
@@ -59,6 +64,8 @@ export interface BatchRequest {
   id: number;
   /** Set when the space guard changed since the thread's last batch (null: none now). */
   guard?: SharedGuardState | null;
+  /** Inspectors the thread has not been told of yet: id, module URL, export name. */
+  inspectors?: [number, string, string][];
   /** JSON of WriteJob[]. */
   jobs: string;
 }
@@ -85,6 +92,8 @@ interface Thread {
   load: number;
   /** The guard the thread charges (as last sent). */
   guard?: SpaceGuard;
+  /** Inspector ids the thread was told of. */
+  inspectors: Set<number>;
   /** Called when the thread has nothing outstanding. */
   idle: (() => void)[];
   failed?: Error;
@@ -111,6 +120,9 @@ export class BlobWorkerPool {
   private queue: { job: WriteJob; pending: Pending }[] = [];
   private flushScheduled = false;
   private nextId = 0;
+  /** Inspector modules by "url#name" with the id jobs name them by (their index in `inspectors`, plus one). */
+  private readonly inspectorIds = new Map<string, number>();
+  private readonly inspectors: InspectorModule[] = [];
 
   /**
    * How many writer threads to use: AIM_BLOB_THREADS if set (0: none), else one per core (at
@@ -132,13 +144,24 @@ export class BlobWorkerPool {
     for (let i = 0; i < count; i++) {
       const init: WorkerInit = { objectsDir, scratch: join(scratchDir, `w${i}`) };
       const worker = new Worker(WORKER_SCRIPT, { workerData: init });
-      const thread: Thread = { worker, batches: new Map(), load: 0, idle: [] };
+      const thread: Thread = { worker, batches: new Map(), load: 0, idle: [], inspectors: new Set() };
       worker.unref();
       worker.on('message', (reply: BatchReply) => this.answered(thread, reply));
       worker.on('error', (e) => this.died(thread, e));
       worker.on('exit', (code) => this.died(thread, new InternalError(`a blob writer thread exited (${code}) with work outstanding`)));
       this.threads.push(thread);
     }
+  }
+
+  /** The id jobs name an inspector module by (WriteJob.inspect). */
+  inspector(module: InspectorModule): number {
+    const key = `${module.url}#${module.name}`;
+    let id = this.inspectorIds.get(key);
+    if (id === undefined) {
+      id = this.inspectors.push(module);
+      this.inspectorIds.set(key, id);
+    }
+    return id;
   }
 
   /** Stores one local content on a writer thread. */
@@ -180,6 +203,8 @@ export class BlobWorkerPool {
       thread.load += batch.length;
       if (thread.batches.size === 1) thread.worker.ref();
       const request: BatchRequest = { id, jobs: JSON.stringify(batch.map((b) => b.job)) };
+      const told = this.untold(thread, batch);
+      if (told.length > 0) request.inspectors = told;
       const guard = this.guard();
       if (guard !== thread.guard) {
         thread.guard = guard;
@@ -187,6 +212,18 @@ export class BlobWorkerPool {
       }
       thread.worker.postMessage(request);
     }
+  }
+
+  /** Inspectors the batch's jobs use that the thread has not been told of (now recorded as told). */
+  private untold(thread: Thread, batch: { job: WriteJob }[]): [number, string, string][] {
+    const out: [number, string, string][] = [];
+    for (const { job } of batch) {
+      if (job.inspect === undefined || thread.inspectors.has(job.inspect)) continue;
+      thread.inspectors.add(job.inspect);
+      const { url, name } = this.inspectors[job.inspect - 1]!;
+      out.push([job.inspect, url, name]);
+    }
+    return out;
   }
 
   private answered(thread: Thread, reply: BatchReply): void {

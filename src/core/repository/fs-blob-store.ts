@@ -7,7 +7,7 @@ import { errnoCode } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
 import type { LocalContent, StoredBlob } from '../import/source.js';
 import type { ListedStatus } from '../../lib/listed-file.js';
-import { BlobWorkerPool, type StoredResult } from './blob-pool.js';
+import { BlobWorkerPool, type StoredResult, type WriteJob } from './blob-pool.js';
 import { BlobWriter, blobPath, READ_BUFFER, type WrittenLocal } from './blob-writer.js';
 import type { SpaceGuard } from './space-guard.js';
 import type { BlobStore, ListedBlob, LocalBlob, PutLocalOptions } from './types.js';
@@ -18,8 +18,12 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const MEMORY_LIMIT = 1 << 20;
 /** Read streams read blobs in chunks of up to this size. */
 const STREAM_CHUNK = 1 << 20;
-/** The magic number `inspect` wants, as writer threads take it. */
-const magicFor = (options: PutLocalOptions<unknown>): string | undefined => (options.inspect ? (options.inspectMagic?.toString('hex') ?? '') : undefined);
+/** What a writer thread needs of `inspect`: the magic number it wants, and the inspector to run there (else the content comes back). */
+function inspection(pool: BlobWorkerPool, options: PutLocalOptions<unknown>): Pick<WriteJob, 'magic' | 'inspect'> {
+  if (!options.inspect) return {};
+  const magic = options.inspectMagic?.toString('hex') ?? '';
+  return options.inspectModule ? { magic, inspect: pool.inspector(options.inspectModule) } : { magic };
+}
 
 /** putLocal calls served in the calling thread before writer threads start (small imports never start them). */
 const THREADS_AFTER = 256;
@@ -132,7 +136,7 @@ export class FsBlobStore implements BlobStore {
     const pool = await this.writerPool();
     if (pool) {
       const path = file.path === undefined || typeof file.path === 'string' ? file.path && Buffer.from(file.path).toString('latin1') : file.path.toString('latin1');
-      const r = await pool.put({ fd: file.fd, path, offset: file.offset, length: file.length, magic: magicFor(options) });
+      const r = await pool.put({ fd: file.fd, path, offset: file.offset, length: file.length, ...inspection(pool, options) });
       return this.adopt(r.stored!, options);
     }
     return (await this.inThisThread(options, (writer, buf) => writer.putLocal(file, buf)))!;
@@ -146,7 +150,7 @@ export class FsBlobStore implements BlobStore {
   async putListed<T = never>(dirFd: number, name: Buffer, label: string, options: PutLocalOptions<T> = {}): Promise<ListedBlob<T>> {
     const pool = await this.writerPool();
     if (pool) {
-      const r = await pool.put({ dir: dirFd, name: name.toString('latin1'), label, magic: magicFor(options) });
+      const r = await pool.put({ dir: dirFd, name: name.toString('latin1'), label, ...inspection(pool, options) });
       const out: ListedBlob<T> = { status: r.status! };
       if (r.holesFd !== undefined) out.holesFd = r.holesFd;
       if (r.stored) out.stored = await this.adopt(r.stored, options);
@@ -189,7 +193,8 @@ export class FsBlobStore implements BlobStore {
     if (r.created) this.adopted(r.hash, r.size);
     const result: LocalBlob<T> = { hash: r.hash, size: r.size, head: Buffer.from(r.head, 'hex') };
     if (r.sparse) result.sparse = r.sparse;
-    if (r.content && options.inspect) result.inspected = await options.inspect(Buffer.from(r.content.buffer, r.content.byteOffset, r.content.byteLength));
+    if (r.inspected !== undefined) result.inspected = r.inspected as T;
+    else if (r.content && options.inspect) result.inspected = await options.inspect(Buffer.from(r.content.buffer, r.content.byteOffset, r.content.byteLength));
     return result;
   }
 

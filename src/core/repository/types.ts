@@ -70,6 +70,18 @@ export interface PutLocalOptions<T> {
    * reads on other threads sends only those back.
    */
   inspectMagic?: Buffer;
+  /**
+   * `inspect` as a synchronous export of a module (its URL and the export's name), returning
+   * plain data: a store that reads on other threads runs it there, on the content it has just
+   * read, and sends back only the result instead of the content.
+   */
+  inspectModule?: InspectorModule;
+}
+
+/** A synchronous `(content: Uint8Array) => plain data` exported by a module. */
+export interface InspectorModule {
+  url: string;
+  name: string;
 }
 
 export interface ListedBlob<T = never> {
