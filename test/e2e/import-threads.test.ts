@@ -63,7 +63,7 @@ describe('directory import on writer threads', () => {
   });
 
   it('parses small ELF files on the thread that read them: the analysis reads none of them again', async () => {
-    // Past the first few hundred files (stored on the main thread) come ELF files not seen before.
+    // Enough files for the writer threads to store them, ELF files among them.
     const tree = join(tmp.dir, 'elf-src');
     await mkdir(join(tree, 'a'), { recursive: true });
     for (let i = 0; i < 400; i++) await writeFile(join(tree, 'a', `f${i}`), `small ${i}\n`);

@@ -39,6 +39,8 @@ const SLASH = 0x2f;
  * ambiguous: absolute names, "..", NUL bytes. "./" prefixes and "." components are dropped.
  */
 export function normalizeName(raw: Buffer, label: string, what = 'entry'): string {
+  const plain = plainName(raw);
+  if (plain !== undefined) return plain;
   if (raw.includes(0)) throw new InputError('E_BAD_NAME', `${label}: ${what} name contains a NUL byte`);
   if (raw.length > 0 && raw[0] === SLASH) {
     throw new InputError('E_ABSOLUTE_PATH', `${label}: ${what} "${encodePath(raw)}" has an absolute path`, {
@@ -59,6 +61,26 @@ export function normalizeName(raw: Buffer, label: string, what = 'entry'): strin
     }
   }
   return '/' + parts.join('/');
+}
+
+/**
+ * The common case in one pass and one string: a relative name of ASCII bytes without "%" or
+ * NUL, and without empty, "." or ".." components, is its own image path. Anything else is
+ * left to normalizeName's component-wise handling (undefined).
+ */
+function plainName(raw: Buffer): string | undefined {
+  const n = raw.length;
+  if (n === 0) return undefined;
+  let start = 0;
+  for (let i = 0; i <= n; i++) {
+    const b = i < n ? raw[i]! : SLASH;
+    if (b === SLASH) {
+      const len = i - start;
+      if (len === 0 || (raw[start] === DOT && (len === 1 || (len === 2 && raw[start + 1] === DOT)))) return undefined;
+      start = i + 1;
+    } else if (b >= 0x80 || b === 0x25 || b === 0) return undefined;
+  }
+  return '/' + raw.toString('latin1');
 }
 
 /** A local file that cannot be read: what the user can do about it. */

@@ -25,8 +25,13 @@ function inspection(pool: BlobWorkerPool, options: PutLocalOptions<unknown>): Pi
   return options.inspectModule ? { magic, inspect: pool.inspector(options.inspectModule) } : { magic };
 }
 
-/** putLocal calls served in the calling thread before writer threads start (small imports never start them). */
+/**
+ * Local files served in the calling thread before writer threads start, by count or by bytes
+ * (small imports never start them; a tree whose first files are big, like a kernel in /boot,
+ * does not read them all on one thread).
+ */
 const THREADS_AFTER = 256;
+const THREADS_AFTER_BYTES = 8 << 20;
 /** Blob bytes written between two background syncs (see wrote()). */
 const WRITEBACK_EVERY = 128 << 20;
 
@@ -37,7 +42,7 @@ const WRITEBACK_EVERY = 128 << 20;
  * scratch directory, which gc removes.
  *
  * Local files (putLocal) are stored by writer threads once an import has more than a few
- * hundred of them (BlobWorkerPool): reading, hashing and writing run on every core while the
+ * hundred of them or a few MiB (BlobWorkerPool): reading, hashing and writing run on every core while the
  * caller walks its source.
  *
  * Durability is batched, as ostree does it: instead of one fsync per blob (which made imports
@@ -55,6 +60,8 @@ export class FsBlobStore implements BlobStore {
   private writer: BlobWriter | undefined;
   private pool: BlobWorkerPool | undefined;
   private localCalls = 0;
+  private scratch: string | undefined;
+  private localBytes = 0;
   private noPool = false;
   private unsynced = 0;
   private writeback: Promise<void> | undefined;
@@ -95,7 +102,9 @@ export class FsBlobStore implements BlobStore {
     const pool = this.pool;
     this.pool = undefined;
     this.writer = undefined;
+    this.scratch = undefined;
     this.localCalls = 0;
+    this.localBytes = 0;
     this.noPool = false;
     await pool?.close();
     if (this.tmpDir) await rm(await this.tmpDir, { recursive: true, force: true });
@@ -118,6 +127,7 @@ export class FsBlobStore implements BlobStore {
   private async localWriter(): Promise<BlobWriter> {
     const scratch = await this.scratchDir();
     this.writer ??= new BlobWriter(this.objectsDir, scratch, () => this.guard);
+    this.scratch = scratch;
     return this.writer;
   }
 
@@ -129,17 +139,19 @@ export class FsBlobStore implements BlobStore {
 
   /**
    * Stores a local file (or a byte range of one) in a single pass (BlobWriter.putLocal): on a
-   * writer thread once this store has served THREADS_AFTER of them, else in this thread. A
-   * descriptor must stay open until the returned promise settles.
+   * writer thread once the import is big enough (writerPool), else in this thread. A descriptor
+   * must stay open until the returned promise settles.
    */
   async putLocal<T = never>(file: LocalContent, options: PutLocalOptions<T> = {}): Promise<LocalBlob<T>> {
-    const pool = await this.writerPool();
+    this.localCalls++;
+    const writer = await this.localWriter();
+    const pool = this.writerPool();
     if (pool) {
       const path = file.path === undefined || typeof file.path === 'string' ? file.path && Buffer.from(file.path).toString('latin1') : file.path.toString('latin1');
       const r = await pool.put({ fd: file.fd, path, offset: file.offset, length: file.length, ...inspection(pool, options) });
       return this.adopt(r.stored!, options);
     }
-    return (await this.inThisThread(options, (writer, buf) => writer.putLocal(file, buf)))!;
+    return (await this.inThisThread(writer, options, (buf) => writer.putLocal(file, buf)))!;
   }
 
   /**
@@ -148,7 +160,9 @@ export class FsBlobStore implements BlobStore {
    * returned promise settles; a `holesFd` in the result belongs to the caller.
    */
   async putListed<T = never>(dirFd: number, name: Buffer, label: string, options: PutLocalOptions<T> = {}): Promise<ListedBlob<T>> {
-    const pool = await this.writerPool();
+    this.localCalls++;
+    const writer = await this.localWriter();
+    const pool = this.writerPool();
     if (pool) {
       const r = await pool.put({ dir: dirFd, name: name.toString('latin1'), label, ...inspection(pool, options) });
       const out: ListedBlob<T> = { status: r.status! };
@@ -158,7 +172,7 @@ export class FsBlobStore implements BlobStore {
     }
     let status: ListedStatus | undefined;
     let holesFd: number | undefined;
-    const stored = await this.inThisThread(options, (writer, buf) => {
+    const stored = await this.inThisThread(writer, options, (buf) => {
       const w = writer.putListed(dirFd, name, label, buf);
       status = w.status;
       holesFd = w.holesFd;
@@ -170,16 +184,17 @@ export class FsBlobStore implements BlobStore {
     return out;
   }
 
-  /** The writer threads, started once this store has stored THREADS_AFTER local files (none for fewer, or without threads). */
-  private async writerPool(): Promise<BlobWorkerPool | undefined> {
-    if (++this.localCalls <= THREADS_AFTER || this.pool || this.noPool) return this.pool;
-    const scratch = await this.scratchDir();
-    // Checked again after the wait, and decided without one: calls overlap, one pool is made.
-    if (!this.pool && !this.noPool) {
-      const count = BlobWorkerPool.size();
-      if (count > 0) this.pool = new BlobWorkerPool(this.objectsDir, scratch, count, () => this.guard);
-      else this.noPool = true;
-    }
+  /**
+   * The writer threads, decided as each call runs (with no wait between that and its write):
+   * started once more than THREADS_AFTER local files were asked for (a walk asks well ahead of
+   * the writes) or THREADS_AFTER_BYTES were stored in this thread; none for small imports, or
+   * without threads.
+   */
+  private writerPool(): BlobWorkerPool | undefined {
+    if (this.pool || this.noPool || (this.localCalls <= THREADS_AFTER && this.localBytes < THREADS_AFTER_BYTES)) return this.pool;
+    const count = BlobWorkerPool.size();
+    if (count > 0) this.pool = new BlobWorkerPool(this.objectsDir, this.scratch!, count, () => this.guard);
+    else this.noPool = true;
     return this.pool;
   }
 
@@ -198,15 +213,15 @@ export class FsBlobStore implements BlobStore {
     return result;
   }
 
-  /** Runs a write with this thread's writer and read buffer; `inspect` sees the content while the buffer is still lent. */
-  private async inThisThread<T>(options: PutLocalOptions<T>, write: (writer: BlobWriter, buf: Buffer) => WrittenLocal | undefined): Promise<LocalBlob<T> | undefined> {
-    const writer = await this.localWriter();
+  /** Runs a write in this thread with its read buffer; `inspect` sees the content while the buffer is still lent. */
+  private async inThisThread<T>(writer: BlobWriter, options: PutLocalOptions<T>, write: (buf: Buffer) => WrittenLocal | undefined): Promise<LocalBlob<T> | undefined> {
     // The buffer is lent out while `inspect` runs; a write meanwhile gets a buffer of its own.
     const buf = this.readBuffer ?? Buffer.allocUnsafe(READ_BUFFER);
     this.readBuffer = undefined;
     try {
-      const w = write(writer, buf);
+      const w = write(buf);
       if (!w) return undefined;
+      this.localBytes += w.size;
       const { content, created, ...result } = w;
       if (created) this.adopted(result.hash, result.size);
       const magic = options.inspectMagic;
