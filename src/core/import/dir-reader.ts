@@ -223,19 +223,24 @@ async function* walk(givenPath: string, storeListed: ListedFileStore | undefined
     /** A regular file (as readdir says) listed, opened, checked and stored by the blob store. */
     const storeThere = (f: Frame, store: ListedFileStore, name: Buffer, host: Buffer, rel: Buffer): Item => {
       f.inFlight++;
-      const job = store(f.fd, name, host.toString()).then(
-        (r) => {
-          if (r.holesFd !== undefined) open.add(r.holesFd);
-          return r;
-        },
-      );
-      const settled = job.finally(() => {
+      const settle = () => {
         f.inFlight--;
         release(f);
-        stores.delete(settled);
-      });
-      stores.add(settled);
-      settled.catch(() => {}); // observed when its turn comes
+        stores.delete(job);
+      };
+      const job: Promise<ListedFile> = store(f.fd, name, host.toString()).then(
+        (r) => {
+          if (r.holesFd !== undefined) open.add(r.holesFd);
+          settle();
+          return r;
+        },
+        (e: unknown) => {
+          settle();
+          throw e;
+        },
+      );
+      stores.add(job);
+      job.catch(() => {}); // observed when its turn comes
       return { stored: job, frame: f, name, host, rel };
     };
 

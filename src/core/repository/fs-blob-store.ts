@@ -144,7 +144,7 @@ export class FsBlobStore implements BlobStore {
    */
   async putLocal<T = never>(file: LocalContent, options: PutLocalOptions<T> = {}): Promise<LocalBlob<T>> {
     this.localCalls++;
-    const writer = await this.localWriter();
+    const writer = this.writer ?? (await this.localWriter());
     const pool = this.writerPool();
     if (pool) {
       const path = file.path === undefined || typeof file.path === 'string' ? file.path && Buffer.from(file.path).toString('latin1') : file.path.toString('latin1');
@@ -161,7 +161,7 @@ export class FsBlobStore implements BlobStore {
    */
   async putListed<T = never>(dirFd: number, name: Buffer, label: string, options: PutLocalOptions<T> = {}): Promise<ListedBlob<T>> {
     this.localCalls++;
-    const writer = await this.localWriter();
+    const writer = this.writer ?? (await this.localWriter());
     const pool = this.writerPool();
     if (pool) {
       const r = await pool.put({ dir: dirFd, name: name.toString('latin1'), label, ...inspection(pool, options) });
