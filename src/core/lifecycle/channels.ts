@@ -11,7 +11,7 @@ import type { Actor, ChannelHistoryEntry, ChannelRecord, ChannelState, Qualifica
 import { checkChannel, planAssignmentBoot } from '../pxe/assignments.js';
 import { resolveImage } from '../query/resolve.js';
 import { ChannelConflict, type ChannelMove, type PxeSwitch } from '../repository/catalog-channels.js';
-import { isProcessAlive } from '../repository/locks.js';
+import { isProcessAlive } from '../../lib/file-mutex.js';
 import type { Repository } from '../repository/repository.js';
 
 export { checkChannel };

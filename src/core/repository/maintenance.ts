@@ -6,7 +6,7 @@ import type { Reporter } from '../../lib/reporter.js';
 import type { RepairReport } from './repair.js';
 import { checkExtents, dataLength } from '../model/sparse.js';
 import { parseManifest } from '../model/manifest.js';
-import { isProcessAlive } from './locks.js';
+import { isProcessAlive } from '../../lib/file-mutex.js';
 import { CorruptBlobError, usedBy } from './verify.js';
 import type { Repository } from './repository.js';
 
