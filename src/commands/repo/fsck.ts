@@ -9,7 +9,7 @@ import { repairRepository } from '../../core/repository/repair.js';
 export default class RepoFsck extends AimCommand {
   static override summary = 'Check the repository: re-hash every blob and check every reference.';
   static override description = `Exits with code 8 when a blob is corrupt or missing or a manifest does not match its image id.
-Unreferenced blobs and scratch files of killed imports are not errors: aim repo gc removes them.
+Unreferenced blobs, scratch files of killed imports and ship builds no publication needs (ship-builds/) are not errors: aim repo gc removes them.
 --repair removes corrupt copies (so that an import of the same content writes them anew), rebuilds damaged manifests from the catalog, restores blobs from the sources given with --source, and lists the images still lacking content with the source each came from.`;
   static override examples = [
     '<%= config.bin %> repo fsck',
@@ -31,7 +31,7 @@ Unreferenced blobs and scratch files of killed imports are not errors: aim repo 
     for (const p of report.problems) this.logToStderr(`problem: ${p.message}`);
     this.log(
       `${report.ok ? 'ok' : `${report.problems.length} problem(s)`}: ${report.imagesChecked} images, ${report.blobsChecked} blobs` +
-        `${flags.rehash ? ` (${report.bytesHashed} bytes re-hashed)` : ''}; ${report.unreferencedBlobs} unreferenced blobs, ${report.staleScratchDirs} stale scratch dirs (aim repo gc removes them)`,
+        `${flags.rehash ? ` (${report.bytesHashed} bytes re-hashed)` : ''}; ${report.unreferencedBlobs} unreferenced blobs, ${report.staleScratchDirs} stale scratch dirs, ${report.orphanShipBuilds} orphaned ship builds (aim repo gc removes them)`,
     );
     if (flags.repair && !report.ok) {
       const restore = async () => {

@@ -7,6 +7,7 @@ import type { RepairReport } from './repair.js';
 import { checkExtents, dataLength } from '../model/sparse.js';
 import { parseManifest } from '../model/manifest.js';
 import { isProcessAlive } from '../../lib/file-mutex.js';
+import { orphanShipBuilds, removeOrphanShipBuilds } from './ship-builds.js';
 import { CorruptBlobError, usedBy } from './verify.js';
 import type { Repository } from './repository.js';
 
@@ -91,6 +92,8 @@ export interface FsckReport {
   /** Not errors: garbage that `aim repo gc` removes. */
   unreferencedBlobs: number;
   staleScratchDirs: number;
+  /** Build directories in ship-builds/ that no publication's run or journal needs any more. */
+  orphanShipBuilds: number;
   /** With --repair: what was done; `ok` then says whether the repository is whole again. */
   repair?: RepairReport;
 }
@@ -195,6 +198,7 @@ export async function fsckRepository(repo: Repository, reporter: Reporter, optio
     problems,
     unreferencedBlobs: unreferenced,
     staleScratchDirs: (await staleScratch(repo)).length,
+    orphanShipBuilds: (await orphanShipBuilds(repo)).length,
   };
 }
 
@@ -204,10 +208,13 @@ export interface GcReport {
   removedBytes: number;
   keptBlobs: number;
   removedScratchDirs: number;
+  /** Orphaned ship build directories (ship-builds/<publication>) removed; those of pending or interrupted publications stay. */
+  removedShipBuilds: number;
 }
 
 /**
- * Removes blobs no image references, and scratch directories of dead processes. Takes the gc
+ * Removes blobs no image references, scratch directories of dead processes, and ship build
+ * directories no publication needs (ship-builds.ts). Takes the gc
  * lock, so it never runs while an import is writing blobs the catalog does not know yet.
  */
 export async function gcRepository(repo: Repository, reporter: Reporter, options: { dryRun?: boolean; waitMs?: number } = {}): Promise<GcReport> {
@@ -228,8 +235,9 @@ export async function gcRepository(repo: Repository, reporter: Reporter, options
     }
     const stale = await staleScratch(repo);
     if (!options.dryRun) for (const d of stale) await rm(join(repo.tmpRoot, d), { recursive: true, force: true });
+    const shipBuilds = await removeOrphanShipBuilds(repo, { dryRun: options.dryRun });
     reporter.emit({ type: 'info', message: `${options.dryRun ? 'would remove' : 'removed'} ${removedBlobs} blobs (${removedBytes} bytes)` });
-    return { dryRun: options.dryRun ?? false, removedBlobs, removedBytes, keptBlobs, removedScratchDirs: stale.length };
+    return { dryRun: options.dryRun ?? false, removedBlobs, removedBytes, keptBlobs, removedScratchDirs: stale.length, removedShipBuilds: shipBuilds.length };
   } finally {
     await lock.release();
   }
