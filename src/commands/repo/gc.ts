@@ -4,8 +4,9 @@ import { formatBytes } from '../../cli/format.js';
 import { gcRepository, type GcReport } from '../../core/repository/maintenance.js';
 
 export default class RepoGc extends AimCommand {
-  static override summary = 'Remove blobs that no image references.';
-  static override description = 'Safe against concurrent imports: gc refuses to run (exit code 9) while an import holds the repository, unless --wait lets it wait.';
+  static override summary = 'Remove blobs that no image references, and impact index rows of removed images.';
+  static override description = `Safe against concurrent imports: gc refuses to run (exit code 9) while an import holds the repository, unless --wait lets it wait.
+Never collects the objects of an image a channel, PXE assignment or live publication names, even one removed with aim image rm --force.`;
   static override examples = ['<%= config.bin %> repo gc', '<%= config.bin %> repo gc --dry-run', '<%= config.bin %> repo gc --wait 600 --json'];
   static override flags = {
     'dry-run': Flags.boolean({ description: 'only report what would be removed' }),
@@ -15,7 +16,8 @@ export default class RepoGc extends AimCommand {
   async run(): Promise<GcReport> {
     const { flags } = await this.parse(RepoGc);
     const report = await gcRepository(await this.repository(flags.repo), this.reporter(), { dryRun: flags['dry-run'], waitMs: flags.wait * 1000 });
-    this.log(`${report.dryRun ? 'would remove' : 'removed'} ${report.removedBlobs} blobs (${formatBytes(report.removedBytes)}), kept ${report.keptBlobs}`);
+    const rows = Object.values(report.impactRows).reduce((n, c) => n + c, 0);
+    this.log(`${report.dryRun ? 'would remove' : 'removed'} ${report.removedBlobs} blobs (${formatBytes(report.removedBytes)}) and ${rows} stale impact index rows, kept ${report.keptBlobs} blobs`);
     return report;
   }
 }
