@@ -8,7 +8,7 @@ import { hostname, userInfo } from 'node:os';
 import { AimError, BusyError, ExitCode, NotFoundError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { Actor, ChannelHistoryEntry, ChannelRecord, ChannelState } from '../model/channel.js';
-import { checkChannel, planAssignmentBoot } from '../pxe/assignments.js';
+import { assignmentBootFor, checkChannel, planAssignmentBoot } from '../pxe/assignments.js';
 import { resolveImage } from '../query/resolve.js';
 import { ChannelConflict, type ChannelMove, type PxeSwitch } from '../repository/catalog-channels.js';
 import { lastGoodVersion } from '../repository/holds.js';
@@ -88,17 +88,10 @@ async function planFollowers(repo: Repository, channel: string, imageId: string,
   const out: PxeSwitch[] = [];
   for (const a of await repo.catalog.pxe.assignments()) {
     if (a.channel !== channel) continue;
-    const k = a.boot.kernel;
     const boot =
       a.imageId === imageId
         ? a.boot
-        : await planAssignmentBoot(
-            repo,
-            imageId,
-            // a kernel the user named stays; one chosen for the old image is chosen again for the new
-            { platform: a.boot.platform, modules: a.boot.modules, ...(a.boot.entrypoint ? { entrypoint: a.boot.entrypoint } : {}), ...(k.source === 'flag' && k.ref !== undefined ? { kernelRef: k.ref } : {}) },
-            reporter,
-          ).catch((e: unknown) => {
+        : await planAssignmentBoot(repo, imageId, assignmentBootFor(a, imageId), reporter).catch((e: unknown) => {
             throw e instanceof AimError
               ? new AimError(e.code, `PXE assignment ${a.selector.key} follows channel ${channel}, but ${imageId.slice(0, 12)} cannot boot there: ${e.message}`, e.exitCode, { hint: e.hint, cause: e })
               : e;
