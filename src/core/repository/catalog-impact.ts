@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS impact_images (
   traced INTEGER REFERENCES impact_sets(id)
 );
 CREATE INDEX IF NOT EXISTS impact_images_profile ON impact_images(profile) WHERE profile IS NOT NULL;
+-- what a set's deletion checks (its foreign keys), so pruning costs what it removes, not the index's size
+CREATE INDEX IF NOT EXISTS impact_members_stateset ON impact_members(stateset);
+CREATE INDEX IF NOT EXISTS impact_states_files ON impact_states(files);
 CREATE TABLE IF NOT EXISTS impact_profiles (
   name TEXT PRIMARY KEY REFERENCES profiles(name) ON DELETE CASCADE,
   image_id TEXT NOT NULL,
