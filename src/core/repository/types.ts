@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import type { ListedStatus } from '../../lib/listed-file.js';
 import type { Entry } from '../model/entry.js';
 import type { ImpactStore } from './catalog-impact.js';
+import type { HoldData } from './holds.js';
 import type { LineageStore } from './catalog-lineage.js';
 import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
 import type { ProbeResult } from '../profile/probes.js';
@@ -191,8 +192,14 @@ export interface Catalog {
   tagsOf(imageId: string): Promise<string[]>;
   /** Every tag whose name starts with the prefix ("core/kernel:"), with the time it was last set. */
   listTags(prefix?: string): Promise<TagRecord[]>;
-  /** Removes an image and everything that hangs off it (not its blobs). */
-  removeImage(id: string): Promise<void>;
+  /**
+   * Removes an image and everything that hangs off it (not its blobs), and the impact index rows
+   * nothing live reaches any more. `guard` runs inside the same transaction, on what holds images
+   * then: throwing from it removes nothing.
+   */
+  removeImage(id: string, options?: { guard?: (holds: HoldData) => void }): Promise<void>;
+  /** What holds images (holds.ts), read in one snapshot. */
+  holdData(): Promise<HoldData>;
   entries(imageId: string): Promise<Entry[]>;
   packages(imageId: string): Promise<PackageRecord[]>;
   owners(imageId: string): Promise<Map<string, string[]>>;
