@@ -28,10 +28,11 @@ console.error(`test-node24: unit and e2e tests on Node ${version} (${node})`);
 // The unit tests and the e2e tests that drive every command family through the CLI. The e2e files
 // that repeat one command over a large hostile corpus or race it (bad-*, hostile-write, *-race,
 // space-guard) exercise no Node API the chosen ones do not, and would double the suite's time.
-const E2E = ['cli', 'json-errors', 'template', 'sparse', 'corrupt-blob', 'ship-cli', 'provider-plugin', 'build-oci', 'faults', 'secrets'];
+const E2E = ['cli', 'json-errors', 'template', 'sparse', 'corrupt-blob', 'ship-cli', 'provider-plugin', 'build-oci', 'faults', 'secrets', 'impact-cli', 'pxe-initrd', 'pxe-ipxe-cli'];
 // arguments (vitest filters: files, -t NAME) narrow the run, as with npx vitest run
 const targets = process.argv.length > 2 ? process.argv.slice(2) : ['test/unit', ...E2E.map((name) => `test/e2e/${name}.test.ts`)];
-const r = spawnSync(node, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...targets], {
+// dots: the main run's summary (its slowest files) stays in the tail of npm test's output
+const r = spawnSync(node, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--reporter=dot', ...targets], {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, AIM_TEST_NODE_MAJOR: MAJOR, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${register}`.trim() },

@@ -108,7 +108,11 @@ export const vmware = defineProvider({
   target(options, { image, outDir }) {
     const name = fileBaseName(options, image);
     const url = options['datastore-url'];
-    if (url === undefined) return `local ${outDir} ${name}`;
+    if (url === undefined) {
+      // the VMDK and OVA are what this ship gives: they stay where the user says, never in aim's scratch space
+      if (outDir === undefined) throw new ConfigError('without --datastore-url, vmware only builds the VMDK and OVA locally: give --out DIR for them', { hint: 'add --out DIR (a new or empty directory), or --datastore-url to upload them' });
+      return `local ${outDir} ${name}`;
+    }
     const t = parseDatastoreUrl(url);
     return `datastore ${t.origin} ${t.dcPath} ${datastorePath(t, `${name}.{vmdk,ova}`)}`;
   },

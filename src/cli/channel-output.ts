@@ -37,12 +37,20 @@ export function historyTable(entries: readonly ChannelHistoryEntry[]): string {
   return table(['TIME', 'ACTION', 'IMAGE', 'FROM', 'BY', 'FOLLOWED', 'WHY'], rows);
 }
 
+/** How the artifact was chosen, for the qualification's text (nothing for records made before aim chose). */
+function artifactWhy(a: QualificationRecord['artifact']): string {
+  if (a.chosenBy === 'flag') return ' (--format)';
+  if (a.chosenBy === 'channel') return ` (PXE assignment ${a.pxeAssignment} follows channel ${a.channel})`;
+  if (a.chosenBy === 'default') return a.channel !== undefined ? ` (no PXE assignment follows channel ${a.channel})` : ' (no channel holds it)';
+  return '';
+}
+
 /** A qualification in a few lines: verdict, timings, each probe. */
 export function qualificationText(q: QualificationRecord): string {
   const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
   const lines = [
     `qualification ${q.id} of ${q.imageRef} (${shortId(q.imageId)}) with profile ${q.profile}: ${q.passed ? 'PASSED' : 'FAILED'}`,
-    `  ${q.artifact.format} artifact built in ${s(q.timings.buildMs)}; ${q.passed ? `ready ${s(q.timings.readyMs)}` : `failed ${s(q.timings.vmMs)}`} after QEMU started; ${s(q.timings.totalMs)} in all; guest ports ${q.ports.join(', ') || '-'}`,
+    `  ${q.artifact.format} artifact${artifactWhy(q.artifact)} built in ${s(q.timings.buildMs)}; ${q.passed ? `ready ${s(q.timings.readyMs)}` : `failed ${s(q.timings.vmMs)}`} after QEMU started; ${s(q.timings.totalMs)} in all; guest ports ${q.ports.join(', ') || '-'}`,
   ];
   for (const p of q.probes) {
     const answer = p.status !== undefined ? `HTTP ${p.status}` : p.exitCode !== undefined ? `exit ${p.exitCode}` : 'no answer';

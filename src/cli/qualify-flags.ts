@@ -5,7 +5,7 @@ import { QUALIFY_FORMATS, type QualifyFormat, type QualifyRequest } from '../run
 /** How an image is qualified: the flags aim qualify and aim rollout share. */
 export const qualifyFlags = {
   profile: Flags.string({ description: 'profile whose probes to run [default: the one the slim image was made with]' }),
-  format: Flags.string({ description: 'artifact to build and boot', options: [...QUALIFY_FORMATS], default: 'raw' }),
+  format: Flags.string({ description: 'artifact to build and boot [default: pxe when a PXE assignment follows the channel, else raw]', options: [...QUALIFY_FORMATS] }),
   firmware: Flags.string({ description: 'UEFI (OVMF) or legacy BIOS (SeaBIOS)', options: ['uefi', 'bios'], default: 'uefi' }),
   kernel: Flags.string({ description: 'kernel core image [default: the image\'s own, else the newest core/kernel:*]' }),
   memory: Flags.integer({ char: 'm', description: 'guest memory, MiB', default: 512, min: 64 }),
@@ -16,13 +16,13 @@ export const qualifyFlags = {
   'tb-size': Flags.integer({ description: 'TCG translation cache, MiB', default: 256, min: 8 }),
 };
 
-type Parsed = { [K in keyof typeof qualifyFlags]: K extends 'port' ? number[] : K extends 'memory' | 'max-restarts' | 'tb-size' ? number : K extends 'profile' | 'kernel' | 'accel' ? string | undefined : string };
+type Parsed = { [K in keyof typeof qualifyFlags]: K extends 'port' ? number[] : K extends 'memory' | 'max-restarts' | 'tb-size' ? number : K extends 'profile' | 'kernel' | 'accel' | 'format' ? string | undefined : string };
 
 /** The qualification settings of parsed flags (the image and signal are the caller's). */
 export function qualifySettings(flags: Parsed): Omit<QualifyRequest, 'image' | 'signal'> {
   return {
     ...(flags.profile === undefined ? {} : { profile: flags.profile }),
-    format: flags.format as QualifyFormat,
+    ...(flags.format === undefined ? {} : { format: flags.format as QualifyFormat }),
     firmware: flags.firmware as 'uefi' | 'bios',
     ...(flags.kernel === undefined ? {} : { kernel: flags.kernel }),
     memoryMiB: flags.memory,

@@ -13,6 +13,7 @@ interface Printable {
   alreadyPublished: boolean;
   resumed: boolean;
   artifacts: Artifact[];
+  buildsRemoved?: boolean;
   published: Published[];
   seconds?: number;
 }
@@ -41,7 +42,8 @@ export function printShipResult(cmd: Pick<Command, 'log'>, r: Printable): void {
     for (const p of r.published) cmd.log(publishedLine(p));
     return;
   }
-  if (r.artifacts.length > 0) cmd.log(table(['ARTIFACT', 'SIZE'], r.artifacts.map((a) => [a.path, formatBytes(a.bytes)])));
+  if (r.buildsRemoved) cmd.log(`built ${r.artifacts.length} artifact(s) (${formatBytes(r.artifacts.reduce((n, a) => n + a.bytes, 0))}) in aim's scratch space: removed, now published`);
+  else if (r.artifacts.length > 0) cmd.log(table(['ARTIFACT', 'SIZE'], r.artifacts.map((a) => [a.path, formatBytes(a.bytes)])));
   for (const p of r.published) cmd.log(publishedLine(p));
   cmd.log(`${r.resumed ? 'resumed and finished' : 'shipped'} ${shortId(r.imageId)} through ${r.provider} as publication ${pub?.id}${r.seconds !== undefined ? ` in ${r.seconds.toFixed(1)} s` : ''}`);
 }

@@ -10,7 +10,8 @@ export default class Rollout extends AimCommand {
   static override summary = 'Update an image, qualify the new version and keep it in a channel, or roll the channel back by itself.';
   static override description = `Runs aim update on NAME with --with, builds the new version's artifact, promotes it into the
 channel (--to, default: the one channel holding a version of NAME) as a candidate, then qualifies
-it as aim qualify does (boot in QEMU, the profile's probes with their expectations). While the
+it as aim qualify does (boot in QEMU, the profile's probes with their expectations), as the channel
+ships it: a PXE boot when a PXE assignment follows the channel, else a raw disk (or --format). While the
 candidate is qualified the channel serves it: the PXE assignments that follow the channel and its
 AMI pointers move with it, so what is qualified is what the channel's providers serve.
 Passed: the candidate stays ("qualified" in the channel history). Failed, or stopped for any
@@ -55,7 +56,7 @@ Needs root (the update's sandbox, qualification).`;
       {
         async prepareQualification(image, s) {
           const plan = await planQualification(repo, { image: image.ref, ports: settings.ports, ...(settings.profile === undefined ? {} : { profile: settings.profile }) });
-          return prepareQualification(repo, plan, { image: image.ref, ...settings, ...(s ? { signal: s } : {}) }, reporter);
+          return prepareQualification(repo, plan, { image: image.ref, channel: image.channel, ...settings, ...(s ? { signal: s } : {}) }, reporter);
         },
       },
       reporter,

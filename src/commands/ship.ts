@@ -39,21 +39,23 @@ export default class Ship extends AimCommand {
   static override summary = 'Build an image for a target and publish it through a provider (built-in: aws, vmware; more from plugins).';
   static override description = `The provider comes first. Its options are flags (--datastore-url …), --opt name=value, environment variables, or the ship.<provider> section of a --template; \`aim provider list\` shows every provider and its options. Credentials come from the environment (vmware: AIM_VMWARE_USER, AIM_VMWARE_PASSWORD; aws: the AWS SDK's chain, see aim ship aws --help), never from flags.
 
+Without --out the builds go to aim's scratch space in the repository (ship-builds/<publication>) and are removed once the publication is published; with --out DIR they stay in DIR. vmware without --datastore-url builds only local files, so it needs --out.
+
 Every ship is a publication in the repository's journal (aim ship list), keyed by image, provider and target: shipping the same thing again reports the existing publication instead of making a second one, and two runs at once are serialised. Every resource is journalled as it is created. On failure the publication is rolled back; on Ctrl-C or SIGTERM it stops and keeps what it made: \`aim ship resume <publication>\` finishes it, \`aim ship rm <publication>\` removes it.`;
   static override examples = [
-    '<%= config.bin %> ship aws slim/nginx:1 --region eu-west-1 --out build/aws   # an AMI (aim ship aws --help)',
-    '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware',
-    '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware --datastore-url "https://esxi.lan/folder/aim?dcPath=ha-datacenter&dsName=datastore1" --insecure',
-    '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware --datastore-url "https://vc.lan/folder/images?dcPath=DC1&dsName=ds1" --dry-run --json',
-    '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware --template examples/nginx/template.yaml   # options from its ship.vmware section',
-    '<%= config.bin %> ship localdir slim/nginx:1 --out build/l --opt dir=/srv/images   # a plugin provider',
+    '<%= config.bin %> ship aws slim/nginx:1 --region eu-west-1   # an AMI (aim ship aws --help)',
+    '<%= config.bin %> ship vmware slim/nginx:1 --out build/vmware   # VMDK + OVA, kept in build/vmware',
+    '<%= config.bin %> ship vmware slim/nginx:1 --datastore-url "https://esxi.lan/folder/aim?dcPath=ha-datacenter&dsName=datastore1" --insecure',
+    '<%= config.bin %> ship vmware slim/nginx:1 --datastore-url "https://vc.lan/folder/images?dcPath=DC1&dsName=ds1" --dry-run --json',
+    '<%= config.bin %> ship vmware slim/nginx:1 --template examples/nginx/template.yaml   # options from its ship.vmware section',
+    '<%= config.bin %> ship localdir slim/nginx:1 --opt dir=/srv/images   # a plugin provider',
   ];
   static override args = {
     provider: Args.string({ description: 'provider name (aim provider list)', required: true }),
     image: Args.string({ description: 'image (name:tag or id)', required: true }),
   };
   static override flags = {
-    out: Flags.string({ char: 'o', description: 'new or empty directory for the built artifacts', required: true }),
+    out: Flags.string({ char: 'o', description: 'new or empty directory to keep the built artifacts in [default: aim’s scratch space in the repository, emptied once published]' }),
     opt: Flags.string({ description: 'provider option name=value (repeatable; a list option takes it several times)', multiple: true, default: [] }),
     template: Flags.string({ description: 'image template whose ship.<provider> section gives option values (flags and environment win)' }),
     'dry-run': Flags.boolean({ description: 'observe and show the plan (JSON with --json); change nothing' }),

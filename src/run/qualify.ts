@@ -24,6 +24,7 @@ import { buildImage } from '../core/build/build-image.js';
 import type { BuildFormat } from '../core/build/types.js';
 import { exportImage } from '../core/export/export-image.js';
 import { currentActor } from '../core/lifecycle/channels.js';
+import { qualifyArtifactFor } from '../core/lifecycle/qualify-artifact.js';
 import type { QualificationRecord, QualifiedProbe } from '../core/model/channel.js';
 import { ProbeFailedError, probeWhenReady, type Gate } from '../core/probe/readiness.js';
 import { parseReadyLog } from '../core/probe/line-watch.js';
@@ -34,7 +35,7 @@ import type { ProfileRecord } from '../core/repository/types.js';
 import type { SlimReport } from '../core/slim/compose.js';
 import { readEntrypoint } from '../core/slim/entrypoint.js';
 import { startProbeNamespaces } from './probe-namespaces.js';
-import { bootDisk, defaultDevices, findBootArtifact, startVm, type RunningVm } from './qemu.js';
+import { bootDisk, defaultDevices, findBootArtifact, startVm, type BootDevices, type RunningVm } from './qemu.js';
 
 /** The artifact formats qualification boots. */
 export const QUALIFY_FORMATS = ['raw', 'qcow2', 'vmdk', 'ova', 'pxe'] as const satisfies readonly BuildFormat[];
@@ -44,7 +45,10 @@ export interface QualifyRequest {
   image: string;
   /** Default: the profile the slim image was made with, else the one profile recorded on the image. */
   profile?: string;
-  format: QualifyFormat;
+  /** Default: what the channel ships (core/lifecycle/qualify-artifact.ts): pxe when a PXE assignment follows it, else raw. */
+  format?: QualifyFormat;
+  /** The channel the image is qualified for (a rollout's); default: the channels that hold it. */
+  channel?: string;
   firmware: 'uefi' | 'bios';
   /** Kernel core image; default as aim build. */
   kernel?: string;
@@ -190,33 +194,41 @@ const notTried = (plan: QualificationPlan): QualifiedProbe[] => plan.probes.map(
 
 /** Builds the artifact and exports the tree exec probes run in; a build the image makes fail is a failed qualification. */
 export async function prepareQualification(repo: Repository, plan: QualificationPlan, req: QualifyRequest, reporter: Reporter): Promise<PreparedQualification> {
+  const choice = await qualifyArtifactFor(repo, { imageId: plan.imageId, ...(req.format !== undefined ? { format: req.format } : {}), ...(req.channel !== undefined ? { channel: req.channel } : {}) });
+  const format = choice.format as QualifyFormat;
+  const pxe = choice.pxe;
+  reporter.emit({ type: 'info', message: `qualifying ${plan.imageRef} as ${choice.why}` });
   const startedAt = new Date().toISOString();
   const t0 = Date.now();
   const scratch = await makeScratchDir('qualify');
   const dispose = () => rm(scratch, { recursive: true, force: true });
   const artifactDir = join(scratch, 'artifact');
   const root = join(scratch, 'root');
-  let artifact: QualificationRecord['artifact'] = { format: req.format, bytes: 0, sha256: '' };
+  const how = { chosenBy: choice.chosenBy, ...(choice.channel !== undefined ? { channel: choice.channel } : {}), ...(pxe ? { pxeAssignment: pxe.selector } : {}) };
+  let artifact: QualificationRecord['artifact'] = { format, bytes: 0, sha256: '', ...how };
+  // a PXE assignment's entrypoint is what its machines start; else the one the plan found
+  const entrypoint = pxe?.entrypoint ?? plan.entrypoint;
+  const kernel = req.kernel ?? pxe?.kernelRef;
   try {
     const built = await buildImage(
       repo,
       {
         imageId: plan.imageId,
-        format: req.format,
+        format,
         outDir: artifactDir,
-        platform: req.format === 'ova' ? 'vmware' : 'qemu',
-        modules: [],
+        platform: pxe?.platform ?? (format === 'ova' ? 'vmware' : 'qemu'),
+        modules: pxe?.modules ?? [],
         init: 'aim',
         headroomMiB: 64,
-        ...(plan.entrypoint ? { entrypoint: plan.entrypoint } : {}),
-        ...(req.kernel === undefined ? {} : { kernelImage: req.kernel }),
+        ...(entrypoint ? { entrypoint } : {}),
+        ...(kernel === undefined ? {} : { kernelImage: kernel }),
         ...(req.signal ? { signal: req.signal } : {}),
       },
       reporter,
     );
     // the largest file names the artifact (the disk, the OVA, the PXE bundle's initrd)
     const main = [...built.artifacts].sort((a, b) => b.bytes - a.bytes)[0];
-    artifact = { format: req.format, bytes: built.artifacts.reduce((n, a) => n + a.bytes, 0), sha256: main?.sha256 ?? '' };
+    artifact = { format, bytes: built.artifacts.reduce((n, a) => n + a.bytes, 0), sha256: main?.sha256 ?? '', ...how };
     if (plan.probes.some((p) => p.kind === 'exec')) await exportImage(repo, plan.imageId, { format: 'dir', out: root, ...(req.signal ? { signal: req.signal } : {}) }, reporter);
     else await mkdir(root);
   } catch (e) {
@@ -231,7 +243,7 @@ export async function prepareQualification(repo: Repository, plan: Qualification
     buildMs,
     startedAt,
     dispose,
-    run: (signal) => bootAndProbe(repo, { plan, artifact, buildMs, startedAt, t0, artifactDir, root, scratch }, { ...req, ...(signal ? { signal } : {}) }, reporter),
+    run: (signal) => bootAndProbe(repo, { plan, artifact, buildMs, startedAt, t0, artifactDir, root, scratch, devices: pxe?.platform === 'vmware' ? 'vmware' : undefined }, { ...req, format, ...(signal ? { signal } : {}) }, reporter),
   };
 }
 
@@ -274,6 +286,8 @@ interface Prepared {
   artifactDir: string;
   root: string;
   scratch: string;
+  /** QEMU's devices when not the artifact's default (a PXE assignment for VMware machines). */
+  devices?: BootDevices;
 }
 
 async function bootAndProbe(repo: Repository, p: Prepared, req: QualifyRequest, reporter: Reporter): Promise<QualificationRecord> {
@@ -292,7 +306,7 @@ async function bootAndProbe(repo: Repository, p: Prepared, req: QualifyRequest, 
     started = Date.now();
     vm = await startVm({
       artifact: disk,
-      devices: defaultDevices(found),
+      devices: p.devices ?? defaultDevices(found),
       firmware: req.firmware,
       dir: vmDir,
       memoryMiB: req.memoryMiB,

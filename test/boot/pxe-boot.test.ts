@@ -63,7 +63,9 @@ describe('PXE bundle of the slim nginx image', () => {
     console.log(`pxe bundle: initrd ${(initrd.bytes / 1048576).toFixed(1)} MiB, whole bundle ${(bundle.artifacts.reduce((n, a) => n + a.bytes, 0) / 1048576).toFixed(1)} MiB`);
   });
 
-  for (const firmware of ['bios', 'uefi'] as const) {
+  // SeaBIOS by TFTP here, OVMF by HTTP below: each firmware and each way in once (OVMF's own PXE
+  // client by TFTP is booted by test/boot/pxe-serve.test.ts, an OVMF iPXE built from source by ipxe-build)
+  for (const firmware of ['bios'] as const) {
     it(`boots by TFTP through QEMU's iPXE ROM under ${firmware === 'bios' ? 'SeaBIOS' : 'OVMF'} (TCG, ${MEMORY_MIB[firmware]} MiB) and nginx answers`, async () => {
       const vm = join(tmp.dir, `vm-${firmware}`);
       await mkdir(vm);
@@ -72,20 +74,18 @@ describe('PXE bundle of the slim nginx image', () => {
       expect(answer.body).toContain('<title>Welcome to nginx!</title>');
       // the kernel booted with boot.ipxe's command line (under OVMF iPXE also logs its TFTP fetch
       // on the serial console; under SeaBIOS it writes only to the screen)
-      if (firmware === 'uefi') expect(answer.console).toContain('tftp://10.0.2.2/boot.ipxe... ok');
-      // (UEFI iPXE puts the image's name first, as the EFI stub expects)
-      expect(answer.console).toMatch(/Command line: (vmlinuz )?initrd=initrd\.img console=ttyS0,115200 panic=-1 root=ram/);
+      expect(answer.console).toMatch(/Command line: initrd=initrd\.img console=ttyS0,115200 panic=-1 root=ram/);
       expect(answer.console).toMatch(/aim: eth0 has address 10\.0\.2\.15/);
       console.log(`pxe ${firmware}: nginx answered ${answer.seconds.toFixed(1)} s after QEMU started`);
     }, 150_000);
   }
 
-  it('boots by HTTP from aim\'s boot server with `aim boot --pxe-via http`, and nginx answers', async () => {
+  it('boots by HTTP from aim\'s boot server with `aim boot --pxe-via http` under OVMF, and nginx answers', async () => {
     interface BootJson {
       probe: { status: number; title?: string; seconds: number };
       pxeHttp: { port: number; requests: { method: string; path: string; status: number; bytes: number; complete: boolean }[] };
     }
-    const res = await aim<BootJson>(['boot', bundle.outDir, '--pxe-via', 'http', '--firmware', 'bios', '--memory', String(MEMORY_MIB.bios), '--forward', '0:80', '--probe', '/', '--timeout', '120s']);
+    const res = await aim<BootJson>(['boot', bundle.outDir, '--pxe-via', 'http', '--firmware', 'uefi', '--memory', String(MEMORY_MIB.uefi), '--forward', '0:80', '--probe', '/', '--timeout', '120s']);
     expect(res.exitCode, res.stdout + res.stderr).toBe(0);
     expect(res.json.probe).toMatchObject({ status: 200, title: 'Welcome to nginx!' });
     // iPXE fetched the script, then the kernel and the initrd it names, whole, from aim's server
@@ -96,7 +96,7 @@ describe('PXE bundle of the slim nginx image', () => {
       ['/vmlinuz', 200, size('vmlinuz'), true],
       ['/initrd.img', 200, size('initrd.img'), true],
     ]);
-    console.log(`pxe bios by HTTP: nginx answered ${res.json.probe.seconds.toFixed(1)} s after QEMU started`);
+    console.log(`pxe uefi by HTTP: nginx answered ${res.json.probe.seconds.toFixed(1)} s after QEMU started`);
   }, 180_000);
 
   it('a root that the kernel could not unpack whole stops the machine with a clear message', async () => {

@@ -2,12 +2,15 @@
  * aim rollout on a real image, booted in QEMU: the slim redis image is in channel prod, a PXE
  * assignment follows prod, and prod has an AMI pointer.
  * - A rollout with a harmless update (redis-tools rebuilt by dpkg-deb from the gold image's own
- *   files, redis-cli with a few bytes appended) qualifies its candidate (boot, then the profile's
- *   redis-cli probes meet their expectations) and prod keeps it, with the PXE assignment.
+ *   files, redis-cli with a few bytes appended) qualifies its candidate as prod ships it: a PXE
+ *   assignment follows prod, so the candidate boots as a PXE bundle built with that assignment's
+ *   settings (QEMU's iPXE ROM, TFTP, OVMF); the profile's redis-cli probes meet their expectations
+ *   and prod keeps it, with the PXE assignment.
  * - A rollout with an update that breaks the service on purpose (redis-server's program replaced
- *   by a script that exits 1) fails qualification; prod, the PXE assignment and the AMI pointer
- *   roll back by themselves to the last good version, and the history says why.
- * Two boots in all, each ended as soon as the verdict is known.
+ *   by a script that exits 1), qualified as a raw disk (--format raw), fails qualification; prod,
+ *   the PXE assignment and the AMI pointer roll back by themselves to the last good version, and
+ *   the history says why.
+ * Two boots in all (one PXE, one disk), each ended as soon as the verdict is known.
  */
 import { execa } from 'execa';
 import { mkdir } from 'node:fs/promises';
@@ -92,7 +95,8 @@ describe('aim rollout: update → qualify → promote, and back by itself on a f
     console.log(`rollout (passed): ${((Date.now() - started) / 1000).toFixed(1)} s; update ${report.timings.updateMs} ms, build ${report.timings.prepareMs} ms, qualification ${report.timings.qualifyMs} ms (ready ${report.qualification?.timings.readyMs} ms after QEMU started)`);
     ids.slim2 = await idOf('slim/redis:2');
     expect(report).toMatchObject({ outcome: 'promoted', channel: 'prod', previous: { id: ids.slim1 }, candidate: { id: ids.slim2 }, current: { id: ids.slim2 } });
-    expect(report.qualification).toMatchObject({ passed: true, imageId: ids.slim2, profile: 'redis', ports: [6379], artifact: { format: 'raw' } });
+    // no --format: prod's machines boot by PXE, so that is what was qualified
+    expect(report.qualification).toMatchObject({ passed: true, imageId: ids.slim2, profile: 'redis', ports: [6379], artifact: { format: 'pxe', chosenBy: 'channel', channel: 'prod', pxeAssignment: 'default' } });
     expect(report.qualification!.probes.map((p) => [p.probe, p.met, p.exitCode])).toEqual([
       ['exec: redis-cli PING', true, 0],
       ['exec: redis-cli SET greeting hello-from-aim', true, 0],
@@ -113,14 +117,14 @@ describe('aim rollout: update → qualify → promote, and back by itself on a f
     expect(ids.slim2, 'the first rollout ran').toBeDefined();
     const started = Date.now();
     // no --to: the one channel that holds a version of gold/redis:2
-    const res = await run<{ error: { code: string; message: string }; result: RolloutReport }>('rollout', 'gold/redis:2', '--with', broken.path, ...QUALIFY);
+    const res = await run<{ error: { code: string; message: string }; result: RolloutReport }>('rollout', 'gold/redis:2', '--with', broken.path, '--format', 'raw', ...QUALIFY);
     console.log(`rollout (rolled back): ${((Date.now() - started) / 1000).toFixed(1)} s; qualification ${res.json?.result?.timings.qualifyMs} ms`);
     expect(res.exitCode, res.stderr.slice(-3000)).toBe(11);
     expect(res.json.error.code).toBe('E_ROLLED_BACK');
     const report = res.json.result;
     ids.slim3 = await idOf('slim/redis:3');
     expect(report).toMatchObject({ outcome: 'rolled-back', channel: 'prod', previous: { id: ids.slim2 }, candidate: { id: ids.slim3 }, current: { id: ids.slim2 } });
-    expect(report.qualification).toMatchObject({ passed: false, imageId: ids.slim3, error: { code: 'E_SERVICE_CRASHED' } });
+    expect(report.qualification).toMatchObject({ passed: false, imageId: ids.slim3, artifact: { format: 'raw', chosenBy: 'flag' }, error: { code: 'E_SERVICE_CRASHED' } });
     // the guest console in the error shows why: the service itself said so
     expect(report.qualification!.error!.message).toContain('redis-server: broken on purpose by aim tests');
     // while qualified, prod served the candidate: the machine and the AMI pointer followed, then came back

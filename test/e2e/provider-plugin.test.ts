@@ -97,14 +97,24 @@ describe('a third-party provider as an oclif plugin', () => {
     expect((await stat(copy)).mtimeMs).toBe(before);
     expect(existsSync(join(tmp.dir, 'out2'))).toBe(false);
 
+    // without --out: the tar is built in aim's scratch space, copied, and removed once published
+    const dest2 = join(tmp.dir, 'dest2');
+    await mkdir(dest2);
+    const scratchShip = await run<ShipJson & { buildsRemoved: boolean }>('ship', 'localdir', 'fixture/small:1', '--dir', dest2);
+    expect(scratchShip.exitCode, scratchShip.stderr).toBe(0);
+    expect(scratchShip.json).toMatchObject({ alreadyPublished: false, buildsRemoved: true, publication: { state: 'published' } });
+    expect(scratchShip.json.publication.resources.map((r) => `${r.kind} ${r.state}`)).toEqual(['build removed', 'local copy created']);
+    expect(createHash('sha256').update(await readFile(join(dest2, 'fixture-small-1.tar'))).digest('hex')).toBe(digest);
+    expect(await readdir(join(repo, 'ship-builds'))).toEqual([]);
+
     // the plugin's own refusal (a file it did not write is there) is a provider error, exit 10, before any work
     const other = join(tmp.dir, 'other');
     await mkdir(other);
     await writeFile(join(other, 'fixture-small-1.tar'), 'not ours');
-    const refused = await run<{ error: { code: string; message: string; hint: string } }>('ship', 'localdir', 'fixture/small:1', '--out', join(tmp.dir, 'out3'), '--dir', other);
+    const refused = await run<{ error: { code: string; message: string; hint: string } }>('ship', 'localdir', 'fixture/small:1', '--dir', other);
     expect(refused.exitCode).toBe(10);
     expect(refused.json.error).toMatchObject({ code: 'E_PROVIDER', message: expect.stringMatching(/fixture-small-1\.tar already exists/), hint: expect.stringMatching(/another --dir/) });
-    expect(existsSync(join(tmp.dir, 'out3'))).toBe(false);
+    expect(await readdir(join(repo, 'ship-builds'))).toEqual([]);
     expect(await readFile(join(other, 'fixture-small-1.tar'), 'utf8')).toBe('not ours');
 
     // a required option that is missing is reported before any work, naming its variable
@@ -121,7 +131,8 @@ describe('a third-party provider as an oclif plugin', () => {
     const list = await run<ListResult>('provider', 'list');
     expect(list.json.providers.map((p) => p.name)).toEqual(['aws', 'vmware']);
     const pubs = await run<{ publications: { id: string; provider: string; state: string }[] }>('ship', 'list', '--provider', 'localdir');
-    expect(pubs.json.publications.map((p) => p.state)).toEqual(['published']);
+    // the ship with --out and the one without
+    expect(pubs.json.publications.map((p) => p.state)).toEqual(['published', 'published']);
     const id = pubs.json.publications[0]!.id;
     for (const verb of ['rm', 'resume']) {
       const r = await run<{ error: { code: string; message: string; hint: string } }>('ship', verb, id);

@@ -58,16 +58,22 @@ describe('aim ship', () => {
     const words = (text: string) => new RegExp(text.split(' ').map((w) => w.replace(/[()]/g, '\\$&')).join('\\s+'));
     expect(h.stdout).toMatch(words('--memory N memory of the VM in the OVF descriptor, MiB (default: 512)'));
     expect(h.stdout).toMatch(words('--insecure accept a self-signed certificate'));
+    // --out is optional: the examples ship to a cloud or a datastore without it
+    expect(h.stdout).not.toMatch(/--out.*\(required\)/);
+    expect(h.stdout).toMatch(/\$ aim ship aws slim\/nginx:1 --region eu-west-1 +#/);
   });
 
   // The real end-to-end ship (VMDK + OVA built, uploaded to a local datastore, a 500 cleaned up) is in
   // test/boot/ova-boot.test.ts, which shares the slim nginx image and kernel core with the OVA boot.
   it('vmware --dry-run observes (HEAD only) and shows the plan, as JSON with --json; it changes nothing', async () => {
-    const res = await run<{ dryRun: boolean; publication?: unknown; plan: { steps: { action: string; subject: string }[]; builds: { format: string }[]; uploads: { file: string; destination: string }[] } }>(
-      'ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'dry'), '--datastore-url', datastore, '--dry-run',
+    // no --out: an upload to a datastore builds in aim's scratch space
+    const res = await run<{ dryRun: boolean; outDir?: string; publication?: unknown; plan: { steps: { action: string; subject: string }[]; builds: { format: string }[]; uploads: { file: string; destination: string }[] } }>(
+      'ship', 'vmware', 'slim/app:1', '--datastore-url', datastore, '--dry-run',
     );
     expect(res.exitCode, res.stderr).toBe(0);
     expect(res.json.dryRun).toBe(true);
+    expect(res.json.outDir).toBeUndefined();
+    expect(existsSync(join(repo, 'ship-builds'))).toBe(false);
     expect(res.json.publication).toBeUndefined();
     expect(res.json.plan.steps.map((s) => `${s.action} ${s.subject}`)).toEqual(['build vmdk → vmdk/', 'build ova → ova/', 'upload slim-app-1.vmdk', 'upload slim-app-1.ova']);
     expect(res.json.plan.builds.map((b) => b.format)).toEqual(['vmdk', 'ova']);
@@ -111,9 +117,11 @@ describe('aim ship', () => {
     const flag = await run<ErrorJson>('ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, 'b3'), '--regoin', 'eu');
     expect(flag.exitCode).toBe(2);
     expect(flag.json.error).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/--regoin/) });
+    // without a datastore the VMDK and OVA are the result: they need a directory the user names
     const noOut = await run<ErrorJson>('ship', 'vmware', 'slim/app:1');
     expect(noOut.exitCode).toBe(2);
-    expect(noOut.json.error.message).toMatch(/out/);
+    expect(noOut.json.error).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/without --datastore-url.*give --out DIR/), hint: expect.stringMatching(/--out DIR/) });
+    expect(existsSync(join(repo, 'ship-builds'))).toBe(false);
     for (const d of ['b1', 'b2', 'b3']) expect(existsSync(join(tmp.dir, d))).toBe(false);
   });
 });

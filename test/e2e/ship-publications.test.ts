@@ -4,9 +4,8 @@
  * Real vmware builds (VMDK + OVA) of a small image with a stand-in kernel core.
  */
 import { execa, type ResultPromise } from 'execa';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openRepository } from '../../src/core/repository/repository.js';
@@ -33,6 +32,8 @@ interface ShipJson {
   waited: boolean;
   publication: Publication;
   artifacts: { path: string; sha256: string }[];
+  buildsRemoved: boolean;
+  outDir?: string;
   published: { location: string; sha256: string }[];
 }
 interface ErrorJson {
@@ -46,11 +47,12 @@ let origin: string;
 const env = { AIM_VMWARE_USER: DATASTORE_USER, AIM_VMWARE_PASSWORD: DATASTORE_PASSWORD };
 const run = <T>(...args: string[]) => aim<T>([...args, '--repo', repo], { env });
 const url = (folder: string) => `${origin}/folder/${folder}?dcPath=ha-datacenter&dsName=datastore1`;
-const ship = (folder: string, out: string) => ['ship', 'vmware', 'slim/app:1', '--out', join(tmp.dir, out), '--datastore-url', url(folder)];
+/** Without `out`, aim builds in its scratch space: <repo>/ship-builds/<publication>. */
+const ship = (folder: string, out?: string) => ['ship', 'vmware', 'slim/app:1', ...(out ? ['--out', join(tmp.dir, out)] : []), '--datastore-url', url(folder)];
+const scratch = (id: string) => join(repo, 'ship-builds', id);
 /** Starts `aim … --json` without waiting for it. */
 const spawn = (args: string[], extraEnv: Record<string, string> = {}): ResultPromise =>
   execa(process.execPath, [runJs, ...args, '--repo', repo, '--json'], { env: { ...process.env, ...env, ...extraEnv }, reject: false, timeout: 300_000 });
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const methods = (folder: string) => ds.seen.filter((s) => s.path.startsWith(`/folder/${folder}/`) && s.method !== 'HEAD').map((s) => `${s.method} ${s.path.split('/').pop()}`);
 const summary = (p: Publication) => p.resources.map((r) => `${r.kind} ${r.id.split('/').pop()} ${r.state}`);
 
@@ -95,11 +97,16 @@ afterAll(async () => {
 });
 
 describe('publications through the CLI (vmware, local datastore)', () => {
-  it('the same ship twice gives one publication: the second reports it, builds and sends nothing', async () => {
-    const first = await run<ShipJson>(...ship('twice', 'twice-1'));
+  it('the same ship twice gives one publication: the second reports it, builds and sends nothing; without --out no build is left behind', async () => {
+    const first = await run<ShipJson>(...ship('twice'));
     expect(first.exitCode, first.stderr).toBe(0);
-    expect(first.json).toMatchObject({ alreadyPublished: false, publication: { state: 'published' } });
-    expect(summary(first.json.publication)).toEqual(['build vmdk created', 'build ova created', 'datastore file slim-app-1.vmdk created', 'datastore file slim-app-1.ova created']);
+    expect(first.json).toMatchObject({ alreadyPublished: false, buildsRemoved: true, publication: { state: 'published' } });
+    expect(first.json.outDir).toBeUndefined();
+    // built in aim's scratch space, uploaded, then removed: the journal says so
+    expect(first.json.artifacts.every((a) => a.path.startsWith(`${scratch(first.json.publication.id)}/`))).toBe(true);
+    expect(summary(first.json.publication)).toEqual(['build vmdk removed', 'build ova removed', 'datastore file slim-app-1.vmdk created', 'datastore file slim-app-1.ova created']);
+    expect(existsSync(scratch(first.json.publication.id))).toBe(false);
+    expect(ds.stored.get('/folder/twice/slim-app-1.ova')).toBe(first.json.artifacts.find((a) => a.path.endsWith('.ova'))!.sha256);
     const second = await run<ShipJson>(...ship('twice', 'twice-2'));
     expect(second.exitCode, second.stderr).toBe(0);
     expect(second.json).toMatchObject({ alreadyPublished: true, artifacts: [], publication: { id: first.json.publication.id, state: 'published' } });
@@ -134,9 +141,9 @@ describe('publications through the CLI (vmware, local datastore)', () => {
     expect(ds.stored.get('/folder/race/slim-app-1.vmdk')).toBe(one.published[0]!.sha256);
   }, 300_000);
 
-  it('kill -9 in the middle of the OVA upload: the journal names it pending; aim ship resume sends only the OVA; aim ship rm removes both', async () => {
+  it('kill -9 in the middle of the OVA upload (no --out): the journal names it pending, gc keeps its scratch build; aim ship resume sends only the OVA and removes the build; aim ship rm removes both files', async () => {
     const held = holdPut('slim-app-1.ova');
-    const child = spawn(ship('killed', 'killed'));
+    const child = spawn(ship('killed'));
     await held;
     child.kill('SIGKILL');
     const killed = await child;
@@ -148,24 +155,32 @@ describe('publications through the CLI (vmware, local datastore)', () => {
     // the datastore reads on and finds the connection gone: what arrived of the OVA stays (the journal names it)
     ds.release();
     await until('the datastore to keep the partial OVA', () => ds.stored.get('/folder/killed/slim-app-1.ova') === 'partial', 30_000);
+    // its builds are in aim's scratch space; the publication is interrupted (its run is dead), so gc keeps them
+    const built = pub.resources.filter((r) => r.kind === 'build').map((r) => r.id);
+    expect(built).toEqual([join(scratch(pub.id), 'vmdk'), join(scratch(pub.id), 'ova')]);
+    const gc = await run<{ removedShipBuilds: number }>('repo', 'gc');
+    expect(gc.exitCode, gc.stderr).toBe(0);
+    expect(gc.json.removedShipBuilds).toBe(0);
+    expect(existsSync(join(scratch(pub.id), 'vmdk', 'disk.vmdk'))).toBe(true);
 
     const resumed = await run<ShipJson>('ship', 'resume', pub.id.slice(0, 6));
     expect(resumed.exitCode, resumed.stderr).toBe(0);
     expect(resumed.json).toMatchObject({ resumed: true, alreadyPublished: false, publication: { id: pub.id, state: 'published' } });
-    // the builds were reused (same files), the VMDK was not sent again
+    // the builds were reused from the scratch space (same files), the VMDK was not sent again
     expect(methods('killed')).toEqual(['PUT slim-app-1.vmdk', 'PUT slim-app-1.ova', 'PUT slim-app-1.ova']);
-    const vmdk = await readFile(join(tmp.dir, 'killed', 'vmdk', 'disk.vmdk'));
-    const ova = await readFile(join(tmp.dir, 'killed', 'ova', 'slim-app-1.ova'));
-    expect(ds.stored.get('/folder/killed/slim-app-1.vmdk')).toBe(sha(vmdk));
-    expect(ds.stored.get('/folder/killed/slim-app-1.ova')).toBe(sha(ova));
-    expect(summary(resumed.json.publication)).toEqual(['build vmdk created', 'build ova created', 'datastore file slim-app-1.vmdk created', 'datastore file slim-app-1.ova created']);
+    expect(resumed.json.artifacts.map((a) => a.path)).toEqual([join(built[0]!, 'disk.vmdk'), join(built[1]!, 'slim-app-1.ova')]);
+    expect(ds.stored.get('/folder/killed/slim-app-1.vmdk')).toBe(resumed.json.artifacts[0]!.sha256);
+    expect(ds.stored.get('/folder/killed/slim-app-1.ova')).toBe(resumed.json.artifacts[1]!.sha256);
+    // published: the scratch builds are gone
+    expect(resumed.json.buildsRemoved).toBe(true);
+    expect(summary(resumed.json.publication)).toEqual(['build vmdk removed', 'build ova removed', 'datastore file slim-app-1.vmdk created', 'datastore file slim-app-1.ova created']);
+    expect(existsSync(scratch(pub.id))).toBe(false);
 
     const removed = await run<{ removed: Resource[]; publication: Publication }>('ship', 'rm', pub.id);
     expect(removed.exitCode, removed.stderr).toBe(0);
-    expect(removed.json.removed.map((r) => `${r.kind} ${r.id.split('/').pop()}`)).toEqual(['datastore file slim-app-1.ova', 'datastore file slim-app-1.vmdk', 'build ova', 'build vmdk']);
+    expect(removed.json.removed.map((r) => `${r.kind} ${r.id.split('/').pop()}`)).toEqual(['datastore file slim-app-1.ova', 'datastore file slim-app-1.vmdk']);
     expect(methods('killed').slice(3)).toEqual(['DELETE slim-app-1.ova', 'DELETE slim-app-1.vmdk']);
     expect([...ds.stored.keys()].filter((k) => k.startsWith('/folder/killed/'))).toEqual([]);
-    expect(existsSync(join(tmp.dir, 'killed'))).toBe(false);
     const after = await listed(pub.id);
     expect(after.state).toBe('removed');
     expect(after.resources.every((r) => r.state === 'removed')).toBe(true);
@@ -178,8 +193,10 @@ describe('publications through the CLI (vmware, local datastore)', () => {
 
   it.each(['SIGINT', 'SIGTERM'] as const)('%s (Ctrl-C, a service stop) in the middle of an upload: exit 130, a consistent journal, nothing deleted; aim ship rm then removes what exists', async (signal) => {
     const folder = signal.toLowerCase();
+    // SIGTERM's run builds in aim's scratch space (no --out): rm removes it there too
+    const out = signal === 'SIGINT' ? folder : undefined;
     const held = holdPut('slim-app-1.ova');
-    const child = spawn(ship(folder, folder));
+    const child = spawn(ship(folder, out));
     await held;
     child.kill(signal);
     const r = await child;
@@ -196,13 +213,15 @@ describe('publications through the CLI (vmware, local datastore)', () => {
     expect(summary(pub)).toEqual(['build vmdk created', 'build ova created', 'datastore file slim-app-1.vmdk created', 'datastore file slim-app-1.ova pending']);
     expect([...ds.stored.keys()].filter((k) => k.startsWith(`/folder/${folder}/`)).sort()).toEqual([`/folder/${folder}/slim-app-1.ova`, `/folder/${folder}/slim-app-1.vmdk`]);
     expect(methods(folder).filter((m) => m.startsWith('DELETE'))).toEqual([]);
+    const buildDir = out ? join(tmp.dir, out) : scratch(id);
+    expect(existsSync(join(buildDir, 'vmdk', 'disk.vmdk'))).toBe(true);
 
     const removed = await run<{ publication: Publication }>('ship', 'rm', id);
     expect(removed.exitCode, removed.stderr).toBe(0);
     expect(methods(folder).filter((m) => m.startsWith('DELETE'))).toEqual(['DELETE slim-app-1.ova', 'DELETE slim-app-1.vmdk']);
     expect([...ds.stored.keys()].filter((k) => k.startsWith(`/folder/${folder}/`))).toEqual([]);
     expect(removed.json.publication.state).toBe('removed');
-    expect(existsSync(join(tmp.dir, folder))).toBe(false);
+    expect(existsSync(buildDir)).toBe(false);
   }, 300_000);
 
   it('clear errors: an unknown publication, a datastore that refuses the removal (the journal keeps it)', async () => {

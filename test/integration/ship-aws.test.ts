@@ -58,8 +58,9 @@ interface Published {
   location: string;
 }
 interface ShipJson {
-  publication: { id: string; state: string; resources: { kind: string; id: string; state: string; location?: string; data: Record<string, unknown> }[] };
+  publication: { id: string; state: string; outDir?: string; resources: { kind: string; id: string; state: string; location?: string; data: Record<string, unknown> }[] };
   alreadyPublished: boolean;
+  buildsRemoved: boolean;
   resumed: boolean;
   waited: boolean;
   artifacts: { path: string }[];
@@ -287,9 +288,9 @@ describe('faults and idempotency', () => {
     await expectSnapshotIsDisk(image.blockDeviceMappings[0]!.Ebs!.SnapshotId!, r.json.artifacts[0]!.path);
   }, 300_000);
 
-  it('two runs of one ship at once, and one after the other, give one AMI', async () => {
+  it('two runs of one ship at once (no --out), and one after the other, give one AMI; no build is left in aim’s scratch space', async () => {
     const args = ['ship', 'aws', 'slim/aws-nginx:1', '--repo', repo, '--kernel', 'core/kernel:bookworm', '--name', 'twice', '--json'];
-    const [a, b] = await Promise.all([execa(process.execPath, [runJs, ...args, '--out', newOut()], { env: { ...process.env, ...env }, reject: false }), execa(process.execPath, [runJs, ...args, '--out', newOut()], { env: { ...process.env, ...env }, reject: false })]);
+    const [a, b] = await Promise.all([execa(process.execPath, [runJs, ...args], { env: { ...process.env, ...env }, reject: false }), execa(process.execPath, [runJs, ...args], { env: { ...process.env, ...env }, reject: false })]);
     expect(a.exitCode, a.stderr).toBe(0);
     expect(b.exitCode, b.stderr).toBe(0);
     const [ja, jb] = [JSON.parse(a.stdout) as ShipJson, JSON.parse(b.stdout) as ShipJson];
@@ -297,6 +298,11 @@ describe('faults and idempotency', () => {
     expect(ja.publication.id).toBe(jb.publication.id);
     // the second waited for the first and found its AMI
     expect([ja, jb].filter((j) => j.waited || j.alreadyPublished)).toHaveLength(1);
+    // the disk was built in aim's scratch space and removed once the AMI was registered
+    const shipped = [ja, jb].find((j) => !j.alreadyPublished)!;
+    expect(shipped.buildsRemoved).toBe(true);
+    expect(shipped.publication.resources.map((x) => `${x.kind} ${x.state}`)).toEqual(['build removed', 'snapshot created', 'ami created']);
+    expect(existsSync(join(repo, 'ship-builds', shipped.publication.id))).toBe(false);
     const again = await ship('slim/aws-nginx:1', ['--name', 'twice']);
     expect(again.json.alreadyPublished).toBe(true);
     expect(amisNamed('twice-')).toHaveLength(1);
@@ -304,11 +310,10 @@ describe('faults and idempotency', () => {
     expect(fake.traffic().ec2.actions.RegisterImage?.requests).toBe(1);
   }, 300_000);
 
-  it('kill -9 in the middle of the block upload: aim ship resume sends only the blocks the journal lacks', async () => {
+  it('kill -9 in the middle of the block upload (no --out): aim ship resume sends only the blocks the journal lacks, from the scratch build, then removes it', async () => {
     // slow blocks, two at a time, so the kill lands mid-upload
     fake.ebs.faults.add({ action: 'PutSnapshotBlock', times: Infinity, effect: { kind: 'delay', ms: 400 } });
-    const out = newOut();
-    const child = execa(process.execPath, [runJs, 'ship', 'aws', 'slim/aws-nginx:1', '--repo', repo, '--out', out, '--kernel', 'core/kernel:bookworm', '--name', 'killed', '--parallel', '2', '--json'], { env: { ...process.env, ...env }, reject: false });
+    const child = execa(process.execPath, [runJs, 'ship', 'aws', 'slim/aws-nginx:1', '--repo', repo, '--kernel', 'core/kernel:bookworm', '--name', 'killed', '--parallel', '2', '--json'], { env: { ...process.env, ...env }, reject: false });
     const before = fake.ebs.calls.length;
     await until('some blocks are in', async () => (fake.ebs.calls.slice(before).filter((c) => c.action === 'PutSnapshotBlock' && !c.error).length >= 8 ? true : undefined), 240_000, 100);
     child.kill('SIGKILL');
@@ -323,6 +328,11 @@ describe('faults and idempotency', () => {
     expect(done.size).toBeGreaterThan(0);
     const writes = snapshot.data.writes as number;
     expect(done.size).toBeLessThan(writes);
+    // the disk is in aim's scratch space, kept for the resume; a copy to compare the snapshot with
+    const scratch = join(repo, 'ship-builds', cut.id);
+    expect(cut.outDir).toBe(scratch);
+    const disk = join(tmp.dir, 'killed.raw');
+    await execa('cp', ['--sparse=always', join(scratch, 'raw', 'disk.raw'), disk]);
     fake.resetTraffic();
     const from = fake.ebs.calls.length;
     const resumed = await aim<ShipJson>(['ship', 'resume', cut.id, '--repo', repo], { env });
@@ -334,8 +344,11 @@ describe('faults and idempotency', () => {
     expect(fake.traffic().ebs.actions.StartSnapshot?.requests ?? 0).toBe(0);
     expect(amisNamed('killed-')).toHaveLength(1);
     expect(snapshotsNamed('killed').map((x) => x.id)).toEqual([snapshot.id]);
-    const disk = join(out, 'raw', 'disk.raw');
+    expect(resumed.json.buildsRemoved).toBe(true);
+    expect(resumed.json.publication.resources.map((x) => `${x.kind} ${x.state}`)).toEqual(['build removed', 'snapshot created', 'ami created']);
+    expect(existsSync(scratch)).toBe(false);
     await expectSnapshotIsDisk(snapshot.id, disk);
+    await (await import('node:fs/promises')).rm(disk);
   }, 400_000);
 });
 

@@ -18,6 +18,7 @@ import type { UpdateResult } from '../../src/core/lifecycle/update-image.js';
 import { openRepository } from '../../src/core/repository/repository.js';
 import { aim, runJs } from '../helpers/cli.js';
 import { patchedDeb, type PatchedDeb } from '../helpers/debs-from-gold.js';
+import { prepareSlimNginxOnly } from '../boot/helpers/slim-nginx.js';
 import { goldTar } from '../helpers/gold.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -67,14 +68,9 @@ function updated(res: { exitCode: number; json: UpdateResult; stderr: string }, 
 beforeAll(async () => {
   tmp = await tempDir('aim-update-it-');
   repo = join(tmp.dir, 'repo');
-  expect((await run(['repo', 'init'])).exitCode).toBe(0);
+  // gold/nginx:1, its profile web and slim/nginx:1
+  await prepareSlimNginxOnly(repo);
   const tar = await goldTar('nginx');
-  const imported = await run(['image', 'import', tar, '--tag', 'gold/nginx:1']);
-  expect(imported.exitCode, imported.stderr).toBe(0);
-  const web = await run(['profile', 'run', 'gold/nginx:1', '--run', "nginx -g 'daemon off;'", '--ready-port', '80', '--probe', 'http://127.0.0.1:80/', '--name', 'web', '--duration', '3s']);
-  expect(web.exitCode, web.stderr).toBe(0);
-  const slim = await run(['slim', 'gold/nginx:1', '--profile', 'web', '--tag', 'slim/nginx:1']);
-  expect(slim.exitCode, slim.stderr).toBe(0);
   root = join(tmp.dir, 'root');
   await mkdir(root);
   await execa('tar', ['-xpf', tar, '-C', root, '--numeric-owner']);

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cachedFile } from '../../src/core/import/gold-cache.js';
@@ -24,8 +24,8 @@ describe('gold cache: one build per file, however many callers', () => {
       };
       const callers = [cachedFile(out, build), cachedFile(out, build), cachedFile(out, build)];
       // the first caller holds the lock (its pid inside) while the others wait
-      for (let i = 0; i < 100 && !existsSync(join(`${out}.lock`, 'pid')); i++) await new Promise((r) => setTimeout(r, 20));
-      expect(await readFile(join(`${out}.lock`, 'pid'), 'utf8')).toBe(String(process.pid));
+      for (let i = 0; i < 100 && !existsSync(`${out}.lock`); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(JSON.parse(await readFile(`${out}.lock`, 'utf8'))).toMatchObject({ pid: process.pid });
       release();
       expect(await Promise.all(callers)).toEqual([out, out, out]);
       expect(builds).toBe(1);
@@ -49,20 +49,20 @@ describe('gold cache: one build per file, however many callers', () => {
       // a lock left by a process that has exited
       const dead = spawn(process.execPath, ['-e', '']);
       await new Promise((r) => dead.on('exit', r));
-      await mkdir(`${out}.lock`);
-      await writeFile(join(`${out}.lock`, 'pid'), String(dead.pid));
+      await writeFile(`${out}.lock`, JSON.stringify({ pid: dead.pid }));
       expect(await cachedFile(out, (tmp) => writeFile(tmp, 'rebuilt'))).toBe(out);
       expect(await readFile(out, 'utf8')).toBe('rebuilt');
 
       // a lock held by a live process (this one) is waited for
       const held = join(t.dir, 'held.tar');
-      await mkdir(`${held}.lock`);
-      await writeFile(join(`${held}.lock`, 'pid'), String(process.pid));
+      await writeFile(`${held}.lock`, JSON.stringify({ pid: process.pid }));
       let done = false;
       const waiting = cachedFile(held, (tmp) => writeFile(tmp, 'never')).then(() => (done = true));
       await new Promise((r) => setTimeout(r, 1500));
       expect(done).toBe(false);
-      await writeFile(held, 'from the holder'); // the holder finishes
+      // the holder finishes: its file in place, then its lock removed
+      await writeFile(held, 'from the holder');
+      await rm(`${held}.lock`);
       await waiting;
       expect(await readFile(held, 'utf8')).toBe('from the holder');
     } finally {

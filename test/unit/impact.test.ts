@@ -17,6 +17,7 @@ import { parsePackageSpec, type Update, type UpdateTarget } from '../../src/core
 import { parseOsv } from '../../src/core/lifecycle/osv.js';
 import { addAdvisories } from '../../src/core/lifecycle/update.js';
 import type { PathEvidence } from '../../src/core/profile/strace-parser.js';
+import { fsckRepository, gcRepository } from '../../src/core/repository/maintenance.js';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
 import type { ProfileRecord } from '../../src/core/repository/types.js';
 import { slimImage } from '../../src/core/slim/compose.js';
@@ -336,6 +337,86 @@ describe('the index follows the repository', () => {
     const n = db.prepare('SELECT count(*) FROM impact_images WHERE image_id = ?').pluck().get(slimId) as number;
     db.close();
     expect(n).toBe(0);
+  });
+});
+
+describe('impact index rows never outlive their images', () => {
+  const TABLES = ['impact_images', 'impact_profiles', 'impact_members', 'impact_states', 'impact_sets'];
+  const counts = () => {
+    const db = new Database(join(repo.root, 'catalog.db'), { readonly: true });
+    try {
+      return Object.fromEntries(TABLES.map((t) => [t, db.prepare(`SELECT count(*) FROM ${t}`).pluck().get() as number]));
+    } finally {
+      db.close();
+    }
+  };
+  const none = { images: 0, profiles: 0, members: 0, states: 0, sets: 0 };
+  /** A second gold image: libssl at another version and content, and a file of its own (new package states and sets). */
+  const addVariant = async (tag: string, ssl: string) => {
+    const root = join(tmp.dir, tag.replace(/\W/g, '-'));
+    const pkgs = PACKAGES.map((p) => (p.name === 'libssl3' ? { ...p, version: `${ssl}-1~deb12u1` } : p));
+    await writeTree(root, { ...TREE, [`${LIB}/libssl.so.3`]: `libssl ${ssl}\n`, '/etc/variant': `${tag}\n` }, pkgs);
+    return (await importImage(repo, { source: root, tags: [tag] }, silentReporter)).id;
+  };
+  const verdicts = async () => (await computeImpact(repo.catalog.impact, update(deb('libssl3', '3.0.16-1~deb12u1', { change: [`${LIB}/libssl.so.3`] })))).groups;
+  /** The verdicts of an index built afresh from the catalog: what the pruned index must still answer. */
+  const rebuilt = async () => {
+    const db = new Database(join(repo.root, 'catalog.db'));
+    db.exec('DELETE FROM impact_profiles; DELETE FROM impact_images; DELETE FROM impact_members; DELETE FROM impact_states; DELETE FROM impact_sets;');
+    db.close();
+    await ensureImpactIndex(repo, silentReporter);
+    return verdicts();
+  };
+
+  it('removing an image removes the rows only it reached, and none another image needs', async () => {
+    // a slim image again, so that kept maps (and the path sets only they name) are live
+    await slimImage(repo, { goldId, profile: 'app', tags: ['slim/app:2'], rules: { keepGlobs: [`${LIB}/libcrypto.so.3`] } }, silentReporter);
+    // writes that replace an index row (a slim image is indexed, then its slim row replaces that) leave garbage for gc
+    await repo.catalog.impact.prune();
+    const before = counts();
+    const answer = await verdicts();
+    expect(answer.some((g) => g.verdict === 'kept-and-used')).toBe(true);
+    const id = await addVariant('gold/app:9', '3.0.13');
+    const grown = counts();
+    expect(grown.impact_images).toBe(before.impact_images! + 1);
+    expect(grown.impact_states).toBeGreaterThan(before.impact_states!);
+    expect(grown.impact_sets).toBeGreaterThan(before.impact_sets!);
+    await repo.catalog.removeImage(id);
+    expect(counts()).toEqual(before);
+    expect(await repo.catalog.impact.stale()).toEqual(none);
+    // what is left answers as before, and as an index built afresh does: no set a live image reaches was taken
+    expect(await verdicts()).toEqual(answer);
+    expect(await repo.catalog.impact.pending()).toEqual({ images: [], profiles: [] });
+    expect(await rebuilt()).toEqual(answer);
+    expect(groupCounts()).toEqual(groupCounts('counted'));
+  });
+
+  it('rows an older aim left behind (an image deleted without its index rows) are reported by fsck and removed by gc', async () => {
+    const answer = await verdicts();
+    const id = await addVariant('gold/app:10', '3.0.14');
+    // as a catalog written without foreign keys would be: the image goes, its index rows stay
+    const db = new Database(join(repo.root, 'catalog.db'));
+    db.pragma('foreign_keys = OFF');
+    db.prepare('DELETE FROM tags WHERE image_id = ?').run(id);
+    db.prepare('DELETE FROM entries WHERE image_id = ?').run(id);
+    db.prepare('DELETE FROM images WHERE id = ?').run(id);
+    db.close();
+    const stale = await repo.catalog.impact.stale();
+    expect(stale).toMatchObject({ images: 1, profiles: 0 });
+    expect(stale.states).toBeGreaterThan(0);
+    expect(stale.sets).toBeGreaterThan(0);
+    const fsck = await fsckRepository(repo, silentReporter, { rehash: false });
+    expect(fsck).toMatchObject({ ok: true, staleImpactRows: stale });
+    const dry = await gcRepository(repo, silentReporter, { dryRun: true });
+    expect(dry.impactRows).toEqual(stale);
+    expect(await repo.catalog.impact.stale()).toEqual(stale);
+    const gc = await gcRepository(repo, silentReporter);
+    expect(gc.impactRows).toEqual(stale);
+    expect(await repo.catalog.impact.stale()).toEqual(none);
+    expect((await fsckRepository(repo, silentReporter, { rehash: false })).staleImpactRows).toEqual(none);
+    expect(await verdicts()).toEqual(answer);
+    expect(await rebuilt()).toEqual(answer);
+    expect(groupCounts()).toEqual(groupCounts('counted'));
   });
 });
 

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ingestSource, normalizeName } from '../../src/core/import/ingest.js';
+import { encodePath } from '../../src/lib/path-codec.js';
 import type { SourceEntry } from '../../src/core/import/source.js';
 import { FsBlobStore } from '../../src/core/repository/fs-blob-store.js';
 import { RecordingReporter } from '../../src/lib/reporter.js';
@@ -53,6 +54,17 @@ describe('normalizeName', () => {
   it('rejects absolute names and ..', () => {
     expect(() => normalizeName(Buffer.from('/etc/passwd'), 't')).toThrow(/absolute/);
     expect(() => normalizeName(Buffer.from('a/../../etc'), 't')).toThrow(/escape/);
+    expect(() => normalizeName(Buffer.from('a/..'), 't')).toThrow(/escape/);
+    expect(() => normalizeName(Buffer.from('a\0b'), 't')).toThrow(/NUL/);
+  });
+  it('gives every name the path its components encode to (plain ASCII names take a shortcut)', () => {
+    const names = ['etc/passwd', 'a/b/c', '.hidden/...', '..a/a..', 'a/./b', 'a//b', 'a/b/', '50%/x', 'sp ace/tab\t/nl\n', '\x7f'];
+    const bytes = [...names.map((n) => Buffer.from(n, 'latin1')), Buffer.from([0x61, 0x2f, 0xff, 0xfe]), Buffer.from('é/ü', 'utf8'), Buffer.from([0xc3, 0x2f, 0x41])];
+    for (const raw of bytes) {
+      const parts = raw.toString('latin1').split('/').filter((p) => p !== '' && p !== '.');
+      const expected = '/' + parts.map((p) => encodePath(Buffer.from(p, 'latin1'))).join('/');
+      expect(normalizeName(raw, 't'), raw.toString('hex')).toBe(expected);
+    }
   });
 });
 

@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { chooseQualifyArtifact } from '../../src/core/lifecycle/qualify-artifact.js';
+import type { PxeAssignment, PxeBootSettings } from '../../src/core/model/pxe.js';
+import { parseSelector } from '../../src/core/pxe/selector.js';
 import type { ProfileRecord } from '../../src/core/repository/types.js';
 import { AimError, ConfigError, ExitCode, InputError, MissingToolError, ToolFailedError } from '../../src/lib/errors.js';
 import { isImageFailure, planFromProfile } from '../../src/run/qualify.js';
@@ -45,5 +48,64 @@ describe('what a qualification runs, from the profile', () => {
     expect(isImageFailure(new ToolFailedError(['mke2fs'], 1, 'no space'))).toBe(false);
     expect(isImageFailure(new ConfigError('x'))).toBe(false);
     expect(isImageFailure(new Error('x'))).toBe(false);
+  });
+});
+
+describe('which artifact a qualification boots: the one the channel ships', () => {
+  const boot = (over: Partial<PxeBootSettings> = {}): PxeBootSettings => ({ platform: 'qemu', modules: [], kernel: { source: 'default', ref: 'core/kernel:bookworm', imageId: 'kcore1', version: '6.1' }, ...over });
+  const assign = (selector: string, imageId: string, channel?: string, b = boot()): Pick<PxeAssignment, 'selector' | 'imageId' | 'boot' | 'channel'> => ({
+    selector: parseSelector(selector),
+    imageId,
+    boot: b,
+    ...(channel !== undefined ? { channel } : {}),
+  });
+
+  it('raw when nothing says otherwise: no channel holds the image, or no PXE assignment follows its channel', () => {
+    expect(chooseQualifyArtifact({ imageId: 'new', channels: [], assignments: [assign('default', 'old', 'prod')] })).toMatchObject({ format: 'raw', chosenBy: 'default', why: 'raw: no channel holds the image' });
+    // assignments that follow another channel, or none, do not count
+    const r = chooseQualifyArtifact({ imageId: 'new', channels: ['prod'], assignments: [assign('default', 'old', 'dev'), assign('52:54:00:00:00:01', 'old')] });
+    expect(r).toEqual({ format: 'raw', chosenBy: 'default', channel: 'prod', why: 'raw: no PXE assignment follows channel prod' });
+  });
+
+  it('pxe when a PXE assignment follows the channel, built as that assignment boots the image', () => {
+    const modules = ['e1000e'];
+    const entrypoint = ['/bin/sh', '-c', 'exec /app --serve'];
+    const assignments = [assign('52:54:00:00:00:01', 'old', 'prod', boot({ modules, entrypoint })), assign('default', 'old', 'prod'), assign('rack=r1', 'old', 'dev')];
+    // the candidate of a rollout: a kernel chosen for the old image is chosen anew (no kernel ref)
+    const r = chooseQualifyArtifact({ imageId: 'new', channels: ['prod'], assignments });
+    expect(r).toEqual({
+      format: 'pxe',
+      chosenBy: 'channel',
+      channel: 'prod',
+      pxe: { selector: 'mac:52:54:00:00:00:01', platform: 'qemu', modules, entrypoint },
+      why: 'pxe: PXE assignment mac:52:54:00:00:00:01 (and 1 more) follows channel prod',
+    });
+    // the image the assignment boots now: with the kernel pinned then; a kernel the user named stays for any image
+    expect(chooseQualifyArtifact({ imageId: 'old', channels: ['prod'], assignments }).pxe).toMatchObject({ kernelRef: 'kcore1' });
+    const named = [assign('default', 'old', 'prod', boot({ kernel: { source: 'flag', ref: 'core/kernel:lts', imageId: 'kcore2', version: '6.1' } }))];
+    expect(chooseQualifyArtifact({ imageId: 'new', channels: ['prod'], assignments: named }).pxe).toMatchObject({ kernelRef: 'core/kernel:lts' });
+    const own = [assign('default', 'old', 'prod', boot({ kernel: { source: 'image', imageId: 'old', version: '6.1' } }))];
+    expect(chooseQualifyArtifact({ imageId: 'old', channels: ['prod'], assignments: own }).pxe).not.toHaveProperty('kernelRef');
+  });
+
+  it('--format wins; --format pxe still boots as a following assignment does', () => {
+    const assignments = [assign('default', 'old', 'prod')];
+    expect(chooseQualifyArtifact({ imageId: 'new', format: 'raw', channels: ['prod'], assignments })).toEqual({ format: 'raw', chosenBy: 'flag', why: '--format raw' });
+    expect(chooseQualifyArtifact({ imageId: 'new', format: 'qcow2', channels: [], assignments })).toMatchObject({ format: 'qcow2', chosenBy: 'flag' });
+    expect(chooseQualifyArtifact({ imageId: 'new', format: 'pxe', channels: [], assignments })).toEqual({ format: 'pxe', chosenBy: 'flag', why: '--format pxe' });
+    expect(chooseQualifyArtifact({ imageId: 'new', format: 'pxe', channels: ['prod'], assignments })).toMatchObject({
+      format: 'pxe',
+      chosenBy: 'flag',
+      channel: 'prod',
+      pxe: { selector: 'default', platform: 'qemu' },
+      why: '--format pxe, booted as PXE assignment default follows channel prod',
+    });
+  });
+
+  it('refuses to qualify a PXE boot QEMU cannot emulate (EC2 machines), unless --format raw', () => {
+    const assignments = [assign('default', 'old', 'prod', boot({ platform: 'ec2' }))];
+    expect(() => chooseQualifyArtifact({ imageId: 'new', channels: ['prod'], assignments })).toThrow(ConfigError);
+    expect(() => chooseQualifyArtifact({ imageId: 'new', channels: ['prod'], assignments })).toThrow(/boots ec2 machines/);
+    expect(chooseQualifyArtifact({ imageId: 'new', format: 'raw', channels: ['prod'], assignments }).format).toBe('raw');
   });
 });

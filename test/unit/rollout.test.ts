@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { promoteImage } from '../../src/core/lifecycle/channels.js';
+import { qualifyArtifactFor } from '../../src/core/lifecycle/qualify-artifact.js';
 import { runRollout, type PreparedQualifier, type RolloutDeps, type RolloutReport } from '../../src/core/lifecycle/rollout.js';
 import type { UpdateResult } from '../../src/core/lifecycle/update-image.js';
 import type { QualificationRecord } from '../../src/core/model/channel.js';
@@ -55,20 +56,23 @@ describe('aim rollout: update → qualify → promote, rolled back by itself', (
   });
   const updateTo = (image: { id: string; ref: string }) => async () => ({ gold: { ...image, created: true }, slim: { ...image }, packages: [{ name: 'app', from: '1', to: '2' }] }) as unknown as UpdateResult;
   /** A qualifier whose run() calls `during` (to look at the catalog mid-qualification), then passes or fails as told. */
-  const qualifier = (outcome: 'pass' | 'fail' | Error, seen: { during?: () => Promise<void>; disposed?: number } = {}): RolloutDeps['prepareQualification'] =>
-    async (image): Promise<PreparedQualifier> => ({
-      async run() {
-        await seen.during?.();
-        if (outcome instanceof Error) throw outcome;
-        const q = record(image, outcome === 'pass');
-        await repo.catalog.channels.putQualification(q);
-        if (outcome === 'pass') return q;
-        throw new AimError('E_QUALIFY_FAILED', `qualification ${q.id} failed`, ExitCode.verifyFailed, { result: q });
-      },
-      async dispose() {
-        seen.disposed = (seen.disposed ?? 0) + 1;
-      },
-    });
+  const qualifier = (outcome: 'pass' | 'fail' | Error, seen: { during?: () => Promise<void>; disposed?: number; asked?: unknown } = {}): RolloutDeps['prepareQualification'] =>
+    async (image): Promise<PreparedQualifier> => {
+      seen.asked = image;
+      return {
+        async run() {
+          await seen.during?.();
+          if (outcome instanceof Error) throw outcome;
+          const q = record(image, outcome === 'pass');
+          await repo.catalog.channels.putQualification(q);
+          if (outcome === 'pass') return q;
+          throw new AimError('E_QUALIFY_FAILED', `qualification ${q.id} failed`, ExitCode.verifyFailed, { result: q });
+        },
+        async dispose() {
+          seen.disposed = (seen.disposed ?? 0) + 1;
+        },
+      };
+    };
   const assignment = async (selector: string) => (await repo.catalog.pxe.assignments()).find((a) => a.selector.key === selector)!;
   let current: { id: string; ref: string };
 
@@ -83,7 +87,7 @@ describe('aim rollout: update → qualify → promote, rolled back by itself', (
 
   it('a candidate that passes stays in the channel, and what follows the channel with it', async () => {
     const next = await newImage();
-    const seen: { during?: () => Promise<void>; disposed?: number } = {};
+    const seen: { during?: () => Promise<void>; disposed?: number; asked?: unknown } = {};
     let midway: unknown;
     seen.during = async () => {
       midway = { channel: await repo.catalog.channels.get('prod'), pxe: (await assignment('default')).imageId };
@@ -101,6 +105,19 @@ describe('aim rollout: update → qualify → promote, rolled back by itself', (
     expect((await repo.catalog.channels.get('prod'))!.rollout).toBeUndefined();
     expect((await assignment('default')).imageId).toBe(next.id);
     expect(seen.disposed).toBe(1);
+    // the qualification was asked for the channel, whose machines decide what artifact it boots
+    expect(seen.asked).toEqual({ ...next, channel: 'prod' });
+  });
+
+  it('qualification boots what the channel ships: a PXE boot as its following assignment does, else a raw disk', async () => {
+    const next = await newImage();
+    expect(await qualifyArtifactFor(repo, { imageId: current.id })).toMatchObject({ format: 'pxe', chosenBy: 'channel', channel: 'prod', pxe: { selector: 'default', platform: 'qemu', entrypoint: ['/app'] } });
+    // a rollout's candidate is held by no channel yet: the rollout names its channel
+    expect(await qualifyArtifactFor(repo, { imageId: next.id })).toMatchObject({ format: 'raw', chosenBy: 'default' });
+    expect(await qualifyArtifactFor(repo, { imageId: next.id, channel: 'prod' })).toMatchObject({ format: 'pxe', pxe: { selector: 'default' } });
+    expect(await qualifyArtifactFor(repo, { imageId: next.id, channel: 'prod', format: 'raw' })).toMatchObject({ format: 'raw', chosenBy: 'flag' });
+    await repo.catalog.pxe.unassign('default');
+    expect(await qualifyArtifactFor(repo, { imageId: current.id })).toMatchObject({ format: 'raw', chosenBy: 'default', why: 'raw: no PXE assignment follows channel prod' });
   });
 
   it('a candidate that fails qualification: channel, PXE assignment and history roll back by themselves, saying why', async () => {

@@ -191,8 +191,8 @@ describe('the PXE root cpio, straight from the manifest', () => {
     await expect(collect(root.chunks())).rejects.toMatchObject({ code: 'E_CORRUPT_BLOB' });
   });
 
-  it('streams a 2 GiB file of zeros through zstd in flat memory, and the frame unpacks to exactly the announced length', async () => {
-    const size = 2 * 2 ** 30;
+  it('streams a 512 MiB file of zeros through zstd in flat memory (8x the bound), and the frame unpacks to exactly the announced length', async () => {
+    const size = 512 * 2 ** 20;
     const big = await file('/big.img', Buffer.alloc(4096, 'z'), { size, sparse: [[size - 4096, 4096]] });
     const root = layOut([dir('/'), big]);
     expect(root.length).toBeGreaterThan(size);
@@ -204,8 +204,8 @@ describe('the PXE root cpio, straight from the manifest', () => {
     for await (const chunk of zstdFrame(root.chunks(), root.length, 10)) frame.push(chunk);
     clearInterval(sample);
     peak = Math.max(peak, process.memoryUsage().rss);
-    console.log(`2 GiB sparse file through the root cpio and zstd: RSS ${(before / 2 ** 20).toFixed(0)} → peak ${(peak / 2 ** 20).toFixed(0)} MiB, frame ${Buffer.concat(frame).length} bytes`);
-    // loose: a slurp of the file (or of the archive) would be gigabytes
+    console.log(`512 MiB sparse file through the root cpio and zstd: RSS ${(before / 2 ** 20).toFixed(0)} → peak ${(peak / 2 ** 20).toFixed(0)} MiB, frame ${Buffer.concat(frame).length} bytes`);
+    // loose: a slurp of the file (or of the archive) would be 8 times the bound
     expect(peak - before).toBeLessThan(64 * 2 ** 20);
     const unpacked = await execa('zstd', ['-dc'], { input: Buffer.concat(frame), buffer: false }).pipe('wc', ['-c']);
     expect(Number(unpacked.stdout.trim())).toBe(root.length);

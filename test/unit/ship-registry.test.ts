@@ -8,6 +8,7 @@ import { BUILTIN_PROVIDERS } from '../../providers/index.js';
 import { defineProvider } from '../../src/api/provider.js';
 import { importImage } from '../../src/core/import/import-image.js';
 import { newLeaseOwner } from '../../src/core/repository/catalog-publications.js';
+import { fsckRepository, gcRepository } from '../../src/core/repository/maintenance.js';
 import { initRepository, openRepository, type Repository } from '../../src/core/repository/repository.js';
 import { findPublication, listPublications, removePublication, resumePublication } from '../../src/core/ship/publications.js';
 import type { JournalResource } from '../../src/core/ship/provider.js';
@@ -125,7 +126,7 @@ describe('shipping under the publications journal', () => {
     await repo.close();
     await tmp.cleanup();
   });
-  const request = (out: string, bucket: string, extra: object = {}) => ({ imageId, imageRef: 'test/img:1', outDir: join(tmp.dir, out), options: { bucket }, ...extra });
+  const request = (out: string | undefined, bucket: string, extra: object = {}) => ({ imageId, imageRef: 'test/img:1', outDir: out === undefined ? undefined : join(tmp.dir, out), options: { bucket }, ...extra });
   const store = () => repo.catalog.publications;
   const ctrlC = () => new InterruptedError('interrupted (Ctrl-C)');
 
@@ -266,6 +267,82 @@ describe('shipping under the publications journal', () => {
     expect(b.publication!.id).toBe(a.publication!.id);
     expect(cloud.calls.filter((c) => c.startsWith('apply'))).toEqual(['apply']);
     expect(existsSync(join(tmp.dir, 'race-2'))).toBe(false);
+  });
+
+  it('without an output directory: builds in ship-builds/<publication>, kept while interrupted (gc too), removed once published, by rm, and on rollback', async () => {
+    const cloud: FakeCloud = { objects: new Map(), calls: [] };
+    const p = cloudProvider('fake', cloud);
+    const scratch = (id: string) => join(repo.root, 'ship-builds', id);
+    const controller = new AbortController();
+    let duringRun: { removedShipBuilds: number; kept: string[] } | undefined;
+    cloud.gate = async (name, signal) => {
+      if (name !== 'b') return;
+      // a run holds the publication: gc leaves its build alone
+      const gc = await gcRepository(repo, silentReporter);
+      duringRun = { removedShipBuilds: gc.removedShipBuilds, kept: await readdir(join(repo.root, 'ship-builds')) };
+      controller.abort(ctrlC());
+      signal.throwIfAborted();
+    };
+    const e = (await shipImage(repo, p, 'built-in', request(undefined, 'b-scratch', { signal: controller.signal }), silentReporter).catch((x: unknown) => x)) as Error;
+    expect(e).toBeInstanceOf(InterruptedError);
+    const id = /publication ([0-9a-f]{12}) stopped/.exec(e.message)![1]!;
+    expect(duringRun).toEqual({ removedShipBuilds: 0, kept: [id] });
+    const pub = (await store().get(id))!;
+    expect(pub).toMatchObject({ outDir: scratch(id), outDirCreated: true });
+    expect(await readdir(join(scratch(id), 'tar'))).toEqual(['rootfs.tar']);
+
+    // interrupted: fsck and gc know the directory and keep it; an orphan beside it goes
+    await mkdir(join(repo.root, 'ship-builds', 'deadbeef0000', 'tar'), { recursive: true });
+    await writeFile(join(repo.root, 'ship-builds', 'deadbeef0000', 'tar', 'rootfs.tar'), 'left by nobody');
+    const fsck = await fsckRepository(repo, silentReporter, { rehash: false });
+    expect(fsck).toMatchObject({ ok: true, orphanShipBuilds: 1 });
+    expect(await gcRepository(repo, silentReporter, { dryRun: true })).toMatchObject({ removedShipBuilds: 1 });
+    expect(existsSync(join(repo.root, 'ship-builds', 'deadbeef0000'))).toBe(true);
+    expect(await gcRepository(repo, silentReporter)).toMatchObject({ removedShipBuilds: 1 });
+    expect(await readdir(join(repo.root, 'ship-builds'))).toEqual([id]);
+
+    // resume continues from the scratch build, then removes it: the journal says so
+    cloud.gate = undefined;
+    const reporter = new RecordingReporter();
+    const resumed = await resumePublication(repo, p, pub, { env: {}, signal: new AbortController().signal }, reporter);
+    expect(resumed).toMatchObject({ resumed: true, buildsRemoved: true, publication: { state: 'published' } });
+    expect(reporter.events.some((x) => x.type === 'info' && /reusing the tar build/.test(x.message))).toBe(true);
+    expect(resumed.publication.resources.map((r) => `${r.kind} ${r.id.split('/').pop()} ${r.state}`)).toEqual(['build tar removed', 'object a created', 'object b created']);
+    expect(resumed.publication.outDir).toBeUndefined();
+    expect(existsSync(scratch(id))).toBe(false);
+
+    // a run killed after its apply, before its builds went: the next run of the ship removes them
+    await mkdir(join(scratch(id), 'tar'), { recursive: true });
+    await writeFile(join(scratch(id), 'tar', 'rootfs.tar'), 'built');
+    await store().addResource(id, { kind: 'build', id: join(scratch(id), 'tar'), state: 'created', data: { format: 'tar', subdir: 'tar' } });
+    expect((await fsckRepository(repo, silentReporter, { rehash: false })).orphanShipBuilds).toBe(0);
+    const again = await shipImage(repo, p, 'built-in', request(undefined, 'b-scratch'), silentReporter);
+    expect(again).toMatchObject({ alreadyPublished: true, buildsRemoved: true });
+    expect(again.outDir).toBeUndefined();
+    expect(existsSync(scratch(id))).toBe(false);
+
+    // a whole ship leaves no build behind; rm of an interrupted one removes its scratch directory
+    const whole = await shipImage(repo, p, 'built-in', request(undefined, 'b-whole'), silentReporter);
+    expect(whole).toMatchObject({ alreadyPublished: false, buildsRemoved: true });
+    expect(whole.publication!.resources.map((r) => `${r.kind} ${r.state}`)).toEqual(['build removed', 'object created', 'object created']);
+    expect(existsSync(scratch(whole.publication!.id))).toBe(false);
+    const stop = new AbortController();
+    cloud.gate = async (name, signal) => {
+      if (name !== 'a') return;
+      stop.abort(ctrlC());
+      signal.throwIfAborted();
+    };
+    const cut = (await shipImage(repo, p, 'built-in', request(undefined, 'b-cut', { signal: stop.signal }), silentReporter).catch((x: unknown) => x)) as Error;
+    const cutId = /publication ([0-9a-f]{12}) stopped/.exec(cut.message)![1]!;
+    expect(existsSync(join(scratch(cutId), 'tar', 'rootfs.tar'))).toBe(true);
+    const removed = await removePublication(repo, p, (await store().get(cutId))!, { env: {}, signal: new AbortController().signal }, silentReporter);
+    expect(removed.removed.map((r) => `${r.kind} ${r.id.split('/').pop()}`)).toEqual(['object a', 'build tar']);
+    expect(existsSync(scratch(cutId))).toBe(false);
+
+    // a failed one is rolled back with its scratch directory
+    const failing: FakeCloud = { objects: new Map(), calls: [], failAt: 'b' };
+    await expect(shipImage(repo, cloudProvider('fake', failing), 'built-in', request(undefined, 'b-fails'), silentReporter)).rejects.toThrow(/upload of b failed/);
+    expect(await readdir(join(repo.root, 'ship-builds'))).toEqual([]);
   });
 
   it('refuses a non-empty output directory and builds outside it, before journalling anything', async () => {

@@ -9,7 +9,8 @@ import { repairRepository } from '../../core/repository/repair.js';
 export default class RepoFsck extends AimCommand {
   static override summary = 'Check the repository: re-hash every blob and check every reference.';
   static override description = `Exits with code 8 when a blob is corrupt or missing or a manifest does not match its image id.
-Unreferenced blobs and scratch files of killed imports are not errors: aim repo gc removes them.
+Unreferenced blobs, scratch files of killed imports, ship builds no publication needs (ship-builds/) and impact index rows that outlived their images are not errors: aim repo gc removes them.
+Images removed with aim image rm --force that a channel, PXE assignment or publication still names are listed as dangling.
 --repair removes corrupt copies (so that an import of the same content writes them anew), rebuilds damaged manifests from the catalog, restores blobs from the sources given with --source, and lists the images still lacking content with the source each came from.`;
   static override examples = [
     '<%= config.bin %> repo fsck',
@@ -29,9 +30,12 @@ Unreferenced blobs and scratch files of killed imports are not errors: aim repo 
     const reporter = this.reporter();
     const report = await fsckRepository(repo, reporter, { rehash: flags.rehash });
     for (const p of report.problems) this.logToStderr(`problem: ${p.message}`);
+    for (const id of report.danglingImages) this.logToStderr(`dangling: image ${id} was removed but is still named by a channel, PXE assignment or publication (aim channel list, aim pxe list, aim ship list)`);
+    const staleRows = Object.entries(report.staleImpactRows).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
     this.log(
       `${report.ok ? 'ok' : `${report.problems.length} problem(s)`}: ${report.imagesChecked} images, ${report.blobsChecked} blobs` +
-        `${flags.rehash ? ` (${report.bytesHashed} bytes re-hashed)` : ''}; ${report.unreferencedBlobs} unreferenced blobs, ${report.staleScratchDirs} stale scratch dirs (aim repo gc removes them)`,
+        `${flags.rehash ? ` (${report.bytesHashed} bytes re-hashed)` : ''}; ${report.unreferencedBlobs} unreferenced blobs, ${report.staleScratchDirs} stale scratch dirs, ${report.orphanShipBuilds} orphaned ship builds, ` +
+        `${staleRows.length ? `stale impact index rows (${staleRows.join(', ')})` : 'no stale impact index rows'} (aim repo gc removes them)`,
     );
     if (flags.repair && !report.ok) {
       const restore = async () => {

@@ -118,23 +118,52 @@ function splitPathList(s: string): string[] {
   return s.split(':');
 }
 
+/** A read the parser needs: `length` bytes at `offset` (already clamped to the file). */
+type ReadRequest = [offset: number, length: number];
+/** The parser as steps: it yields the reads it needs and is resumed with their bytes. */
+type Steps<T> = Generator<ReadRequest, T, Buffer>;
+
 /**
  * Parses an ELF file through `read`. Returns undefined when the file is not ELF or its header is
  * unusable (truncated, unknown class or byte order); otherwise the facts it could establish.
  */
 export async function parseElf(read: ElfReader, size: number, options: ParseElfOptions = {}): Promise<ElfFacts | undefined> {
+  const steps = elfSteps(size, options.head);
+  for (let r = steps.next(); ; ) {
+    if (r.done) return r.value;
+    const [offset, length] = r.value;
+    const b = await read(offset, length);
+    r = steps.next(b.length > length ? b.subarray(0, length) : b);
+  }
+}
+
+/**
+ * parseElf over a whole file in memory, synchronously: what a blob writer thread runs on the
+ * contents it has just read (PutLocalOptions.inspectModule names it through ELF_INSPECTOR).
+ */
+export function parseElfBuffer(content: Buffer | Uint8Array): ElfFacts | undefined {
+  const buf = Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  const steps = elfSteps(buf.length, buf);
+  for (let r = steps.next(); ; ) {
+    if (r.done) return r.value;
+    const [offset, length] = r.value;
+    r = steps.next(buf.subarray(offset, offset + length));
+  }
+}
+
+/** parseElfBuffer as a module export a writer thread can load. */
+export const ELF_INSPECTOR = { url: import.meta.url, name: 'parseElfBuffer' } as const;
+
+function* elfSteps(size: number, head: Buffer | undefined): Steps<ElfFacts | undefined> {
   if (!Number.isSafeInteger(size) || size < 16) return undefined;
   // Reads clamped to the file; a reader returning fewer bytes than asked is handled by the caller.
-  const readAt = async (offset: number, length: number): Promise<Buffer> => {
+  function* readAt(offset: number, length: number): Steps<Buffer> {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset >= size || !(length > 0)) return Buffer.alloc(0);
     const len = Math.min(length, size - offset);
-    const head = options.head;
     if (head && offset + len <= head.length) return head.subarray(offset, offset + len);
-    const b = await read(offset, len);
-    return b.length > len ? b.subarray(0, len) : b;
-  };
-
-  const ident = await readAt(0, 64);
+    return yield [offset, len];
+  }
+  const ident = yield* readAt(0, 64);
   if (ident.length < 16 || !isElfMagic(ident)) return undefined;
   const cls = ident[4];
   const data = ident[5];
@@ -165,14 +194,14 @@ export async function parseElf(read: ElfReader, size: number, options: ParseElfO
 
   if (phnum === PN_XNUM && shentsize >= shMin && shoff > 0) {
     // More program headers than fit in e_phnum: the real count is section header 0's sh_info.
-    const sh0 = await readAt(shoff, shMin);
+    const sh0 = yield* readAt(shoff, shMin);
     if (sh0.length >= shMin) phnum = new View(sh0, h.le, is64).u32(is64 ? 44 : 28);
   }
   if (phnum === 0 || phentsize < phMin || !(phoff > 0)) return facts;
   phnum = Math.min(phnum, MAX_PHNUM, Math.floor((size - phoff) / phentsize));
   if (!(phnum > 0)) return facts;
 
-  const phBuf = await readAt(phoff, phnum * phentsize);
+  const phBuf = yield* readAt(phoff, phnum * phentsize);
   const ph = new View(phBuf, h.le, is64);
   const segments: Segment[] = [];
   for (let i = 0; i < phnum; i++) {
@@ -187,7 +216,7 @@ export async function parseElf(read: ElfReader, size: number, options: ParseElfO
 
   const interpSeg = segments.find((s) => s.type === PT_INTERP);
   if (interpSeg && interpSeg.filesz > 0) {
-    const b = await readAt(interpSeg.offset, Math.min(interpSeg.filesz, MAX_STRING));
+    const b = yield* readAt(interpSeg.offset, Math.min(interpSeg.filesz, MAX_STRING));
     const nul = b.indexOf(0);
     const s = (nul === -1 ? b : b.subarray(0, nul)).toString('utf8');
     if (s !== '') facts.interp = s;
@@ -198,7 +227,7 @@ export async function parseElf(read: ElfReader, size: number, options: ParseElfO
   const entSize = is64 ? 16 : 8;
   const dynCount = Math.min(Math.floor(dynSeg.filesz / entSize), MAX_DYN_ENTRIES);
   if (!(dynCount > 0)) return facts;
-  const dynBuf = await readAt(dynSeg.offset, dynCount * entSize);
+  const dynBuf = yield* readAt(dynSeg.offset, dynCount * entSize);
   const dyn = new View(dynBuf, h.le, is64);
 
   const needed: number[] = [];
@@ -224,43 +253,43 @@ export async function parseElf(read: ElfReader, size: number, options: ParseElfO
   if (strtab === undefined) return facts;
 
   let strOff = vaddrToOffset(segments, strtab);
-  if (strOff === undefined) strOff = await strtabFromSections(readAt, h, shoff, shentsize, shnum, shMin, strtab);
+  if (strOff === undefined) strOff = yield* strtabFromSections(readAt, h, shoff, shentsize, shnum, shMin, strtab);
   if (strOff === undefined || strOff >= size) return facts;
 
   const wanted = [...needed, soname, rpath, runpath].filter((v): v is number => v !== undefined);
   if (wanted.length === 0) return facts;
   const maxWanted = Math.max(...wanted);
   const chunkLen = Math.min(STRTAB_CHUNK, strsz !== undefined && strsz > 0 ? strsz : maxWanted + MAX_STRING, size - strOff);
-  const chunk = await readAt(strOff, chunkLen);
+  const chunk = yield* readAt(strOff, chunkLen);
   const base = strOff;
 
-  const str = async (index: number): Promise<string | undefined> => {
+  function* str(index: number): Steps<string | undefined> {
     if (strsz !== undefined && strsz > 0 && index >= strsz) return undefined;
     let bytes: Buffer;
     if (index < chunk.length) {
       const nul = chunk.indexOf(0, index);
       if (nul !== -1) return chunk.toString('utf8', index, nul);
-      bytes = index + MAX_STRING <= chunk.length ? chunk.subarray(index) : await readAt(base + index, MAX_STRING);
-    } else bytes = await readAt(base + index, MAX_STRING);
+      bytes = index + MAX_STRING <= chunk.length ? chunk.subarray(index) : yield* readAt(base + index, MAX_STRING);
+    } else bytes = yield* readAt(base + index, MAX_STRING);
     const nul = bytes.indexOf(0);
     // No terminator within reach: a corrupt table, not a name.
     return nul === -1 ? undefined : bytes.toString('utf8', 0, nul);
-  };
+  }
 
   for (const n of needed) {
-    const s = await str(n);
+    const s = yield* str(n);
     if (s !== undefined && s !== '') facts.needed.push(s);
   }
   if (soname !== undefined) {
-    const s = await str(soname);
+    const s = yield* str(soname);
     if (s !== undefined && s !== '') facts.soname = s;
   }
   if (runpath !== undefined) {
-    const s = await str(runpath);
+    const s = yield* str(runpath);
     if (s !== undefined) facts.runpath = splitPathList(s);
   }
   if (rpath !== undefined) {
-    const s = await str(rpath);
+    const s = yield* str(rpath);
     if (s !== undefined) facts.rpath = splitPathList(s);
   }
   return facts;
@@ -278,18 +307,18 @@ function vaddrToOffset(segments: Segment[], vaddr: number): number | undefined {
  * Fallback when DT_STRTAB lies in no PT_LOAD segment (odd linkers, stripped segment tables): the
  * section linked from the SHT_DYNAMIC section, if its address matches.
  */
-async function strtabFromSections(
-  readAt: (offset: number, length: number) => Promise<Buffer>,
+function* strtabFromSections(
+  readAt: (offset: number, length: number) => Steps<Buffer>,
   h: View,
   shoff: number,
   shentsize: number,
   shnum: number,
   shMin: number,
   strtab: number,
-): Promise<number | undefined> {
+): Steps<number | undefined> {
   if (!(shoff > 0) || shentsize < shMin || shnum === 0) return undefined;
   const count = Math.min(shnum, MAX_SHNUM);
-  const buf = await readAt(shoff, count * shentsize);
+  const buf = yield* readAt(shoff, count * shentsize);
   const sh = new View(buf, h.le, h.is64);
   const is64 = h.is64;
   const section = (i: number) => {

@@ -6,9 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { runTool } from '../../lib/exec.js';
+import { withFileMutex } from '../../lib/file-mutex.js';
 import { readHostAptSources, sourcesForSuite } from './apt-sources.js';
 import { mmdebstrapArgs, type CopyIn, type GoldDebianRequest } from './gold-debian.js';
 
@@ -46,8 +47,6 @@ export async function goldRecipeKey(recipe: GoldRecipe): Promise<string> {
 /** A large tree (a JDK, a database) on a loaded 2-core machine takes 20 minutes. */
 const MMDEBSTRAP_TIMEOUT_MS = 40 * 60_000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * Path of the cached tar for `recipe` in `cacheDir` (named `file`, or by the recipe's key),
  * building it with mmdebstrap when absent.
@@ -70,21 +69,6 @@ export async function cachedGoldTar(cacheDir: string, recipe: GoldRecipe, file?:
   });
 }
 
-/** Whether the process that took a lock is gone: its pid file names a dead process (or, unwritten yet, the lock is old). */
-async function lockIsStale(lock: string): Promise<boolean> {
-  const owner = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
-  if (Number.isInteger(owner) && owner > 0) {
-    try {
-      process.kill(owner, 0);
-      return false;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'ESRCH';
-    }
-  }
-  const st = await stat(lock).catch(() => undefined);
-  return st !== undefined && Date.now() - st.mtimeMs > 60_000;
-}
-
 /**
  * `out`, made by `build` (which writes the file it is given) when absent. A lock directory
  * holding the builder's pid makes parallel callers on this machine wait for one build instead of
@@ -94,26 +78,15 @@ async function lockIsStale(lock: string): Promise<boolean> {
 export async function cachedFile(out: string, build: (tmp: string) => Promise<void>): Promise<string> {
   if (existsSync(out)) return out;
   await mkdir(dirname(out), { recursive: true });
-  const lock = `${out}.lock`;
-  for (;;) {
-    try {
-      await mkdir(lock);
-      await writeFile(join(lock, 'pid'), String(process.pid));
-      break;
-    } catch {
-      if (existsSync(out)) return out;
-      if (await lockIsStale(lock)) await rm(lock, { recursive: true, force: true });
-      await sleep(1000);
-    }
-  }
-  const tmp = `${out}.${process.pid}.partial`;
-  try {
+  return withFileMutex(`${out}.lock`, async () => {
     if (existsSync(out)) return out;
-    await build(tmp);
-    await rename(tmp, out);
-    return out;
-  } finally {
-    await rm(tmp, { force: true });
-    await rm(lock, { recursive: true, force: true });
-  }
+    const tmp = `${out}.${process.pid}.partial`;
+    try {
+      await build(tmp);
+      await rename(tmp, out);
+      return out;
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }, { pollMs: 1000 });
 }

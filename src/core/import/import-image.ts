@@ -7,7 +7,7 @@ import { withImportSession } from './write-session.js';
 import { commitImage, type CommittedImage } from './commit.js';
 import { dirSource } from './dir-reader.js';
 import { diskSource, isDiskImage } from './disk/disk-reader.js';
-import { ingestSource } from './ingest.js';
+import { INSPECT_ELF, ingestSource } from './ingest.js';
 import { detectArchiveKind, dockerArchiveSource, ociSource } from './oci-reader.js';
 import type { Source, SourceReader } from './source.js';
 import { storeContent } from './store-content.js';
@@ -87,6 +87,7 @@ async function openSource(repo: Repository, source: string, kind: Exclude<Source
     reporter,
     scratchDir: await repo.blobs.scratchDir(),
     storeBlob: (content) => storeContent(repo.blobs, content),
+    storeListed: repo.blobs.putListed && ((dirFd, name, label) => repo.blobs.putListed!(dirFd, name, label, INSPECT_ELF)),
     partition: request.partition,
     ref: request.ref,
     platform: request.platform,

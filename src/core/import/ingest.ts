@@ -3,10 +3,10 @@ import { InputError, PermissionError, errnoCode } from '../../lib/errors.js';
 import { faultPoint } from '../../lib/fault.js';
 import { encodePath } from '../../lib/path-codec.js';
 import type { Reporter } from '../../lib/reporter.js';
-import { parseElf, type ElfFacts } from '../analyze/elf.js';
+import { ELF_INSPECTOR, parseElfBuffer, type ElfFacts } from '../analyze/elf.js';
 import { MODE_BITS, parentPath, type Entry } from '../model/entry.js';
 import { canonicalizeHardlinks, sortEntries } from '../model/manifest.js';
-import type { BlobStore, LocalBlob } from '../repository/types.js';
+import type { BlobStore, LocalBlob, PutLocalOptions } from '../repository/types.js';
 import { isHole, type ContentChunk } from '../model/sparse.js';
 import type { LocalContent, Source, SourceEntry, StoredContent } from './source.js';
 import { packBuffer, storeContent } from './store-content.js';
@@ -39,6 +39,8 @@ const SLASH = 0x2f;
  * ambiguous: absolute names, "..", NUL bytes. "./" prefixes and "." components are dropped.
  */
 export function normalizeName(raw: Buffer, label: string, what = 'entry'): string {
+  const plain = plainName(raw);
+  if (plain !== undefined) return plain;
   if (raw.includes(0)) throw new InputError('E_BAD_NAME', `${label}: ${what} name contains a NUL byte`);
   if (raw.length > 0 && raw[0] === SLASH) {
     throw new InputError('E_ABSOLUTE_PATH', `${label}: ${what} "${encodePath(raw)}" has an absolute path`, {
@@ -61,6 +63,26 @@ export function normalizeName(raw: Buffer, label: string, what = 'entry'): strin
   return '/' + parts.join('/');
 }
 
+/**
+ * The common case in one pass and one string: a relative name of ASCII bytes without "%" or
+ * NUL, and without empty, "." or ".." components, is its own image path. Anything else is
+ * left to normalizeName's component-wise handling (undefined).
+ */
+function plainName(raw: Buffer): string | undefined {
+  const n = raw.length;
+  if (n === 0) return undefined;
+  let start = 0;
+  for (let i = 0; i <= n; i++) {
+    const b = i < n ? raw[i]! : SLASH;
+    if (b === SLASH) {
+      const len = i - start;
+      if (len === 0 || (raw[start] === DOT && (len === 1 || (len === 2 && raw[start + 1] === DOT)))) return undefined;
+      start = i + 1;
+    } else if (b >= 0x80 || b === 0x25 || b === 0) return undefined;
+  }
+  return '/' + raw.toString('latin1');
+}
+
 /** A local file that cannot be read: what the user can do about it. */
 function readFailed(e: unknown, label: string, path: string): unknown {
   const code = errnoCode(e);
@@ -78,6 +100,14 @@ function readFailed(e: unknown, label: string, path: string): unknown {
   }
   return e;
 }
+
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+
+/**
+ * putLocal's options for ingest: ELF facts of a small file while its content is still in the
+ * store's read buffer, on the writer thread that read it when the store has threads.
+ */
+export const INSPECT_ELF: PutLocalOptions<ElfFacts | undefined> = { inspect: parseElfBuffer, inspectMagic: ELF_MAGIC, inspectModule: ELF_INSPECTOR };
 
 function isElfHead(b: Buffer): boolean {
   return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
@@ -105,6 +135,8 @@ async function drain(content: SourceEntry['content']): Promise<void> {
     // discard
   }
 }
+
+const encodeXattrs = (x: Record<string, Buffer>): Record<string, string> => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, v.toString('base64')]));
 
 const implicitDir = (path: string): Entry => ({ path, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
 
@@ -233,19 +265,16 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
     const stored = await blobs.putBuffer(data);
     record(entry, sparse ? { hash: stored.hash, size: content.length, sparse } : stored, content, declared);
     if (!sparse && isElfHead(content) && !elfFacts.has(stored.hash)) {
-      const facts = await parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content });
+      const facts = parseElfBuffer(content);
       if (facts) elfFacts.set(stored.hash, facts);
     }
   };
 
-  // Small ELF files are parsed while their content is still in the store's read buffer.
-  const inspectElf = (content: Buffer) =>
-    isElfHead(content) ? parseElf(async (offset, length) => content.subarray(offset, offset + length), content.length, { head: content }) : undefined;
 
   const storeLocal = async (entry: Entry, local: LocalContent, declared: number | undefined) => {
     let stored: LocalBlob<ElfFacts | undefined>;
     try {
-      stored = await blobs.putLocal(local, { inspect: inspectElf });
+      stored = await blobs.putLocal(local, INSPECT_ELF);
     } catch (e) {
       throw readFailed(e, label, entry.path);
     }
@@ -259,85 +288,115 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
     if (stored.inspected && !elfFacts.has(stored.hash)) elfFacts.set(stored.hash, stored.inspected);
   };
 
+  let wake: (() => void) | undefined;
   const track = (job: Promise<void>) => {
-    const p = job.catch((e: unknown) => {
-      failure ??= e;
-    });
+    const p: Promise<void> = job.then(
+      () => settle(p),
+      (e: unknown) => {
+        failure ??= e;
+        settle(p);
+      },
+    );
     pending.add(p);
-    void p.finally(() => pending.delete(p));
     return p;
+  };
+  const settle = (p: Promise<void>) => {
+    pending.delete(p);
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  /** Waits until fewer than `limit` stores are in flight. */
+  const room = async () => {
+    while (pending.size >= limit) await new Promise<void>((r) => (wake = r));
   };
 
   try {
     for await (const se of source) {
-      if (failure) break;
-      const path = normalizeName(se.name, label);
-      if (se.type === 'socket') {
-        skipped.push({ path, reason: 'socket' });
-        reporter.emit({ type: 'warn', code: 'W_SOCKET_SKIPPED', message: `skipped socket ${path} (sockets are created by programs at run time)`, path });
-        continue;
-      }
-      const existing = tree.place(path, se.type);
-      const entry: Entry = { path, type: se.type, mode: se.mode & MODE_BITS, uid: se.uid, gid: se.gid, mtime: se.mtime };
-      if (se.mtimeNsec) entry.mtimeNsec = se.mtimeNsec;
-      if (se.xattrs && Object.keys(se.xattrs).length > 0) {
-        entry.xattrs = Object.fromEntries(Object.entries(se.xattrs).map(([k, v]) => [k, v.toString('base64')]));
-      }
-      switch (se.type) {
-        case 'file':
-          if (se.blob) {
-            entry.blob = se.blob.hash;
-            entry.size = se.blob.size;
-            if (se.blob.sparse) entry.sparse = se.blob.sparse;
-          } else if (se.local) {
-            await storeLocal(entry, se.local, se.size);
-          } else if (se.content) {
-            if (se.size !== undefined && se.size <= SMALL_FILE) {
-              // A streaming source must be read in order, but small contents can be held in memory
-              // and written in the background while the stream moves on.
-              const declared = se.size;
-              const buf = await collect(se.content, declared, () => mismatch(entry, declared, 'more'));
-              track(storeBuffer(entry, buf, se.size));
-            } else {
-              await track(storeStream(entry, se.content, se.size));
-            }
-            if (pending.size >= limit) await Promise.race(pending);
-          } else {
-            entry.blob = (await blobs.putBuffer(Buffer.alloc(0))).hash;
-            entry.size = 0;
-            if ((se.size ?? 0) !== 0) throw new InputError('E_SIZE_MISMATCH', `${label}: "${path}" declared ${se.size} bytes but has no content`);
-          }
-          break;
-        case 'symlink':
-          await drain(se.content);
-          if (!se.linkName || se.linkName.length === 0) throw new InputError('E_BAD_SYMLINK', `${label}: symlink "${path}" has an empty target`);
-          entry.target = encodePath(se.linkName);
-          break;
-        case 'hardlink': {
-          await drain(se.content);
-          if (!se.linkName) throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" has no target`);
-          const target = normalizeName(se.linkName, label, `hardlink target of "${path}"`);
-          const t = target === path ? undefined : byPath.get(target);
-          if (!t) {
-            throw new InputError('E_HARDLINK_OUTSIDE', `${label}: hardlink "${path}" points at "${target}", which is not an earlier file of the image`);
-          }
-          if (t.type !== 'file' && t.type !== 'hardlink') {
-            throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" points at "${target}", a ${t.type}`);
-          }
-          // Links name the file itself, so replacing the file later keeps them on the old content.
-          entry.target = t.type === 'hardlink' ? t.target : target;
-          break;
+      // A descriptor handed over (release) is closed once its store settles, or here if it never starts.
+      let handedOver = false;
+      try {
+        if (failure) break;
+        const path = normalizeName(se.name, label);
+        if (se.type === 'socket') {
+          skipped.push({ path, reason: 'socket' });
+          reporter.emit({ type: 'warn', code: 'W_SOCKET_SKIPPED', message: `skipped socket ${path} (sockets are created by programs at run time)`, path });
+          continue;
         }
-        case 'char':
-        case 'block':
-          entry.devMajor = se.devMajor ?? 0;
-          entry.devMinor = se.devMinor ?? 0;
-          break;
-        default:
-          await drain(se.content);
+        const existing = tree.place(path, se.type);
+        const entry: Entry = { path, type: se.type, mode: se.mode & MODE_BITS, uid: se.uid, gid: se.gid, mtime: se.mtime };
+        if (se.mtimeNsec) entry.mtimeNsec = se.mtimeNsec;
+        if (se.xattrs && Object.keys(se.xattrs).length > 0) entry.xattrs = encodeXattrs(se.xattrs);
+        switch (se.type) {
+          case 'file':
+            if (se.blob) {
+              const { hash, head, inspected } = se.blob;
+              entry.blob = hash;
+              entry.size = se.blob.size;
+              if (se.blob.sparse) entry.sparse = se.blob.sparse;
+              else if (head && isElfHead(head)) elfBlobs.add(hash);
+              if (inspected && !elfFacts.has(hash)) elfFacts.set(hash, inspected);
+              faultPoint('blob-stored');
+            } else if (se.local) {
+              const local = se.local;
+              if (local.fd !== undefined && !local.release) {
+                // The reader closes the descriptor when asked for the next entry: store it first.
+                await storeLocal(entry, local, se.size);
+              } else {
+                handedOver = true;
+                track(storeLocal(entry, local, se.size).finally(() => local.release?.()));
+                await room();
+              }
+            } else if (se.content) {
+              if (se.size !== undefined && se.size <= SMALL_FILE) {
+                // A streaming source must be read in order, but small contents can be held in memory
+                // and written in the background while the stream moves on.
+                const declared = se.size;
+                const buf = await collect(se.content, declared, () => mismatch(entry, declared, 'more'));
+                track(storeBuffer(entry, buf, se.size));
+              } else {
+                await track(storeStream(entry, se.content, se.size));
+              }
+              await room();
+            } else {
+              entry.blob = (await blobs.putBuffer(Buffer.alloc(0))).hash;
+              entry.size = 0;
+              if ((se.size ?? 0) !== 0) throw new InputError('E_SIZE_MISMATCH', `${label}: "${path}" declared ${se.size} bytes but has no content`);
+            }
+            break;
+          case 'symlink':
+            await drain(se.content);
+            if (!se.linkName || se.linkName.length === 0) throw new InputError('E_BAD_SYMLINK', `${label}: symlink "${path}" has an empty target`);
+            entry.target = encodePath(se.linkName);
+            break;
+          case 'hardlink': {
+            await drain(se.content);
+            if (!se.linkName) throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" has no target`);
+            const target = normalizeName(se.linkName, label, `hardlink target of "${path}"`);
+            const t = target === path ? undefined : byPath.get(target);
+            if (!t) {
+              throw new InputError('E_HARDLINK_OUTSIDE', `${label}: hardlink "${path}" points at "${target}", which is not an earlier file of the image`);
+            }
+            if (t.type !== 'file' && t.type !== 'hardlink') {
+              throw new InputError('E_BAD_HARDLINK', `${label}: hardlink "${path}" points at "${target}", a ${t.type}`);
+            }
+            // Links name the file itself, so replacing the file later keeps them on the old content.
+            entry.target = t.type === 'hardlink' ? t.target : target;
+            break;
+          }
+          case 'char':
+          case 'block':
+            entry.devMajor = se.devMajor ?? 0;
+            entry.devMinor = se.devMinor ?? 0;
+            break;
+          default:
+            await drain(se.content);
+        }
+        tree.set(entry, existing);
+        if (++count % 2000 === 0) reporter.emit({ type: 'progress', stage: 'import', done: count, unit: 'entries' });
+      } finally {
+        if (!handedOver) se.local?.release?.();
       }
-      tree.set(entry, existing);
-      if (++count % 2000 === 0) reporter.emit({ type: 'progress', stage: 'import', done: count, unit: 'entries' });
     }
   } catch (e) {
     // Blobs being written in the background must land before the caller rolls back.
@@ -346,6 +405,12 @@ export async function ingestSource(source: Source, options: IngestOptions): Prom
   }
   await Promise.all(pending);
   if (failure) throw failure;
+  if (source.lateXattrs) {
+    for (const [name, xattrs] of await source.lateXattrs()) {
+      const entry = byPath.get(normalizeName(name, label));
+      if (entry) entry.xattrs = encodeXattrs(xattrs);
+    }
+  }
 
   if (!byPath.has('/')) byPath.set('/', implicitDir('/'));
   const entries = sortEntries([...byPath.values()]);

@@ -7,14 +7,16 @@
 import { hostname, userInfo } from 'node:os';
 import { AimError, BusyError, ExitCode, NotFoundError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
-import type { Actor, ChannelHistoryEntry, ChannelRecord, ChannelState, QualificationRecord } from '../model/channel.js';
-import { checkChannel, planAssignmentBoot } from '../pxe/assignments.js';
+import type { Actor, ChannelHistoryEntry, ChannelRecord, ChannelState } from '../model/channel.js';
+import { assignmentBootFor, checkChannel, planAssignmentBoot } from '../pxe/assignments.js';
 import { resolveImage } from '../query/resolve.js';
 import { ChannelConflict, type ChannelMove, type PxeSwitch } from '../repository/catalog-channels.js';
-import { isProcessAlive } from '../repository/locks.js';
+import { lastGoodVersion } from '../repository/holds.js';
+import { isProcessAlive } from '../../lib/file-mutex.js';
 import type { Repository } from '../repository/repository.js';
 
 export { checkChannel };
+export { badImages, lastGoodVersion } from '../repository/holds.js';
 
 /** This process, as the author of a change. */
 export function currentActor(): Actor {
@@ -66,39 +68,6 @@ export async function channelHistory(repo: Repository, name: string, limit?: num
   return repo.catalog.channels.history(name, limit);
 }
 
-/**
- * The images a channel must not go back to: those it was rolled back from (or whose rollout was
- * rejected) since they were last promoted into it, and those whose latest qualification failed.
- */
-export function badImages(history: readonly ChannelHistoryEntry[], latest: ReadonlyMap<string, QualificationRecord>): Set<string> {
-  const status = new Map<string, 'ok' | 'bad'>();
-  for (const e of history) {
-    if (e.action === 'rollback' && e.fromImageId !== undefined) status.set(e.fromImageId, 'bad');
-    if (e.action === 'promote' || e.action === 'rollback' || e.action === 'qualified') status.set(e.imageId, 'ok');
-  }
-  for (const [id, q] of latest) if (!q.passed) status.set(id, 'bad');
-  return new Set([...status].filter(([, s]) => s === 'bad').map(([id]) => id));
-}
-
-/**
- * The last good version of a channel (pure): the newest image the channel held before its current
- * one that is not bad (badImages) and still exists; undefined when there is none.
- */
-export function lastGoodVersion(
-  history: readonly ChannelHistoryEntry[],
-  current: string,
-  latest: ReadonlyMap<string, QualificationRecord>,
-  exists: (imageId: string) => boolean,
-): { imageId: string; imageRef: string } | undefined {
-  const bad = badImages(history, latest);
-  for (const e of [...history].reverse()) {
-    if (e.action !== 'promote' && e.action !== 'rollback') continue;
-    if (e.imageId === current || bad.has(e.imageId) || !exists(e.imageId)) continue;
-    return { imageId: e.imageId, imageRef: e.imageRef };
-  }
-  return undefined;
-}
-
 /** The AMI of an image in each region, from its live publications (aim ship aws): newest per region. */
 export async function amiPointersOf(repo: Repository, imageId: string): Promise<ChannelMove['amis']> {
   const byRegion = new Map<string, { amiId: string; publication: string; at: string }>();
@@ -119,17 +88,10 @@ async function planFollowers(repo: Repository, channel: string, imageId: string,
   const out: PxeSwitch[] = [];
   for (const a of await repo.catalog.pxe.assignments()) {
     if (a.channel !== channel) continue;
-    const k = a.boot.kernel;
     const boot =
       a.imageId === imageId
         ? a.boot
-        : await planAssignmentBoot(
-            repo,
-            imageId,
-            // a kernel the user named stays; one chosen for the old image is chosen again for the new
-            { platform: a.boot.platform, modules: a.boot.modules, ...(a.boot.entrypoint ? { entrypoint: a.boot.entrypoint } : {}), ...(k.source === 'flag' && k.ref !== undefined ? { kernelRef: k.ref } : {}) },
-            reporter,
-          ).catch((e: unknown) => {
+        : await planAssignmentBoot(repo, imageId, assignmentBootFor(a, imageId), reporter).catch((e: unknown) => {
             throw e instanceof AimError
               ? new AimError(e.code, `PXE assignment ${a.selector.key} follows channel ${channel}, but ${imageId.slice(0, 12)} cannot boot there: ${e.message}`, e.exitCode, { hint: e.hint, cause: e })
               : e;

@@ -47,8 +47,8 @@ export interface PreparedQualifier {
 }
 
 export interface RolloutDeps {
-  /** Prepares the qualification of an image (builds its artifact); rejects as run() does. */
-  prepareQualification(image: { id: string; ref: string }, signal?: AbortSignal): Promise<PreparedQualifier>;
+  /** Prepares the qualification of an image (builds the artifact the channel ships); rejects as run() does. */
+  prepareQualification(image: { id: string; ref: string; channel: string }, signal?: AbortSignal): Promise<PreparedQualifier>;
   update?(req: UpdateRequest): Promise<UpdateResult>;
 }
 
@@ -144,7 +144,7 @@ export async function runRollout(repo: Repository, req: RolloutRequest, deps: Ro
   const t1 = Date.now();
   let prepared: PreparedQualifier;
   try {
-    prepared = await deps.prepareQualification(candidate, req.signal);
+    prepared = await deps.prepareQualification({ ...candidate, channel: channelName }, req.signal);
   } catch (e) {
     const q = qualificationOf(e);
     if (!q) throw e;

@@ -100,8 +100,11 @@ export interface QualificationRecord {
   imageRef: string;
   profile: string;
   passed: boolean;
-  /** The artifact booted: format and size. */
-  artifact: { format: string; bytes: number; sha256: string };
+  /**
+   * The artifact booted: format and size, and how the format was chosen (--format, or how the
+   * channel's machines boot: a PXE assignment that follows it; records made before aim chose say nothing).
+   */
+  artifact: { format: string; bytes: number; sha256: string; chosenBy?: 'flag' | 'channel' | 'default'; channel?: string; pxeAssignment?: string };
   /** Guest ports forwarded to the probes' loopback. */
   ports: number[];
   probes: QualifiedProbe[];

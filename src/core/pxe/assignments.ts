@@ -72,6 +72,23 @@ export async function planAssignmentBoot(
 }
 
 /**
+ * How an assignment boots `imageId`, as aim build would be asked (planAssignmentBoot): its
+ * platform, modules and entrypoint; for the image it boots now, the kernel pinned then; for
+ * another image, a kernel the user named stays and one chosen for the old image is chosen anew.
+ * Moving a channel plans its followers with it, and qualification builds what they would boot.
+ */
+export function assignmentBootFor(a: Pick<PxeAssignment, 'imageId' | 'boot'>, imageId: string): { platform: Platform; modules: string[]; entrypoint?: string[]; kernelRef?: string } {
+  const k = a.boot.kernel;
+  const kernelRef = a.imageId === imageId ? (k.source === 'image' ? undefined : k.imageId) : k.source === 'flag' ? k.ref : undefined;
+  return {
+    platform: a.boot.platform,
+    modules: [...a.boot.modules],
+    ...(a.boot.entrypoint ? { entrypoint: [...a.boot.entrypoint] } : {}),
+    ...(kernelRef !== undefined ? { kernelRef } : {}),
+  };
+}
+
+/**
  * Assigns an image to machines. The boot is planned first, as `aim build --format pxe` plans it
  * (kernel, modules, entrypoint, the root cpio's limits), so an image that cannot boot is refused
  * here rather than at a machine's boot; the image and kernel are pinned by id.

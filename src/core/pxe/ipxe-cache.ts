@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { errnoCode, throwIfCancelled } from '../../lib/errors.js';
+import { errnoCode } from '../../lib/errors.js';
+import { withFileMutex } from '../../lib/file-mutex.js';
 import { sha256File } from '../../lib/fs.js';
 import type { Reporter } from '../../lib/reporter.js';
 import type { IpxeTarget } from './ipxe-targets.js';
@@ -151,15 +152,6 @@ export async function storeScript(layout: IpxeCacheLayout, script: string, sha25
   return path;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errnoCode(e) === 'EPERM';
-  }
-}
-
 /**
  * Holds `<locks>/<name>.lock` while `work` runs: builds in one source tree take turns (make in a
  * tree is not safe to run twice at once). A lock whose process is gone is taken over. Waiting
@@ -168,33 +160,6 @@ function alive(pid: number): boolean {
 export async function withIpxeLock<T>(layout: IpxeCacheLayout, name: string, reporter: Reporter, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
   await mkdir(layout.locks, { recursive: true });
   const file = join(layout.locks, `${name}.lock`);
-  const mine = JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() });
-  let told = false;
-  for (;;) {
-    throwIfCancelled(signal);
-    try {
-      await writeFile(file, mine, { flag: 'wx' });
-      break;
-    } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') throw e;
-    }
-    const holder = await readFile(file, 'utf8').then((s) => (JSON.parse(s) as { pid?: unknown }).pid, () => undefined);
-    // a lock without a pid for seconds is no lock being written: garbage, like one whose process is gone
-    const garbage = typeof holder !== 'number' && Date.now() - ((await stat(file).catch(() => undefined))?.mtimeMs ?? Date.now()) > 5000;
-    if ((typeof holder === 'number' && !alive(holder)) || garbage) {
-      await unlink(file).catch(() => {});
-      continue;
-    }
-    if (!told) {
-      reporter.emit({ type: 'info', message: `waiting for another iPXE build in the same source (pid ${typeof holder === 'number' ? holder : '?'}, ${file})` });
-      told = true;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  try {
-    return await work();
-  } finally {
-    // only our own lock: a stale-lock takeover by another process must not be undone
-    if ((await readFile(file, 'utf8').catch(() => '')) === mine) await unlink(file).catch(() => {});
-  }
+  const onWait = (pid: number | undefined) => reporter.emit({ type: 'info', message: `waiting for another iPXE build in the same source (pid ${pid ?? '?'}, ${file})` });
+  return withFileMutex(file, work, { signal, onWait });
 }

@@ -10,6 +10,7 @@
  * caller plans again.
  */
 import type Database from 'better-sqlite3';
+import { NotFoundError } from '../../lib/errors.js';
 import type { Actor, AmiPointer, ChannelAction, ChannelEffects, ChannelHistoryEntry, ChannelRecord, ChannelState, QualificationRecord } from '../model/channel.js';
 import type { PxeBootSettings } from '../model/pxe.js';
 
@@ -274,6 +275,10 @@ export class SqliteChannelStore implements ChannelStore {
 
   /** What the move was planned against still holds: the channel's image and state, the assignments that follow it. */
   private check(m: ChannelMove, current: ChannelRecord | undefined): void {
+    // decided in the transaction, as aim image rm decides what holds an image in its own
+    if (this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(m.imageId) === undefined) {
+      throw new NotFoundError(`image ${m.imageId.slice(0, 12)} was removed meanwhile: channel ${m.channel} cannot point at it`, { hint: 'list images with: aim image list' });
+    }
     if ((current?.imageId ?? null) !== m.expect.imageId) throw new ChannelConflict(`it points at ${current?.imageId.slice(0, 12) ?? 'nothing'}, not ${m.expect.imageId?.slice(0, 12) ?? 'nothing'}`);
     if (m.expect.state !== undefined && current && current.state !== m.expect.state) throw new ChannelConflict(`it is ${current.state}, not ${m.expect.state}`);
     if (m.expect.rollout !== undefined && current?.rollout?.id !== m.expect.rollout) throw new ChannelConflict(`another rollout holds it (${current?.rollout?.id ?? 'none'})`);

@@ -113,6 +113,9 @@ END;
 CREATE TRIGGER IF NOT EXISTS impact_profile_removed AFTER DELETE ON profiles BEGIN
   DELETE FROM impact_profiles WHERE name = OLD.name;
 END;
+-- what a set's deletion checks (its foreign keys), so pruning costs what it removes, not the index's size
+CREATE INDEX IF NOT EXISTS impact_members_stateset ON impact_members(stateset);
+CREATE INDEX IF NOT EXISTS impact_states_files ON impact_states(files);
 CREATE TABLE IF NOT EXISTS impact_profiles (
   name TEXT PRIMARY KEY REFERENCES profiles(name) ON DELETE CASCADE,
   image_id TEXT NOT NULL,
@@ -195,6 +198,44 @@ export interface ImpactImageGroup {
 /** A package → path set map, as stored. */
 export type ImpactPackageMap = Map<string, number>;
 
+/** Rows of the impact index nothing live reaches: left by removed images and profiles. */
+export interface ImpactStaleRows {
+  /** Image rows whose image is gone. */
+  images: number;
+  /** Profile rows whose profile is gone. */
+  profiles: number;
+  /** Package states no live image holds, their memberships, and sets nothing live reaches. */
+  states: number;
+  members: number;
+  sets: number;
+}
+
+/**
+ * What the live rows of the index reach, as common table expressions: the rows of images and
+ * profiles that still exist; their state sets, maps (kept, traced) and the path sets each map
+ * names (map items are [package, path set] pairs); the states of live state sets; their file sets.
+ */
+const LIVE = `WITH
+  imgs AS (SELECT states, kept, traced FROM impact_images WHERE image_id IN (SELECT id FROM images)),
+  profs AS (SELECT traced FROM impact_profiles WHERE name IN (SELECT name FROM profiles)),
+  statesets AS (SELECT states AS id FROM imgs),
+  maps AS (SELECT kept AS id FROM imgs WHERE kept IS NOT NULL UNION SELECT traced FROM imgs WHERE traced IS NOT NULL UNION SELECT traced FROM profs),
+  live_states AS (SELECT state AS id FROM impact_members WHERE stateset IN statesets),
+  live_sets AS (
+    SELECT id FROM statesets UNION SELECT id FROM maps
+    UNION SELECT json_extract(j.value, '$[1]') FROM impact_sets s JOIN maps m ON s.id = m.id, json_each(s.items) j WHERE json_extract(j.value, '$[1]') IS NOT NULL
+    UNION SELECT files FROM impact_states WHERE id IN live_states
+  )`;
+
+/** Per kind: how to count its stale rows and how to delete them, in an order no foreign key objects to. */
+const STALE: [keyof ImpactStaleRows, string][] = [
+  ['images', 'FROM impact_images WHERE image_id NOT IN (SELECT id FROM images)'],
+  ['profiles', 'FROM impact_profiles WHERE name NOT IN (SELECT name FROM profiles)'],
+  ['members', 'FROM impact_members WHERE stateset NOT IN statesets'],
+  ['states', 'FROM impact_states WHERE id NOT IN live_states'],
+  ['sets', 'FROM impact_sets WHERE id NOT IN live_sets'],
+];
+
 /** The impact index of a catalog. Every write replaces what was indexed for that image or profile. */
 export interface ImpactStore {
   putImage(imageId: string, index: ImageImpactIndex): Promise<void>;
@@ -212,6 +253,10 @@ export interface ImpactStore {
   /** Path sets (and package maps) by id. */
   sets(ids: Iterable<number>): Promise<Map<number, ImpactSetItem[]>>;
   maps(ids: Iterable<number>): Promise<Map<number, ImpactPackageMap>>;
+  /** Counts the rows nothing live reaches (aim repo fsck). */
+  stale(): Promise<ImpactStaleRows>;
+  /** Deletes the rows nothing live reaches (aim repo gc; removing an image does it in its transaction). */
+  prune(): Promise<ImpactStaleRows>;
 }
 
 const digests = new WeakMap<object, string>();
@@ -479,6 +524,25 @@ export class SqliteImpactStore implements ImpactStore {
   private mapsSync(ids: Iterable<number>): Map<number, ImpactPackageMap> {
     const out = new Map<number, ImpactPackageMap>();
     for (const [id, json] of this.items(ids)) out.set(id, new Map(JSON.parse(json) as [string, number][]));
+    return out;
+  }
+
+  async stale(): Promise<ImpactStaleRows> {
+    return this.db.transaction(() => {
+      const out: ImpactStaleRows = { images: 0, profiles: 0, states: 0, members: 0, sets: 0 };
+      for (const [kind, rows] of STALE) out[kind] = this.stmt(`${LIVE} SELECT count(*) ${rows}`).pluck().get() as number;
+      return out;
+    })();
+  }
+
+  async prune(): Promise<ImpactStaleRows> {
+    return this.db.transaction(() => this.pruneNow()).immediate();
+  }
+
+  /** Deletes the stale rows; the caller holds a transaction (SqliteCatalog.removeImage's, or prune's). */
+  pruneNow(): ImpactStaleRows {
+    const out: ImpactStaleRows = { images: 0, profiles: 0, states: 0, members: 0, sets: 0 };
+    for (const [kind, rows] of STALE) out[kind] = this.stmt(`${LIVE} DELETE ${rows}`).run().changes;
     return out;
   }
 

@@ -10,7 +10,7 @@ import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { JournalResource, LeaseOwner, PublicationRecord, PublicationState, ResourceState } from '../model/publication.js';
-import { isProcessAlive } from './locks.js';
+import { isProcessAlive } from '../../lib/file-mutex.js';
 
 export const PUBLICATIONS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS publications (

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BusyError, errnoCode } from '../../lib/errors.js';
+import { isProcessAlive } from '../../lib/file-mutex.js';
 
 /**
  * Writers (imports) and the collector (gc) exclude each other with lock files, Dekker style: each
@@ -23,15 +24,6 @@ interface LockInfo {
   pid: number;
   kind: 'write' | 'gc';
   startedAt: string;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errnoCode(e) === 'EPERM';
-  }
 }
 
 async function readLocks(dir: string): Promise<{ file: string; info: LockInfo }[]> {
@@ -69,7 +61,7 @@ async function liveOthers(dir: string, kind: LockInfo['kind'], ...own: string[])
   const live: LockInfo[] = [];
   for (const l of locks) {
     if (own.includes(l.file) || l.info.kind !== kind) continue;
-    if (alive(l.info.pid)) live.push(l.info);
+    if (isProcessAlive(l.info.pid)) live.push(l.info);
     else await unlink(l.file).catch(() => {});
   }
   return live;
@@ -131,8 +123,4 @@ async function upgrade(dir: string, ownWrite: string): Promise<Lock | undefined>
   if (writers.length === 0 && collectors.length === 0) return gcLock(own);
   await unlink(own).catch(() => {});
   return undefined;
-}
-
-export function isProcessAlive(pid: number): boolean {
-  return alive(pid);
 }

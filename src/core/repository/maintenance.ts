@@ -6,7 +6,10 @@ import type { Reporter } from '../../lib/reporter.js';
 import type { RepairReport } from './repair.js';
 import { checkExtents, dataLength } from '../model/sparse.js';
 import { parseManifest } from '../model/manifest.js';
-import { isProcessAlive } from './locks.js';
+import type { ImpactStaleRows } from './catalog-impact.js';
+import { holdsOf } from './holds.js';
+import { isProcessAlive } from '../../lib/file-mutex.js';
+import { orphanShipBuilds, removeOrphanShipBuilds } from './ship-builds.js';
 import { CorruptBlobError, usedBy } from './verify.js';
 import type { Repository } from './repository.js';
 
@@ -91,6 +94,12 @@ export interface FsckReport {
   /** Not errors: garbage that `aim repo gc` removes. */
   unreferencedBlobs: number;
   staleScratchDirs: number;
+  /** Build directories in ship-builds/ that no publication's run or journal needs any more. */
+  orphanShipBuilds: number;
+  /** Rows of the impact index that outlived their images or profiles (gc removes them). */
+  staleImpactRows: ImpactStaleRows;
+  /** Images the catalog lacks that a channel, PXE assignment or publication still names (removed with --force); gc keeps their objects. */
+  danglingImages: string[];
   /** With --repair: what was done; `ok` then says whether the repository is whole again. */
   repair?: RepairReport;
 }
@@ -121,6 +130,34 @@ async function staleScratch(repo: Repository): Promise<string[]> {
     const pid = Number(n.split('-')[0]);
     return !Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && !isProcessAlive(pid));
   });
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * The objects of images something holds (holds.ts) that the catalog no longer has (`aim image rm
+ * --force`): each one's manifest and, when it is there and readable, every blob it names. gc keeps
+ * them, so pointing the channel or assignment back at the same image needs nothing re-imported.
+ */
+async function heldObjects(repo: Repository): Promise<{ blobs: Set<string>; images: string[] }> {
+  const data = await repo.catalog.holdData();
+  const blobs = new Set<string>();
+  const images: string[] = [];
+  for (const id of holdsOf(data).keys()) {
+    if (data.images.has(id) || !HEX64.test(id)) continue;
+    images.push(id);
+    if (!(await repo.blobs.has(id))) continue;
+    blobs.add(id);
+    const bytes = await repo.blobs.read(id).catch(() => undefined);
+    let entries: ReturnType<typeof parseManifest>['entries'] = [];
+    try {
+      if (bytes) entries = parseManifest(bytes).entries;
+    } catch {
+      // a damaged manifest keeps only itself
+    }
+    for (const e of entries) if (e.blob) blobs.add(e.blob);
+  }
+  return { blobs, images: images.sort() };
 }
 
 /**
@@ -185,6 +222,8 @@ export async function fsckRepository(repo: Repository, reporter: Reporter, optio
       else if (size !== stored) problems.push({ kind: 'corrupt-blob', image: img.id, blob: e.blob, path: e.path, expectedSize: stored, message: `image ${img.id}: ${e.path} expects ${stored} bytes, blob has ${size}` });
     }
   }
+  const held = await heldObjects(repo);
+  for (const h of held.blobs) referenced.add(h);
   let unreferenced = 0;
   for (const h of sizes.keys()) if (!referenced.has(h)) unreferenced++;
   return {
@@ -195,6 +234,9 @@ export async function fsckRepository(repo: Repository, reporter: Reporter, optio
     problems,
     unreferencedBlobs: unreferenced,
     staleScratchDirs: (await staleScratch(repo)).length,
+    orphanShipBuilds: (await orphanShipBuilds(repo)).length,
+    staleImpactRows: await repo.catalog.impact.stale(),
+    danglingImages: held.images,
   };
 }
 
@@ -204,16 +246,27 @@ export interface GcReport {
   removedBytes: number;
   keptBlobs: number;
   removedScratchDirs: number;
+  /** Orphaned ship build directories (ship-builds/<publication>) removed; those of pending or interrupted publications stay. */
+  removedShipBuilds: number;
+  /** Rows of the impact index nothing live reaches: removed (or, with dryRun, that would be). */
+  impactRows: ImpactStaleRows;
+  /** Images the catalog lacks that something still names: their objects were kept. */
+  danglingImages: string[];
 }
 
 /**
- * Removes blobs no image references, and scratch directories of dead processes. Takes the gc
- * lock, so it never runs while an import is writing blobs the catalog does not know yet.
+ * Removes blobs no image references, scratch directories of dead processes, and ship build
+ * directories no publication needs (ship-builds.ts). Takes the gc lock, so it never runs while an
+ * import is writing blobs the catalog does not know yet. The objects of an image a channel, PXE
+ * assignment or live publication names are never collected, even when the image was removed from
+ * the catalog with --force; impact index rows that outlived their images go too.
  */
 export async function gcRepository(repo: Repository, reporter: Reporter, options: { dryRun?: boolean; waitMs?: number } = {}): Promise<GcReport> {
   const lock = await repo.lockForGc(options.waitMs ?? 0);
   try {
     const referenced = await repo.catalog.referencedBlobs();
+    const held = await heldObjects(repo);
+    for (const h of held.blobs) referenced.add(h);
     let removedBlobs = 0;
     let removedBytes = 0;
     let keptBlobs = 0;
@@ -228,8 +281,13 @@ export async function gcRepository(repo: Repository, reporter: Reporter, options
     }
     const stale = await staleScratch(repo);
     if (!options.dryRun) for (const d of stale) await rm(join(repo.tmpRoot, d), { recursive: true, force: true });
+    const shipBuilds = await removeOrphanShipBuilds(repo, { dryRun: options.dryRun });
+    const impactRows = options.dryRun ? await repo.catalog.impact.stale() : await repo.catalog.impact.prune();
     reporter.emit({ type: 'info', message: `${options.dryRun ? 'would remove' : 'removed'} ${removedBlobs} blobs (${removedBytes} bytes)` });
-    return { dryRun: options.dryRun ?? false, removedBlobs, removedBytes, keptBlobs, removedScratchDirs: stale.length };
+    if (held.images.length > 0) {
+      reporter.emit({ type: 'warn', code: 'W_GC_DANGLING', message: `kept the objects of ${held.images.length} image(s) removed with --force that channels, PXE assignments or publications still name: ${held.images.map((i) => i.slice(0, 12)).join(', ')}` });
+    }
+    return { dryRun: options.dryRun ?? false, removedBlobs, removedBytes, keptBlobs, removedScratchDirs: stale.length, removedShipBuilds: shipBuilds.length, impactRows, danglingImages: held.images };
   } finally {
     await lock.release();
   }

@@ -21,6 +21,8 @@ export interface Repository {
   lockForWrite(waitMs?: number): Promise<Lock>;
   lockForGc(waitMs?: number): Promise<Lock>;
   tmpRoot: string;
+  /** Aim's scratch space for ship builds made without --out: `<root>/ship-builds/<publication id>/` (see ship-builds.ts). */
+  shipBuildsRoot: string;
   /**
    * After a failed write: removes the blobs this process added that no committed image
    * references, so the repository is as before. Decided under an exclusive lease: while another
@@ -43,6 +45,7 @@ function layout(root: string) {
     objects: join(root, 'objects'),
     tmp: join(root, 'tmp'),
     locks: join(root, 'locks'),
+    shipBuilds: join(root, 'ship-builds'),
     catalog: join(root, 'catalog.db'),
     marker: join(root, MARKER),
   };
@@ -102,12 +105,14 @@ export async function openRepository(dir: string): Promise<Repository> {
     blobs,
     catalog,
     tmpRoot: l.tmp,
+    shipBuildsRoot: l.shipBuilds,
     lockForWrite: (waitMs) => acquireWriteLock(l.locks, waitMs),
     lockForGc: (waitMs) => acquireGcLock(l.locks, waitMs),
     async rollbackBlobs(lock) {
+      // First: writer threads finish what they were given, so `created` lists every blob written.
+      await blobs.disposeScratch();
       const created = [...blobs.created];
       blobs.created.clear();
-      await blobs.disposeScratch();
       if (created.length === 0) return 0;
       const alone = await lock.exclusive();
       if (!alone) return 0;

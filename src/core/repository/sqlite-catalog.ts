@@ -6,10 +6,12 @@ import type { Entry, EntryType } from '../model/entry.js';
 import type { DataExtent } from '../model/sparse.js';
 import { comparePaths } from '../../lib/path-codec.js';
 import { SqliteChannelStore } from './catalog-channels.js';
+import { readHoldData } from './catalog-holds.js';
 import { SqliteImpactStore } from './catalog-impact.js';
 import { SqlitePublications } from './catalog-publications.js';
 import { SqliteLineage } from './catalog-lineage.js';
 import { SqlitePxeStore } from './catalog-pxe.js';
+import type { HoldData } from './holds.js';
 import type { Catalog, ImageFactsRecord, ImageRecord, LicenseRecord, PackageRecord, ProfileRecord, TagRecord } from './types.js';
 
 /** 2: entries.sparse (the data extents of files with holes). */
@@ -334,15 +336,22 @@ export class SqliteCatalog implements Catalog {
     return rows.map((r) => ({ name: r.name, imageId: r.image_id, updatedAt: r.updated_at }));
   }
 
-  async removeImage(id: string): Promise<void> {
+  async removeImage(id: string, options: { guard?: (holds: HoldData) => void } = {}): Promise<void> {
     this.db.transaction(() => {
+      options.guard?.(readHoldData(this.db));
       for (const table of ['tags', 'entries', 'packages', 'owners', 'licenses', 'profiles', 'slim_reports']) {
         this.db.prepare(`DELETE FROM ${table} WHERE image_id = ?`).run(id);
       }
       this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
       // ELF facts are keyed by blob and shared; drop those no image references any more.
       this.db.prepare('DELETE FROM elf WHERE blob NOT IN (SELECT blob FROM entries WHERE blob IS NOT NULL)').run();
+      // the image's rows of the impact index went with it (foreign keys); what only they reached goes now
+      this.impact.pruneNow();
     }).immediate();
+  }
+
+  async holdData(): Promise<HoldData> {
+    return this.db.transaction(() => readHoldData(this.db))();
   }
 
   async entries(imageId: string): Promise<Entry[]> {

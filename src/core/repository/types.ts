@@ -2,8 +2,10 @@ import type { PublicationStore } from './catalog-publications.js';
 import type { PxeStore } from './catalog-pxe.js';
 import type { ChannelStore } from './catalog-channels.js';
 import type { Readable } from 'node:stream';
+import type { ListedStatus } from '../../lib/listed-file.js';
 import type { Entry } from '../model/entry.js';
 import type { ImpactStore } from './catalog-impact.js';
+import type { HoldData } from './holds.js';
 import type { LineageStore } from './catalog-lineage.js';
 import type { LocalContent, StoredBlob, StoredContent } from '../import/source.js';
 import type { ProbeResult } from '../profile/probes.js';
@@ -26,6 +28,13 @@ export interface BlobStore {
    * and the blob holds only the data.
    */
   putLocal<T = never>(file: LocalContent, options?: PutLocalOptions<T>): Promise<LocalBlob<T>>;
+  /**
+   * Local stores only: lists the file `name` of the directory open as `dirFd`, opens it without
+   * following anything, checks it is what was listed (E_SOURCE_CHANGED otherwise) and stores it
+   * like putLocal (lib/listed-file.ts). The directory reader's fast path: the store can do this
+   * where it writes (on its writer threads).
+   */
+  putListed?<T = never>(dirFd: number, name: Buffer, label: string, options?: PutLocalOptions<T>): Promise<ListedBlob<T>>;
   has(hash: string): Promise<boolean>;
   /** Size in bytes, or undefined when absent. */
   size(hash: string): Promise<number | undefined>;
@@ -57,6 +66,32 @@ export interface PutLocalOptions<T> {
    * until the returned promise settles (ingest parses small ELF files this way, without a copy).
    */
   inspect?: (content: Buffer) => T | Promise<T>;
+  /**
+   * Only contents starting with these bytes are shown to `inspect` (the ELF magic): a store that
+   * reads on other threads sends only those back.
+   */
+  inspectMagic?: Buffer;
+  /**
+   * `inspect` as a synchronous export of a module (its URL and the export's name), returning
+   * plain data: a store that reads on other threads runs it there, on the content it has just
+   * read, and sends back only the result instead of the content.
+   */
+  inspectModule?: InspectorModule;
+}
+
+/** A synchronous `(content: Uint8Array) => plain data` exported by a module. */
+export interface InspectorModule {
+  url: string;
+  name: string;
+}
+
+export interface ListedBlob<T = never> {
+  /** What was listed and opened. */
+  status: ListedStatus;
+  /** The stored content, when it is a regular file without holes. */
+  stored?: LocalBlob<T>;
+  /** A regular file with holes, opened and checked but not read: the caller reads it around its holes and closes this. */
+  holesFd?: number;
 }
 
 export interface LocalBlob<T = never> extends StoredContent {
@@ -157,8 +192,14 @@ export interface Catalog {
   tagsOf(imageId: string): Promise<string[]>;
   /** Every tag whose name starts with the prefix ("core/kernel:"), with the time it was last set. */
   listTags(prefix?: string): Promise<TagRecord[]>;
-  /** Removes an image and everything that hangs off it (not its blobs). */
-  removeImage(id: string): Promise<void>;
+  /**
+   * Removes an image and everything that hangs off it (not its blobs), and the impact index rows
+   * nothing live reaches any more. `guard` runs inside the same transaction, on what holds images
+   * then: throwing from it removes nothing.
+   */
+  removeImage(id: string, options?: { guard?: (holds: HoldData) => void }): Promise<void>;
+  /** What holds images (holds.ts), read in one snapshot. */
+  holdData(): Promise<HoldData>;
   entries(imageId: string): Promise<Entry[]>;
   packages(imageId: string): Promise<PackageRecord[]>;
   owners(imageId: string): Promise<Map<string, string[]>>;

@@ -137,7 +137,7 @@ export interface ApplyContext<O = Record<string, unknown>> extends ProviderConte
   journal: Journal;
   /** True when an earlier run of this publication was interrupted: reconcile with the journal, skip what is created. */
   resuming: boolean;
-  /** The output directory builds go into. */
+  /** The directory builds go into: the user's --out, or aim's scratch space for this publication (emptied once published). */
   outDir: string;
   /**
    * Builds the image in `format` into `<outDir>/<subdir>` with aim's builders, journalled as a
@@ -174,8 +174,14 @@ export interface Provider<S extends OptionsSchema = OptionsSchema, Observed = un
   name: string;
   summary: string;
   options: S;
-  /** Where this ship goes, canonical (same place → same string): part of the idempotency key. Pure. */
-  target(options: z.output<S>, context: { image: ShipImage; outDir: string }): string;
+  /**
+   * Where this ship goes, canonical (same place → same string): part of the idempotency key. Pure.
+   * `outDir` is the directory the user named with --out; without it (undefined) aim builds in its
+   * own scratch space in the repository and removes the builds once the publication is published.
+   * A provider whose builds are what it publishes (files the user takes) or that reads them again
+   * later throws a ConfigError here asking for --out.
+   */
+  target(options: z.output<S>, context: { image: ShipImage; outDir: string | undefined }): string;
   /** Reads remote state; checks credentials, tools and formats (before any work). May be called by --dry-run. */
   observe(target: ShipTarget<z.output<S>>, context: ProviderContext): Promise<Observed>;
   /** Pure: no I/O, same inputs → same plan. May throw an AimError when the ship cannot go ahead. */

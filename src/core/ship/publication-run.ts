@@ -1,4 +1,4 @@
-import { readdir, rmdir } from 'node:fs/promises';
+import { readdir, rm, rmdir } from 'node:fs/promises';
 import { AimError, BusyError, ExitCode, InterruptedError } from '../../lib/errors.js';
 import { debugLog } from '../../lib/log.js';
 import type { Reporter } from '../../lib/reporter.js';
@@ -8,8 +8,9 @@ import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { JournalResource, LeaseOwner, PublicationRecord } from '../model/publication.js';
 import { effectiveState, newLeaseOwner, type Claim, type NewPublication, type PublicationStore } from '../repository/catalog-publications.js';
 import type { Repository } from '../repository/repository.js';
+import { inShipBuildDir, isShipBuildDir, shipBuildDir } from '../repository/ship-builds.js';
 import { earlierResources, openJournal } from './journal.js';
-import type { AnyProvider, ApplyContext, ProviderPlan, Published, ShipImage, ShipTarget } from './provider.js';
+import type { AnyProvider, ApplyContext, Journal, ProviderPlan, Published, ShipImage, ShipTarget } from './provider.js';
 import { journalledBuilder, providerContext, providerFailure, providerStep, removeBuild } from './ship-context.js';
 
 const debug = debugLog('ship');
@@ -63,7 +64,8 @@ export interface PublicationInput {
   options: Record<string, unknown>;
   where: string;
   key: string;
-  outDir: string;
+  /** The user's output directory; without it the builds go to aim's scratch space (ship-builds/<publication>) and are removed once published. */
+  outDir?: string | undefined;
   env: NodeJS.ProcessEnv;
   signal: AbortSignal;
   /** A plan computed before the lease (first ship): used when nothing changed meanwhile. */
@@ -80,6 +82,8 @@ export interface PublicationOutcome {
   /** This run waited for another run of the same ship to finish first. */
   waited: boolean;
   artifacts: Artifact[];
+  /** The builds were in aim's scratch space and are removed now that the publication is published (`artifacts` names files that are gone). */
+  buildsRemoved: boolean;
   published: Published[];
   kernel?: KernelChoice;
 }
@@ -169,11 +173,53 @@ export async function removeResources(
       if (context.signal.aborted) break;
     }
   }
-  // the output directory goes too when aim made it and nothing else is in it
+  // the output directory goes too when aim made it and nothing else is in it; its own scratch directory goes whole
   if (publication.outDir && publication.outDirCreated && left.every((l) => l.resource.kind !== 'build')) {
-    if ((await readdir(publication.outDir).catch(() => ['?'])).length === 0) await rmdir(publication.outDir).catch(() => {});
+    if (isShipBuildDir(publication.outDir, publication.id)) await rm(publication.outDir, { recursive: true, force: true });
+    else if ((await readdir(publication.outDir).catch(() => ['?'])).length === 0) await rmdir(publication.outDir).catch(() => {});
   }
   return { removed, left };
+}
+
+/**
+ * Readies the directory a run builds into. The user's must be new or empty. Aim's scratch
+ * directory is cleared of what no live build of the journal holds (what a killed run left).
+ */
+async function readyOutDir(outDir: string, scratch: string, publication: string, resources: readonly JournalResource[]): Promise<'absent' | 'empty'> {
+  if (outDir !== scratch) return emptyOrAbsent(outDir);
+  if (!resources.some((r) => r.kind === 'build' && r.state !== 'removed' && inShipBuildDir(r.id, publication))) await rm(scratch, { recursive: true, force: true });
+  return 'absent';
+}
+
+/**
+ * Builds in aim's scratch space do not outlive a published publication: what a later ship needs
+ * of them (the block map a new snapshot is diffed against, the files a resume reuses) is in the
+ * journal or needed only until it is published. Each build is removed and marked removed, then the
+ * publication's scratch directory. One that cannot be removed is warned about and stays in the
+ * journal (aim ship rm tries again; gc keeps it meanwhile). Returns whether any was removed.
+ */
+async function dropScratchBuilds(store: PublicationStore, publication: string, journal: Journal, reporter: Reporter): Promise<boolean> {
+  const builds = journal.resources().filter((r) => r.kind === 'build' && r.state !== 'removed' && inShipBuildDir(r.id, publication));
+  const p = await store.get(publication);
+  const scratch = p?.outDir !== undefined && isShipBuildDir(p.outDir, publication) ? p.outDir : undefined;
+  if (builds.length === 0 && !scratch) return false;
+  let left = 0;
+  for (const r of builds) {
+    try {
+      await removeBuild(r);
+      await journal.removed(r);
+    } catch (e) {
+      left++;
+      reporter.emit({ type: 'warn', code: 'W_LEFTOVER', message: `could not remove the build ${r.id} from aim's scratch space: ${(e as Error).message}` });
+    }
+  }
+  if (left > 0) return false;
+  if (scratch) {
+    await rm(scratch, { recursive: true, force: true });
+    await store.update(publication, { outDir: undefined, outDirCreated: false });
+  }
+  if (builds.length > 0) reporter.emit({ type: 'info', message: `removed ${builds.length} build(s) from aim's scratch space: published, they are not needed any more` });
+  return builds.length > 0;
 }
 
 /**
@@ -188,8 +234,8 @@ export async function runPublication(repo: Repository, input: PublicationInput, 
   const owner = newLeaseOwner();
   const fresh: NewPublication = { key: input.key, provider: provider.name, source, imageId: input.image.id, imageRef: input.image.ref, target: input.where, options: input.journalOptions };
   const before = await store.live(input.key);
-  // a first ship checks its output directory before it journals anything
-  if (!before) await emptyOrAbsent(input.outDir);
+  // a first ship checks the user's output directory before it journals anything
+  if (!before && input.outDir !== undefined) await emptyOrAbsent(input.outDir);
   const { claim, waited } = await acquire(store, fresh, owner, signal, reporter);
   let publication = claim.publication;
   const priorState = claim.created ? undefined : publication.state;
@@ -197,18 +243,19 @@ export async function runPublication(repo: Repository, input: PublicationInput, 
   const built: { artifacts: Artifact[]; kernel?: KernelChoice } = { artifacts: [] };
   let resumed = false;
   try {
-    let outDir = input.outDir;
     const resources = await store.resources(publication.id);
+    const scratch = shipBuildDir(repo, publication.id);
+    let outDir = input.outDir ?? scratch;
     // an earlier run (interrupted, killed mid-apply, or a removal cut short) left resources to reconcile
     resumed = priorState !== undefined && priorState !== 'published' && resources.some((r) => r.state !== 'removed');
     if (claim.created) {
-      const state = await emptyOrAbsent(outDir);
+      const state = await readyOutDir(outDir, scratch, publication.id, resources);
       await store.update(publication.id, { outDir, outDirCreated: state === 'absent' });
     } else if (publication.outDir && publication.outDir !== outDir && resources.some((r) => r.kind === 'build' && r.state !== 'removed')) {
       reporter.emit({ type: 'info', message: `publication ${publication.id} continues in ${publication.outDir}, where its earlier run built` });
       outDir = publication.outDir;
     } else if (publication.outDir !== outDir) {
-      const state = await emptyOrAbsent(outDir);
+      const state = await readyOutDir(outDir, scratch, publication.id, resources);
       await store.update(publication.id, { outDir, outDirCreated: state === 'absent' });
     }
     publication = (await store.get(publication.id))!;
@@ -224,8 +271,10 @@ export async function runPublication(repo: Repository, input: PublicationInput, 
     if (plan.upToDate) {
       for (const r of plan.adopt ?? []) if (!journal.find(r.kind, r.id)) await journal.created(await journal.begin(r));
       const published = (plan.published ?? (priorState === 'published' ? publication.published : [])) as Published[];
+      // a run killed after its apply, before its scratch builds went, left them: they go now
+      const buildsRemoved = await dropScratchBuilds(store, publication.id, journal, reporter);
       await store.release(publication.id, owner, { state: 'published', plan, published, error: undefined });
-      return { publication: await viewOf(store, (await store.get(publication.id))!), plan, alreadyPublished: true, resumed: false, waited, artifacts: [], published };
+      return { publication: await viewOf(store, (await store.get(publication.id))!), plan, alreadyPublished: true, resumed: false, waited, artifacts: [], buildsRemoved, published };
     }
     await store.update(publication.id, { state: 'applying', plan, options: input.journalOptions, error: undefined });
     reporter.emit({ type: 'stage', stage: 'ship', status: 'start', detail: `${provider.name} (${source}) publication ${publication.id}${resumed ? ', resumed' : ''}` });
@@ -242,6 +291,8 @@ export async function runPublication(repo: Repository, input: PublicationInput, 
     const step = resumed && provider.resume ? provider.resume.bind(provider) : provider.apply.bind(provider);
     const result = await settle(providerStep(provider.name, source, 'apply', () => step(plan, context)), signal, provider.name);
     reporter.emit({ type: 'stage', stage: 'ship', status: 'done' });
+    // before the release: a run killed in between leaves the publication to resume, which removes them then
+    const buildsRemoved = await dropScratchBuilds(store, publication.id, journal, reporter);
     await store.release(publication.id, owner, { state: 'published', published: result.published, error: undefined });
     return {
       publication: await viewOf(store, (await store.get(publication.id))!),
@@ -250,6 +301,7 @@ export async function runPublication(repo: Repository, input: PublicationInput, 
       resumed,
       waited,
       artifacts: built.artifacts,
+      buildsRemoved,
       published: result.published,
       ...(built.kernel ? { kernel: built.kernel } : {}),
     };

@@ -69,8 +69,8 @@ export async function resumePublication(repo: Repository, provider: AnyProvider,
   if (state === 'removed') throw new ConfigError(`publication ${p.id} was removed: there is nothing to resume`, { hint: `ship the image again: aim ship ${p.provider} ${p.imageRef} …` });
   if (ownerAlive(p.owner)) throw busyError(p);
   if (!(await repo.catalog.getImage(p.imageId))) throw new NotFoundError(`publication ${p.id} ships image ${p.imageId.slice(0, 12)}, which is no longer in the repository`, { hint: `aim ship rm ${p.id} removes what it created` });
+  // the directory given, else the recorded one, else (none recorded, or its builds removed) aim's scratch space
   const outDir = input.outDir ?? p.outDir;
-  if (!outDir) throw new ConfigError(`publication ${p.id} has no output directory recorded`, { hint: 'give one with --out' });
   return runPublication(
     repo,
     { provider, source: p.source, image: { id: p.imageId, ref: p.imageRef }, journalOptions: p.options, options: storedOptions(provider, p, input.env), where: p.target, key: p.key, outDir, env: input.env, signal: input.signal },

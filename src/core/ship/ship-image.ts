@@ -13,7 +13,8 @@ import { providerContext, providerStep } from './ship-context.js';
 export interface ShipImageRequest {
   imageId: string;
   imageRef: string;
-  outDir: string;
+  /** The user's output directory (--out); without it aim builds in its scratch space and removes the builds once published. */
+  outDir?: string | undefined;
   /** Option values given on the command line (`--flag` and `--opt name=value`, merged by givenOptions). */
   options: GivenOptions;
   /** Option values from a template file (lowest precedence after defaults). */
@@ -28,7 +29,8 @@ export interface ShipResult {
   /** "built-in" or the plugin that contributed the provider. */
   source: string;
   imageId: string;
-  outDir: string;
+  /** Where the builds are: the user's --out (absent when aim built in its scratch space and removed them, or built nothing there). */
+  outDir?: string;
   dryRun: boolean;
   /** The idempotency key: sha256 of (image id, provider, target). */
   key: string;
@@ -40,6 +42,8 @@ export interface ShipResult {
   resumed: boolean;
   waited: boolean;
   artifacts: Artifact[];
+  /** The builds were in aim's scratch space (no --out) and are removed now that it is published. */
+  buildsRemoved: boolean;
   published: Published[];
   /** The kernel the provider's bootable builds boot, and how it was chosen (absent when it built none). */
   kernel?: KernelChoice;
@@ -84,7 +88,7 @@ export async function shipImage(repo: Repository, provider: AnyProvider, source:
   const started = process.hrtime.bigint();
   const env = input.env ?? process.env;
   const signal = input.signal ?? new AbortController().signal;
-  const outDir = resolve(input.outDir);
+  const outDir = input.outDir === undefined ? undefined : resolve(input.outDir);
   const { input: optionInput, options } = resolveProviderOptions(provider, input.options, env, input.fileOptions);
   const image: ShipImage = { id: input.imageId, ref: input.imageRef };
   const where = await providerStep(provider.name, source, 'target', () => provider.target(options, { image, outDir }));
@@ -99,14 +103,17 @@ export async function shipImage(repo: Repository, provider: AnyProvider, source:
   const journal = live ? await store.resources(live.id) : [];
   const observed = await providerStep(provider.name, source, 'observe', () => provider.observe({ provider: provider.name, image, options, where, key, journal, earlier: earlierResources(store, provider.name, key) }, base));
   const plan = await providerStep(provider.name, source, 'plan', () => provider.plan(image, observed, options));
-  const common = { provider: provider.name, source, imageId: image.id, outDir, key, target: where };
+  const common = { provider: provider.name, source, imageId: image.id, ...(outDir ? { outDir } : {}), key, target: where };
   if (input.dryRun) {
-    return { ...common, dryRun: true, plan, ...(live ? { publication: await viewOf(store, live) } : {}), alreadyPublished: plan.upToDate === true && live?.state === 'published', resumed: false, waited: false, artifacts: [], published: [], seconds: seconds() };
+    return { ...common, dryRun: true, plan, ...(live ? { publication: await viewOf(store, live) } : {}), alreadyPublished: plan.upToDate === true && live?.state === 'published', resumed: false, waited: false, artifacts: [], buildsRemoved: false, published: [], seconds: seconds() };
   }
   const outcome = await runPublication(
     repo,
     { provider, source, image, journalOptions: journalledOptions(provider.options, optionInput), options, where, key, outDir, env, signal, plan },
     reporter,
   );
-  return { ...common, outDir: outcome.publication.outDir ?? outDir, dryRun: false, ...outcome, seconds: seconds() };
+  // where the builds are now: the publication's directory, else the one given (none when they were in scratch and are gone)
+  const builtIn = outcome.publication.outDir ?? (outcome.buildsRemoved ? undefined : outDir);
+  const { outDir: _given, ...rest } = common;
+  return { ...rest, ...(builtIn ? { outDir: builtIn } : {}), dryRun: false, ...outcome, seconds: seconds() };
 }

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { newId, type AwsState, type SnapshotRecord } from './aws-state.js';
 import { BLOCKS_PER_GIB, EBS_BLOCK_SIZE } from './block-store.js';
-import { Faults, sleep, type FaultEffect } from './faults.js';
+import { applyBefore, Faults, type FaultEffect } from './faults.js';
 import { listen, readBody, type Listener } from './http-listener.js';
 import { isSigV4Problem, parseSigV4 } from './sigv4.js';
 import { Traffic } from './traffic.js';
@@ -89,13 +89,7 @@ export class EbsServer {
       const { body, tooLarge, size } = await readBody(req, action === 'PutSnapshotBlock' ? EBS_BLOCK_SIZE : 1 << 20);
       bodyBytes = size;
       const effects = this.faults.take(action, blockIndex);
-      for (const e of effects) if (e.kind === 'delay') await sleep(e.ms);
-      if (effects.some((e) => e.kind === 'drop' && e.when !== 'after')) {
-        req.socket.destroy();
-        return;
-      }
-      const injected = effects.find((e) => e.kind === 'throttle' || e.kind === 'server-error' || e.kind === 'deny');
-      if (injected) throw faultError(injected);
+      if (await applyBefore(effects, req.socket, faultError)) return;
       const scope = parseSigV4(req.headers, 'ebs');
       if (isSigV4Problem(scope)) {
         const status = scope.code === 'IncompleteSignature' ? 400 : 403;

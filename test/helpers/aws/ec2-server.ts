@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AwsState } from './aws-state.js';
 import { Ec2Error } from './ec2-error.js';
-import { Faults, sleep, type FaultEffect } from './faults.js';
+import { applyBefore, Faults, type FaultEffect } from './faults.js';
 import { listen, readBody, type Listener } from './http-listener.js';
 import { decodeQueryInput, encodeQueryError, encodeQueryOutput } from './query-protocol.js';
 import { isSigV4Problem, parseSigV4 } from './sigv4.js';
@@ -74,13 +74,7 @@ export class Ec2Server {
       action = params.get('Action') ?? 'Unknown';
       call.action = action;
       const effects = this.faults.take(action);
-      for (const e of effects) if (e.kind === 'delay') await sleep(e.ms);
-      if (effects.some((e) => e.kind === 'drop' && e.when !== 'after')) {
-        req.socket.destroy();
-        return;
-      }
-      const injected = effects.find((e) => e.kind === 'throttle' || e.kind === 'server-error' || e.kind === 'deny');
-      if (injected) throw faultError(injected);
+      if (await applyBefore(effects, req.socket, faultError)) return;
       const scope = parseSigV4(req.headers, 'ec2');
       if (isSigV4Problem(scope)) {
         if (scope.code === 'MissingAuthenticationToken') throw new Ec2Error('MissingParameter', 'The request must contain the parameter AWSAccessKeyId');

@@ -57,3 +57,20 @@ export class Faults {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * What a request's faults do before the action runs: delays are waited out; a drop before the
+ * action closes the connection (true: the request got no answer); throttling, a server error or a
+ * denial is thrown as the service's own error (`toError`). A drop after the action is the caller's
+ * to apply once the action took effect.
+ */
+export async function applyBefore<E extends Error>(effects: FaultEffect[], socket: { destroy(): void }, toError: (effect: FaultEffect) => E): Promise<boolean> {
+  for (const e of effects) if (e.kind === 'delay') await sleep(e.ms);
+  if (effects.some((e) => e.kind === 'drop' && e.when !== 'after')) {
+    socket.destroy();
+    return true;
+  }
+  const injected = effects.find((e) => e.kind === 'throttle' || e.kind === 'server-error' || e.kind === 'deny');
+  if (injected) throw toError(injected);
+  return false;
+}
