@@ -35,6 +35,7 @@ const targets = process.argv.length > 2 ? process.argv.slice(2) : ['test/unit', 
 const r = spawnSync(node, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--reporter=dot', ...targets], {
   cwd: root,
   stdio: 'inherit',
-  env: { ...process.env, AIM_TEST_NODE_MAJOR: MAJOR, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${register}`.trim() },
+  // Node 24 first on PATH: a test's child `node` runs on it too, and can load register.mjs (Node 20 cannot)
+  env: { ...process.env, PATH: `${dirname(node)}:${process.env.PATH ?? ''}`, AIM_TEST_NODE_MAJOR: MAJOR, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${register}`.trim() },
 });
 process.exit(r.status ?? 1);

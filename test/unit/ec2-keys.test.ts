@@ -41,7 +41,7 @@ async function runStep(name: string, key: string | undefined) {
   await writeFile(join(dir, 'step'), script);
   await chmod(join(dir, 'step'), 0o755);
   await writeFile(join(dir, 'imds.mjs'), IMDS);
-  const server = key === undefined ? 'true' : `node ${join(dir, 'imds.mjs')} '${key}' > ${join(dir, 'seen')} & s=$!; sleep 0.5`;
+  const server = key === undefined ? 'true' : `${process.execPath} ${join(dir, 'imds.mjs')} '${key}' > ${join(dir, 'seen')} & s=$!; sleep 0.5`;
   const r = await execa('unshare', ['--net', 'sh', '-c', `ip link set lo up && ip addr add 169.254.169.254/32 dev lo && ${server}; timeout 90 ${join(dir, 'step')}; rc=$?; [ -n "$s" ] && kill $s && wait $s; exit $rc`], { reject: false });
   const seen = key === undefined ? [] : (JSON.parse((await readFile(join(dir, 'seen'), 'utf8')) || '[]') as string[]);
   return { ...r, dir, seen };
