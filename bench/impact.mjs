@@ -279,7 +279,7 @@ export default async function impactBench() {
   const sp = (a, b, ac, bc) => `${x(a, b)} (${x(ac, bc)})`;
   const line = (cells) => `| ${cells.join(' | ')} |`;
   const md =
-    `### Impact benchmark (\`npm run bench -- impact\`) (${machine().cores} cores, shared; wall ms (CPU ms), medians: aim impact of 15 runs (batch 9) after warming up (20 runs (batch 10) and 0.5 s at least), scans of 3 after one (one run at 10,000))\n\n` +
+    `### Impact benchmark (\`npm run bench -- impact\`) (${machine().cores} cores, shared; wall ms (CPU ms), medians: aim impact of 15 runs (batch 9) after warming up (50 runs (batch 20) and 2 s at least), scans of 3 after one (one run at 10,000))\n\n` +
     '| images (gold + slim) | query | aim impact | scan package lists | speed-up | scan dpkg status files | speed-up |\n' +
     '|---:|---|---:|---:|---:|---:|---:|\n' +
     rows
