@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS impact_groups (
   traced INTEGER,
   images INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS impact_groups_key ON impact_groups(kind, release, states, kept, traced);
+CREATE INDEX IF NOT EXISTS impact_groups_key ON impact_groups(kind, release, states, kept, traced, images);
 CREATE TRIGGER IF NOT EXISTS impact_groups_insert AFTER INSERT ON impact_images BEGIN
   ${countIn('NEW')}
 END;
