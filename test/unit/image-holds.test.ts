@@ -152,3 +152,27 @@ describe('--force, and what gc keeps', () => {
     expect(await repo.catalog.channels.get('dev')).toBeUndefined();
   });
 });
+
+describe('PXE assignments and their kernels', () => {
+  it('an assignment holds the kernel core image it boots, not only the image', async () => {
+    const kernelId = await addBootableImage(repo, [await putFile(repo, '/version', 'kernel core\n')]);
+    await repo.catalog.setTag('core/kernel:test', kernelId);
+    const boot: PxeBootSettings = { platform: 'qemu', modules: [], kernel: { source: 'default', imageId: kernelId, version: '6.1.0-test' } };
+    await repo.catalog.pxe.assign({ selector: parseSelector('rack=r1'), imageRef: 'app:7', imageId: ids[6]!, boot, kernelArgs: '' });
+    expect(await refused('core/kernel:test')).toEqual([{ kind: 'pxe-kernel', selector: 'label:rack=r1' }]);
+    // its own kernel (source image) is the image itself: one hold, not two
+    expect(holdsOf(await repo.catalog.holdData()).get(ids[2]!)).toEqual([{ kind: 'pxe', selector: 'mac:52:54:00:00:00:03' }]);
+  });
+
+  it('an assignment never points at an image, or a kernel, removed after its boot was planned', async () => {
+    const file = await putFile(repo, '/version', 'short-lived\n');
+    const id = await addBootableImage(repo, [file]);
+    const boot: PxeBootSettings = { platform: 'qemu', modules: [], kernel: { source: 'image', imageId: id, version: '6.1.0-test' } };
+    await removeImageRef(repo, id);
+    const selector = parseSelector('52:54:00:00:00:09');
+    await expect(repo.catalog.pxe.assign({ selector, imageRef: 'gone', imageId: id, boot, kernelArgs: '' })).rejects.toMatchObject({ code: 'E_NOT_FOUND', message: expect.stringMatching(/image .* was removed meanwhile/) });
+    const withGoneKernel = { ...boot, kernel: { ...boot.kernel, source: 'default' as const } };
+    await expect(repo.catalog.pxe.assign({ selector, imageRef: 'app:7', imageId: ids[6]!, boot: withGoneKernel, kernelArgs: '' })).rejects.toMatchObject({ message: expect.stringMatching(/kernel .* was removed meanwhile/) });
+    expect((await repo.catalog.pxe.assignments()).map((a) => a.selector.key)).not.toContain(selector.key);
+  });
+});

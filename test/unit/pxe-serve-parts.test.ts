@@ -12,6 +12,7 @@ import type { ServeEvent } from '../../src/server/pxe/events.js';
 import { answerRange } from '../../src/server/pxe/http-range.js';
 import { routeRequest } from '../../src/server/pxe/request-target.js';
 import { tempDir } from '../helpers/tmp.js';
+import { addBootableImage, putFile } from '../helpers/fake-kernel.js';
 
 const machine = (m: Omit<Partial<MachineFacts>, 'labels'> & { labels?: Record<string, string> }): MachineFacts => ({ ...m, labels: new Map(Object.entries(m.labels ?? {})) });
 
@@ -264,13 +265,15 @@ describe('assignments and boot events in the catalog', () => {
   });
 
   it('one assignment per selector (assigning again replaces it), unassign, events in order with filters', async () => {
-    const boot = { platform: 'qemu' as const, modules: [], kernel: { source: 'image' as const, imageId: 'k', version: '6.1' } };
-    const first = await repo.catalog.pxe.assign({ selector: parseSelector('52:54:00:00:00:01'), imageRef: 'a:1', imageId: 'aaa', boot, kernelArgs: '' });
+    // assignments name images the catalog holds (checked as they are stored)
+    const [aaa, bbb, ccc, k] = await Promise.all(['a', 'b', 'c', 'k'].map(async (n) => addBootableImage(repo, [await putFile(repo, '/name', n)])));
+    const boot = { platform: 'qemu' as const, modules: [], kernel: { source: 'default' as const, imageId: k!, version: '6.1' } };
+    const first = await repo.catalog.pxe.assign({ selector: parseSelector('52:54:00:00:00:01'), imageRef: 'a:1', imageId: aaa!, boot, kernelArgs: '' });
     expect(first.previous).toBeUndefined();
-    const again = await repo.catalog.pxe.assign({ selector: parseSelector('52-54-00-00-00-01'), imageRef: 'b:1', imageId: 'bbb', boot, kernelArgs: 'quiet', channel: 'prod' });
+    const again = await repo.catalog.pxe.assign({ selector: parseSelector('52-54-00-00-00-01'), imageRef: 'b:1', imageId: bbb!, boot, kernelArgs: 'quiet', channel: 'prod' });
     expect(again.previous).toMatchObject({ imageRef: 'a:1' });
     expect(again.assignment).toMatchObject({ imageRef: 'b:1', channel: 'prod', kernelArgs: 'quiet', createdAt: first.assignment.createdAt });
-    await repo.catalog.pxe.assign({ selector: parseSelector('default'), imageRef: 'c:1', imageId: 'ccc', boot, kernelArgs: '' });
+    await repo.catalog.pxe.assign({ selector: parseSelector('default'), imageRef: 'c:1', imageId: ccc!, boot, kernelArgs: '' });
     expect((await repo.catalog.pxe.assignments()).map((a) => a.selector.key)).toEqual(['default', 'mac:52:54:00:00:00:01']);
     expect(await repo.catalog.pxe.unassign('default')).toMatchObject({ imageRef: 'c:1' });
     expect(await repo.catalog.pxe.unassign('default')).toBeUndefined();

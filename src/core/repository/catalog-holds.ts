@@ -25,9 +25,17 @@ export function readHoldData(db: Database.Database): HoldData {
     if (passed !== undefined) latest.set(id, { passed: passed === 1 });
   }
   const images = new Set(db.prepare('SELECT id FROM images').pluck().all() as string[]);
-  const assignments = (db.prepare('SELECT selector, image_id, channel FROM pxe_assignments ORDER BY kind, selector').all() as { selector: string; image_id: string; channel: string | null }[]).map((a) => ({
+  const assignments = (
+    db.prepare("SELECT selector, image_id, json_extract(boot, '$.kernel.imageId') AS kernel_id, channel FROM pxe_assignments ORDER BY kind, selector").all() as {
+      selector: string;
+      image_id: string;
+      kernel_id: string | null;
+      channel: string | null;
+    }[]
+  ).map((a) => ({
     selector: a.selector,
     imageId: a.image_id,
+    ...(a.kernel_id !== null ? { kernelImageId: a.kernel_id } : {}),
     ...(a.channel !== null ? { channel: a.channel } : {}),
   }));
   const publications = (

@@ -5,6 +5,7 @@
  * beyond MAX_EVENTS are dropped, so a flood of requests cannot grow the catalog without end.
  */
 import type Database from 'better-sqlite3';
+import { NotFoundError } from '../../lib/errors.js';
 import type { NewPxeBootEvent, PxeAssignment, PxeBootEvent, PxeBootSettings, PxeFetchKind, Selector } from '../model/pxe.js';
 
 export const PXE_SCHEMA = `
@@ -145,6 +146,12 @@ export class SqlitePxeStore implements PxeStore {
 
   async assign(a: Omit<PxeAssignment, 'createdAt' | 'updatedAt'>): Promise<{ assignment: PxeAssignment; previous?: PxeAssignment }> {
     return this.db.transaction(() => {
+      // decided in the transaction, as aim image rm decides what holds an image in its own
+      for (const [what, id] of [['image', a.imageId], ['kernel', a.boot.kernel.imageId]] as const) {
+        if (this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(id) === undefined) {
+          throw new NotFoundError(`${what} ${id.slice(0, 12)} was removed meanwhile: ${a.selector.key} cannot boot it`, { hint: 'list images with: aim image list, and assign again' });
+        }
+      }
       const previous = this.row(a.selector.key);
       const now = new Date().toISOString();
       this.db

@@ -1,8 +1,8 @@
 /**
  * What holds an image: the references that make removing it break what serves it, or what would
  * serve it after a rollback. A channel that points at it, an AMI pointer of a channel, a channel's
- * last good version (where `aim channel rollback` would go), a PXE assignment that boots it and a
- * live publication (anything `aim ship` made that is not removed: resume and rm work from it).
+ * last good version (where `aim channel rollback` would go), a PXE assignment that boots it (or
+ * boots its kernel, a kernel core image) and a live publication (anything `aim ship` made that is not removed: resume and rm work from it).
  *
  * `aim image rm` refuses a held image (E_IMAGE_IN_USE) unless forced, and `aim repo gc` never
  * collects the objects of a held image, even one whose catalog record was forced away.
@@ -18,6 +18,7 @@ export type ImageHold =
   | { kind: 'ami-pointer'; channel: string; region: string; amiId: string }
   | { kind: 'last-good'; channel: string }
   | { kind: 'pxe'; selector: string; channel?: string }
+  | { kind: 'pxe-kernel'; selector: string }
   | { kind: 'publication'; id: string; provider: string; target: string; state: string };
 
 type HistoryStep = Pick<ChannelHistoryEntry, 'action' | 'imageId' | 'imageRef' | 'fromImageId'>;
@@ -30,7 +31,8 @@ export interface HoldData {
   latest: ReadonlyMap<string, Verdict>;
   /** Every image in the catalog. */
   images: ReadonlySet<string>;
-  assignments: { selector: string; imageId: string; channel?: string }[];
+  /** kernelImageId: the kernel core image the assignment's boot pinned. */
+  assignments: { selector: string; imageId: string; kernelImageId?: string; channel?: string }[];
   /** Publications not removed. */
   publications: { id: string; provider: string; target: string; state: string; imageId: string }[];
 }
@@ -82,7 +84,10 @@ export function holdsOf(data: HoldData): Map<string, ImageHold[]> {
     const good = lastGoodVersion(c.history, c.imageId, data.latest, (id) => data.images.has(id));
     if (good) add(good.imageId, { kind: 'last-good', channel: c.name });
   }
-  for (const a of data.assignments) add(a.imageId, { kind: 'pxe', selector: a.selector, ...(a.channel !== undefined ? { channel: a.channel } : {}) });
+  for (const a of data.assignments) {
+    add(a.imageId, { kind: 'pxe', selector: a.selector, ...(a.channel !== undefined ? { channel: a.channel } : {}) });
+    if (a.kernelImageId !== undefined && a.kernelImageId !== a.imageId) add(a.kernelImageId, { kind: 'pxe-kernel', selector: a.selector });
+  }
   for (const p of data.publications) add(p.imageId, { kind: 'publication', id: p.id, provider: p.provider, target: p.target, state: p.state });
   return out;
 }
@@ -98,6 +103,8 @@ export function describeHold(h: ImageHold): string {
       return `it is channel ${h.channel}'s last good version (where aim channel rollback ${h.channel} goes)`;
     case 'pxe':
       return `PXE assignment ${h.selector}${h.channel !== undefined ? ` (following channel ${h.channel})` : ''} boots it`;
+    case 'pxe-kernel':
+      return `PXE assignment ${h.selector} boots its kernel`;
     case 'publication':
       return `publication ${h.id} (${h.provider}, ${h.target}, ${h.state}) holds what aim ship made of it`;
   }
@@ -114,6 +121,8 @@ export function danglingEffect(h: ImageHold): string {
       return `aim channel rollback ${h.channel} goes to an older good version, or none`;
     case 'pxe':
       return `PXE assignment ${h.selector} boots a missing image (aim pxe serve cannot build its boot files) until assigned again`;
+    case 'pxe-kernel':
+      return `PXE assignment ${h.selector} boots a missing kernel (aim pxe serve cannot build its boot files) until assigned again`;
     case 'publication':
       return `publication ${h.id} cannot be resumed (aim ship rm ${h.id} still removes what it made)`;
   }
@@ -128,6 +137,7 @@ function release(h: ImageHold): string {
     case 'last-good':
       return `promote newer versions into ${h.channel}`;
     case 'pxe':
+    case 'pxe-kernel':
       return `aim pxe unassign ${h.selector} (or assign another image)`;
     case 'publication':
       return `aim ship rm ${h.id}`;
