@@ -39,6 +39,7 @@ is given, so the initramfs carries vmw_pvscsi and vmxnet3.`;
     size: Flags.string({ description: 'whole disk size for disk formats: MiB, or with a unit (512M, 2G); default: content plus headroom' }),
     headroom: Flags.integer({ description: 'free space added to the root filesystem, MiB', default: 64, min: 0 }),
     kernel: Flags.string({ description: 'kernel core image to boot with (made by aim core kernel); default: the image\'s own kernel, else the newest core/kernel:* image' }),
+    'kernel-args': Flags.string({ description: 'extra kernel command line arguments (disks and pxe), e.g. "loglevel=4 net.ifnames=0"' }),
     'ipxe-src': Flags.string({ description: 'iPXE source tree or tarball to build binaries with the script embedded (pxe; or AIM_IPXE_SRC; cached like aim pxe ipxe build)' }),
     ref: Flags.string({ description: 'oci: the image name in the layout (org.opencontainers.image.ref.name)', default: 'latest' }),
   };
@@ -60,6 +61,7 @@ is given, so the initramfs carries vmw_pvscsi and vmxnet3.`;
         headroomMiB: flags.headroom,
         sizeMiB: flags.size === undefined ? undefined : parseSizeMiB(flags.size),
         kernelImage: flags.kernel,
+        ...(flags['kernel-args'] === undefined ? {} : { kernelArgs: flags['kernel-args'] }),
         // an empty AIM_IPXE_SRC is unset: Debian's binaries
         ipxeSrc: flags['ipxe-src'] ?? (process.env.AIM_IPXE_SRC || undefined),
         ref: flags.ref,

@@ -222,6 +222,8 @@ export async function prepareQualification(repo: Repository, plan: Qualification
         headroomMiB: 64,
         ...(entrypoint ? { entrypoint } : {}),
         ...(kernel === undefined ? {} : { kernelImage: kernel }),
+        // the assignment's kernel arguments: its machines boot with them
+        ...(pxe?.kernelArgs ? { kernelArgs: pxe.kernelArgs } : {}),
         ...(req.signal ? { signal: req.signal } : {}),
       },
       reporter,

@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { chmod, chown, link, mkdir, open, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, mkdir, open, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Entry } from '../../src/core/model/entry.js';
@@ -124,6 +124,23 @@ describe('the PXE initrd from the manifest, without privileges', () => {
     const user = await sums('user-again', true);
     expect(user.map(([p]) => p)).toEqual(['/vmlinuz', '/initrd.img', '/boot.ipxe', '/undionly.kpxe', '/ipxe.efi']);
     expect(await sums('root', false)).toEqual(user);
+  });
+});
+
+describe('--kernel-args', () => {
+  it('go onto boot.ipxe\'s kernel line; refused for an artifact that boots no kernel, and when iPXE would misread them', async () => {
+    const built = await run<BuildJson>(['build', 'fixture/pxe:1', '--format', 'pxe', '--entrypoint', '/app', '--kernel-args', ' loglevel=4   net.ifnames=0 ', '--out', join(tmp.dir, 'args')]);
+    expect(built.exitCode, built.stderr).toBe(0);
+    const script = await readFile(join(tmp.dir, 'args', 'boot.ipxe'), 'utf8');
+    expect(script).toContain('kernel vmlinuz initrd=initrd.img console=ttyS0,115200 panic=-1 root=ram loglevel=4 net.ifnames=0\n');
+    const tar = await run<{ error: { code: string; message: string } }>(['build', 'fixture/pxe:1', '--format', 'tar', '--kernel-args', 'quiet', '--out', join(tmp.dir, 'args-tar')]);
+    expect(tar.exitCode).toBe(2);
+    expect(tar.json.error).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/--kernel-args: a tar artifact boots no kernel/) });
+    const quoted = await run<{ error: { code: string; message: string } }>(['build', 'fixture/pxe:1', '--format', 'pxe', '--entrypoint', '/app', '--kernel-args', 'a="b c"', '--out', join(tmp.dir, 'args-bad')]);
+    expect(quoted.exitCode).toBe(2);
+    expect(quoted.json.error.message).toMatch(/quotes and backslashes/);
+    expect(existsSync(join(tmp.dir, 'args-tar'))).toBe(false);
+    expect(existsSync(join(tmp.dir, 'args-bad'))).toBe(false);
   });
 });
 

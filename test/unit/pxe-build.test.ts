@@ -2,7 +2,9 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { warnXattrs } from '../../src/core/bootable/root-cpio.js';
+import type { BootPlan } from '../../src/core/bootable/plan.js';
 import { bootScript, buildIpxeFromSource, embeddedScript, pxeCommandLine } from '../../src/core/build/pxe.js';
+import { kernelCommandLine } from '../../src/core/build/raw.js';
 import { checkIpxeSource } from '../../src/core/pxe/ipxe-source.js';
 import type { Entry } from '../../src/core/model/entry.js';
 import { RecordingReporter } from '../../src/lib/reporter.js';
@@ -27,6 +29,10 @@ describe('boot.ipxe and the kernel line', () => {
       '',
     ]);
     expect(pxeCommandLine('vmware')).toBe('initrd=initrd.img console=tty0 console=ttyS0,115200 panic=-1 root=ram');
+    // a disk's loader entry takes extra arguments the same way
+    const plan = { ids: { rootUuid: '0b3c8d4e-1111-4222-8333-444455556666' }, platform: 'qemu' } as unknown as BootPlan;
+    expect(kernelCommandLine(plan)).toBe('root=UUID=0b3c8d4e-1111-4222-8333-444455556666 rw console=ttyS0,115200 panic=-1');
+    expect(kernelCommandLine(plan, 'loglevel=4')).toBe('root=UUID=0b3c8d4e-1111-4222-8333-444455556666 rw console=ttyS0,115200 panic=-1 loglevel=4');
   });
 
   it('the embedded script of source-built iPXE configures DHCP and chains to boot.ipxe', () => {

@@ -53,10 +53,11 @@ describe('what a qualification runs, from the profile', () => {
 
 describe('which artifact a qualification boots: the one the channel ships', () => {
   const boot = (over: Partial<PxeBootSettings> = {}): PxeBootSettings => ({ platform: 'qemu', modules: [], kernel: { source: 'default', ref: 'core/kernel:bookworm', imageId: 'kcore1', version: '6.1' }, ...over });
-  const assign = (selector: string, imageId: string, channel?: string, b = boot()): Pick<PxeAssignment, 'selector' | 'imageId' | 'boot' | 'channel'> => ({
+  const assign = (selector: string, imageId: string, channel?: string, b = boot(), kernelArgs = ''): Pick<PxeAssignment, 'selector' | 'imageId' | 'boot' | 'channel' | 'kernelArgs'> => ({
     selector: parseSelector(selector),
     imageId,
     boot: b,
+    kernelArgs,
     ...(channel !== undefined ? { channel } : {}),
   });
 
@@ -70,14 +71,15 @@ describe('which artifact a qualification boots: the one the channel ships', () =
   it('pxe when a PXE assignment follows the channel, built as that assignment boots the image', () => {
     const modules = ['e1000e'];
     const entrypoint = ['/bin/sh', '-c', 'exec /app --serve'];
-    const assignments = [assign('52:54:00:00:00:01', 'old', 'prod', boot({ modules, entrypoint })), assign('default', 'old', 'prod'), assign('rack=r1', 'old', 'dev')];
+    const assignments = [assign('52:54:00:00:00:01', 'old', 'prod', boot({ modules, entrypoint }), 'loglevel=4 ip=${net0/ip}'), assign('default', 'old', 'prod'), assign('rack=r1', 'old', 'dev')];
     // the candidate of a rollout: a kernel chosen for the old image is chosen anew (no kernel ref)
     const r = chooseQualifyArtifact({ imageId: 'new', channels: ['prod'], assignments });
     expect(r).toEqual({
       format: 'pxe',
       chosenBy: 'channel',
       channel: 'prod',
-      pxe: { selector: 'mac:52:54:00:00:00:01', platform: 'qemu', modules, entrypoint },
+      // with the assignment's kernel arguments: its machines boot with them
+      pxe: { selector: 'mac:52:54:00:00:00:01', platform: 'qemu', modules, entrypoint, kernelArgs: 'loglevel=4 ip=${net0/ip}' },
       why: 'pxe: PXE assignment mac:52:54:00:00:00:01 (and 1 more) follows channel prod',
     });
     // the image the assignment boots now: with the kernel pinned then; a kernel the user named stays for any image

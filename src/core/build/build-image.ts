@@ -6,6 +6,7 @@ import type { Reporter } from '../../lib/reporter.js';
 import { emptyOrAbsent, removePartialOutput } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
 import { chooseKernel } from '../bootable/kernel-choice.js';
+import { checkKernelArgs } from '../pxe/assignments.js';
 import { FORMAT_BUILDERS } from './formats.js';
 import { BOOTABLE_FORMATS, type Artifact, type BuildFormat, type BuildRequest, type BuildResult, type FormatBuilder } from './types.js';
 
@@ -44,6 +45,10 @@ async function recordBuild(repo: Repository, request: BuildRequest, outDir: stri
  * removed (and the directory itself when we created it), so no half artifact is ever left behind.
  */
 export async function buildImage(repo: Repository, request: BuildRequest, reporter: Reporter): Promise<BuildResult> {
+  if (request.kernelArgs !== undefined) {
+    if (!BOOTABLE_FORMATS.includes(request.format)) throw new ConfigError(`--kernel-args: a ${request.format} artifact boots no kernel`, { hint: `kernel arguments go with ${BOOTABLE_FORMATS.join(', ')}` });
+    request = { ...request, kernelArgs: checkKernelArgs(request.kernelArgs) };
+  }
   const load = requireFormat(request.format);
   const outDir = resolve(request.outDir);
   const state = await emptyOrAbsent(outDir);

@@ -23,8 +23,8 @@ export const IPXE_BINARIES = { bios: 'undionly.kpxe', uefi: 'ipxe.efi' } as cons
 export const PXE_FILES = { kernel: 'vmlinuz', initrd: 'initrd.img', script: 'boot.ipxe' } as const;
 
 /** The kernel command line of a PXE boot: no root= (the root is in the initrd), aim's RAM-root switch. */
-export function pxeCommandLine(platform: Platform): string {
-  return `initrd=${PXE_FILES.initrd} ${consoleArgs(platform)} panic=-1 ${RAM_ROOT_ARG}`;
+export function pxeCommandLine(platform: Platform, extra = ''): string {
+  return [`initrd=${PXE_FILES.initrd} ${consoleArgs(platform)} panic=-1 ${RAM_ROOT_ARG}`, extra].filter(Boolean).join(' ');
 }
 
 /**
@@ -32,10 +32,10 @@ export function pxeCommandLine(platform: Platform): string {
  * `initrd=<name>` is on the kernel line because older UEFI iPXE builds hand the kernel its
  * initrd only when named there.
  */
-export function bootScript(imageId: string, platform: Platform): string {
+export function bootScript(imageId: string, platform: Platform, kernelArgs = ''): string {
   return `#!ipxe
 # aim ${imageId.slice(0, 12)}: the kernel, and an initrd holding the whole root filesystem
-kernel ${PXE_FILES.kernel} ${pxeCommandLine(platform)}
+kernel ${PXE_FILES.kernel} ${pxeCommandLine(platform, kernelArgs)}
 initrd ${PXE_FILES.initrd}
 boot
 `;
@@ -124,7 +124,7 @@ export const buildPxe: FormatBuilder = async (context) => {
   await writeNewFile(initrd.compressed(signal), paths.initrd, signal);
   reporter.emit({ type: 'stage', stage: 'initrd', status: 'done' });
   await writeNewFile(plan.kernel.vmlinuz.open(), paths.kernel, signal);
-  await writeFile(paths.script, bootScript(request.imageId, request.platform), { flag: 'wx' });
+  await writeFile(paths.script, bootScript(request.imageId, request.platform, request.kernelArgs), { flag: 'wx' });
   for (const p of [paths.kernel, paths.initrd, paths.script, ...ipxe]) await utimes(p, plan.epoch, plan.epoch);
   const how = request.ipxeSrc !== undefined ? 'script embedded' : 'Debian\'s, chains to boot.ipxe by DHCP';
   return [

@@ -24,8 +24,8 @@ const ROOT_TYPE = '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
 const RAW_TOOLS = ['mke2fs', 'dumpe2fs', 'debugfs', 'sfdisk', 'mkfs.vfat', 'mmd', 'mcopy', 'zstd', 'busybox'];
 
 /** The kernel command line of an aim-booted disk. */
-export function kernelCommandLine(plan: BootPlan): string {
-  return `root=UUID=${plan.ids.rootUuid} rw ${consoleArgs(plan.platform)} panic=-1`;
+export function kernelCommandLine(plan: BootPlan, extra = ''): string {
+  return [`root=UUID=${plan.ids.rootUuid} rw ${consoleArgs(plan.platform)} panic=-1`, extra].filter(Boolean).join(' ');
 }
 
 /** Copies `src` into `dst` at `offset`, leaving all-zero blocks as holes (dst is sparse). */
@@ -63,7 +63,7 @@ async function makeEsp(context: BuildContext, plan: BootPlan, dir: string, initr
   // the title names the image, or the lineage of versions when the ids come from a seed (the same
   // bytes for every version, like the rest of the EFI partition)
   const title = (context.request.idSeed ?? context.request.imageId.slice(0, 12)).replace(/[^\x20-\x7e]/g, '_');
-  await writeFile(entry, `title aim ${title}\nlinux /aim/vmlinuz\ninitrd /aim/initrd.img\noptions ${kernelCommandLine(plan)}\n`);
+  await writeFile(entry, `title aim ${title}\nlinux /aim/vmlinuz\ninitrd /aim/initrd.img\noptions ${kernelCommandLine(plan, context.request.kernelArgs)}\n`);
   for (const f of [vmlinuz, loader, entry, initrd]) await utimes(f, plan.coreEpoch, plan.coreEpoch);
   await writeFile(esp, '');
   await truncate(esp, ESP_MIB * MiB);

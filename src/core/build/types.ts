@@ -32,6 +32,8 @@ export interface BuildRequest {
   sizeMiB?: number;
   /** Kernel core image (ref); default: the image's own kernel, else the repository's kernel core. */
   kernelImage?: string;
+  /** Added to aim's kernel command line (disks and PXE), checked as for aim pxe assign (checkKernelArgs). */
+  kernelArgs?: string;
   /** iPXE source tree or tarball to build binaries with the script embedded (pxe). */
   ipxeSrc?: string;
   /** ova: VM memory in MiB (default 512). */

@@ -21,7 +21,7 @@ export interface QualifyArtifact {
   /** The channel whose consumers were looked at. */
   channel?: string;
   /** A PXE boot as an assignment that follows the channel does it (planned for this image). */
-  pxe?: { selector: string; platform: Platform; modules: string[]; entrypoint?: string[]; kernelRef?: string };
+  pxe?: { selector: string; platform: Platform; modules: string[]; entrypoint?: string[]; kernelRef?: string; kernelArgs: string };
   /** One line for people: what was chosen and from what. */
   why: string;
 }
@@ -33,13 +33,13 @@ export interface ArtifactQuestion {
   /** The channels the image is qualified for (a rollout's; else those that hold it). */
   channels: readonly string[];
   /** Every PXE assignment (the catalog's order: by kind, then selector). */
-  assignments: readonly Pick<PxeAssignment, 'selector' | 'imageId' | 'boot' | 'channel'>[];
+  assignments: readonly Pick<PxeAssignment, 'selector' | 'imageId' | 'boot' | 'channel' | 'kernelArgs'>[];
 }
 
 /** The choice (pure): see the file's comment. The first assignment that follows one of the channels is the one booted. */
 export function chooseQualifyArtifact(q: ArtifactQuestion): QualifyArtifact {
   const follower = q.channels.flatMap((c) => q.assignments.filter((a) => a.channel === c).map((a) => ({ channel: c, a })))[0];
-  const pxe = follower && { selector: follower.a.selector.key, ...assignmentBootFor(follower.a, q.imageId) };
+  const pxe = follower && { selector: follower.a.selector.key, ...assignmentBootFor(follower.a, q.imageId), kernelArgs: follower.a.kernelArgs };
   if (pxe && PLATFORM[pxe.platform].qemu === undefined && (q.format ?? 'pxe') === 'pxe') {
     throw new ConfigError(`PXE assignment ${pxe.selector} (following channel ${follower.channel}) boots ${pxe.platform} machines, whose devices QEMU cannot emulate: its boot cannot be qualified here`, {
       hint: 'qualify a disk instead: --format raw',
