@@ -1,4 +1,5 @@
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { errnoCode, throwIfCancelled } from './errors.js';
 
 /** Whether a process with this pid runs on this machine (EPERM: it does, as another user). */
@@ -20,38 +21,55 @@ export interface FileMutexOptions {
   pollMs?: number;
 }
 
-/** A lock file that names no pid this long after it was made is garbage (its writer died between create and write). */
+/** A lock file that names no pid this long after it was made is garbage (made by an older aim, whose writer died between create and write). */
 const UNWRITTEN_MS = 5000;
 
+/** The pid a lock file names; undefined when it is gone, empty or not aim's JSON. */
+async function holderPid(file: string): Promise<number | undefined> {
+  try {
+    const pid = (JSON.parse(await readFile(file, 'utf8')) as { pid?: unknown }).pid;
+    return typeof pid === 'number' ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Runs `work` while holding the lock file `file` (created with O_EXCL, holding this process's
- * pid): processes on this machine that use the same file take turns. A lock whose process is
- * gone, or that never got its pid written, is taken over. Only this process's own lock is removed
- * afterwards, so undoing a takeover by another process is impossible.
+ * Runs `work` while holding the lock file `file` (holding this process's pid): processes on this
+ * machine that use the same file take turns. The lock appears whole or not at all: its content is
+ * written to a file of its own first and hard-linked to `file` (EEXIST: someone holds it), so no
+ * one ever reads a half-written lock. A lock whose process is gone, or that names no pid, is taken
+ * over. Only this process's own lock is removed afterwards, so undoing a takeover by another
+ * process is impossible.
  */
 export async function withFileMutex<T>(file: string, work: () => Promise<T>, options: FileMutexOptions = {}): Promise<T> {
-  const mine = JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() });
+  const mine = JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), nonce: randomBytes(6).toString('hex') });
+  const draft = `${file}.${process.pid}-${randomBytes(6).toString('hex')}.new`;
+  await writeFile(draft, mine, { flag: 'wx' });
   let told = false;
-  for (;;) {
-    throwIfCancelled(options.signal);
-    try {
-      await writeFile(file, mine, { flag: 'wx' });
-      break;
-    } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') throw e;
+  try {
+    for (;;) {
+      throwIfCancelled(options.signal);
+      try {
+        await link(draft, file);
+        break;
+      } catch (e) {
+        if (errnoCode(e) !== 'EEXIST') throw e;
+      }
+      const pid = await holderPid(file);
+      const garbage = pid === undefined && Date.now() - ((await stat(file).catch(() => undefined))?.mtimeMs ?? Date.now()) > UNWRITTEN_MS;
+      if ((pid !== undefined && !isProcessAlive(pid)) || garbage) {
+        await rm(file, { recursive: true, force: true });
+        continue;
+      }
+      if (!told) {
+        options.onWait?.(pid);
+        told = true;
+      }
+      await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
     }
-    const holder = await readFile(file, 'utf8').then((s) => (JSON.parse(s) as { pid?: unknown }).pid, () => undefined);
-    const pid = typeof holder === 'number' ? holder : undefined;
-    const garbage = pid === undefined && Date.now() - ((await stat(file).catch(() => undefined))?.mtimeMs ?? Date.now()) > UNWRITTEN_MS;
-    if ((pid !== undefined && !isProcessAlive(pid)) || garbage) {
-      await rm(file, { recursive: true, force: true });
-      continue;
-    }
-    if (!told) {
-      options.onWait?.(pid);
-      told = true;
-    }
-    await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
+  } finally {
+    await rm(draft, { force: true });
   }
   try {
     return await work();
