@@ -30,10 +30,12 @@ describe('SpaceGuard', () => {
   it('refuses a write that would eat into the margin, saying how much is free and where', () => {
     const fs = statfsSync(tmpdir());
     const free = fs.bavail * fs.bsize;
-    const g = new SpaceGuard(tmpdir(), { marginBytes: free + 1 });
+    // 1 TiB above what is free now: other tests free space meanwhile (free + 1 byte failed once that way)
+    const beyond = free + 2 ** 40;
+    const g = new SpaceGuard(tmpdir(), { marginBytes: beyond });
     expect(() => g.charge(1)).toThrow(expect.objectContaining({ code: 'E_NO_SPACE', exitCode: 12, message: expect.stringContaining(tmpdir()) }));
     const roomy = new SpaceGuard(tmpdir(), { marginBytes: 0 });
     expect(() => roomy.charge(1)).not.toThrow();
-    expect(() => roomy.require(free * 2)).toThrow(expect.objectContaining({ code: 'E_NO_SPACE' }));
+    expect(() => roomy.require(beyond)).toThrow(expect.objectContaining({ code: 'E_NO_SPACE' }));
   });
 });
