@@ -569,6 +569,26 @@ describe('hand-written edge cases', () => {
     expect(t.execs).toEqual(['/bin/tracee', '/bin/next']);
   });
 
+  it('a thread that execs before its clone returned: the notice makes it the leader\'s thread, and its execve counts', () => {
+    // captured (strace 6.1, loaded machine): the leader's clone3 never returned a pid for thread 34
+    const t = parse(`
+      32 1.0 chroot("/R") = 0
+      32 1.1 execve("/bin/tracee", ["/bin/tracee", "thread-exec"], 0x7ffe /* 2 vars */) = 0
+      32 1.2 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD, child_tid=0x1, parent_tid=0x1} => {parent_tid=[33]}, 88) = 33
+      32 1.3 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD, child_tid=0x2, parent_tid=0x2} <unfinished ...>
+      34 1.4 execve("/bin/tracee-thread", ["tracee", "open", "thread-exec"], 0x7fff /* 2 vars */ <unfinished ...>
+      33 1.5 +++ exited with 0 +++
+      32 1.6 <... clone3 resumed> <unfinished ...>) = ?
+      32 1.7 +++ superseded by execve in pid 34 +++
+      32 1.8 <... execve resumed>) = 0
+      32 1.9 openat(AT_FDCWD, "/data/thread-exec", O_RDONLY) = 3
+      32 2.0 +++ exited with 0 +++
+    `);
+    expect(t.paths.get('/bin/tracee-thread')).toMatchObject({ ok: true, exec: true, errors: [] });
+    expect(t.paths.get('/data/thread-exec')).toMatchObject({ ok: true });
+    expect(t.execs).toEqual(['/bin/tracee', '/bin/tracee-thread']);
+  });
+
   it('sets the cwd from getcwd and keeps traces without chroot with insideFromStart', () => {
     const t = parseStrace(lines(`
       1 1.0 getcwd("/srv/app", 4096) = 9

@@ -473,6 +473,16 @@ export class StraceParser {
         // notice is the proof it succeeded; with --seccomp-bpf strace 6.1 then prints a garbage
         // result ("= -1 (errno 18446744073709551359)") for it.
         const superseded = /^superseded by execve in pid (\d+)/.exec(body.detail);
+        // The thread may have run before its clone returned (the leader's clone then ends "= ?"):
+        // it waits among the orphans, and the notice says whose thread it is.
+        const thread = superseded ? Number(superseded[1]) : undefined;
+        if (thread !== undefined && thread !== pid && !this.procs.has(thread)) {
+          const orphan = this.takeOrphan(thread);
+          if (orphan) {
+            this.procs.set(thread, this.procs.get(pid)!);
+            for (const l of orphan.lines) this.handle(l);
+          }
+        }
         const u = superseded ? this.unfinished.get(Number(superseded[1])) : undefined;
         if (u) {
           this.unfinished.delete(Number(superseded![1]));
