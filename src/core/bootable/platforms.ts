@@ -32,6 +32,11 @@ export function platformModules(platform: Platform): string[] {
 }
 
 /** Kernel console arguments for a platform. */
+/** A kernel command line: aim's own words, then extra arguments (already checked: checkKernelArgs), if any. */
+export function withKernelArgs(base: string, extra = ''): string {
+  return extra ? `${base} ${extra}` : base;
+}
+
 export function consoleArgs(platform: Platform): string {
   return PLATFORM[platform].console;
 }

@@ -7,7 +7,7 @@ import { writeNewFile } from '../../lib/fs.js';
 import { silentReporter, type Reporter } from '../../lib/reporter.js';
 import { RAM_ROOT_ARG } from '../bootable/init-scripts.js';
 import { planBoot } from '../bootable/plan.js';
-import { consoleArgs, type Platform } from '../bootable/platforms.js';
+import { consoleArgs, withKernelArgs, type Platform } from '../bootable/platforms.js';
 import { planPxeInitrd } from '../bootable/pxe-initrd.js';
 import { warnXattrs } from '../bootable/root-cpio.js';
 import { buildIpxe } from '../pxe/ipxe-build.js';
@@ -24,7 +24,7 @@ export const PXE_FILES = { kernel: 'vmlinuz', initrd: 'initrd.img', script: 'boo
 
 /** The kernel command line of a PXE boot: no root= (the root is in the initrd), aim's RAM-root switch. */
 export function pxeCommandLine(platform: Platform, extra = ''): string {
-  return [`initrd=${PXE_FILES.initrd} ${consoleArgs(platform)} panic=-1 ${RAM_ROOT_ARG}`, extra].filter(Boolean).join(' ');
+  return withKernelArgs(`initrd=${PXE_FILES.initrd} ${consoleArgs(platform)} panic=-1 ${RAM_ROOT_ARG}`, extra);
 }
 
 /**

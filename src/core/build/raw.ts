@@ -7,7 +7,7 @@ import { requireTool, runTool } from '../../lib/exec.js';
 import { makeExt4 } from './ext4.js';
 import { buildInitramfs } from '../bootable/initramfs.js';
 import { planBoot, type BootPlan } from '../bootable/plan.js';
-import { consoleArgs } from '../bootable/platforms.js';
+import { consoleArgs, withKernelArgs } from '../bootable/platforms.js';
 import { aimFilesBytes, prepareRootTree } from '../bootable/root-tree.js';
 import { ext4Size } from './ext4-size.js';
 import type { BuildContext, FormatBuilder } from './types.js';
@@ -25,7 +25,7 @@ const RAW_TOOLS = ['mke2fs', 'dumpe2fs', 'debugfs', 'sfdisk', 'mkfs.vfat', 'mmd'
 
 /** The kernel command line of an aim-booted disk. */
 export function kernelCommandLine(plan: BootPlan, extra = ''): string {
-  return [`root=UUID=${plan.ids.rootUuid} rw ${consoleArgs(plan.platform)} panic=-1`, extra].filter(Boolean).join(' ');
+  return withKernelArgs(`root=UUID=${plan.ids.rootUuid} rw ${consoleArgs(plan.platform)} panic=-1`, extra);
 }
 
 /** Copies `src` into `dst` at `offset`, leaving all-zero blocks as holes (dst is sparse). */

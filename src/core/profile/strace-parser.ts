@@ -483,9 +483,9 @@ export class StraceParser {
             for (const l of orphan.lines) this.handle(l);
           }
         }
-        const u = superseded ? this.unfinished.get(Number(superseded[1])) : undefined;
+        const u = thread !== undefined ? this.unfinished.get(thread) : undefined;
         if (u) {
-          this.unfinished.delete(Number(superseded![1]));
+          this.unfinished.delete(thread!);
           this.unfinished.set(pid, { ...u, succeeded: true });
         }
         if (isEnd(body)) {

@@ -60,7 +60,7 @@ function query(params: readonly [string, string][]): string {
 
 /** The kernel command line of an assignment: aim's PXE line, then the assignment's own arguments. */
 export function assignmentCommandLine(a: Pick<PxeAssignment, 'boot' | 'kernelArgs'>): string {
-  return [pxeCommandLine(a.boot.platform), a.kernelArgs].filter(Boolean).join(' ');
+  return pxeCommandLine(a.boot.platform, a.kernelArgs);
 }
 
 export interface BootScriptInput {
