@@ -100,12 +100,12 @@ export async function servePxe(o: ServeOptions): Promise<ServeSummary> {
   // every response in flight listens for the stop: as many listeners as connections, not a leak
   setMaxListeners(limits.maxConnections + 16, stopping.signal);
   const totals = { requests: 0, bytes: 0 };
-  const preparing = new Set<string>();
+  // boots being prepared in the background; the stop waits for them, so no event follows "stopped"
+  const preparing = new Map<string, Promise<void>>();
   const prepare = (a: PxeAssignment) => {
     const bootId = bootIdOf(a);
-    if (preparing.has(bootId)) return;
-    preparing.add(bootId);
-    void prepareBoot(a, bootId).finally(() => preparing.delete(bootId));
+    if (preparing.has(bootId) || stopping.signal.aborted) return;
+    preparing.set(bootId, prepareBoot(a, bootId).finally(() => preparing.delete(bootId)));
   };
   const prepareBoot = async (a: PxeAssignment, bootId: string) => {
     const base = { bootId, imageId: a.imageId, imageRef: a.imageRef };
@@ -113,17 +113,18 @@ export async function servePxe(o: ServeOptions): Promise<ServeSummary> {
     try {
       planned = await plans.get(a);
     } catch (e) {
-      o.emit(stamp({ event: 'prepare', ...base, artifact: 'initrd', status: 'failed', reason: (e as Error).message }));
+      if (!stopping.signal.aborted) o.emit(stamp({ event: 'prepare', ...base, artifact: 'initrd', status: 'failed', reason: (e as Error).message }));
       return;
     }
     for (const artifact of ['kernel', 'initrd'] as const) {
       const f = planned[artifact];
       if (await cache.lookup(f.key)) continue;
+      if (stopping.signal.aborted) return;
       const t0 = Date.now();
       o.emit(stamp({ event: 'prepare', ...base, artifact, status: 'start' }));
       try {
         const done = await cache.ensure(f.key, f.produce, artifact === 'kernel' ? planned.kernel.size : undefined);
-        o.emit(stamp({ event: 'prepare', ...base, artifact, status: 'done', bytes: done.size, seconds: (Date.now() - t0) / 1000 }));
+        if (!stopping.signal.aborted) o.emit(stamp({ event: 'prepare', ...base, artifact, status: 'done', bytes: done.size, seconds: (Date.now() - t0) / 1000 }));
       } catch (e) {
         if (!stopping.signal.aborted) o.emit(stamp({ event: 'prepare', ...base, artifact, status: 'failed', reason: (e as Error).message }));
       }
@@ -152,6 +153,7 @@ export async function servePxe(o: ServeOptions): Promise<ServeSummary> {
     server.close();
     server.closeAllConnections();
     await cache.close();
+    await Promise.allSettled(preparing.values());
     await dnsmasq?.stop();
     await recorder.close();
     if (runDir) await rm(runDir, { recursive: true, force: true });
