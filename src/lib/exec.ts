@@ -1,10 +1,21 @@
-import { execa, type Options, type ResultPromise } from 'execa';
+import type * as Execa from 'execa';
+import type { Options, ResultPromise } from 'execa';
 import { MissingToolError, ToolFailedError, cancellationError, throwIfCancelled } from './errors.js';
 import { debugLog } from './log.js';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 const debug = debugLog('exec');
+
+let execaModule: Promise<typeof Execa> | undefined;
+/**
+ * execa, loaded on its first use: most commands start no tool, and loading execa's hundred-odd
+ * modules costs every one of them about 0.2 s of CPU.
+ */
+export function loadExeca(): Promise<typeof Execa> {
+  execaModule ??= import('execa');
+  return execaModule;
+}
 
 /** The Debian package and purpose for each external tool aim runs, for "not found" errors. */
 export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
@@ -18,7 +29,8 @@ export const TOOLS: Record<string, { pkg: string; purpose: string }> = {
   unshare: { pkg: 'util-linux', purpose: 'isolate profiled workloads in namespaces' },
   nsenter: { pkg: 'util-linux', purpose: 'probe workloads inside their namespaces' },
   setpriv: { pkg: 'util-linux', purpose: 'tie sandboxed workloads to their parent' },
-  mount: { pkg: 'mount', purpose: 'mount /proc, /sys, /dev inside the sandbox' },
+  mount: { pkg: 'mount', purpose: 'mount /proc, /sys, /dev inside the sandbox, and image trees as overlays' },
+  umount: { pkg: 'mount', purpose: 'unmount the overlays workloads run on' },
   ip: { pkg: 'iproute2', purpose: 'bring up loopback inside the sandbox' },
   chroot: { pkg: 'coreutils', purpose: 'run workloads inside an image root' },
   tar: { pkg: 'tar', purpose: 'extract images into directories' },
@@ -90,6 +102,7 @@ export async function runTool(
   const bin = requireTool(tool);
   throwIfCancelled(options.cancelSignal);
   debug('%s %o', tool, args);
+  const { execa } = await loadExeca();
   const result = await execa(bin, args, { reject: false, stripFinalNewline: false, ...options });
   if (result.isCanceled && options.cancelSignal) throw cancellationError(options.cancelSignal);
   const text = (v: unknown): string => (typeof v === 'string' ? v : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : '');
@@ -120,14 +133,17 @@ export type StreamingProcess = ResultPromise<{ reject: false; buffer: false }>;
 
 /**
  * Starts a tool without waiting, for streaming its stdin/stdout (decompressors, mmdebstrap, tar,
- * QEMU). Not async on purpose: the returned subprocess is itself a promise of the result. Streams
- * set to 'ignore' or 'inherit' are null at run time; nothing is buffered, so read what you need.
+ * QEMU). The subprocess comes wrapped (`{ child }`): it is itself a promise of the result, which
+ * an async function would otherwise wait for. Streams set to 'ignore' or 'inherit' are null at run
+ * time; nothing is buffered, so read what you need.
  */
-export function spawnTool(tool: string, args: readonly string[], options: SpawnOptions = {}): StreamingProcess {
+export async function spawnTool(tool: string, args: readonly string[], options: SpawnOptions = {}): Promise<{ child: StreamingProcess }> {
   const bin = requireTool(tool);
+  throwIfCancelled(options.cancelSignal);
+  const { execa } = await loadExeca();
   throwIfCancelled(options.cancelSignal);
   debug('spawn %s %o', tool, args);
   const { fds, ...rest } = options;
   const stdio = fds?.length ? { stdio: [rest.stdin ?? 'pipe', rest.stdout ?? 'pipe', rest.stderr ?? 'pipe', ...fds], stdin: undefined, stdout: undefined, stderr: undefined } : {};
-  return execa(bin, args, { ...rest, ...stdio, reject: false, buffer: false } as Options) as unknown as StreamingProcess;
+  return { child: execa(bin, args, { ...rest, ...stdio, reject: false, buffer: false } as Options) as unknown as StreamingProcess };
 }

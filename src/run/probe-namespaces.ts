@@ -45,7 +45,7 @@ export async function startProbeNamespaces(root: string, workDir: string, signal
     requireTool('sh'), '-c', SUPERVISOR, 'aim-probe-ns', real, marker, 'aim-qualify', '',
     requireTool('sleep', 'hold the probe namespaces'), '2147483647',
   ];
-  const child = spawnTool('setpriv', chain, { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', env: { PATH: `${process.env.PATH ?? ''}:/usr/sbin:/usr/bin:/sbin:/bin` } });
+  const { child } = await spawnTool('setpriv', chain, { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', env: { PATH: `${process.env.PATH ?? ''}:/usr/sbin:/usr/bin:/sbin:/bin` } });
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
   let done = false;

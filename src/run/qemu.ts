@@ -297,7 +297,7 @@ export async function startVm(spec: VmSpec): Promise<RunningVm> {
     : spec.netnsOf !== undefined
       ? ['nsenter', ['--target', String(spec.netnsOf), '--net', '--', requireTool('qemu-system-x86_64')]]
       : ['qemu-system-x86_64', []];
-  const qemu = spawnTool(tool, [...prefix, ...qemuArgs(spec)], {
+  const { child: qemu } = await spawnTool(tool, [...prefix, ...qemuArgs(spec)], {
     ...(spec.maxSeconds === undefined ? {} : { timeout: spec.maxSeconds * 1000 }),
     stdin: spec.console === 'stdio' ? 'inherit' : 'ignore',
     stdout: spec.console === 'stdio' ? 'inherit' : 'ignore',

@@ -24,7 +24,10 @@ export async function* zstdFrame(source: AsyncIterable<Buffer>, length: number, 
   const stop = new AbortController();
   const onAbort = () => stop.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
-  const zstd = spawnTool('zstd', ['-q', `-${level}`, '-T1', '--no-progress', `--stream-size=${length}`, '-c'], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', cancelSignal: stop.signal });
+  const { child: zstd } = await spawnTool('zstd', ['-q', `-${level}`, '-T1', '--no-progress', `--stream-size=${length}`, '-c'], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', cancelSignal: stop.signal }).catch((e: unknown) => {
+    signal?.removeEventListener('abort', onAbort);
+    throw signal?.aborted ? cancellationError(signal) : e;
+  });
   const stderr: Buffer[] = [];
   zstd.stderr?.on('data', (d: Buffer) => stderr.push(d));
   // The feeder's error (a blob that fails verification, a cancellation) is the one to report, not zstd's EPIPE.

@@ -187,7 +187,7 @@ export async function exportTree(entries: Entry[], blobs: BlobStore, out: string
 /** GNU tar extracting `members` with its working directory at `dir` (a /proc/self/fd path); the signal kills it. */
 async function extractTar(members: AsyncGenerator<TarWriteEntry>, dir: string, options: string[], signal?: AbortSignal): Promise<void> {
   const args = ['-x', '-f', '-', '-p', '--xattrs', '--xattrs-include=*', '--numeric-owner', ...options];
-  const child = spawnTool('tar', args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', cwd: dir, ...(signal ? { cancelSignal: signal } : {}) });
+  const { child } = await spawnTool('tar', args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', cwd: dir, ...(signal ? { cancelSignal: signal } : {}) });
   const stderr: Buffer[] = [];
   child.stderr?.on('data', (d: Buffer) => stderr.push(d));
   const writing = writeTar(members, child.stdin!).then(() => child.stdin!.end());

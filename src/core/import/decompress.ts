@@ -161,7 +161,7 @@ export async function openDecompressed(path: string, options: OpenDecompressedOp
   }
 
   requireTool(format, `read ${format}-compressed archives`);
-  const child = spawnTool(format, EXTERNAL[format], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+  const { child } = await spawnTool(format, EXTERNAL[format], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
   const input = raw();
   let inputError: unknown;
   input.on('error', (e) => {

@@ -103,7 +103,7 @@ export async function buildGoldDebian(repo: Repository, req: GoldDebianRequest, 
     : sourcesForSuite(await readHostAptSources(), req.suite);
   return withImportSession(repo, { maxBytes: req.maxBytes }, async () => {
     reporter.emit({ type: 'stage', stage: 'mmdebstrap', status: 'start', detail: `${req.suite} ${req.variant} +${req.include.join(',')}` });
-    const child = spawnTool('mmdebstrap', mmdebstrapArgs(req), { input: sources.join('\n') + '\n', stdout: 'pipe', stderr: 'pipe' });
+    const { child } = await spawnTool('mmdebstrap', mmdebstrapArgs(req), { input: sources.join('\n') + '\n', stdout: 'pipe', stderr: 'pipe' });
     const stderr: string[] = [];
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => {

@@ -12,7 +12,7 @@ import { readTar } from './tar-reader.js';
  * while it is read is E_SOURCE_CHANGED.
  */
 export async function* readFileWithHoles(fd: number, size: number, label: string): AsyncGenerator<ContentChunk> {
-  const child = spawnTool('tar', ['--create', '--file=-', '--sparse', '--format=pax', '--dereference', '--no-recursion', '--absolute-names', '/proc/self/fd/3'], {
+  const { child } = await spawnTool('tar', ['--create', '--file=-', '--sparse', '--format=pax', '--dereference', '--no-recursion', '--absolute-names', '/proc/self/fd/3'], {
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',

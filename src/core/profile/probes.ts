@@ -251,7 +251,7 @@ async function execInside(ctx: ProbeContext, probe: Extract<ProbeSpec, { kind: '
     ...insideImage(ctx.root, ctx.env, ['/bin/sh', '-c', command]),
   ];
   const t0 = Date.now();
-  const child = spawnTool('setpriv', args, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
+  const { child } = await spawnTool('setpriv', args, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
   const hash = createHash('sha256');
   let bytes = 0;
   const tail = new OutputTail();

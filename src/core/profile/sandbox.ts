@@ -352,7 +352,7 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
   reporter.emit({ type: 'stage', stage: 'profile:run', status: 'start', detail: argv.join(' ') });
   const started = Date.now();
   const output = new OutputTail();
-  const child: StreamingProcess = spawnTool('setpriv', chain, {
+  const { child } = await spawnTool('setpriv', chain, {
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',

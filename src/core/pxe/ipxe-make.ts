@@ -1,9 +1,9 @@
-import { execa } from 'execa';
 import { createWriteStream } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { ToolFailedError, throwIfCancelled } from '../../lib/errors.js';
+import { loadExeca } from '../../lib/exec.js';
 import { debugLog } from '../../lib/log.js';
 
 const debug = debugLog('ipxe');
@@ -52,6 +52,7 @@ export async function runLogged(file: string, args: string[], run: LoggedRun): P
   let killer: NodeJS.Timeout | undefined;
   try {
     log.write(`$ ${[file, ...args].join(' ')}\n`);
+    const { execa } = await loadExeca();
     const child = execa(file, args, {
       cwd: run.cwd,
       env: run.env,

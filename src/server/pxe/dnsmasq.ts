@@ -2,7 +2,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { AimError, ExitCode, ToolFailedError, errnoCode } from '../../lib/errors.js';
-import { spawnTool, type StreamingProcess } from '../../lib/exec.js';
+import { spawnTool } from '../../lib/exec.js';
 import { renderDnsmasqConfig, type DnsmasqSettings } from './dnsmasq-config.js';
 import { stamp, type ServeEventSink } from './events.js';
 
@@ -40,7 +40,7 @@ async function writeAtomically(path: string, text: string): Promise<void> {
 export async function startDnsmasq(settings: DnsmasqSettings, confFile: string, hostsText: string, emit: ServeEventSink, onTftp: (t: TftpTransfer) => void): Promise<DnsmasqChild> {
   await writeAtomically(settings.hostsFile, hostsText);
   await writeFile(confFile, renderDnsmasqConfig(settings), { mode: 0o644 });
-  const child: StreamingProcess = spawnTool('dnsmasq', ['--keep-in-foreground', `--conf-file=${confFile}`, '--log-facility=-'], { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
+  const { child } = await spawnTool('dnsmasq', ['--keep-in-foreground', `--conf-file=${confFile}`, '--log-facility=-'], { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
   const pid = child.pid;
   const killNow = () => {
     try {
