@@ -18,7 +18,7 @@ Never collects the objects of an image a channel, PXE assignment or live publica
     const { flags } = await this.parse(RepoGc);
     const report = await gcRepository(await this.repository(flags.repo), this.reporter(), { dryRun: flags['dry-run'], waitMs: flags.wait * 1000 });
     const rows = Object.values(report.impactRows).reduce((n, c) => n + c, 0);
-    this.log(`${report.dryRun ? 'would remove' : 'removed'} ${report.removedBlobs} blobs (${formatBytes(report.removedBytes)}) and ${rows} stale impact index rows, kept ${report.keptBlobs} blobs; ${report.removedScratchDirs} scratch dir(s), ${report.removedShipBuilds} orphaned ship build(s)`);
+    this.log(`${report.dryRun ? 'would remove' : 'removed'} ${report.removedBlobs} blobs (${formatBytes(report.removedBytes)}) and ${rows} stale impact index rows, kept ${report.keptBlobs} blobs; ${report.removedScratchDirs} scratch dir(s), ${report.removedTrees} cached image tree(s), ${report.removedShipBuilds} orphaned ship build(s)`);
     return report;
   }
 }

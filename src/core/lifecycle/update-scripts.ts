@@ -6,11 +6,11 @@ import { AimError, ExitCode, throwIfCancelled } from '../../lib/errors.js';
 import { decodePath, encodePath } from '../../lib/path-codec.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { hashContent } from '../debian/deb-file.js';
-import { exportImage } from '../export/export-image.js';
 import { readTreeXattrs } from '../import/xattr-dump.js';
 import { joinImagePath, type Entry, type EntryType } from '../model/entry.js';
 import { canonicalizeHardlinks, sortEntries } from '../model/manifest.js';
 import { ProfileError } from '../profile/errors.js';
+import { releaseRunRoot, runRoot, type RunRoot } from '../profile/image-tree.js';
 import { runSandboxed } from '../profile/sandbox.js';
 import type { Repository } from '../repository/repository.js';
 
@@ -207,15 +207,17 @@ export interface RunScriptsRequest {
 }
 
 /**
- * Installs the .debs with the image's dpkg in the sandbox, on a materialised copy of the gold
- * image, and compares the result with the planned manifest. The copy is always removed.
+ * Installs the .debs with the image's dpkg in the sandbox, on the gold image (an overlay of its
+ * cached tree, or a copy: profile/image-tree.ts), and compares the result with the planned
+ * manifest. What the run wrote is always removed.
  */
 export async function runMaintainerScripts(repo: Repository, req: RunScriptsRequest, reporter: Reporter): Promise<{ run: ScriptRun; entries?: Entry[] }> {
   const work = join(await repo.blobs.scratchDir(), `update-${randomBytes(6).toString('hex')}`);
-  const root = join(work, 'root');
   const drop = `/.aim-update-${randomBytes(6).toString('hex')}`;
+  let held: RunRoot | undefined;
   try {
-    await exportImage(repo, req.goldId, { format: 'dir', out: root, signal: req.signal }, reporter);
+    held = await runRoot(repo, req.goldId, work, reporter, req.signal);
+    const root = held.root;
     throwIfCancelled(req.signal);
     await mkdir(join(root, drop), { mode: 0o700 });
     const inside: string[] = [];
@@ -262,6 +264,6 @@ export async function runMaintainerScripts(repo: Repository, req: RunScriptsRequ
     reporter.emit({ type: 'stage', stage: 'update:dpkg', status: 'done', detail: `${run.changes.length} path(s) changed by scripts` });
     return req.accept ? { run, entries: await applyChanges(repo, req.planned, tree, all) } : { run };
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await releaseRunRoot(held, work, reporter);
   }
 }

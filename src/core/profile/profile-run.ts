@@ -1,8 +1,7 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
-import { exportImage } from '../export/export-image.js';
+import { releaseRunRoot, runRoot, type RunRoot } from './image-tree.js';
 import { indexLater, indexProfile } from '../lifecycle/impact-indexer.js';
 import type { Repository } from '../repository/repository.js';
 import type { ProfileRecord } from '../repository/types.js';
@@ -88,23 +87,25 @@ export interface TraceRequest extends WorkloadSpec {
 }
 
 /**
- * Materialises an image in the repository's scratch space and runs the workload there under
+ * Runs the workload in the image (an overlay of its cached tree, or a copy: image-tree.ts) under
  * strace in namespaces, with the probes, after creating the runtime state a booted system would
- * have (tmpfiles.d, the workload's units' directories). The materialised tree is always removed.
+ * have (tmpfiles.d, the workload's units' directories). The run's root and what the workload
+ * wrote are always removed; the cached tree stays for the next run.
  */
 export async function traceImage(repo: Repository, imageId: string, label: string, req: TraceRequest, reporter: Reporter): Promise<SandboxResult & { runtime: ImageRuntime }> {
   const work = join(await repo.blobs.scratchDir(), `trace-${label}`);
-  const root = join(work, 'root');
+  let held: RunRoot | undefined;
   try {
     const runtime = await runtimeForImage(repo, imageId, { units: req.units, command: req.run }, reporter);
-    await exportImage(repo, imageId, { format: 'dir', out: root }, reporter);
+    held = await runRoot(repo, imageId, work, reporter);
+    const root = held.root;
     reporter.emit({ type: 'stage', stage: 'profile', status: 'start', detail: req.run });
     const { run, probes, readyPort, readyLog, readyTimeoutMs, durationMs, probeTimeoutMs, repeat, onUnmet, where } = req;
     const result = await runSandboxed({ root, workDir: join(work, 'trace'), run, probes, readyPort, readyLog, readyTimeoutMs, durationMs, probeTimeoutMs, repeat, onUnmet, where, runtime: runtime.actions, reporter });
     reporter.emit({ type: 'stage', stage: 'profile', status: 'done', detail: `${result.trace.paths.size} paths, ${result.probes.length} probes` });
     return { ...result, runtime };
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await releaseRunRoot(held, work, reporter);
   }
 }
 

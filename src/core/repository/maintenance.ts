@@ -1,5 +1,5 @@
 import { sha256File } from '../../lib/fs.js';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, realpath, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IntegrityError } from '../../lib/errors.js';
 import type { Reporter } from '../../lib/reporter.js';
@@ -8,6 +8,8 @@ import { checkExtents, dataLength } from '../model/sparse.js';
 import { parseManifest } from '../model/manifest.js';
 import type { ImpactStaleRows } from './catalog-impact.js';
 import { holdsOf } from './holds.js';
+import { unmountUnder } from '../../lib/mounts.js';
+import { orphanTrees, removeTree, treeCacheDir } from './tree-cache.js';
 import { isProcessAlive } from '../../lib/file-mutex.js';
 import { orphanShipBuilds, removeOrphanShipBuilds } from './ship-builds.js';
 import { CorruptBlobError, usedBy } from './verify.js';
@@ -246,6 +248,8 @@ export interface GcReport {
   removedBytes: number;
   keptBlobs: number;
   removedScratchDirs: number;
+  /** Cached image trees (cache/trees) of images the catalog no longer holds: removed (or, with dryRun, that would be). */
+  removedTrees: number;
   /** Orphaned ship build directories (ship-builds/<publication>) removed; those of pending or interrupted publications stay. */
   removedShipBuilds: number;
   /** Rows of the impact index nothing live reaches: removed (or, with dryRun, that would be). */
@@ -280,14 +284,24 @@ export async function gcRepository(repo: Repository, reporter: Reporter, options
       if (!options.dryRun) await repo.blobs.remove(b.hash);
     }
     const stale = await staleScratch(repo);
-    if (!options.dryRun) for (const d of stale) await rm(join(repo.tmpRoot, d), { recursive: true, force: true });
+    if (!options.dryRun) {
+      for (const d of stale) {
+        // a process killed while a workload ran leaves its overlay mounted in its scratch directory
+        const dir = join(repo.tmpRoot, d);
+        await unmountUnder(await realpath(dir).catch(() => dir));
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+    const trees = await orphanTrees(repo, async (id) => held.images.includes(id) || (await repo.catalog.getImage(id)) !== undefined);
+    let removedTrees = 0;
+    for (const t of trees) if (options.dryRun || (await removeTree(treeCacheDir(repo), t))) removedTrees++;
     const shipBuilds = await removeOrphanShipBuilds(repo, { dryRun: options.dryRun });
     const impactRows = options.dryRun ? await repo.catalog.impact.stale() : await repo.catalog.impact.prune();
     reporter.emit({ type: 'info', message: `${options.dryRun ? 'would remove' : 'removed'} ${removedBlobs} blobs (${removedBytes} bytes)` });
     if (held.images.length > 0) {
       reporter.emit({ type: 'warn', code: 'W_GC_DANGLING', message: `kept the objects of ${held.images.length} image(s) removed with --force that channels, PXE assignments or publications still name: ${held.images.map((i) => i.slice(0, 12)).join(', ')}` });
     }
-    return { dryRun: options.dryRun ?? false, removedBlobs, removedBytes, keptBlobs, removedScratchDirs: stale.length, removedShipBuilds: shipBuilds.length, impactRows, danglingImages: held.images };
+    return { dryRun: options.dryRun ?? false, removedBlobs, removedBytes, keptBlobs, removedScratchDirs: stale.length, removedTrees, removedShipBuilds: shipBuilds.length, impactRows, danglingImages: held.images };
   } finally {
     await lock.release();
   }
