@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { link, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { link, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { errnoCode, throwIfCancelled } from './errors.js';
 
 /** Whether a process with this pid runs on this machine (EPERM: it does, as another user). */
@@ -45,6 +46,7 @@ async function holderPid(file: string): Promise<number | undefined> {
 export async function withFileMutex<T>(file: string, work: () => Promise<T>, options: FileMutexOptions = {}): Promise<T> {
   const mine = JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), nonce: randomBytes(6).toString('hex') });
   const draft = `${file}.${process.pid}-${randomBytes(6).toString('hex')}.new`;
+  await removeDeadDrafts(file);
   await writeFile(draft, mine, { flag: 'wx' });
   let told = false;
   try {
@@ -75,5 +77,15 @@ export async function withFileMutex<T>(file: string, work: () => Promise<T>, opt
     return await work();
   } finally {
     if ((await readFile(file, 'utf8').catch(() => '')) === mine) await rm(file, { force: true });
+  }
+}
+
+/** Drafts of `file` (`<file>.<pid>-<hex>.new`) whose process died between writing and linking them. */
+async function removeDeadDrafts(file: string): Promise<void> {
+  const prefix = `${basename(file)}.`;
+  for (const name of await readdir(dirname(file)).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix) || !name.endsWith('.new')) continue;
+    const pid = Number(/^(\d+)-[0-9a-f]+\.new$/.exec(name.slice(prefix.length))?.[1]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isProcessAlive(pid)) await rm(join(dirname(file), name), { force: true });
   }
 }

@@ -43,6 +43,24 @@ describe('withFileMutex', () => {
     expect(await readdir(dir)).toEqual(['counter']);
   });
 
+  it('removes the drafts of processes that died before linking them, and no one else\'s', async () => {
+    const dir = join(tmp.dir, 'drafts');
+    await execa('mkdir', ['-p', dir]);
+    const lock = join(dir, 'repo.lock');
+    const dead = Number((await execa(process.execPath, ['-e', 'console.log(process.pid)'])).stdout);
+    const sleeper = execa('sleep', ['30'], { reject: false });
+    const live = sleeper.pid!;
+    const names = [`repo.lock.${dead}-0a1b2c3d4e5f.new`, `repo.lock.${live}-0a1b2c3d4e5f.new`, `other.lock.${dead}-0a1b2c3d4e5f.new`, 'repo.lock.notes'];
+    for (const n of names) await writeFile(join(dir, n), '{}');
+    try {
+      expect(await withFileMutex(lock, async () => 'ran')).toBe('ran');
+      expect((await readdir(dir)).sort()).toEqual(names.slice(1).sort());
+    } finally {
+      sleeper.kill();
+      await sleeper;
+    }
+  });
+
   it('takes over a lock whose process is gone, and waits for one whose process lives', async () => {
     const lock = join(tmp.dir, 'stale.lock');
     const dead = await execa(process.execPath, ['-e', 'console.log(process.pid)']);
