@@ -13,6 +13,11 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
+/** Whether `pid` names another process of this machine that no longer runs (what a name carrying a pid leaves behind). */
+export function isDeadOtherProcess(pid: number): boolean {
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isProcessAlive(pid);
+}
+
 export interface FileMutexOptions {
   /** Stops waiting (the work never starts). */
   signal?: AbortSignal;
@@ -86,6 +91,6 @@ async function removeDeadDrafts(file: string): Promise<void> {
   for (const name of await readdir(dirname(file)).catch(() => [] as string[])) {
     if (!name.startsWith(prefix) || !name.endsWith('.new')) continue;
     const pid = Number(/^(\d+)-[0-9a-f]+\.new$/.exec(name.slice(prefix.length))?.[1]);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isProcessAlive(pid)) await rm(join(dirname(file), name), { force: true });
+    if (isDeadOtherProcess(pid)) await rm(join(dirname(file), name), { force: true });
   }
 }

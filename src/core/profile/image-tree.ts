@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { cancellationError } from '../../lib/errors.js';
 import { runTool } from '../../lib/exec.js';
 import { unmount } from '../../lib/mounts.js';
+import { CAP, hasCapability } from '../../lib/privileges.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { exportImage } from '../export/export-image.js';
 import type { Repository } from '../repository/repository.js';
@@ -34,7 +35,9 @@ const MOUNTABLE = /^[^,:\\\n]+$/;
 export async function runRoot(repo: Repository, imageId: string, work: string, reporter: Reporter, signal?: AbortSignal): Promise<RunRoot> {
   const root = join(work, 'root');
   const kept = treesKept();
-  if (kept > 0 && process.getuid?.() === 0 && MOUNTABLE.test(work) && MOUNTABLE.test(repo.root)) {
+  // mounting needs CAP_SYS_ADMIN: without it (uid 0 with no capabilities too) the tree would be
+  // written into the cache for nothing
+  if (kept > 0 && hasCapability(CAP.SYS_ADMIN) && MOUNTABLE.test(work) && MOUNTABLE.test(repo.root)) {
     const lower = await cachedTree(repo, imageId, kept, reporter, signal);
     const upper = join(work, 'upper');
     const scratch = join(work, 'overlay-work');

@@ -10,7 +10,7 @@ import type { ImpactStaleRows } from './catalog-impact.js';
 import { holdsOf } from './holds.js';
 import { unmountUnder } from '../../lib/mounts.js';
 import { orphanTrees, removeTree, treeCacheDir } from './tree-cache.js';
-import { isProcessAlive } from '../../lib/file-mutex.js';
+import { isDeadOtherProcess } from '../../lib/file-mutex.js';
 import { orphanShipBuilds, removeOrphanShipBuilds } from './ship-builds.js';
 import { CorruptBlobError, usedBy } from './verify.js';
 import type { Repository } from './repository.js';
@@ -130,7 +130,7 @@ async function staleScratch(repo: Repository): Promise<string[]> {
   const names = await readdir(repo.tmpRoot).catch(() => [] as string[]);
   return names.filter((n) => {
     const pid = Number(n.split('-')[0]);
-    return !Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && !isProcessAlive(pid));
+    return !Number.isInteger(pid) || pid <= 0 || isDeadOtherProcess(pid);
   });
 }
 

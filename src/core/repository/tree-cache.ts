@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../../lib/errors.js';
-import { isProcessAlive } from '../../lib/file-mutex.js';
+import { isDeadOtherProcess } from '../../lib/file-mutex.js';
 import { overlayUsesLower } from '../../lib/mounts.js';
 import type { Reporter } from '../../lib/reporter.js';
 import { exportImage } from '../export/export-image.js';
@@ -65,7 +65,7 @@ async function trimTrees(dir: string, kept: number, keep: string): Promise<void>
   for (const name of names) {
     if (name.startsWith('.')) {
       const pid = Number(/^\.[0-9a-f]+\.(\d+)-/.exec(name)?.[1]);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isProcessAlive(pid)) await rm(join(dir, name), { recursive: true, force: true });
+      if (isDeadOtherProcess(pid)) await rm(join(dir, name), { recursive: true, force: true });
       continue;
     }
     if (name === keep) continue;
