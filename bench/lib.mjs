@@ -13,13 +13,14 @@ export const resultsDir = join(root, 'bench', 'results');
 
 /**
  * A cached mmdebstrap minbase tar with the given packages (built once; never committed), through
- * aim's own gold cache (dist must be built), so tests, demo and benchmarks share trees.
+ * aim's own gold cache (dist must be built): named by the recipe, apt sources scrubbed, the same
+ * tree the tests get for those packages.
  */
 export async function goldTar(name, packages) {
-  const { cachedGoldTar } = await import(join(root, 'dist', 'src', 'core', 'import', 'gold-cache.js'));
-  const out = join(devCache, 'gold', `${name}.tar`);
-  if (!existsSync(out)) console.error(`bench: building gold tree ${name} (${packages.join(',')}) with mmdebstrap…`);
-  return cachedGoldTar(join(devCache, 'gold'), { packages, keepAptSources: true }, `${name}.tar`);
+  const { cachedGoldTar, goldTarPath } = await import(join(root, 'dist', 'src', 'core', 'import', 'gold-cache.js'));
+  const recipe = { packages };
+  if (!existsSync(await goldTarPath(join(devCache, 'gold'), recipe))) console.error(`bench: building gold tree ${name} (${packages.join(',')}) with mmdebstrap…`);
+  return cachedGoldTar(join(devCache, 'gold'), recipe);
 }
 
 /** Extracts a tar exactly (as root) into dir once. */

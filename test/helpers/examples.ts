@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTemplate, templateCopyIns } from '../../src/core/template/index.js';
 import { aim, projectRoot } from './cli.js';
-import { cachedGoldTar, layeredGoldTar } from './gold.js';
+import { layeredGoldTar } from './gold.js';
 import { tempDir } from './tmp.js';
 
 export interface ProbeJson {
@@ -68,10 +68,13 @@ export async function goldRecipe(dir: string): Promise<{ tag: string; packages: 
   return { tag: gold.tag!, packages: gold.include, copyIns: templateCopyIns(loaded) };
 }
 
-/** The cached gold tar of one example's own recipe. */
+/**
+ * The cached gold tar of one example's own recipe: the tree of its packages (shared with every
+ * other user of those packages) with its copy-ins laid over it.
+ */
 export async function ownGoldTar(dir: string): Promise<string> {
   const r = await goldRecipe(dir);
-  return cachedGoldTar(r.packages, r.copyIns);
+  return layeredGoldTar(r.packages, r.copyIns);
 }
 
 /**

@@ -19,11 +19,13 @@ export const GOLD = {
 export const goldCacheDir = join(devCache, 'gold');
 
 /**
- * Path of a cached mmdebstrap minbase tar with the given packages, building it when absent.
- * These trees keep the machine's apt sources (the cache is never committed).
+ * Path of a cached mmdebstrap minbase tar with the given packages, building it when absent. It is
+ * the tree of that recipe whoever asks (named by the recipe, apt sources scrubbed as `aim image
+ * gold debian` does), so an example with the same packages and the benchmarks reuse it: every
+ * mmdebstrap run is a minute of a test worker.
  */
 export async function goldTar(name: keyof typeof GOLD): Promise<string> {
-  return cached(goldCacheDir, { packages: GOLD[name], keepAptSources: true }, `${name}.tar`);
+  return cachedGoldTar(GOLD[name]);
 }
 
 /**
@@ -40,10 +42,12 @@ export async function cachedGoldTar(packages: readonly string[], copyIns: readon
  * A minbase tar with `packages`, then the copy-ins laid over it, as mmdebstrap's copy-in would
  * have put them (owned by root, modes as on the host, DEST created). The package tree is cached
  * by its packages alone and the layered tar by both: editing an example's files costs a copy of
- * the tar, not a new mmdebstrap run of a large tree.
+ * the tar, not a new mmdebstrap run of a large tree, and recipes with the same packages share one
+ * mmdebstrap run. Without copy-ins it is the package tree itself.
  */
 export async function layeredGoldTar(packages: readonly string[], copyIns: readonly string[]): Promise<string> {
   const base = await cachedGoldTar(packages);
+  if (copyIns.length === 0) return base;
   const resolved = await resolveCopyIns(copyIns, projectRoot);
   const key = (await goldRecipeKey({ packages, copyIns: resolved })).slice(0, 16);
   return cachedFile(join(goldCacheDir, `layered-${key}.tar`), (tmp) => layerOnto(base, resolved, tmp));

@@ -47,12 +47,14 @@ export async function goldRecipeKey(recipe: GoldRecipe): Promise<string> {
 /** A large tree (a JDK, a database) on a loaded 2-core machine takes 20 minutes. */
 const MMDEBSTRAP_TIMEOUT_MS = 40 * 60_000;
 
-/**
- * Path of the cached tar for `recipe` in `cacheDir` (named `file`, or by the recipe's key),
- * building it with mmdebstrap when absent.
- */
-export async function cachedGoldTar(cacheDir: string, recipe: GoldRecipe, file?: string): Promise<string> {
-  const out = join(cacheDir, file ?? `gold-${(await goldRecipeKey(recipe)).slice(0, 16)}.tar`);
+/** Where the cached tar for `recipe` lives in `cacheDir`: named by the recipe's key. */
+export async function goldTarPath(cacheDir: string, recipe: GoldRecipe): Promise<string> {
+  return join(cacheDir, `gold-${(await goldRecipeKey(recipe)).slice(0, 16)}.tar`);
+}
+
+/** Path of the cached tar for `recipe` in `cacheDir`, building it with mmdebstrap when absent. */
+export async function cachedGoldTar(cacheDir: string, recipe: GoldRecipe): Promise<string> {
+  const out = await goldTarPath(cacheDir, recipe);
   return cachedFile(out, async (tmp) => {
     const suite = recipe.suite ?? 'bookworm';
     const args = mmdebstrapArgs({
