@@ -4,6 +4,7 @@
  * Real vmware builds (VMDK + OVA) of a small image with a stand-in kernel core.
  */
 import { execa, type ResultPromise } from 'execa';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,6 +41,8 @@ interface ErrorJson {
   error: { code: string; message: string; hint?: string; exitCode: number };
 }
 
+/** Larger than the socket buffers a held upload can fill (see beforeAll). */
+const PAYLOAD_BYTES = 16 << 20;
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let repo: string;
 let ds: FakeDatastore;
@@ -78,6 +81,11 @@ beforeAll(async () => {
   repo = join(tmp.dir, 'repo');
   await mkdir(join(tmp.dir, 'app'));
   await writeFile(join(tmp.dir, 'app', 'app'), '#!/bin/sh\n', { mode: 0o755 });
+  // Incompressible bytes that make each upload larger than the socket buffers between aim and the
+  // datastore (here up to 4 MiB of send buffer; a paused reader's receive buffer stays small).
+  // Without them the OVA was 2 MB: a held PUT could sit whole in those buffers when the kill came
+  // late on a loaded machine, and the datastore then read a complete body, not a cut one.
+  await writeFile(join(tmp.dir, 'app', 'payload'), randomBytes(PAYLOAD_BYTES));
   expect((await run('repo', 'init')).exitCode).toBe(0);
   const app = await run<{ id: string }>('image', 'import', join(tmp.dir, 'app'), '--tag', 'slim/app:1');
   expect(app.exitCode, app.stderr).toBe(0);
