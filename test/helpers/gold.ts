@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, cp, mkdir, readdir, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { basename, join, posix } from 'node:path';
-import { cachedFile, cachedGoldTar as cached, goldRecipeKey, type GoldRecipe } from '../../src/core/import/gold-cache.js';
+import { cachedFile, cachedGoldTar as cached, goldRecipeKey } from '../../src/core/import/gold-cache.js';
 import { resolveCopyIns, type CopyIn } from '../../src/core/import/gold-debian.js';
 import { walkTarFile } from '../../src/core/import/tar-reader.js';
 import { devCache, projectRoot } from './cli.js';
@@ -29,13 +29,12 @@ export async function goldTar(name: keyof typeof GOLD): Promise<string> {
 }
 
 /**
- * A cached minbase tar with `packages` and host content copied in ("SRC:DEST", SRC relative to
- * the project root), named by the content of that recipe so tests, the demo and the benchmarks
- * share it. Apt sources are scrubbed, as `aim image gold debian` does.
+ * A cached minbase tar with `packages`, named by that recipe so tests, the demo and the benchmarks
+ * share it. Apt sources are scrubbed, as `aim image gold debian` does. Copy-ins go on top of it
+ * (layeredGoldTar), never into the mmdebstrap run.
  */
-export async function cachedGoldTar(packages: readonly string[], copyIns: readonly string[] = []): Promise<string> {
-  const recipe: GoldRecipe = { packages, copyIns: await resolveCopyIns(copyIns, projectRoot) };
-  return cached(goldCacheDir, recipe);
+export async function cachedGoldTar(packages: readonly string[]): Promise<string> {
+  return cached(goldCacheDir, { packages });
 }
 
 /**
