@@ -1,9 +1,10 @@
 import { AimError, ExitCode, NotFoundError } from '../../lib/errors.js';
-import type { Reporter } from '../../lib/reporter.js';
+import type { AimEvent, Reporter } from '../../lib/reporter.js';
 import { probeExpectation, probeLabel, type ProbeResult, type ProbeSpec } from '../profile/probes.js';
 import { profileUnits, traceImage } from '../profile/profile-run.js';
 import type { SandboxResult } from '../profile/sandbox.js';
 import type { Repository } from '../repository/repository.js';
+import { treesKept } from '../repository/tree-cache.js';
 import type { SlimReport } from './compose.js';
 
 /** What is compared of one probe try: status or exit and the body or output hash, or why there was no answer. */
@@ -132,6 +133,16 @@ export function verifyFailure(report: VerifyReport, allowFlaky = false): AimErro
   return undefined;
 }
 
+/** One side's events (the gold or the slim run), named: both runs report at the same time. */
+function sideReporter(reporter: Reporter, side: 'gold' | 'slim'): Reporter {
+  const named = (e: AimEvent): AimEvent => {
+    if (e.type === 'info' || e.type === 'warn') return { ...e, message: `${side}: ${e.message}` };
+    if (e.type === 'stage' && e.detail !== undefined) return { ...e, detail: `${side}: ${e.detail}` };
+    return e;
+  };
+  return { emit: (e) => reporter.emit(named(e)) };
+}
+
 /** What a slim image records about how it was made: its gold image and profile. */
 export async function slimOrigin(repo: Repository, slimId: string): Promise<{ gold?: string; profile?: string }> {
   const report = (await repo.catalog.getSlimReport(slimId)) as Partial<SlimReport> | undefined;
@@ -163,13 +174,30 @@ export async function verifySlim(repo: Repository, req: VerifyRequest, reporter:
     repeat,
     units: profileUnits(profile),
   };
-  const gold = await traceImage(repo, req.goldId, 'verify-gold', { ...base, where: 'in the gold image' }, reporter);
-  const slim = await traceImage(repo, req.slimId, 'verify-slim', { ...base, onUnmet: 'record', where: 'in the slim image' }, reporter).catch((e: unknown) => {
-    if (e instanceof AimError) {
-      throw new AimError('E_VERIFY_FAILED', `the slim image does not run the workload: ${e.message}`, ExitCode.verifyFailed, { cause: e, hint: e.hint });
-    }
-    throw e;
-  });
+  // Gold and slim side by side (each in its own namespaces and overlay): verify takes as long as
+  // the longer run, not both. A gold run that fails decides the outcome whatever slim did, as it
+  // did when gold ran first; only then does a failure of the slim run count.
+  const goldRun = () => traceImage(repo, req.goldId, 'verify-gold', { ...base, where: 'in the gold image' }, sideReporter(reporter, 'gold'));
+  const slimRun = () =>
+    traceImage(repo, req.slimId, 'verify-slim', { ...base, onUnmet: 'record', where: 'in the slim image' }, sideReporter(reporter, 'slim')).catch((e: unknown) => {
+      if (e instanceof AimError) {
+        throw new AimError('E_VERIFY_FAILED', `the slim image does not run the workload: ${e.message}`, ExitCode.verifyFailed, { cause: e, hint: e.hint });
+      }
+      throw e;
+    });
+  let gold: Awaited<ReturnType<typeof goldRun>>;
+  let slim: Awaited<ReturnType<typeof slimRun>>;
+  if (treesKept() >= 2) {
+    const [g, s] = await Promise.allSettled([goldRun(), slimRun()]);
+    if (g.status === 'rejected') throw g.reason;
+    if (s.status === 'rejected') throw s.reason;
+    gold = g.value;
+    slim = s.value;
+  } else {
+    // one cached tree at most (or none): either run's tree could go while the other mounts it
+    gold = await goldRun();
+    slim = await slimRun();
+  }
   const byProbe = (rounds: ProbeResult[][], i: number) => rounds.map((round) => round[i]!);
   const probes = specs.map((spec, i) => compareProbe(spec, byProbe(gold.probeRounds, i), byProbe(slim.probeRounds, i)));
   const missing = [...slim.trace.paths.values()]
