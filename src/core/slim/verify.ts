@@ -133,6 +133,14 @@ export function verifyFailure(report: VerifyReport, allowFlaky = false): AimErro
   return undefined;
 }
 
+/** Both results once both have settled; the first promise's failure wins over the second's. */
+async function inOrderOfBlame<A, B>(first: Promise<A>, second: Promise<B>): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === 'rejected') throw a.reason;
+  if (b.status === 'rejected') throw b.reason;
+  return [a.value, b.value];
+}
+
 /** One side's events (the gold or the slim run), named: both runs report at the same time. */
 function sideReporter(reporter: Reporter, side: 'gold' | 'slim'): Reporter {
   const named = (e: AimEvent): AimEvent => {
@@ -185,19 +193,8 @@ export async function verifySlim(repo: Repository, req: VerifyRequest, reporter:
       }
       throw e;
     });
-  let gold: Awaited<ReturnType<typeof goldRun>>;
-  let slim: Awaited<ReturnType<typeof slimRun>>;
-  if (treesKept() >= 2) {
-    const [g, s] = await Promise.allSettled([goldRun(), slimRun()]);
-    if (g.status === 'rejected') throw g.reason;
-    if (s.status === 'rejected') throw s.reason;
-    gold = g.value;
-    slim = s.value;
-  } else {
-    // one cached tree at most (or none): either run's tree could go while the other mounts it
-    gold = await goldRun();
-    slim = await slimRun();
-  }
+  // with one cached tree at most (or none), either run's tree could go while the other mounts it
+  const [gold, slim] = treesKept() >= 2 ? await inOrderOfBlame(goldRun(), slimRun()) : [await goldRun(), await slimRun()];
   const byProbe = (rounds: ProbeResult[][], i: number) => rounds.map((round) => round[i]!);
   const probes = specs.map((spec, i) => compareProbe(spec, byProbe(gold.probeRounds, i), byProbe(slim.probeRounds, i)));
   const missing = [...slim.trace.paths.values()]

@@ -124,9 +124,7 @@ export async function writeTar(path: string, bytes: Buffer, compress?: Compresso
     await writeFile(path, gzipSync(bytes));
     return path;
   }
-  const tool = { zstd: ['zstd', '-q', '-c'], xz: ['xz', '-c'], bzip2: ['bzip2', '-c'] }[compress];
-  const r = await execa(tool[0]!, tool.slice(1), { input: bytes, encoding: 'buffer' });
-  await writeFile(path, Buffer.from(r.stdout as Uint8Array));
+  await writeFile(path, await compressed(bytes, compress));
   return path;
 }
 
